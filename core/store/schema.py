@@ -1,0 +1,138 @@
+"""The store's schema, as ordered, named migrations: the only place tables are defined.
+
+Each migration is applied once, in id order, and recorded in ``_migrations`` with the time it ran, so
+a file tells which schema it holds. Never edit a released migration: append a new one (its id is the
+next integer) and the code's ``SCHEMA_VERSION`` follows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Migration(NamedTuple):
+    id: int
+    name: str
+    sql: str
+
+
+MIGRATIONS_TABLE_SQL = """
+CREATE TABLE IF NOT EXISTS _migrations (
+    id         INTEGER PRIMARY KEY,
+    name       VARCHAR NOT NULL,
+    applied_at TIMESTAMP NOT NULL
+);
+"""
+
+_CORE_TABLES = """
+CREATE TABLE runs (
+    run_id     VARCHAR PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL,
+    model      VARCHAR NOT NULL,
+    config     JSON NOT NULL,
+    versions   JSON NOT NULL,
+    status     VARCHAR NOT NULL          -- 'running' until finish_run, then 'complete'
+);
+
+CREATE TABLE languages (
+    lang           VARCHAR PRIMARY KEY,  -- FLORES-200 code
+    name           VARCHAR NOT NULL,
+    resource_level VARCHAR,
+    whisper_hours  DOUBLE,
+    level_source   VARCHAR,
+    espeak_voice   VARCHAR
+);
+
+CREATE TABLE items (
+    item_id     INTEGER PRIMARY KEY,
+    sentence_id INTEGER NOT NULL,
+    lang        VARCHAR NOT NULL,
+    modality    VARCHAR NOT NULL CHECK (modality IN ('text', 'speech')),
+    text        VARCHAR NOT NULL,        -- the sentence (for speech: what is said)
+    duration_s  DOUBLE,                  -- speech only
+    n_tokens    INTEGER,                 -- text only, when the tokenizer is known
+    cer         DOUBLE,                  -- speech only, when a model transcribed it
+    transcript  VARCHAR,
+    voice       VARCHAR,                 -- who speaks: 'espeak-ng <version> <voice>' or 'recording'
+    UNIQUE (lang, modality, sentence_id)
+);
+
+CREATE TABLE components (
+    run_id      VARCHAR NOT NULL,
+    component   VARCHAR NOT NULL,
+    modality    VARCHAR NOT NULL CHECK (modality IN ('text', 'speech')),
+    n_layers    INTEGER NOT NULL,
+    dim         INTEGER NOT NULL,
+    description VARCHAR,
+    layer_names JSON,
+    PRIMARY KEY (run_id, component)
+);
+
+CREATE TABLE activations (
+    run_id    VARCHAR NOT NULL,
+    component VARCHAR NOT NULL,
+    layer     INTEGER NOT NULL,
+    item_id   INTEGER NOT NULL,
+    dtype     VARCHAR NOT NULL CHECK (dtype IN ('float16', 'float32')),
+    dim       INTEGER NOT NULL,
+    vector    BLOB NOT NULL,             -- little-endian dtype[dim]
+    PRIMARY KEY (run_id, component, layer, item_id)
+);
+
+CREATE TABLE metrics (
+    run_id             VARCHAR NOT NULL,
+    pairing            VARCHAR NOT NULL CHECK (pairing IN ('text-text', 'speech-speech', 'text-speech')),
+    component_a        VARCHAR NOT NULL,
+    component_b        VARCHAR NOT NULL,
+    layer_a            INTEGER NOT NULL,
+    layer_b            INTEGER NOT NULL,
+    depth              DOUBLE NOT NULL,  -- relative depth in [0, 1] the two layers were aligned at
+    lang_a             VARCHAR NOT NULL,
+    lang_b             VARCHAR NOT NULL,
+    modality_a         VARCHAR NOT NULL,
+    modality_b         VARCHAR NOT NULL,
+    metric             VARCHAR NOT NULL,
+    params             JSON,
+    n_samples          INTEGER NOT NULL,
+    value              DOUBLE,
+    baseline_mean      DOUBLE,
+    baseline_std       DOUBLE,
+    ci_low             DOUBLE,
+    ci_high            DOUBLE,
+    length_baseline    DOUBLE,
+    value_residualised DOUBLE
+);
+
+CREATE TABLE projections (
+    run_id    VARCHAR NOT NULL,
+    component VARCHAR NOT NULL,
+    layer     INTEGER NOT NULL,
+    item_id   INTEGER NOT NULL,
+    method    VARCHAR NOT NULL,
+    x         DOUBLE NOT NULL,
+    y         DOUBLE NOT NULL,
+    params    JSON,
+    PRIMARY KEY (run_id, component, layer, item_id, method)
+);
+"""
+
+_DASHBOARD_INDEXES = """
+CREATE INDEX metrics_by_run_metric_pairing_layer ON metrics (run_id, metric, pairing, layer_a);
+CREATE INDEX items_by_lang_modality ON items (lang, modality, sentence_id);
+"""
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "core tables", _CORE_TABLES),
+    Migration(2, "indexes for dashboard queries", _DASHBOARD_INDEXES),
+]
+
+SCHEMA_VERSION: int = MIGRATIONS[-1].id
+
+
+def _check_ordered(migrations: list[Migration]) -> None:
+    ids = [m.id for m in migrations]
+    if ids != list(range(1, len(ids) + 1)):
+        raise RuntimeError(f"migration ids must be 1..n in order, got {ids}")
+
+
+_check_ordered(MIGRATIONS)

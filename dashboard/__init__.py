@@ -1,0 +1,1 @@
+"""Streamlit + Plotly dashboard over a Crossmodal Lens store (see docs/ARCHITECTURE.md)."""

@@ -1,0 +1,374 @@
+"""The dashboard's one door to the store: which file, cached queries, and the shared sidebar.
+
+Pages stay thin: they call ``store_ref()`` and ``sidebar(...)`` here, query through the cached
+functions below, and hand the frames to ``dashboard.charts``. No SQL here either: every read goes
+through ``core.store.Store``'s read API.
+
+Caching: the open Store is a ``st.cache_resource`` keyed on path + file mtime, so a store republished
+with ``publish_atomically`` (new mtime) is picked up on the next rerun; the old one is closed first,
+because DuckDB shares one database instance per path within a process. Query results are
+``st.cache_data`` keyed on the same pair.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import pandas as pd
+import streamlit as st
+
+from core.store import Store
+from dashboard import charts
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP_PATH = Path(__file__).resolve().parent / "app.py"
+DEFAULT_STORE = REPO_ROOT / "data" / "crossmodal_lens.duckdb"
+STORE_ENV = "CROSSMODAL_LENS_STORE"
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------------- which store
+
+def resolve_store_path(argv: Sequence[str] | None = None,
+                       environ: Mapping[str, str] | None = None) -> Path:
+    """``streamlit run dashboard/app.py -- PATH`` (or ``--store PATH``) wins, then
+    ``$CROSSMODAL_LENS_STORE``, then the bundled ``data/crossmodal_lens.duckdb`` of this checkout.
+
+    Relative user paths are taken from the current directory (where the user typed them); the
+    default is resolved from this file, so it works from any working directory.
+    """
+    argv = sys.argv if argv is None else argv
+    environ = os.environ if environ is None else environ
+    chosen = _store_argument(argv) or environ.get(STORE_ENV, "").strip()
+    return Path(chosen).expanduser().resolve() if chosen else DEFAULT_STORE
+
+
+def _store_argument(argv: Sequence[str]) -> str | None:
+    """The store path among the script arguments, but only when argv is the app's own: streamlit sets
+    ``argv[0]`` to the script, while under pytest (AppTest) argv holds pytest's arguments."""
+    if len(argv) < 2 or Path(argv[0]).resolve() != APP_PATH:
+        return None
+    args = list(argv[1:])
+    for i, arg in enumerate(args):
+        if arg == "--store" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--store="):
+            return arg.split("=", 1)[1]
+    positional = [a for a in args if not a.startswith("-")]
+    return positional[0] if positional else None
+
+
+def rebuild_command(path: Path | str) -> str:
+    return f"python -m precompute build --model whisper-base --out {path}"
+
+
+def rebuild_hint(path: Path) -> str:
+    return (f"Build it with `{rebuild_command(path)}`, or point the dashboard at "
+            f"another store: `{STORE_ENV}=/path/to/store.duckdb streamlit run dashboard/app.py` "
+            "(or `streamlit run dashboard/app.py -- /path/to/store.duckdb`).")
+
+
+class StoreRef(NamedTuple):
+    """Cache key of an open store: its path and the file's mtime (changes when republished)."""
+    path: str
+    mtime_ns: int
+
+
+@dataclass
+class _Handle:
+    store: Store
+    lock: threading.Lock
+
+
+def _release(handle: _Handle) -> None:
+    with handle.lock:
+        handle.store.close()
+
+
+@st.cache_resource(show_spinner="Opening the store…", on_release=_release, max_entries=8)
+def _open_store(path: str, mtime_ns: int) -> _Handle:
+    return _Handle(Store.open(path, read_only=True), threading.Lock())
+
+
+_SEEN_MTIME: dict[str, int] = {}
+_SEEN_LOCK = threading.Lock()
+
+
+def _close_replaced(path: str, mtime_ns: int) -> None:
+    """Close the Store opened on an older version of ``path`` before opening the new one."""
+    with _SEEN_LOCK:
+        previous = _SEEN_MTIME.get(path)
+        _SEEN_MTIME[path] = mtime_ns
+    if previous is not None and previous != mtime_ns:
+        _open_store.clear(path, previous)
+        st.cache_data.clear()
+
+
+def store_ref() -> StoreRef:
+    """Open (or reuse) the store; on a missing or incompatible file show why and stop the page."""
+    path = resolve_store_path()
+    if not path.is_file():
+        st.error(f"**No store found at `{path}`.**\n\n{rebuild_hint(path)}", icon=":material/error:")
+        st.stop()
+    mtime_ns = path.stat().st_mtime_ns
+    _close_replaced(str(path), mtime_ns)
+    try:
+        _open_store(str(path), mtime_ns)
+    except Exception as exc:  # noqa: BLE001 - any failure to open is shown to the user, not raised
+        st.error(f"**The store at `{path}` cannot be used by this version of the dashboard.**\n\n"
+                 f"{exc}\n\nRebuild it with `{rebuild_command(path)}`.",
+                 icon=":material/error:")
+        st.stop()
+    return StoreRef(str(path), mtime_ns)
+
+
+def _read(ref: StoreRef, query: Callable[[Store], T]) -> T:
+    handle = _open_store(ref.path, ref.mtime_ns)
+    with handle.lock:  # one DuckDB connection is shared by every session's thread
+        return query(handle.store)
+
+
+# ------------------------------------------------------------------------------- cached queries
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def runs(ref: StoreRef) -> pd.DataFrame:
+    return _read(ref, lambda s: s.runs())
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def languages(ref: StoreRef) -> pd.DataFrame:
+    return _read(ref, lambda s: s.languages())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def items(ref: StoreRef) -> pd.DataFrame:
+    return _read(ref, lambda s: s.items())
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def schema_version(ref: StoreRef) -> int:
+    return _read(ref, lambda s: s.schema_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def components(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    return _read(ref, lambda s: s.components(run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def metric_names(ref: StoreRef, run_id: str) -> list[str]:
+    return _read(ref, lambda s: s.metric_names(run_id))
+
+
+@st.cache_data(show_spinner="Loading metrics…", max_entries=256)
+def metrics(ref: StoreRef, run_id: str, *, metric: str | None = None, pairing: str | None = None,
+            layer: int | None = None, langs: tuple[str, ...] | None = None,
+            components: tuple[str, str] | None = None) -> pd.DataFrame:
+    """Metric rows; ``components`` = (component_a, component_b) keeps one component pair, for models
+    with several components of a modality."""
+    rows = _read(ref, lambda s: s.metrics(run_id, metric=metric, pairing=pairing, layer=layer,
+                                          langs=list(langs) if langs is not None else None))
+    if components is not None:
+        rows = rows[(rows["component_a"] == components[0]) & (rows["component_b"] == components[1])]
+    return rows.reset_index(drop=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def metric_layers(ref: StoreRef, run_id: str, metric: str, pairing: str) -> pd.DataFrame:
+    """Distinct (component_a, component_b, layer_a) of one pairing: the layer slider's options."""
+    rows = metrics(ref, run_id, metric=metric, pairing=pairing)
+    return (rows[["component_a", "component_b", "layer_a"]].drop_duplicates()
+            .sort_values(["component_a", "component_b", "layer_a"]).reset_index(drop=True))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def projection_maps(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """The run's stored 2-D maps (see ``charts.projection_maps``)."""
+    rows = _read(ref, lambda s: s.projections(run_id))
+    return charts.projection_maps(rows[["component", "layer", "method", "params"]],
+                                  components(ref, run_id))
+
+
+@st.cache_data(show_spinner="Loading projection…", max_entries=64)
+def projection(ref: StoreRef, run_id: str, members: tuple[tuple[str, int], ...],
+               method: str) -> pd.DataFrame:
+    """The points of one map: every member (component, layer), with item lang/modality/text."""
+    frames = [_read(ref, lambda s, comp=comp, layer=layer: s.projections(run_id, component=comp,
+                                                                          layer=layer))
+              for comp, layer in members]
+    rows = pd.concat(frames, ignore_index=True)
+    return rows[rows["method"] == method].reset_index(drop=True)
+
+
+@st.cache_data(show_spinner="Computing the findings…", max_entries=32)
+def findings(ref: StoreRef, run_id: str, metric: str) -> list:
+    from core.findings import compute_findings  # noqa: PLC0415 - only the Findings page needs it
+
+    return compute_findings(metrics(ref, run_id, metric=metric), languages(ref),
+                            components(ref, run_id), metric=metric)
+
+
+# ---------------------------------------------------------------------------------- the sidebar
+
+@dataclass(frozen=True)
+class Selection:
+    """What the shared sidebar widgets currently say."""
+    run_id: str
+    model: str
+    metric: str | None = None
+    pairing: str | None = None
+    layer: int | None = None
+    layer_names: tuple[str, ...] = ()
+    langs: tuple[str, ...] = ()
+    view: str = "raw"
+    components: tuple[str, str] | None = None
+
+    @property
+    def layer_label(self) -> str:
+        return charts.layer_name(self.layer, self.layer_names) if self.layer is not None else ""
+
+
+def component_layer_names(components_df: pd.DataFrame, component: str) -> tuple[str, ...]:
+    row = components_df[components_df["component"] == component]
+    if row.empty:
+        return ()
+    names = row.iloc[0]["layer_names"]
+    return tuple(str(n) for n in names) if names is not None and len(names) else ()
+
+
+def pairing_layer_names(ref: StoreRef, run_id: str, metric: str, pairing: str) -> tuple[str, ...]:
+    """Layer names of side a's component in a pairing (the text side of text-speech)."""
+    layers_df = metric_layers(ref, run_id, metric, pairing)
+    if layers_df.empty:
+        return ()
+    return component_layer_names(components(ref, run_id), str(layers_df["component_a"].iloc[0]))
+
+
+_SHADOW = "_kept_"
+
+
+def _prepare(key: str, options: Sequence[Any], default: Any, *, multi: bool = False) -> None:
+    """Seed a widget's state before it is drawn: its current value, else the value it had on the
+    previous page (Streamlit drops the state of widgets a page does not draw), else ``default``;
+    values no longer among ``options`` (another run, other layers) fall back to ``default``."""
+    if key in st.session_state:
+        value = st.session_state[key]
+    else:
+        value = st.session_state.get(_SHADOW + key, default)
+    if multi:
+        kept = [v for v in (value or []) if v in options]
+        value = kept if kept or not value else list(default)
+    elif value not in options:
+        value = default
+    st.session_state[key] = value
+
+
+def _remember(key: str) -> Any:
+    """Keep a drawn widget's value for the next page (see ``_prepare``) and return it."""
+    st.session_state[_SHADOW + key] = st.session_state[key]
+    return st.session_state[key]
+
+
+def sidebar(ref: StoreRef, *, metric: bool = True, pairing: bool = False, layer: bool = False,
+            langs: bool = True, view: bool = True) -> Selection:
+    """Draw the shared sidebar widgets a page needs and return their values.
+
+    Stops the page with a message when the store holds no runs or no metrics for the chosen run.
+    """
+    runs_df = runs(ref)
+    if runs_df.empty:
+        st.warning(f"This store holds no runs yet. Build one with `{rebuild_command(ref.path)}`.")
+        st.stop()
+    sb = st.sidebar
+    run_ids = list(runs_df["run_id"])
+    complete = runs_df[runs_df["status"] == "complete"]
+    default_run = (complete if not complete.empty else runs_df).iloc[-1]["run_id"]
+    labels = {r.run_id: f"{r.model} · {r.run_id}" + ("" if r.status == "complete" else f" ({r.status})")
+              for r in runs_df.itertuples()}
+    _prepare("run_id", run_ids, default_run)
+    sb.selectbox("Model / run", run_ids, format_func=labels.get, key="run_id",
+                 help="A run = one model over the whole corpus.")
+    run_id = _remember("run_id")
+    selection: dict[str, Any] = {
+        "run_id": run_id, "model": str(runs_df.set_index("run_id").loc[run_id, "model"])}
+
+    if metric:
+        names = metric_names(ref, run_id)
+        if not names:
+            st.warning(f"Run `{run_id}` has no metrics stored (was it interrupted?). Pick another run "
+                       f"or rebuild with `{rebuild_command(ref.path)}`.")
+            st.stop()
+        _prepare("metric", names, "svcca" if "svcca" in names else names[0])
+        sb.selectbox("Metric", names, key="metric",
+                     help="Similarity between the pooled states of two sets of aligned sentences.")
+        selection["metric"] = _remember("metric")
+    if pairing:
+        _prepare("pairing", list(charts.PAIRINGS), "text-speech")
+        sb.radio("Pairing", charts.PAIRINGS, key="pairing",
+                 help="Which modalities are compared (side a - side b). For text-speech the rows "
+                      "are the text language and the columns the speech language.")
+        selection["pairing"] = _remember("pairing")
+    if layer and selection.get("metric") and selection.get("pairing"):
+        selection.update(_layer_slider(ref, run_id, selection["metric"], selection["pairing"]))
+    if langs:
+        selection["langs"] = _language_picker(ref)
+    if view:
+        _prepare("view", list(charts.VIEWS), "raw")
+        sb.radio("Show", list(charts.VIEWS), format_func=charts.VIEWS.get, key="view",
+                 help="raw: the metric itself. length-residualised: with the part that sentence "
+                      "length alone explains removed. minus shuffled baseline: distance from chance "
+                      "(0 = what mismatched sentence pairs score).")
+        selection["view"] = _remember("view")
+    return Selection(**selection)
+
+
+def _layer_slider(ref: StoreRef, run_id: str, metric: str, pairing: str) -> dict[str, Any]:
+    """Component pair (only when there is a choice) and layer of side a, with the layer's name."""
+    layers_df = metric_layers(ref, run_id, metric, pairing)
+    if layers_df.empty:
+        return {}
+    pairs = list(dict.fromkeys(zip(layers_df["component_a"], layers_df["component_b"],
+                                   strict=True)))
+    _prepare("components", pairs, pairs[0])
+    if len(pairs) > 1:
+        st.sidebar.selectbox("Components", pairs, key="components",
+                             format_func=lambda p: f"{p[0]} vs {p[1]}")
+    component_a, component_b = _remember("components")
+    chosen = layers_df[(layers_df["component_a"] == component_a)
+                       & (layers_df["component_b"] == component_b)]
+    options = [int(v) for v in chosen["layer_a"]]
+    names = component_layer_names(components(ref, run_id), component_a)
+    _prepare("layer", options, options[-1])
+    if len(options) > 1:
+        st.sidebar.select_slider(f"Layer ({component_a})", options, key="layer",
+                                 format_func=lambda v: charts.layer_name(v, names),
+                                 help="Layer 0 is the input embedding; later layers are deeper.")
+    else:
+        st.sidebar.caption(f"Layer: {charts.layer_name(options[0], names)} (the only one stored)")
+    return {"layer": int(_remember("layer")), "layer_names": names,
+            "components": (component_a, component_b)}
+
+
+def _language_picker(ref: StoreRef) -> tuple[str, ...]:
+    languages_df = languages(ref)
+    order = charts.language_order(languages_df)
+    levels, names = charts.language_levels(languages_df), charts.language_names(languages_df)
+    labels = {lang: f"{names.get(lang, lang)} · {levels.get(lang, 'unknown')}" for lang in order}
+    _prepare("langs", order, order, multi=True)
+    count = len(st.session_state["langs"])
+    with st.sidebar.expander(f"Languages · {count} of {len(order)}", expanded=False):
+        st.multiselect("Languages", order, key="langs", label_visibility="collapsed",
+                       format_func=labels.get, placeholder="Pick languages")
+        st.caption("Sorted from high- to low-resource (hours of Whisper training data).")
+    chosen = tuple(_remember("langs"))
+    if not chosen:
+        st.info("Pick at least one language in the sidebar.")
+        st.stop()
+    return chosen

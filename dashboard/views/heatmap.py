@@ -1,0 +1,24 @@
+"""Language x language heatmap of one pairing, metric and layer."""
+
+import streamlit as st
+
+from dashboard import charts, state
+
+st.title("Heatmap")
+st.caption("How similar two languages' representations of the same sentences are, at one layer. "
+           "For text-speech, rows are the text language and columns the speech language, so the "
+           "diagonal is the same sentence in the same language across modalities.")
+
+ref = state.store_ref()
+sel = state.sidebar(ref, pairing=True, layer=True)
+rows = state.metrics(ref, sel.run_id, metric=sel.metric, pairing=sel.pairing, layer=sel.layer,
+                     langs=sel.langs, components=sel.components)
+figure = charts.heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
+                               view=sel.view, layer_label=sel.layer_label, langs=sel.langs)
+st.plotly_chart(figure, key="heatmap", width="content")
+
+st.subheader("Shuffled-pairs baseline", divider="gray")
+st.caption("Each cell's metric recomputed after shuffling which sentence is paired with which: what "
+           "unrelated sentences score. Cells well above it carry sentence-level information; the CI "
+           "in the hover is a bootstrap over sentences.")
+st.dataframe(charts.baseline_summary(rows), hide_index=True)

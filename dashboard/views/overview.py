@@ -1,0 +1,61 @@
+"""What the tool is, what the store holds, and how to read the other pages."""
+
+import streamlit as st
+
+from dashboard import charts, state
+
+st.title("Crossmodal Lens")
+st.markdown(
+    "How do multimodal models (Whisper, Seamless, SONAR, speech LLMs) represent **the same sentence** "
+    "across **languages** and across **modalities** (text vs speech), layer by layer? A precompute "
+    "step ran a model over a parallel corpus (the same sentences in every language, as text and as "
+    "speech), mean-pooled every layer's states per sentence, and compared the sets of sentences with "
+    "similarity metrics (SVCCA, CKA, ...), each with a shuffled-pairs baseline and a bootstrap CI. "
+    "This dashboard reads those results from the store.")
+
+ref = state.store_ref()
+sel = state.sidebar(ref, metric=False, langs=False, view=False)
+languages_df = state.languages(ref)
+items_df = state.items(ref)
+summary = charts.language_summary(items_df, languages_df)
+
+for column, (label, count) in zip(st.columns(4), charts.corpus_counts(items_df).items(), strict=True):
+    column.metric(label, count)
+
+st.subheader("Runs in this store", divider="gray")
+st.caption(f"Store: `{ref.path}` (schema version {state.schema_version(ref)})")
+runs_df = state.runs(ref)
+st.dataframe(runs_df[["run_id", "model", "created_at", "status"]], hide_index=True)
+st.markdown(f"Components of **{sel.model}** (run `{sel.run_id}`):")
+st.dataframe(charts.components_table(state.components(ref, sel.run_id)), hide_index=True,
+             column_config={"description": st.column_config.TextColumn(width="large")})
+
+st.subheader("Corpus languages", divider="gray")
+st.caption("Ordered from high to low resource (hours of Whisper training data). The CER (character "
+           "error rate of the model's own transcripts) says how well it hears each language's speech "
+           "- synthetic espeak-ng speech unless the corpus brought recordings. A high CER means that "
+           "language's speech side is hard to hear, which lowers every similarity involving it. The mean "
+           "can exceed 100%: a clip the model loops on produces more characters than the reference.")
+st.dataframe(summary, hide_index=True, height="content", column_config={
+    "whisper hours": st.column_config.NumberColumn(format="%.0f"),
+    "median CER (speech)": st.column_config.NumberColumn(format="percent"),
+    "mean CER (speech)": st.column_config.NumberColumn(format="percent"),
+})
+st.plotly_chart(charts.cer_figure(summary), key="cer")
+
+st.subheader("How to read the plots", divider="gray")
+st.markdown("""
+- **Values** are similarities between two sets of pooled states of the same sentences (e.g. German
+  text vs German speech); higher = more alike. Their scale depends on the metric.
+- **Shuffled baseline**: the same metric after pairing each sentence with a wrong one; it is what
+  unrelated sentences score. Only the distance above it means shared content. The sidebar toggle
+  *minus shuffled baseline* plots exactly that distance.
+- **Length-residualised**: speech length and text length correlate with many states; this view removes
+  the part of the value that length alone predicts.
+- **CIs** are 95% bootstrap intervals over sentences; when they overlap, do not read the difference.
+- **Resource level** (high / medium / low) groups languages by how much data the model saw. Charts
+  keep one colour family per level.
+- **Pages**: *Heatmap* compares every language pair at one layer; *Layer curves* follow the
+  similarity through the layers; *Projection* shows a 2-D map of the items; *Findings* checks the
+  reference study's four findings on this run.
+""")

@@ -1,0 +1,46 @@
+"""UMAP map of pooled states at one layer (text and speech together when the model allows)."""
+
+import streamlit as st
+
+from dashboard import charts, state
+
+st.title("Projection (UMAP)")
+st.caption("Each point is one sentence in one language and modality, placed by UMAP so that items "
+           "with similar pooled states lie close together. Distances are only meaningful locally.")
+
+ref = state.store_ref()
+sel = state.sidebar(ref, metric=False, view=False)
+maps = state.projection_maps(ref, sel.run_id)
+if maps.empty:
+    st.info(f"Run `{sel.run_id}` has no stored projections. Rebuild the store with "
+            "`python -m precompute build` (without `--no-umap`) to compute them.")
+    st.stop()
+
+first, second, third = st.columns(3)
+component = first.selectbox("Component", list(dict.fromkeys(maps["components"])),
+                            key="projection_component",
+                            help="'a + b' = a joint map of both components' items.")
+options = maps[maps["components"] == component].reset_index(drop=True)
+position = (second.select_slider("Layer", list(options.index), value=len(options) - 1,
+                                 key=f"projection_layer_{component}",
+                                 format_func=lambda i: options.loc[i, "label"])
+            if len(options) > 1 else 0)
+colour_by = third.radio("Colour by", list(charts.PROJECTION_COLOURINGS), horizontal=True,
+                        key="projection_colour")
+chosen = options.loc[position]
+
+points = charts.projection_points(
+    state.projection(ref, sel.run_id, chosen["members"], chosen["method"]), state.languages(ref))
+points = points[points["lang"].isin(sel.langs)]
+previews = charts.sentence_previews(points)
+sentence = st.selectbox(
+    "Connect one sentence across languages and modalities", [None, *sorted(previews)],
+    key="sentence", format_func=lambda s: "none" if s is None else f"{s}: {str(previews[s])[:90]}")
+
+title = f"{chosen['method'].upper()} of {component} · {chosen['label']}"
+st.plotly_chart(charts.projection_figure(points, state.languages(ref), colour_by=colour_by,
+                                         sentence_id=sentence, title=title),
+                key="projection")
+st.caption("Symbols: circle = text, diamond = speech. Clusters by language mean the layer still "
+           "encodes the language; a connected sentence drawn tight means the layer encodes its "
+           "meaning across languages (solid/dashed paths) and modalities (dotted segments).")

@@ -1,0 +1,254 @@
+"""``python -m precompute build|metrics|report|info|migrate``: the command line over pipeline and store."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from core.store import Store, StoreError
+from precompute.pipeline import CORPUS_FORMATS, DEFAULT_OUT, BuildConfig, BuildError
+
+log = logging.getLogger("precompute")
+
+_store_option = click.option(
+    "--store", "store_path", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+    help="DuckDB store file.")
+
+
+def _csv(_ctx, _param, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    parts = tuple(p.strip() for p in value.split(",") if p.strip())
+    return parts or None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging and full tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Crossmodal Lens precompute: run models over a parallel corpus into a DuckDB store."""
+    _configure_logging(verbose)
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+
+
+@cli.command()
+@click.option("--corpus", default="bundled", show_default=True,
+              help="'bundled' (data/corpus) or a corpus directory.")
+@click.option("--corpus-format", type=click.Choice(CORPUS_FORMATS), default="line", show_default=True,
+              help="Layout of a corpus directory: line-aligned FLORES-style files or FLEURS.")
+@click.option("--split", default="test", show_default=True, help="FLEURS split.")
+@click.option("--suffix", default=".dev", show_default=True,
+              help="Line-aligned files are <lang><suffix> (FLORES-200: .dev or .devtest).")
+@click.option("--langs", callback=_csv, help="Comma-separated FLORES-200 codes (default: all).")
+@click.option("--n-sentences", type=click.IntRange(min=1), help="First N sentences (default: all).")
+@click.option("--model", "models", multiple=True, required=True,
+              help="Short name, HF id or directory; repeat for several models (one run each).")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Store to write (replaced atomically when the build succeeds).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: CUDA when available.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--n-permutations", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Shuffled-pairs baseline draws per pair.")
+@click.option("--n-bootstrap", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Bootstrap resamples per pair for confidence intervals.")
+@click.option("--metrics", callback=_csv, help="Comma-separated metric names (default: all).")
+@click.option("--umap/--no-umap", default=True, show_default=True, help="Compute 2-D projections.")
+@click.option("--umap-n-neighbors", type=click.IntRange(min=2), default=15, show_default=True)
+@click.option("--umap-min-dist", type=float, default=0.1, show_default=True)
+@click.option("--transcribe/--no-transcribe", default=True, show_default=True,
+              help="Transcribe the speech with the first model that can, to report its CER.")
+@click.option("--max-transcript-tokens", type=click.IntRange(min=1),
+              help="Cap on generated tokens per clip when transcribing (default: the adapter's own; "
+              "Whisper allows 20 tokens per second of audio, which stops decoding loops).")
+@click.option("--speech-cache", type=click.Path(path_type=Path, file_okay=False),
+              help="Directory caching synthesised speech between builds "
+              "(default: $CROSSMODAL_LENS_CACHE/speech or ~/.cache/crossmodal-lens/speech).")
+@click.option("--activation-dtype", type=click.Choice(["float16", "float32"]), default="float16",
+              show_default=True, help="Storage precision of pooled activations.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for permutations, bootstrap and UMAP.")
+@click.pass_context
+def build(ctx: click.Context, **options) -> None:
+    """Build a store: speech, transcripts, pooled activations, metrics, projections."""
+    from precompute.pipeline import build as run_build
+
+    config = _run(ctx, lambda: BuildConfig(**options))
+    with _sigterm_as_exit():  # so `kill` also removes the temporary store file
+        run_ids = _run(ctx, lambda: run_build(config, command_line=ctx.obj.get("argv")))
+    click.echo(f"wrote {config.out}: {', '.join(run_ids)}")
+
+
+@cli.command()
+@_store_option
+@click.option("--run", "run_ids", multiple=True,
+              help="Run id; repeat for several (default: every complete run).")
+@click.option("--metrics", callback=_csv,
+              help="Comma-separated metric names (default: the run's; all when it had all).")
+@click.option("--n-permutations", type=click.IntRange(min=0),
+              help="Shuffled-pairs baseline draws per pair (default: the run's).")
+@click.option("--n-bootstrap", type=click.IntRange(min=0),
+              help="Bootstrap resamples per pair (default: the run's).")
+@click.option("--seed", type=int, help="Seed for permutations, bootstrap and UMAP (default: the run's).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]),
+              help="Default: the run's (automatic when it had none or CUDA is missing here).")
+@click.option("--umap/--no-umap", default=None,
+              help="Recompute the 2-D projections too (default: when the run had them); "
+              "--no-umap keeps the stored ones.")
+@click.option("--umap-n-neighbors", type=click.IntRange(min=2), help="Default: the run's.")
+@click.option("--umap-min-dist", type=float, help="Default: the run's.")
+@click.pass_context
+def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], **options) -> None:
+    """Recompute metrics (and projections) from a store's activations, without the model."""
+    from precompute.recompute import RecomputeOptions, recompute
+
+    settings = RecomputeOptions(**options)
+    with _sigterm_as_exit():  # so `kill` also removes the temporary store file
+        done = _run(ctx, lambda: recompute(store_path, run_ids or None, settings,
+                                           command_line=ctx.obj.get("argv")))
+    for run in done:
+        maps = "projections kept" if run.n_projections is None else f"{run.n_projections} projections"
+        click.echo(f"recomputed {run.run_id} in {store_path}: {run.n_metrics} metric rows, {maps}")
+
+
+@cli.command()
+@_store_option
+@click.option("--run", "run_id", help="Run id (default: every complete run).")
+@click.option("--metric", default="svcca", show_default=True, help="Metric the findings use.")
+@click.pass_context
+def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str) -> None:
+    """Print the study's findings for a run."""
+
+    def text() -> str:
+        with Store.open(store_path) as store:
+            from core import findings
+
+            run_ids = [run_id] if run_id else _complete_runs(store)
+            if not run_ids:
+                raise StoreError(f"{store_path} has no complete run; build one first")
+            blocks = []
+            for rid in run_ids:
+                store.run(rid)  # clear error for an unknown run id
+                found = findings.compute_findings(store.metrics(rid), store.languages(),
+                                                  store.components(rid), metric=metric)
+                blocks.append(f"== {rid} ==\n{findings.format_findings(found)}")
+            return "\n\n".join(blocks)
+
+    click.echo(_run(ctx, text))
+
+
+@cli.command()
+@_store_option
+@click.pass_context
+def info(ctx: click.Context, store_path: Path) -> None:
+    """Schema version, runs and row counts of a store."""
+
+    def text() -> str:
+        with Store.open(store_path) as store:
+            lines = [f"store: {store_path} ({store_path.stat().st_size / 1e6:.1f} MB)",
+                     f"schema version: {store.schema_version()}"]
+            runs = store.runs()
+            lines.append(f"runs: {len(runs)}")
+            for run in runs.itertuples():
+                n_metrics = len(store.metric_names(run.run_id))
+                lines.append(f"  {run.run_id}  model={run.model}  status={run.status}  "
+                             f"created={run.created_at:%Y-%m-%d %H:%M:%S}  metrics={n_metrics}")
+            langs = store.languages().lang.tolist()
+            lines.append(f"languages ({len(langs)}): {', '.join(langs)}")
+            lines.append("rows: " + ", ".join(f"{t}={n}" for t, n in store.counts().items()))
+            return "\n".join(lines)
+
+    click.echo(_run(ctx, text))
+
+
+@cli.command()
+@_store_option
+@click.pass_context
+def migrate(ctx: click.Context, store_path: Path) -> None:
+    """Apply pending schema migrations to a store in place."""
+
+    def text() -> str:
+        with Store.open(store_path, read_only=False) as store:
+            return f"{store_path}: schema version {store.schema_version()}"
+
+    click.echo(_run(ctx, text))
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while writing a store, so cleanup in ``finally`` blocks runs."""
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (it may be swapped, e.g. by pytest)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Log the ``precompute`` logger to stderr, without touching the root logger."""
+    logger = logging.getLogger("precompute")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def _complete_runs(store: Store) -> list[str]:
+    runs = store.runs()
+    return runs[runs.status == "complete"].run_id.tolist()
+
+
+def _run(ctx: click.Context, action):
+    """Run ``action``; expected failures become a one-line error (full traceback with -v)."""
+    try:
+        return action()
+    except (StoreError, BuildError, KeyError, ValueError, FileNotFoundError) as exc:
+        if ctx.obj and ctx.obj.get("verbose"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise click.ClickException(f"{message}") from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status instead of exiting (for tests)."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        cli.main(args=args, prog_name="python -m precompute", standalone_mode=True,
+                 obj={"argv": args})
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""``precompute metrics``: recompute a run's metrics (and UMAP maps) from the activations it stored.
+
+Pooled activations are the expensive part of a build (the model's forward passes); metrics and maps
+are cheap in comparison. So changing metric settings (which metrics, null draws, bootstrap
+resamples, seed, UMAP parameters) needs no model: the stored vectors are read back into the shapes the
+build's own stages take (``pipeline.compute_metrics`` / ``pipeline.compute_projections``), in the
+order the build computed them, and the results replace the run's old rows.
+
+Crash safety is the build's: the store is copied to ``<store>.tmp-<pid>``, changed there, and moved
+over the original in one step only when every run succeeded; on any failure (an exception, Ctrl-C,
+SIGTERM) the copy is deleted and the original is untouched. Settings not given default to those in the
+run's config, so a recompute with no options reproduces the build's numbers. Each run's config records
+the settings now in force and appends an entry to its ``recomputed`` list (when, what, settings, code
+versions); the run's ``versions`` column keeps the build's.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from core.models.base import Component
+from core.store import Store
+from precompute import pipeline
+from precompute.pipeline import BuildConfig, BuildError, PreparedCorpus
+
+log = logging.getLogger("precompute")
+
+MODALITIES = ("text", "speech")
+
+
+@dataclass(frozen=True)
+class RecomputeOptions:
+    """What to change; ``None`` keeps the value recorded in the run's config."""
+
+    metrics: tuple[str, ...] | None = None
+    n_permutations: int | None = None
+    n_bootstrap: int | None = None
+    seed: int | None = None
+    device: str | None = None
+    umap: bool | None = None
+    umap_n_neighbors: int | None = None
+    umap_min_dist: float | None = None
+
+
+@dataclass(frozen=True)
+class RecomputedRun:
+    run_id: str
+    n_metrics: int
+    n_projections: int | None  # None: projections were kept as they were
+
+
+def recompute(store_path: str | Path, run_ids: Sequence[str] | None = None,
+              options: RecomputeOptions = RecomputeOptions(), *,
+              command_line: Sequence[str] | None = None) -> list[RecomputedRun]:
+    """Recompute ``run_ids`` (default: every complete run) in the store at ``store_path``.
+
+    Checks the runs before copying anything, so a wrong run id or metric name costs no copy.
+    """
+    store_path = Path(store_path)
+    with Store.open(store_path) as original:  # checks first: a wrong run id or metric costs no copy
+        run_ids = runs_to_recompute(original, run_ids)
+        for run_id in run_ids:
+            settings_for(original.run(run_id), options)  # unknown metric names fail here
+    with pipeline.staged_store(store_path, compact=True) as tmp:
+        with Store.open(store_path):  # held open while copying: no writer can start
+            _copy_store(store_path, tmp)
+        with Store.open(tmp, read_only=False) as store:
+            versions = pipeline.collect_versions()
+            done = [recompute_run(store, run_id, options, versions=versions,
+                                  command_line=command_line) for run_id in run_ids]
+    log.info("published %s (recomputed: %s)", store_path, ", ".join(run_ids))
+    return done
+
+
+def runs_to_recompute(store: Store, run_ids: Sequence[str] | None) -> list[str]:
+    """The runs asked for (checked to exist, be complete and hold activations), else every complete run."""
+    runs = store.runs()
+    if not run_ids:
+        run_ids = runs[runs.status == "complete"].run_id.tolist()
+        if not run_ids:
+            raise BuildError(f"{store.path} has no complete run to recompute; build one with "
+                             "`python -m precompute build`")
+    run_ids = list(dict.fromkeys(run_ids))
+    for run_id in run_ids:
+        run = store.run(run_id)  # KeyError listing the known runs
+        if run["status"] != "complete":
+            raise BuildError(f"run {run_id!r} in {store.path} is {run['status']!r}, not complete; "
+                             "rebuild it with `python -m precompute build`")
+        components = store.components(run_id)
+        empty = [c for c in components.component if store.activations(run_id, c, 0)[0].empty]
+        if components.empty or empty:
+            raise BuildError(f"run {run_id!r} in {store.path} has no stored activations"
+                             f"{' for ' + ', '.join(empty) if empty else ''}, so its metrics cannot "
+                             "be recomputed; rebuild it with `python -m precompute build`")
+    return run_ids
+
+
+def settings_for(run: dict[str, Any], options: RecomputeOptions) -> BuildConfig:
+    """The settings a recompute uses: the options given, else the run's recorded ones."""
+    recorded = run["config"]
+    defaults = BuildConfig(models=(run["model"],))
+
+    def pick(name: str):
+        given = getattr(options, name)
+        return given if given is not None else recorded.get(name, getattr(defaults, name))
+
+    metrics = pick("metrics")
+    config = BuildConfig(
+        models=(run["model"],), metrics=tuple(metrics) if metrics else None,
+        n_permutations=int(pick("n_permutations")), n_bootstrap=int(pick("n_bootstrap")),
+        seed=int(pick("seed")), device=_device(options.device, recorded.get("device")),
+        umap=bool(pick("umap")), umap_n_neighbors=int(pick("umap_n_neighbors")),
+        umap_min_dist=float(pick("umap_min_dist")))
+    pipeline.metric_specs(config.metrics)  # ValueError naming unknown metrics
+    return config
+
+
+def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
+                  versions: dict[str, Any], command_line: Sequence[str] | None = None) -> RecomputedRun:
+    """Compute one run's metrics (and maps) from its activations, then swap them in one transaction."""
+    run = store.run(run_id)
+    recorded = run["config"]
+    config = settings_for(run, options)
+    components = stored_components(store, run_id)
+    prepared = stored_corpus(store, recorded.get("corpus_langs"),
+                             {c.modality for c in components})
+    states = stored_states(store, run_id, components, prepared)
+    text_lengths, text_unit = stored_text_lengths(prepared.modality_items("text"),
+                                                  recorded.get("text_length_unit"))
+    if text_unit == "tokens" and recorded.get("n_tokens_model") not in (None, run["model"]):
+        log.warning("%s: items.n_tokens were counted by %s's tokenizer, not %s's; the length "
+                    "baselines use them", run_id, recorded["n_tokens_model"], run["model"])
+    lengths = {"text": text_lengths,
+               "speech": prepared.modality_items("speech").duration_s.to_numpy(dtype=np.float64)}
+
+    log.info("%s: recomputing metrics%s", run_id, " and UMAP maps" if config.umap else "")
+    metrics = pipeline.compute_metrics(components, states, prepared, lengths, config)
+    projections = pipeline.compute_projections(components, states, prepared, config) \
+        if config.umap else None
+
+    with store.transaction():
+        store.delete_metrics(run_id)
+        if not metrics.empty:
+            store.add_metrics(run_id, metrics)
+        if projections is not None:
+            store.delete_projections(run_id)
+            if not projections.empty:
+                store.add_projections(run_id, projections)
+        store.update_run_config(run_id, recorded_config(recorded, config, text_unit,
+                                                        versions=versions, command_line=command_line))
+    return RecomputedRun(run_id, len(metrics), None if projections is None else len(projections))
+
+
+def recorded_config(recorded: dict[str, Any], config: BuildConfig, text_length_unit: str, *,
+                    versions: dict[str, Any], command_line: Sequence[str] | None) -> dict[str, Any]:
+    """The run's config with the settings now in force and a new ``recomputed`` entry."""
+    settings: dict[str, Any] = {
+        "metrics": list(config.metrics) if config.metrics else None,
+        "n_permutations": config.n_permutations, "n_bootstrap": config.n_bootstrap,
+        "seed": config.seed, "device": config.device, "text_length_unit": text_length_unit,
+    }
+    if config.umap:  # maps were remade: their settings now hold too
+        settings.update(umap=True, umap_n_neighbors=config.umap_n_neighbors,
+                        umap_min_dist=config.umap_min_dist)
+    entry = {
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recomputed": ["metrics", "projections"] if config.umap else ["metrics"],
+        "settings": settings,
+        "command_line": list(command_line) if command_line is not None else None,
+        "versions": versions,
+    }
+    return {**recorded, **settings, "recomputed": [*recorded.get("recomputed", []), entry]}
+
+
+# ---------------------------------------------------------------------- reading the build back
+def stored_components(store: Store, run_id: str) -> list[Component]:
+    return [Component(row.component, row.modality, int(row.n_layers), int(row.dim),
+                      row.description or "", tuple(row.layer_names))
+            for row in store.components(run_id).itertuples()]
+
+
+def stored_corpus(store: Store, corpus_langs: Sequence[str] | None,
+                  modalities: set[str]) -> PreparedCorpus:
+    """Store items as the build's PreparedCorpus held them: text then speech, languages in corpus
+    order, sentences in the order they were stored (item ids follow the build's order).
+
+    ``position`` is the sentence's index in the corpus, what the build aligns languages by.
+    """
+    items = store.items()
+    langs = list(corpus_langs) if corpus_langs else store.languages().lang.tolist()
+    missing = sorted(set(langs) - set(items.lang))
+    if missing:
+        raise BuildError(f"{store.path} has no items for {missing}, which the run's corpus had; "
+                         "rebuild it with `python -m precompute build`")
+    items = items[items.lang.isin(langs)].copy()
+    items["_modality_rank"] = items.modality.map(MODALITIES.index)
+    items["_lang_rank"] = items.lang.map(langs.index)
+    items = items.sort_values(["_modality_rank", "_lang_rank", "item_id"]) \
+        .drop(columns=["_modality_rank", "_lang_rank"]).reset_index(drop=True)
+
+    sentence_ids: list[int] | None = None
+    for (modality, lang), group in items.groupby(["modality", "lang"], sort=False):
+        if modality not in modalities:
+            continue
+        ids = group.sentence_id.tolist()
+        if sentence_ids is None:
+            sentence_ids = ids
+        elif ids != sentence_ids:
+            raise BuildError(f"{store.path}: {modality} items of {lang} hold other sentences than "
+                             "the first language's, so languages cannot be aligned; rebuild the store")
+    sentence_ids = sentence_ids or []
+    position = {sid: i for i, sid in enumerate(sentence_ids)}
+    items["position"] = items.sentence_id.map(position)
+    return PreparedCorpus(name="stored", source=str(store.path), langs=langs,
+                          sentence_ids=sentence_ids, items=items)
+
+
+def stored_states(store: Store, run_id: str, components: list[Component],
+                  prepared: PreparedCorpus) -> dict[str, np.ndarray]:
+    """Per component (n_items, n_layers, dim) float32, rows in ``prepared.modality_items`` order."""
+    states: dict[str, np.ndarray] = {}
+    total = sum(c.n_layers for c in components)
+    with tqdm(total=total, desc=f"load activations {run_id}", unit="layer") as bar:
+        for comp in components:
+            item_ids = prepared.modality_items(comp.modality).item_id.to_numpy()
+            array = np.empty((len(item_ids), comp.n_layers, comp.dim), dtype=np.float32)
+            for layer in range(comp.n_layers):
+                frame, vectors = store.activations(run_id, comp.name, layer)
+                row_of = pd.Series(np.arange(len(frame)), index=frame.item_id.to_numpy())
+                if len(frame) != len(item_ids) or not row_of.index.isin(item_ids).all() \
+                        or vectors.shape[1] != comp.dim:
+                    raise BuildError(
+                        f"run {run_id!r}: {comp.name} layer {layer} has {len(frame)} stored vectors "
+                        f"(dim {vectors.shape[1] if vectors.size else 0}) for the "
+                        f"{len(item_ids)} {comp.modality} items of dim {comp.dim}; the store is "
+                        "incomplete, rebuild it with `python -m precompute build`")
+                array[:, layer, :] = vectors[row_of.loc[item_ids].to_numpy()]
+                bar.update(1)
+            states[comp.name] = array
+    return states
+
+
+def stored_text_lengths(text_items: pd.DataFrame, unit: str | None) -> tuple[np.ndarray, str]:
+    """Text lengths as the build measured them (``text_length_unit``): stored token counts, or
+    characters. Returns the lengths and the unit used."""
+    has_tokens = text_items.n_tokens.notna().all()
+    if unit != "characters" and has_tokens:
+        return text_items.n_tokens.to_numpy(dtype=np.float64), "tokens"
+    if unit == "tokens":
+        log.warning("the build measured text in tokens but the store lacks items.n_tokens; using "
+                    "characters")
+    return text_items.text.str.len().to_numpy(dtype=np.float64), "characters"
+
+
+def _device(given: str | None, recorded: str | None) -> str | None:
+    """``--device``, else the build's (but not a CUDA device this machine lacks: then automatic)."""
+    if given is not None or recorded is None:
+        return given
+    if recorded.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            log.info("the build ran on %s; no CUDA here, recomputing on the CPU", recorded)
+            return None
+    return recorded
+
+
+def _copy_store(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+    wal = source.with_name(source.name + ".wal")
+    if wal.exists():  # committed changes not yet folded into the file travel with it
+        shutil.copyfile(wal, target.with_name(target.name + ".wal"))

@@ -1,0 +1,160 @@
+"""End-to-end: the real `streamlit run` server on the synthetic store, driven by headless Chromium.
+
+Visits every page, waits for the Plotly charts to render, checks that no Streamlit exception box
+appears, and saves one screenshot per page to $CROSSMODAL_LENS_ARTIFACTS (or pytest's tmp dir).
+Skips when /usr/bin/chromium or the playwright package is missing.
+
+$CROSSMODAL_LENS_BROWSER_STORE points the run at another store (e.g. the bundled one, to refresh
+docs/screenshots) instead of the synthetic one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from synthetic_store import write_synthetic_store
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: url path -> how many Plotly charts the page draws at least; a deep link comes first, on purpose:
+#: a fresh server must route it through app.py's st.navigation too
+PAGES = {"heatmap": 1, "": 1, "layer_curves": 2, "projection": 1, "findings": 1}
+NAV_TITLES = ["Overview", "Heatmap", "Layer curves", "Projection (UMAP)", "Findings"]
+SERVER_START_TIMEOUT_S = 30
+PAGE_TIMEOUT_MS = 20_000
+VIEWPORT_WIDTH = 1400
+VIEWPORT_MAX_HEIGHT = 4000
+MAX_PNG_BYTES = 300_000
+
+pytestmark = pytest.mark.slow
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api",
+                                     reason="playwright is not installed (pip install playwright)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {server.returncode}:\n"
+                               f"{server.stdout.read() if server.stdout else ''}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer at {url} within {SERVER_START_TIMEOUT_S} s")
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory):
+    chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
+    store = Path(chosen) if chosen else write_synthetic_store(
+        tmp_path_factory.mktemp("browser") / "store.duckdb")
+    port = _free_port()
+    env = {**os.environ, "CROSSMODAL_LENS_STORE": str(store)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
+         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server, time.monotonic() + SERVER_START_TIMEOUT_S)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    chosen = os.environ.get("CROSSMODAL_LENS_ARTIFACTS")
+    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _wait_for_app(page, min_charts: int) -> None:
+    """Charts drawn, and the script finished (no "running" status widget, no skeletons)."""
+    page.wait_for_function(
+        """(n) => Array.from(document.querySelectorAll('.js-plotly-plot'))
+                      .filter(plot => plot.querySelector('.main-svg')).length >= n
+                 && !document.querySelector('[data-testid="stStatusWidget"] [data-testid="stSpinner"]')
+                 && !document.querySelector('[data-testid="stSkeleton"]')""",
+        arg=min_charts, timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_load_state("networkidle", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(800)  # Plotly finishes its transitions
+
+
+def _fit_viewport_to_content(page) -> None:
+    """Streamlit scrolls inside its own container, so a full-page screenshot is just the viewport:
+    resize the viewport to the page's content instead (no blank tail, nothing cut off)."""
+    bottom = page.evaluate("""() => {
+        const block = document.querySelector('[data-testid="stMainBlockContainer"]')
+            || document.querySelector('[data-testid="stMain"]');
+        return block ? block.scrollHeight + block.getBoundingClientRect().top : 0;
+    }""")
+    height = int(min(max(bottom + 24, 700), VIEWPORT_MAX_HEIGHT))
+    page.set_viewport_size({"width": VIEWPORT_WIDTH, "height": height})
+    page.wait_for_timeout(500)
+
+
+def _save_png(png: bytes, path: Path) -> None:
+    """As taken, or as a 256-colour PNG when larger than 300 KB (docs/screenshots stay small)."""
+    if len(png) <= MAX_PNG_BYTES:
+        path.write_bytes(png)
+        return
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+
+
+def test_every_page_renders_in_chromium(server_url, artifacts):
+    started = time.monotonic()
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": VIEWPORT_WIDTH, "height": 1000})
+            for path, min_charts in PAGES.items():
+                page.goto(f"{server_url}/{path}", wait_until="domcontentloaded")
+                _wait_for_app(page, min_charts)
+                nav = [text.split("\n")[-1].strip()  # drop the icon's ligature name
+                       for text in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+                assert nav == NAV_TITLES, f"page /{path} did not go through app.py: {nav}"
+                exceptions = page.locator('[data-testid="stException"]')
+                assert exceptions.count() == 0, (
+                    f"page /{path} shows an exception: {exceptions.first.inner_text()}")
+                charts = page.locator(".js-plotly-plot")
+                assert charts.count() >= min_charts, f"page /{path}: {charts.count()} charts"
+                for i in range(charts.count()):
+                    box = charts.nth(i).bounding_box()
+                    assert box and box["width"] > 300 and box["height"] > 200, (
+                        f"page /{path}: chart {i} is not visible ({box})")
+                _fit_viewport_to_content(page)
+                _save_png(page.screenshot(), artifacts / f"{path or 'overview'}.png")
+        finally:
+            browser.close()
+    assert time.monotonic() - started < 60

@@ -1,0 +1,457 @@
+"""Chart builders on small frames: traces, axis titles, resource-level ordering, baselines, NaN."""
+
+from __future__ import annotations
+
+import colorsys
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from dashboard import charts
+from synthetic_store import LANGS, LAYER_NAMES, METRICS, NAN_CELL, synthetic_tables
+
+LEVEL_ORDER = ["eng_Latn", "deu_Latn", "spa_Latn", "hin_Deva", "swh_Latn", "yor_Latn"]
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pd.DataFrame]:
+    return synthetic_tables()
+
+
+@pytest.fixture(scope="module")
+def languages(tables) -> pd.DataFrame:
+    # Shuffled and alphabetically sorted like the store returns it, so ordering must come from levels.
+    return tables["languages"].sort_values("lang").reset_index(drop=True)
+
+
+def _metric_rows(tables, *, metric="svcca", pairing=None, layer=None) -> pd.DataFrame:
+    rows = tables["metrics"]
+    rows = rows[rows["metric"] == metric]
+    if pairing is not None:
+        rows = rows[rows["pairing"] == pairing]
+    if layer is not None:
+        rows = rows[rows["layer_a"] == layer]
+    return rows.reset_index(drop=True)
+
+
+def _row(**overrides) -> dict:
+    base = {"run_id": "r", "pairing": "text-speech", "component_a": "text_decoder",
+            "component_b": "speech_encoder", "layer_a": 0, "layer_b": 0, "depth": 0.0,
+            "lang_a": "eng_Latn", "lang_b": "eng_Latn", "modality_a": "text", "modality_b": "speech",
+            "metric": "svcca", "params": "{}", "n_samples": 10, "value": 0.5, "baseline_mean": 0.1,
+            "baseline_std": 0.02, "ci_low": 0.45, "ci_high": 0.55, "length_baseline": 0.05,
+            "value_residualised": 0.4}
+    return {**base, **overrides}
+
+
+def _hue(colour: str) -> float:
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return colorsys.rgb_to_hsv(r, g, b)[0]
+
+
+def _traces(fig: go.Figure, kind: str = "scatter") -> list:
+    return [t for t in fig.data if t.type == kind]
+
+
+def _lines(fig: go.Figure) -> list:
+    """Data lines (not CI bands, not legend-only symbol keys)."""
+    return [t for t in _traces(fig) if t.fill != "toself" and t.x is not None and len(t.x) > 0
+            and t.x[0] is not None]
+
+
+# ------------------------------------------------------------------------------------ languages
+
+def test_language_order_follows_resource_level_then_hours(languages):
+    assert charts.language_order(languages) == LEVEL_ORDER
+
+
+def test_language_order_puts_unknown_languages_last_and_keeps_subset(languages):
+    order = charts.language_order(languages, ["yor_Latn", "xxx_Latn", "deu_Latn"])
+    assert order == ["deu_Latn", "yor_Latn", "xxx_Latn"]
+
+
+def test_level_rank_handles_missing_and_unknown_levels():
+    assert charts.level_rank("High") < charts.level_rank("medium") < charts.level_rank("low")
+    assert charts.level_rank(None) == charts.level_rank("unknown")
+    assert charts.level_rank("low") < charts.level_rank("exotic")
+
+
+def test_short_names_drop_the_qualifier():
+    assert charts.short_name("Chinese (Mandarin, Simplified)") == "Chinese"
+    assert charts.short_name("German") == "German"
+    names = charts.language_names(pd.DataFrame({"lang": ["zho_Hans"], "name": ["Chinese (Mandarin)"]}))
+    assert names == {"zho_Hans": "Chinese"}
+
+
+def test_language_colours_share_one_hue_family_per_level(languages):
+    colours = charts.language_colours(languages)
+    assert set(colours) == set(LANGS)
+    high = [colours[lang] for lang in ("eng_Latn", "deu_Latn", "spa_Latn")]
+    assert len(set(high)) == 3  # distinguishable shades
+    for colour in high:
+        assert _hue(colour) == pytest.approx(_hue(charts.LEVEL_COLOURS["high"]), abs=0.02)
+    for colour in (colours["swh_Latn"], colours["yor_Latn"]):
+        assert _hue(colour) == pytest.approx(_hue(charts.LEVEL_COLOURS["low"]), abs=0.02)
+    assert _hue(colours["hin_Deva"]) != pytest.approx(_hue(colours["eng_Latn"]), abs=0.05)
+
+
+# --------------------------------------------------------------------------------------- values
+
+def test_apply_view_raw_minus_baseline_and_residualised():
+    frame = pd.DataFrame([_row()])
+    raw = charts.apply_view(frame, "raw").iloc[0]
+    assert (raw.shown, raw.shown_low, raw.shown_high, raw.shown_baseline) == (0.5, 0.45, 0.55, 0.1)
+    above = charts.apply_view(frame, "minus_baseline").iloc[0]
+    assert above.shown == pytest.approx(0.4)
+    assert (above.shown_low, above.shown_high) == (pytest.approx(0.35), pytest.approx(0.45))
+    assert above.shown_baseline == 0.0 and above.shown_baseline_sd == 0.02
+    residual = charts.apply_view(frame, "residualised").iloc[0]
+    assert residual.shown == 0.4
+    assert np.isnan(residual.shown_low) and np.isnan(residual.shown_baseline)
+
+
+def test_apply_view_rejects_unknown_view():
+    with pytest.raises(ValueError, match="unknown view"):
+        charts.apply_view(pd.DataFrame([_row()]), "log")
+
+
+# -------------------------------------------------------------------------------------- heatmap
+
+def test_heatmap_text_speech_orders_languages_and_labels_axes(tables, languages):
+    rows = _metric_rows(tables, pairing="text-speech", layer=2)
+    fig = charts.heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                                layer_label="block 2")
+    (heat,) = _traces(fig, "heatmap")
+    z = np.asarray(heat.z, dtype=float)
+    assert z.shape == (6, 6)
+    # Rows = text language, columns = speech language, both in resource order.
+    expected = rows.set_index(["lang_a", "lang_b"])["value"]
+    assert z[0, 3] == pytest.approx(expected[("eng_Latn", "hin_Deva")])
+    assert z[3, 0] == pytest.approx(expected[("hin_Deva", "eng_Latn")])
+    names = [t.split(">")[1].split("<")[0] for t in fig.layout.xaxis.ticktext]
+    assert names == ["English", "German", "Spanish", "Hindi", "Swahili", "Yoruba"]
+    assert "speech language" in fig.layout.xaxis.title.text
+    assert "text language" in fig.layout.yaxis.title.text
+    assert fig.layout.yaxis.autorange == "reversed"
+    assert "block 2" in fig.layout.title.text and "text-speech" in fig.layout.title.text
+    # Tick labels coloured by level; white separators between the three level groups on both axes.
+    assert charts.LEVEL_COLOURS["low"] in fig.layout.xaxis.ticktext[-1]
+    assert len(fig.layout.shapes) == 4
+    # Hover carries value, CI, baseline and n.
+    hover = heat.hovertext[0][3]
+    for part in ("value:", "95% CI", "shuffled baseline", "n = 8"):
+        assert part in hover
+
+
+def test_heatmap_same_modality_is_mirrored_and_nan_stays_a_gap(tables, languages):
+    pairing, metric, layer, lang_a, lang_b = NAN_CELL
+    rows = _metric_rows(tables, metric=metric, pairing=pairing, layer=layer)
+    assert rows[["lang_a", "lang_b"]].apply(tuple, axis=1).nunique() == 15  # one triangle stored
+    fig = charts.heatmap_figure(rows, languages, pairing=pairing, metric=metric)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    finite = np.isfinite(z)
+    np.testing.assert_array_equal(z[finite], z.T[finite])
+    assert not finite.diagonal().any()  # a language with itself is not stored for same-modality
+    i, j = LEVEL_ORDER.index(lang_a), LEVEL_ORDER.index(lang_b)
+    assert np.isnan(z[i, j]) and np.isnan(z[j, i])
+    assert "value: <b>n/a</b>" in fig.data[0].hovertext[i][j]
+    json.loads(fig.to_json())  # NaN serialises
+
+
+def test_heatmap_minus_baseline_is_diverging_around_zero(tables, languages):
+    rows = _metric_rows(tables, pairing="text-speech", layer=0)
+    fig = charts.heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                                view="minus_baseline")
+    heat = fig.data[0]
+    assert heat.zmid == 0.0
+    first = rows[(rows.lang_a == "eng_Latn") & (rows.lang_b == "eng_Latn")].iloc[0]
+    assert heat.z[0][0] == pytest.approx(first.value - first.baseline_mean)
+
+
+def test_heatmap_respects_language_subset(tables, languages):
+    rows = _metric_rows(tables, pairing="text-speech", layer=1)
+    fig = charts.heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                                langs=["yor_Latn", "eng_Latn"])
+    assert np.asarray(fig.data[0].z).shape == (2, 2)
+    assert "English" in fig.layout.yaxis.ticktext[0]
+
+
+def test_heatmap_without_rows_explains_instead_of_raising(languages):
+    empty = pd.DataFrame([_row()]).iloc[0:0]
+    fig = charts.heatmap_figure(empty, languages, pairing="text-text", metric="svcca")
+    assert len(fig.data) == 0
+    assert "No metric values" in fig.layout.annotations[0].text
+
+
+def test_baseline_summary_matches_the_rows(tables):
+    rows = _metric_rows(tables, pairing="text-text", layer=3)
+    summary = charts.baseline_summary(rows)
+    assert list(summary["pairing"]) == ["text-text"]
+    assert summary.loc[0, "cells"] == len(rows)
+    assert summary.loc[0, "baseline mean"] == pytest.approx(rows["baseline_mean"].mean(), abs=1e-4)
+    assert summary.loc[0, "baseline max"] == pytest.approx(rows["baseline_mean"].max(), abs=1e-4)
+    assert charts.baseline_summary(rows.iloc[0:0]).empty
+
+
+# --------------------------------------------------------------------------------- layer curves
+
+def test_layer_curves_one_line_per_language_with_baseline(tables, languages):
+    rows = _metric_rows(tables)
+    fig = charts.layer_curves_figure(rows, languages, metric="svcca", layer_names=LAYER_NAMES)
+    lines = _lines(fig)
+    baseline = [t for t in lines if t.legendgroup == "baseline"]
+    language_lines = [t for t in lines if t.legendgroup != "baseline"]
+    assert len(baseline) == 1 and baseline[0].line.dash == "dash"
+    assert [t.name for t in language_lines] == ["English", "German", "Spanish", "Hindi", "Swahili",
+                                                "Yoruba"]
+    assert [t.legendgroup for t in language_lines] == ["high"] * 3 + ["medium"] + ["low"] * 2
+    english = rows[(rows.pairing == "text-speech") & (rows.lang_a == "eng_Latn")
+                   & (rows.lang_b == "eng_Latn")].sort_values("layer_a")
+    np.testing.assert_allclose(language_lines[0].y, english["value"])
+    assert list(fig.layout.xaxis.ticktext) == list(LAYER_NAMES)
+    assert fig.layout.xaxis.title.text == "layer"
+    assert "svcca" in fig.layout.yaxis.title.text
+    assert [t for t in _traces(fig) if t.fill == "toself"] == [_traces(fig)[0]]  # baseline band
+    english_rows = english.reset_index(drop=True)
+    np.testing.assert_allclose(language_lines[0].error_y.array,
+                               english_rows["ci_high"] - english_rows["value"])
+    np.testing.assert_allclose(language_lines[0].error_y.arrayminus,
+                               english_rows["value"] - english_rows["ci_low"])
+
+
+def test_layer_curves_without_ci_and_on_relative_depth(tables, languages):
+    rows = _metric_rows(tables)
+    fig = charts.layer_curves_figure(rows, languages, metric="svcca", show_ci=False, x_axis="depth")
+    assert all(t.error_y.array is None for t in _lines(fig))
+    assert "relative depth" in fig.layout.xaxis.title.text
+    xs = np.concatenate([np.asarray(t.x, dtype=float) for t in _lines(fig)])
+    assert xs.min() == 0.0 and xs.max() == 1.0
+
+
+def test_layer_curves_survive_nan_values(languages):
+    rows = pd.DataFrame([_row(layer_a=layer, layer_b=layer, depth=layer / 2, value=value,
+                              ci_low=np.nan, ci_high=np.nan)
+                         for layer, value in enumerate([0.2, np.nan, 0.6])])
+    fig = charts.layer_curves_figure(rows, languages, metric="svcca", view="raw")
+    english = [t for t in _lines(fig) if t.name == "English"][0]
+    assert np.isnan(english.y[1]) and english.connectgaps is False
+    json.loads(fig.to_json())
+
+
+def test_layer_curves_residualised_has_no_shuffled_baseline(tables, languages):
+    fig = charts.layer_curves_figure(_metric_rows(tables), languages, metric="svcca",
+                                     view="residualised")
+    assert not [t for t in fig.data if t.legendgroup == "baseline"]
+    assert "length-residualised" in fig.layout.yaxis.title.text
+
+
+def test_pairing_series_means_and_confidence(tables):
+    rows = _metric_rows(tables)
+    series = charts.pairing_series(rows)
+    assert set(series["series"]) == set(charts.SERIES_COLOURS)
+    layer = 2
+    text_text = rows[(rows.pairing == "text-text") & (rows.layer_a == layer)]["value"].dropna()
+    got = series[(series.series == "text-text (cross-lingual)") & (series.layer_a == layer)].iloc[0]
+    assert got["mean"] == pytest.approx(text_text.mean())
+    assert got["pairs"] == len(text_text)
+    half = 1.959963984540054 * text_text.std() / np.sqrt(len(text_text))
+    assert got["ci_high"] - got["mean"] == pytest.approx(half)
+    same = rows[(rows.pairing == "text-speech") & (rows.lang_a == rows.lang_b) & (rows.layer_a == 0)]
+    got_same = series[(series.series == "text-speech (same language)") & (series.layer_a == 0)]
+    assert got_same.iloc[0]["pairs"] == len(same) == 6
+    # the NaN cell is left out of its family's mean rather than poisoning it
+    pairing, metric, nan_layer, _, _ = NAN_CELL
+    speech = series[(series.series == "speech-speech (cross-lingual)") & (series.layer_a == nan_layer)]
+    assert speech.iloc[0]["pairs"] == 14 and np.isfinite(speech.iloc[0]["mean"])
+
+
+def test_pairing_curves_figure_has_four_families_and_their_baselines(tables):
+    fig = charts.pairing_curves_figure(_metric_rows(tables), metric="svcca",
+                                       layer_names=LAYER_NAMES)
+    solid = [t for t in _lines(fig) if t.line.dash is None]
+    dashed = [t for t in _lines(fig) if t.line.dash == "dash"]
+    assert [t.name for t in solid] == list(charts.SERIES_COLOURS)
+    assert len(dashed) == 4
+    assert len([t for t in fig.data if t.fill == "toself"]) == 4
+    no_ci = charts.pairing_curves_figure(_metric_rows(tables), metric="svcca", show_ci=False)
+    assert not [t for t in no_ci.data if t.fill == "toself"]
+    assert list(fig.layout.xaxis.ticktext) == list(LAYER_NAMES)
+
+
+def test_pairing_curves_empty(languages):
+    fig = charts.pairing_curves_figure(pd.DataFrame([_row()]).iloc[0:0], metric="svcca")
+    assert len(fig.data) == 0 and fig.layout.annotations
+
+
+# ----------------------------------------------------------------------------------- projection
+
+def test_projection_maps_group_joint_members(tables):
+    rows = tables["projections"]
+    components = pd.DataFrame({"component": ["text_decoder", "speech_encoder"],
+                               "layer_names": [list(LAYER_NAMES), list(LAYER_NAMES)]})
+    maps = charts.projection_maps(rows[["component", "layer", "method", "params"]], components)
+    assert len(maps) == len(LAYER_NAMES)
+    assert maps.loc[0, "members"] == (("text_decoder", 0), ("speech_encoder", 0))
+    assert maps.loc[0, "components"] == "text_decoder + speech_encoder"
+    assert list(maps["label"]) == list(LAYER_NAMES)
+
+
+def test_projection_maps_without_joint_params_are_single_layers():
+    rows = pd.DataFrame({"component": ["a", "a"], "layer": [0, 1], "method": "umap",
+                         "params": ['{"seed": 0}', None]})
+    maps = charts.projection_maps(rows)
+    assert list(maps["members"]) == [(("a", 0),), (("a", 1),)]
+    assert list(maps["label"]) == ["layer 0", "layer 1"]
+
+
+def _layer_points(tables, languages, layer=0):
+    rows = tables["projections"]
+    return charts.projection_points(rows[rows["layer"] == layer], languages)
+
+
+def test_projection_by_language_uses_symbols_for_modality(tables, languages):
+    points = _layer_points(tables, languages)
+    fig = charts.projection_figure(points, languages, colour_by="language")
+    colour_traces = [t for t in fig.data if t.legendgroup == "colour"]
+    assert [t.name for t in colour_traces] == ["English", "German", "Spanish", "Hindi", "Swahili",
+                                               "Yoruba"]
+    assert sum(len(t.x) for t in colour_traces) == len(points)
+    assert set(colour_traces[0].marker.symbol) == {"circle", "diamond"}
+    assert {t.name for t in fig.data if t.legendgroup == "symbols"} == {"text", "speech"}
+    assert "UMAP 1" in fig.layout.xaxis.title.text and "UMAP 2" in fig.layout.yaxis.title.text
+    assert "[eng_Latn #0]" in " ".join(colour_traces[0].hovertext)
+
+
+@pytest.mark.parametrize("colour_by, groups", [("modality", ["text", "speech"]),
+                                                ("resource level", ["high resource",
+                                                                    "medium resource",
+                                                                    "low resource"])])
+def test_projection_other_colourings(tables, languages, colour_by, groups):
+    fig = charts.projection_figure(_layer_points(tables, languages), languages, colour_by=colour_by)
+    assert [t.name for t in fig.data if t.legendgroup == "colour"] == groups
+
+
+def test_projection_connects_a_sentence(tables, languages):
+    points = _layer_points(tables, languages, layer=2)
+    fig = charts.projection_figure(points, languages, sentence_id=3)
+    links = [t for t in fig.data if t.name and t.name.startswith("sentence 3")]
+    assert len(links) == 3  # text path, speech path, text<->speech segments
+    text_path = [t for t in links if "text across" in t.name][0]
+    assert len(text_path.x) == 6
+    segments = [t for t in links if "↔" in t.name][0]
+    assert len(segments.x) == 6 * 3  # (text, speech, gap) per language
+
+
+def test_projection_rejects_unknown_colouring_and_explains_empty(tables, languages):
+    with pytest.raises(ValueError, match="colour_by"):
+        charts.projection_figure(_layer_points(tables, languages), languages, colour_by="size")
+    empty = charts.projection_figure(_layer_points(tables, languages).iloc[0:0], languages)
+    assert len(empty.data) == 0 and empty.layout.annotations
+
+
+def test_sentence_previews_prefer_english(tables, languages):
+    previews = charts.sentence_previews(_layer_points(tables, languages))
+    assert len(previews) == 8 and previews[2].startswith("[eng_Latn #2]")
+
+
+# ------------------------------------------------------------------------------------- overview
+
+def test_language_summary_counts_and_cer(tables, languages):
+    items = tables["items"]
+    summary = charts.language_summary(items, languages)
+    assert list(summary["lang"]) == LEVEL_ORDER
+    yoruba = summary.set_index("lang").loc["yor_Latn"]
+    cer = items[(items.lang == "yor_Latn") & (items.modality == "speech")]["cer"]
+    assert yoruba["mean CER (speech)"] == pytest.approx(cer.mean())
+    assert yoruba["median CER (speech)"] == pytest.approx(cer.median())
+    assert yoruba["text items"] == 8 and yoruba["speech items"] == 8
+    assert yoruba["resource level"] == "low"
+
+
+def test_cer_figure_bars_by_level_in_resource_order(tables, languages):
+    fig = charts.cer_figure(charts.language_summary(tables["items"], languages))
+    assert [t.name for t in fig.data] == ["high resource", "medium resource", "low resource"]
+    assert list(fig.layout.xaxis.categoryarray) == ["English", "German", "Spanish", "Hindi",
+                                                    "Swahili", "Yoruba"]
+    assert "CER" in fig.layout.yaxis.title.text
+
+
+def test_corpus_counts_and_components_table(tables):
+    counts = charts.corpus_counts(tables["items"])
+    assert counts == {"Languages": 6, "Sentences": 8, "Text items": 48, "Speech items": 48}
+    assert set(charts.corpus_counts(tables["items"].iloc[0:0]).values()) == {0}
+    table = charts.components_table(pd.DataFrame({"component": ["c"], "layer_names": [["embed",
+                                                                                     "block 1"]]}))
+    assert table.loc[0, "layer_names"] == "embed, block 1"
+
+
+def test_cer_figure_without_cer(languages):
+    items = pd.DataFrame({"item_id": [0], "sentence_id": [0], "lang": ["eng_Latn"],
+                          "modality": ["speech"], "text": ["x"], "cer": [np.nan]})
+    fig = charts.cer_figure(charts.language_summary(items, languages))
+    assert len(fig.data) == 0 and "No character error rates" in fig.layout.annotations[0].text
+
+
+# ------------------------------------------------------------------------------------- findings
+
+@pytest.mark.parametrize("verdict, colour", [("holds", "green"), ("does not hold", "red"),
+                                             ("Not enough data", "gray"), ("partially holds", "orange"),
+                                             ("banana", "gray")])
+def test_verdict_colour(verdict, colour):
+    assert charts.verdict_colour(verdict) == colour
+
+
+def test_finding_figure_lines_over_depth_with_bands():
+    details = pd.DataFrame({"depth": [0.0, 1.0, 0.0, 1.0], "series": ["a", "a", "b", "b"],
+                            "value": [0.1, 0.5, 0.2, 0.3], "ci_low": [0.0, 0.4, 0.1, 0.2],
+                            "ci_high": [0.2, 0.6, 0.3, 0.4], "n_langs": [3, 3, 3, 3]})
+    fig = charts.finding_figure(details, metric="svcca")
+    lines = [t for t in fig.data if t.fill != "toself"]
+    assert [t.name for t in lines] == ["a", "b"]
+    np.testing.assert_allclose(lines[0].y, [0.1, 0.5])
+    assert len([t for t in fig.data if t.fill == "toself"]) == 2
+    assert fig.layout.xaxis.title.text.startswith("relative depth")
+    assert fig.layout.yaxis.title.text == "svcca"
+
+
+def test_finding_figure_bars_per_level_coloured_by_component():
+    details = pd.DataFrame({"resource_level": ["high", "high", "low", "low"],
+                            "component": ["plain", "adapted", "plain", "adapted"],
+                            "gap": [0.5, 0.3, 0.6, 0.55], "ci_low": [0.4, 0.2, 0.5, 0.45],
+                            "ci_high": [0.6, 0.4, 0.7, 0.65]})
+    fig = charts.finding_figure(details, metric="svcca")
+    assert [t.type for t in fig.data] == ["bar", "bar"]
+    assert [t.name for t in fig.data] == ["plain", "adapted"]
+    assert list(fig.data[0].x) == ["high", "low"]
+    assert fig.layout.yaxis.title.text == "gap = 1 − svcca"
+
+
+def test_finding_figure_is_none_when_not_chartable():
+    assert charts.finding_figure(pd.DataFrame({"note": ["no numbers here"]})) is None
+    assert charts.finding_figure(pd.DataFrame({"value": [1.0, 2.0]})) is None
+    assert charts.finding_figure(pd.DataFrame()) is None
+
+
+def test_findings_of_the_synthetic_tables_are_chartable(tables, languages):
+    from core.findings import compute_findings
+
+    components = pd.DataFrame({"component": ["speech_encoder", "text_decoder"],
+                               "modality": ["speech", "text"], "description": ["", ""]})
+    findings = compute_findings(_metric_rows(tables), languages, components, metric="svcca")
+    assert len(findings) == 4
+    charted = [charts.finding_figure(f.details, metric="svcca") for f in findings]
+    # 1, 3 and 4 carry per-depth details; 2 needs a length-adapted component the tables lack.
+    assert [fig is not None for fig in charted] == [True, False, True, True]
+    assert charts.verdict_colour(findings[1].verdict) == "gray"
+
+
+def test_every_metric_in_the_synthetic_tables_is_chartable(tables, languages):
+    for metric in METRICS:
+        rows = _metric_rows(tables, metric=metric)
+        for pairing in charts.PAIRINGS:
+            fig = charts.heatmap_figure(rows[rows.layer_a == 1], languages, pairing=pairing,
+                                        metric=metric)
+            assert _traces(fig, "heatmap")

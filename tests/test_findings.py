@@ -1,0 +1,166 @@
+"""The four findings on synthetic metrics tables built so that each verdict is known in advance."""
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import findings
+from core.findings import DOES_NOT_HOLD, HOLDS, NOT_ENOUGH_DATA
+
+LANGS = {"eng_Latn": "high", "deu_Latn": "high", "hin_Deva": "medium", "swh_Latn": "low",
+         "yor_Latn": "low"}
+SE = 0.01  # per-row standard error; CIs are value +/- 1.96 SE
+
+
+def _row(pairing, component_a, component_b, layer_a, layer_b, depth, lang_a, lang_b, value, metric):
+    modality_a, modality_b = pairing.split("-")
+    return {"pairing": pairing, "component_a": component_a, "component_b": component_b,
+            "layer_a": layer_a, "layer_b": layer_b, "depth": depth, "lang_a": lang_a, "lang_b": lang_b,
+            "modality_a": modality_a, "modality_b": modality_b, "metric": metric,
+            "params": json.dumps({"k": 4, "variance": None}), "n_samples": 50, "value": value,
+            "baseline_mean": 0.1, "baseline_std": 0.02, "ci_low": value - 1.96 * SE,
+            "ci_high": value + 1.96 * SE, "length_baseline": 0.05, "value_residualised": value - 0.02}
+
+
+def metrics_table(*, cross_modal=lambda depth: 0.2 + 0.5 * depth, text_text=lambda depth: 0.7,
+                  speech_speech=lambda depth: 0.45, langs=tuple(LANGS), n_layers=5,
+                  adapted_value=None, metric="svcca") -> pd.DataFrame:
+    """Rows shaped like precompute's: same-modality pairs once (lang_a < lang_b), text-speech for
+    every ordered language pair; ``adapted_value(level)`` adds a 1-layer length-adapted component."""
+    rows = []
+    last = n_layers - 1
+    for layer in range(n_layers):
+        depth = layer / last if last else 0.0
+        for lang_a, lang_b in itertools.combinations(sorted(langs), 2):
+            rows.append(_row("text-text", "text_decoder", "text_decoder", layer, layer, depth, lang_a,
+                             lang_b, text_text(depth), metric))
+            rows.append(_row("speech-speech", "speech_encoder", "speech_encoder", layer, layer, depth,
+                             lang_a, lang_b, speech_speech(depth), metric))
+        for lang_a, lang_b in itertools.product(langs, langs):
+            value = cross_modal(depth) * (1.0 if lang_a == lang_b else 0.5)
+            rows.append(_row("text-speech", "text_decoder", "speech_encoder", layer, layer, depth, lang_a,
+                             lang_b, value, metric))
+    if adapted_value is not None:
+        for lang in langs:
+            rows.append(_row("text-speech", "text_decoder", "length_adaptor", last, 0, 1.0, lang, lang,
+                             adapted_value(LANGS[lang]), metric))
+    return pd.DataFrame(rows)
+
+
+def languages_table() -> pd.DataFrame:
+    return pd.DataFrame({"lang": list(LANGS), "name": list(LANGS), "resource_level": list(LANGS.values())})
+
+
+def components_table(adapted: bool = False) -> pd.DataFrame:
+    rows = [{"component": "speech_encoder", "modality": "speech", "n_layers": 5, "dim": 8,
+             "description": "encoder blocks", "layer_names": json.dumps(["embed"] + ["block"] * 4)},
+            {"component": "text_decoder", "modality": "text", "n_layers": 5, "dim": 8,
+             "description": "decoder blocks", "layer_names": json.dumps(["embed"] + ["block"] * 4)}]
+    if adapted:
+        rows.append({"component": "length_adaptor", "modality": "speech", "n_layers": 1, "dim": 8,
+                     "description": "speech encoder output after the length adaptor",
+                     "layer_names": json.dumps(["output"])})
+    return pd.DataFrame(rows)
+
+
+def _verdicts(table, adapted=False, metric="svcca"):
+    found = findings.compute_findings(table, languages_table(), components_table(adapted), metric=metric)
+    assert [f.id for f in found] == [1, 2, 3, 4]
+    return {f.id: f for f in found}
+
+
+def test_study_shaped_table_confirms_findings_1_3_4_and_lacks_data_for_2():
+    found = _verdicts(metrics_table())
+    assert found[1].verdict == HOLDS
+    assert found[2].verdict == NOT_ENOUGH_DATA and "length-adapted" in found[2].summary
+    assert found[3].verdict == HOLDS
+    assert found[4].verdict == HOLDS and "modality gap is larger" in found[4].summary
+    # numbers the summaries promise: early third 0.2 + 0.5 * mean(0, 0.25) and late 0.2 + 0.5 * mean(0.75, 1)
+    early, late = 0.2 + 0.5 * np.mean([0, 0.25]), 0.2 + 0.5 * np.mean([0.75, 1.0])
+    assert f"{early:.3f} [95% CI" in found[1].summary and f"{late:.3f} [95% CI" in found[1].summary
+    assert "0.100" in found[1].summary  # shuffled baseline
+
+
+def test_flat_or_falling_similarity_does_not_hold():
+    found = _verdicts(metrics_table(cross_modal=lambda depth: 0.6 - 0.3 * depth,
+                                    speech_speech=lambda depth: 0.8, text_text=lambda depth: 0.2))
+    assert found[1].verdict == DOES_NOT_HOLD
+    assert found[3].verdict == DOES_NOT_HOLD  # speech more similar across languages than text
+    assert found[4].verdict == DOES_NOT_HOLD and "language gap is larger" in found[4].summary
+
+
+def test_a_rise_within_the_noise_cannot_be_decided():
+    found = _verdicts(metrics_table(cross_modal=lambda depth: 0.4 + 0.01 * depth))
+    assert found[1].verdict == NOT_ENOUGH_DATA
+    assert "CI includes 0" in found[1].summary
+
+
+def test_finding_1_details_have_one_row_per_depth_with_cis():
+    details = _verdicts(metrics_table())[1].details
+    assert details["depth"].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    np.testing.assert_allclose(details["value"], 0.2 + 0.5 * details["depth"])
+    np.testing.assert_allclose(details["ci_high"] - details["ci_low"], 2 * 1.96 * SE, rtol=1e-3)
+    assert (details["n_langs"] == len(LANGS)).all()
+
+
+def test_length_adaptation_narrowing_the_gap_mostly_for_high_resource_languages():
+    narrowing = {"high": 0.9, "medium": 0.8, "low": 0.72}  # plain output: 0.7 similarity everywhere
+    found = _verdicts(metrics_table(adapted_value=narrowing.get), adapted=True)
+    assert found[2].verdict == HOLDS
+    details = found[2].details.set_index(["resource_level", "adaptation"])
+    assert details.loc[("high", "with"), "gap"] == pytest.approx(0.1)
+    assert details.loc[("low", "without"), "gap"] == pytest.approx(0.3)
+    assert details.loc[("high", "with"), "n_langs"] == 2
+    assert found[2].details["resource_level"].tolist()[:2] == ["high", "high"]
+    # the adapted component is not mistaken for the main speech component elsewhere
+    assert found[1].verdict == HOLDS and "speech_encoder" in found[1].summary
+
+
+def test_length_adaptation_that_widens_the_gap_does_not_hold():
+    found = _verdicts(metrics_table(adapted_value=lambda level: 0.5), adapted=True)
+    assert found[2].verdict == DOES_NOT_HOLD
+
+
+def test_a_length_adaptor_layer_is_compared_with_the_layer_before_it():
+    table = metrics_table(cross_modal=lambda depth: 0.3 if depth < 1 else 0.8)
+    components = components_table()
+    components.loc[0, "layer_names"] = json.dumps(["embed", "b1", "b2", "b3", "length adaptor"])
+    found = findings.compute_findings(table, languages_table(), components)
+    assert found[1].verdict == HOLDS
+    assert found[0].verdict in (HOLDS, DOES_NOT_HOLD)
+    assert set(found[1].details["component"]) == {"speech_encoder layer 3", "speech_encoder layer 4"}
+
+
+def test_single_language_and_too_few_layers_lack_data():
+    found = _verdicts(metrics_table(langs=("eng_Latn",)))
+    assert found[1].verdict == HOLDS
+    assert found[3].verdict == NOT_ENOUGH_DATA and found[4].verdict == NOT_ENOUGH_DATA
+    shallow = _verdicts(metrics_table(n_layers=2))
+    assert shallow[1].verdict == NOT_ENOUGH_DATA and "at least 3" in shallow[1].summary
+
+
+def test_missing_metric_explains_what_exists():
+    found = _verdicts(metrics_table(metric="linear_cka"))
+    assert all(f.verdict == NOT_ENOUGH_DATA for f in found.values())
+    assert "linear_cka" in found[1].summary
+    assert _verdicts(metrics_table(metric="linear_cka"), metric="linear_cka")[1].verdict == HOLDS
+
+
+def test_nan_rows_are_ignored_and_the_most_common_configuration_is_used():
+    table = metrics_table()
+    table.loc[table.sample(frac=0.1, random_state=0).index, "value"] = np.nan
+    other = metrics_table(cross_modal=lambda depth: 0.9 - 0.5 * depth).head(40)
+    other["params"] = json.dumps({"k": 2, "variance": None})
+    found = _verdicts(pd.concat([table, other], ignore_index=True))
+    assert found[1].verdict == HOLDS
+
+
+def test_format_findings_is_plain_text_with_every_verdict():
+    text = findings.format_findings(findings.compute_findings(metrics_table(), languages_table(),
+                                                              components_table()))
+    for finding_id, verdict in ((1, "HOLDS"), (2, "NOT ENOUGH DATA"), (3, "HOLDS"), (4, "HOLDS")):
+        assert f"{finding_id}. " in text and verdict in text
+    assert "depth" in text and "modality gap" in text

@@ -1,0 +1,559 @@
+"""Whisper adapter on the tiny random model (seconds), and the CT2 reader/mapping on a synthetic file.
+
+Expected values come from an independent path: Hugging Face's own ``output_hidden_states`` and a
+hand-written mean, never from the adapter's output itself.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.models import ct2_whisper
+from core.models.whisper import (
+    _FALLBACK_WHISPER_CODES,
+    SPEECH_ENCODER,
+    TEXT_DECODER,
+    TINY_RANDOM_CONFIG,
+    WhisperAdapter,
+    load_whisper,
+    resolve_whisper_language,
+)
+
+
+def _noise(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16_000)
+    t = np.arange(n) / 16_000
+    return (0.1 * rng.standard_normal(n) + 0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> WhisperAdapter:
+    return load_whisper(name="whisper-tiny-random", device="cpu", random_config=TINY_RANDOM_CONFIG)
+
+
+# ------------------------------------------------------------------------------------------------
+# components and shapes
+
+
+def test_components_describe_both_stacks(tiny):
+    comps = {c.name: c for c in tiny.components()}
+    assert list(comps) == [SPEECH_ENCODER, TEXT_DECODER]
+    assert comps[SPEECH_ENCODER].modality == "speech"
+    assert comps[TEXT_DECODER].modality == "text"
+    for comp in comps.values():
+        assert comp.n_layers == 2 + 1  # embedding + 2 blocks
+        assert comp.dim == 64
+        assert len(comp.layer_names) == comp.n_layers
+
+
+def test_speech_states_shape_and_dtype(tiny):
+    waves = [_noise(1.0, 0), _noise(2.5, 1), _noise(0.3, 2)]
+    states = tiny.pooled_states(SPEECH_ENCODER, waves, ["deu_Latn"] * 3, batch_size=2)
+    assert states.shape == (3, 3, 64)
+    assert states.dtype == np.float32
+    assert np.isfinite(states).all()
+
+
+def test_text_states_shape_and_dtype(tiny):
+    texts = ["Hallo Welt.", "Ein deutlich längerer Satz mit vielen Wörtern.", "Ja."]
+    states = tiny.pooled_states(TEXT_DECODER, texts, ["deu_Latn", "deu_Latn", "de"], batch_size=2)
+    assert states.shape == (3, 3, 64)
+    assert states.dtype == np.float32
+    assert np.isfinite(states).all()
+
+
+def test_empty_input_gives_empty_array(tiny):
+    assert tiny.pooled_states(TEXT_DECODER, [], []).shape == (0, 3, 64)
+
+
+# ------------------------------------------------------------------------------------------------
+# pooling only over real positions, compared against HF's own hidden states
+
+
+def _hf_encoder_states(adapter: WhisperAdapter, wave: np.ndarray) -> list[torch.Tensor]:
+    features = adapter.feature_extractor(wave, sampling_rate=16_000, return_tensors="pt").input_features
+    with torch.inference_mode():
+        out = adapter.model.model.encoder(features, output_hidden_states=True)
+    return [h[0] for h in out.hidden_states]
+
+
+def test_speech_pooling_uses_only_frames_with_audio(tiny):
+    wave = _noise(1.1, 3)[:16_001]  # 16001 samples -> ceil(16001 / 320) = 51 real frames
+    pooled = tiny.pooled_states(SPEECH_ENCODER, [wave], ["en"])[0]
+    hf = _hf_encoder_states(tiny, wave)
+    # HF's hidden_states: [conv+pos, block 1 output, LayerNorm(block 2 output)]; we pool raw states.
+    for layer in (0, 1):
+        expected = hf[layer][:51].double().mean(0).numpy()
+        np.testing.assert_allclose(pooled[layer], expected, rtol=1e-4, atol=1e-5)
+        assert not np.allclose(pooled[layer], hf[layer][:52].double().mean(0).numpy(), atol=1e-5)
+        assert not np.allclose(pooled[layer], hf[layer].double().mean(0).numpy(), atol=1e-3)
+
+
+def test_final_layer_norm_option_matches_hf_last_hidden_state(tiny):
+    wave = _noise(0.8, 4)
+    n_frames = int(np.ceil(len(wave) / 320))
+    hf = _hf_encoder_states(tiny, wave)
+    post_ln = WhisperAdapter(tiny.model, tiny.tokenizer, tiny.feature_extractor, name="t",
+                             device="cpu", final_layer_norm=True)
+    pooled_post = post_ln.pooled_states(SPEECH_ENCODER, [wave], ["en"])[0]
+    pooled_pre = tiny.pooled_states(SPEECH_ENCODER, [wave], ["en"])[0]
+    np.testing.assert_allclose(pooled_post[-1], hf[-1][:n_frames].double().mean(0).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pooled_post[:-1], pooled_pre[:-1], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(pooled_post[-1], pooled_pre[-1], atol=1e-3)
+    assert post_ln.info()["final_layer_norm_on_last_layer"] is True
+
+
+def test_appended_zeros_leave_real_frame_states_unchanged(tiny):
+    # Whisper pads with zeros itself, so trailing zeros only change which frames count as real:
+    # pooling the padded clip over the original clip's frames gives the original result.
+    wave = _noise(0.64, 5)  # 10240 samples = 32 frames exactly
+    padded = np.concatenate([wave, np.zeros(16_000, dtype=np.float32)])
+    original = tiny.pooled_states(SPEECH_ENCODER, [wave], ["en"])[0]
+    hf_padded = _hf_encoder_states(tiny, padded)
+    for layer in (0, 1):
+        np.testing.assert_allclose(original[layer], hf_padded[layer][:32].double().mean(0).numpy(),
+                                   rtol=1e-4, atol=1e-5)
+    longer = tiny.pooled_states(SPEECH_ENCODER, [padded], ["en"])[0]
+    assert not np.allclose(original, longer, atol=1e-4)  # 82 frames pooled instead of 32
+
+
+def test_speech_padding_invariance_in_batch(tiny):
+    short, long = _noise(0.7, 6), _noise(4.0, 7)
+    alone = tiny.pooled_states(SPEECH_ENCODER, [short], ["en"])
+    batched = tiny.pooled_states(SPEECH_ENCODER, [long, short], ["en", "en"], batch_size=2)
+    np.testing.assert_allclose(batched[1], alone[0], rtol=1e-4, atol=1e-5)
+
+
+def test_text_pooling_uses_only_sentence_tokens(tiny):
+    text, lang = "Guten Morgen, liebe Freunde.", "deu_Latn"
+    pooled = tiny.pooled_states(TEXT_DECODER, [text], [lang])[0]
+    tok = tiny.tokenizer
+    prefix = tok.convert_tokens_to_ids(
+        ["<|startoftranscript|>", "<|de|>", "<|transcribe|>", "<|notimestamps|>"]
+    )
+    sentence = tok.encode(" " + text, add_special_tokens=False)
+    ids = torch.tensor([prefix + sentence])
+    with torch.inference_mode():
+        silence = tiny.feature_extractor(np.zeros(480_000, dtype=np.float32), sampling_rate=16_000,
+                                         return_tensors="pt").input_features
+        context = tiny.model.model.encoder(silence).last_hidden_state
+        out = tiny.model.model.decoder(input_ids=ids, encoder_hidden_states=context,
+                                       output_hidden_states=True, use_cache=False)
+    for layer in (0, 1):
+        expected = out.hidden_states[layer][0, 4:].double().mean(0).numpy()
+        np.testing.assert_allclose(pooled[layer], expected, rtol=1e-4, atol=1e-5)
+        with_prefix = out.hidden_states[layer][0].double().mean(0).numpy()
+        assert not np.allclose(pooled[layer], with_prefix, atol=1e-4)
+
+
+def test_text_padding_invariance_in_batch(tiny):
+    short = "Kurz."
+    long = "Dieser Satz ist erheblich länger als der andere und braucht viele Token."
+    alone = tiny.pooled_states(TEXT_DECODER, [short], ["deu_Latn"])
+    batched = tiny.pooled_states(TEXT_DECODER, [long, short], ["deu_Latn", "deu_Latn"], batch_size=2)
+    np.testing.assert_allclose(batched[1], alone[0], rtol=1e-4, atol=1e-5)
+
+
+def test_language_token_changes_text_states(tiny):
+    text = "Paris"
+    de, fr = tiny.pooled_states(TEXT_DECODER, [text, text], ["deu_Latn", "fra_Latn"])
+    assert not np.allclose(de, fr, atol=1e-4)
+    same = tiny.pooled_states(TEXT_DECODER, [text], ["de"])[0]
+    np.testing.assert_allclose(same, de, rtol=1e-5, atol=1e-6)  # FLORES code == Whisper code
+
+
+def test_text_context_is_fixed_silence_computed_once(tiny):
+    first = tiny.silence_context()
+    tiny.pooled_states(TEXT_DECODER, ["eins", "zwei"], ["de", "de"])
+    assert tiny.silence_context() is first
+    assert first.shape == (1, 1500, 64)
+
+
+def test_hooks_are_removed_after_use(tiny):
+    def hook_counts():
+        stacks = (tiny.model.model.encoder, tiny.model.model.decoder)
+        return [(len(layer._forward_hooks), len(layer._forward_pre_hooks))
+                for stack in stacks for layer in stack.layers]
+
+    before = hook_counts()  # transformers installs its own persistent capture hooks
+    tiny.pooled_states(SPEECH_ENCODER, [_noise(0.2, 8)], ["en"])
+    tiny.pooled_states(TEXT_DECODER, ["x y"], ["en"])
+    assert hook_counts() == before
+
+
+# ------------------------------------------------------------------------------------------------
+# edge cases and clear errors
+
+
+def test_long_clip_is_truncated_with_warning(tiny):
+    wave = _noise(31.0, 9)
+    with pytest.warns(UserWarning, match="30 s"):
+        long = tiny.pooled_states(SPEECH_ENCODER, [wave], ["en"])
+    cut = tiny.pooled_states(SPEECH_ENCODER, [wave[:480_000]], ["en"])
+    np.testing.assert_allclose(long, cut, rtol=1e-5, atol=1e-6)
+
+
+def test_other_sampling_rates_are_resampled(tiny):
+    wave_16k = _noise(1.0, 10)
+    wave_8k = wave_16k[::2].copy()
+    states = tiny.pooled_states(SPEECH_ENCODER, [wave_8k], ["en"], sampling_rate=8_000)
+    assert states.shape == (1, 3, 64)
+
+
+def test_unknown_component(tiny):
+    with pytest.raises(KeyError, match="speech_encoder, text_decoder"):
+        tiny.pooled_states("vision_tower", ["x"], ["en"])
+
+
+def test_wrong_input_types(tiny):
+    with pytest.raises(TypeError, match="reads texts"):
+        tiny.pooled_states(TEXT_DECODER, [np.zeros(100, dtype=np.float32)], ["en"])
+    with pytest.raises(TypeError, match="reads waveforms"):
+        tiny.pooled_states(SPEECH_ENCODER, ["hello"], ["en"])
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        tiny.pooled_states(TEXT_DECODER, "hello", ["en"])
+    with pytest.raises(ValueError, match="mono"):
+        tiny.pooled_states(SPEECH_ENCODER, [np.zeros((2, 100), dtype=np.float32)], ["en"])
+    with pytest.raises(ValueError, match="one lang per input"):
+        tiny.pooled_states(TEXT_DECODER, ["a", "b"], ["en"])
+
+
+def test_empty_inputs_are_rejected(tiny):
+    with pytest.raises(ValueError, match="waveform 0 is empty"):
+        tiny.pooled_states(SPEECH_ENCODER, [np.zeros(0, dtype=np.float32)], ["en"])
+    with pytest.raises(ValueError, match="text 1 is empty"):
+        tiny.pooled_states(TEXT_DECODER, ["a", "  "], ["en", "en"])
+
+
+def test_unknown_language_lists_known_codes(tiny):
+    with pytest.raises(ValueError, match=r"unknown language 'xxx_Latn'.*deu_Latn.*\bde\b"):
+        tiny.pooled_states(TEXT_DECODER, ["a"], ["xxx_Latn"])
+    # Zulu is a FLORES language Whisper has no token for
+    with pytest.raises(ValueError, match="zul_Latn"):
+        tiny.pooled_states(TEXT_DECODER, ["a"], ["zul_Latn"])
+
+
+def test_fallback_language_table_targets_real_whisper_tokens(tiny):
+    known = set(tiny._whisper_codes)
+    assert len(known) == 99  # multilingual Whisper (v1/v2 vocabulary)
+    assert set(_FALLBACK_WHISPER_CODES.values()) <= known
+    assert resolve_whisper_language("cmn_Hans", known) == "zh"
+    assert resolve_whisper_language("ja", known) == "ja"
+
+
+def test_transcribe_returns_one_string_per_clip(tiny):
+    texts = tiny.transcribe([_noise(0.5, 11), _noise(1.0, 12)], ["deu_Latn", "en"],
+                            max_new_tokens=3)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def test_random_model_is_deterministic_and_keeps_global_rng(tiny):
+    torch.manual_seed(99)
+    before = torch.rand(1)
+    torch.manual_seed(99)
+    other = load_whisper(name="again", device="cpu", random_config=TINY_RANDOM_CONFIG)
+    assert torch.equal(torch.rand(1), before)  # loading did not consume the caller's RNG
+    for (name, a), (_, b) in zip(tiny.model.state_dict().items(), other.model.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_info_records_provenance(tiny):
+    info = tiny.info()
+    assert info["family"] == "whisper" and info["dtype"] == "float32"
+    assert "random" in info["weights"]
+    assert info["versions"]["transformers"]
+
+
+def test_loader_needs_exactly_one_source():
+    with pytest.raises(ValueError, match="exactly one"):
+        load_whisper(name="x", device="cpu")
+    with pytest.raises(ValueError, match="only supported on CUDA"):
+        load_whisper(name="x", device="cpu", random_config=TINY_RANDOM_CONFIG, dtype="float16")
+
+
+# ------------------------------------------------------------------------------------------------
+# CT2 reader + mapping, round-tripped through an independent writer of the documented format
+
+
+def _ct2_string(text: str) -> bytes:
+    raw = text.encode() + b"\0"
+    return struct.pack("<H", len(raw)) + raw
+
+
+def _ct2_variable(name: str, array: np.ndarray, code: int) -> bytes:
+    out = _ct2_string(name) + struct.pack("<B", array.ndim)
+    out += b"".join(struct.pack("<I", d) for d in array.shape)
+    data = array.tobytes()
+    return out + struct.pack("<BI", code, len(data)) + data
+
+
+def _ct2_from_hf(state: dict[str, torch.Tensor], config) -> list[tuple[str, np.ndarray]]:
+    """CT2 layout per /shared/notes: fused q,k,v (self) / k,v (cross), zero k bias, tied projection."""
+    f16 = {k: v.detach().to(torch.float16).numpy() for k, v in state.items()}
+    zeros = np.zeros(config.d_model, dtype=np.float16)
+    out = [
+        ("encoder/conv1/weight", f16["model.encoder.conv1.weight"]),
+        ("encoder/conv1/bias", f16["model.encoder.conv1.bias"]),
+        ("encoder/conv2/weight", f16["model.encoder.conv2.weight"]),
+        ("encoder/conv2/bias", f16["model.encoder.conv2.bias"]),
+        ("encoder/position_encodings/encodings", f16["model.encoder.embed_positions.weight"]),
+        ("encoder/layer_norm/gamma", f16["model.encoder.layer_norm.weight"]),
+        ("encoder/layer_norm/beta", f16["model.encoder.layer_norm.bias"]),
+        ("decoder/embeddings/weight", f16["model.decoder.embed_tokens.weight"]),
+        ("decoder/position_encodings/encodings", f16["model.decoder.embed_positions.weight"]),
+        ("decoder/layer_norm/gamma", f16["model.decoder.layer_norm.weight"]),
+        ("decoder/layer_norm/beta", f16["model.decoder.layer_norm.bias"]),
+    ]
+    for side, n in (("encoder", config.encoder_layers), ("decoder", config.decoder_layers)):
+        for i in range(n):
+            h, c = f"model.{side}.layers.{i}", f"{side}/layer_{i}"
+            sa = f"{h}.self_attn"
+            out += [
+                (f"{c}/self_attention/linear_0/weight", np.concatenate(
+                    [f16[f"{sa}.q_proj.weight"], f16[f"{sa}.k_proj.weight"], f16[f"{sa}.v_proj.weight"]])),
+                (f"{c}/self_attention/linear_0/bias", np.concatenate(
+                    [f16[f"{sa}.q_proj.bias"], zeros, f16[f"{sa}.v_proj.bias"]])),
+                (f"{c}/self_attention/linear_1/weight", f16[f"{sa}.out_proj.weight"]),
+                (f"{c}/self_attention/linear_1/bias", f16[f"{sa}.out_proj.bias"]),
+                (f"{c}/self_attention/layer_norm/gamma", f16[f"{h}.self_attn_layer_norm.weight"]),
+                (f"{c}/self_attention/layer_norm/beta", f16[f"{h}.self_attn_layer_norm.bias"]),
+                (f"{c}/ffn/linear_0/weight", f16[f"{h}.fc1.weight"]),
+                (f"{c}/ffn/linear_0/bias", f16[f"{h}.fc1.bias"]),
+                (f"{c}/ffn/linear_1/weight", f16[f"{h}.fc2.weight"]),
+                (f"{c}/ffn/linear_1/bias", f16[f"{h}.fc2.bias"]),
+                (f"{c}/ffn/layer_norm/gamma", f16[f"{h}.final_layer_norm.weight"]),
+                (f"{c}/ffn/layer_norm/beta", f16[f"{h}.final_layer_norm.bias"]),
+            ]
+            if side == "decoder":
+                ca = f"{h}.encoder_attn"
+                out += [
+                    (f"{c}/attention/linear_0/weight", f16[f"{ca}.q_proj.weight"]),
+                    (f"{c}/attention/linear_0/bias", f16[f"{ca}.q_proj.bias"]),
+                    (f"{c}/attention/linear_1/weight",
+                     np.concatenate([f16[f"{ca}.k_proj.weight"], f16[f"{ca}.v_proj.weight"]])),
+                    (f"{c}/attention/linear_1/bias", np.concatenate([zeros, f16[f"{ca}.v_proj.bias"]])),
+                    (f"{c}/attention/linear_2/weight", f16[f"{ca}.out_proj.weight"]),
+                    (f"{c}/attention/linear_2/bias", f16[f"{ca}.out_proj.bias"]),
+                    (f"{c}/attention/layer_norm/gamma", f16[f"{h}.encoder_attn_layer_norm.weight"]),
+                    (f"{c}/attention/layer_norm/beta", f16[f"{h}.encoder_attn_layer_norm.bias"]),
+                ]
+    return out
+
+
+def _write_ct2(path_stem: Path, tensors, heads: int, *, split_at: int = 1000) -> tuple[Path, Path]:
+    """Write model.bin in two parts split at an arbitrary byte (inside a header on purpose)."""
+    blob = struct.pack("<I", 6) + _ct2_string("WhisperSpec") + struct.pack("<I", 3)
+    scalars = [
+        ("encoder/num_heads", np.array(heads, dtype=np.int16), 2),
+        ("decoder/num_heads", np.array(heads, dtype=np.int16), 2),
+        ("decoder/activation", np.array(3, dtype=np.int8), 1),
+        ("decoder/pre_norm", np.array(1, dtype=np.int8), 1),
+    ]
+    blob += struct.pack("<I", len(tensors) + len(scalars))
+    for name, array in sorted(tensors, key=lambda t: t[0]):
+        blob += _ct2_variable(name, array, 4)
+    for name, array, code in scalars:
+        blob += _ct2_variable(name, array, code)
+    blob += struct.pack("<I", 1) + _ct2_string("decoder/projection/weight")
+    blob += _ct2_string("decoder/embeddings/weight")
+    part1, part2 = path_stem.with_suffix(".part1"), path_stem.with_suffix(".part2")
+    part1.write_bytes(blob[:split_at])
+    part2.write_bytes(blob[split_at:])
+    return part1, part2
+
+
+@pytest.fixture(scope="module")
+def synthetic_ct2(tiny, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("ct2")
+    tensors = _ct2_from_hf(tiny.model.state_dict(), tiny.model.config)
+    parts = _write_ct2(directory / "model.bin", tensors, TINY_RANDOM_CONFIG["encoder_attention_heads"])
+    real = ct2_whisper.find_packaged_whisper_base()  # only its tokenizer.json / config.json
+    packaged = ct2_whisper.PackagedWhisper(parts=parts, tokenizer_json=real.tokenizer_json,
+                                           ct2_config_json=real.ct2_config_json,
+                                           versions={"synthetic": "0"})
+    return packaged, tensors
+
+
+def test_ct2_round_trip_recovers_hf_state_dict(tiny, synthetic_ct2):
+    packaged, tensors = synthetic_ct2
+    ct2 = ct2_whisper.read_ct2_model(packaged.parts, progress=False)
+    assert ct2.spec == "WhisperSpec" and ct2.scalars["encoder/num_heads"] == 4
+    assert ct2.aliases == {"decoder/projection/weight": "decoder/embeddings/weight"}
+    assert len(ct2.tensors) == len(tensors)
+    state = ct2_whisper.ct2_to_hf_state_dict(ct2)
+    original = tiny.model.state_dict()
+    assert set(original) - set(state) == {"proj_out.weight"}
+    for key, value in state.items():
+        expected = original[key].to(torch.float16)
+        assert torch.equal(value, expected), key
+    config = ct2_whisper.whisper_config_from_ct2(
+        ct2, ct2_whisper.load_ct2_config(packaged.ct2_config_json), tiny.tokenizer)
+    for field in ("d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads",
+                  "encoder_ffn_dim", "vocab_size", "num_mel_bins", "max_source_positions",
+                  "max_target_positions", "decoder_start_token_id", "eos_token_id"):
+        assert getattr(config, field) == getattr(tiny.model.config, field), field
+    ct2_whisper.check_state_dict(state, config)
+
+
+def test_ct2_hashes_cover_both_parts(synthetic_ct2):
+    import hashlib
+
+    packaged, _ = synthetic_ct2
+    ct2 = ct2_whisper.read_ct2_model(packaged.parts, progress=False)
+    assert ct2.part_sha256 == tuple(hashlib.sha256(p.read_bytes()).hexdigest() for p in packaged.parts)
+
+
+def test_check_state_dict_reports_missing_and_wrong_shapes(tiny, synthetic_ct2):
+    packaged, _ = synthetic_ct2
+    state = ct2_whisper.ct2_to_hf_state_dict(ct2_whisper.read_ct2_model(packaged.parts, progress=False))
+    broken = dict(state)
+    del broken["model.encoder.conv1.bias"]
+    broken["model.decoder.layer_norm.weight"] = torch.zeros(3)
+    with pytest.raises(ct2_whisper.CT2FormatError, match="conv1.bias.*layer_norm.weight"):
+        ct2_whisper.check_state_dict(broken, tiny.model.config)
+
+
+def test_ct2_reader_rejects_truncated_file(synthetic_ct2, tmp_path):
+    packaged, _ = synthetic_ct2
+    cut = tmp_path / "cut.part2"
+    cut.write_bytes(packaged.parts[1].read_bytes()[:-100])
+    with pytest.raises(ct2_whisper.CT2FormatError, match="unexpected end"):
+        ct2_whisper.read_ct2_model([packaged.parts[0], cut], progress=False)
+
+
+def test_ct2_mapping_refuses_nonzero_k_bias(synthetic_ct2):
+    packaged, _ = synthetic_ct2
+    ct2 = ct2_whisper.read_ct2_model(packaged.parts, progress=False)
+    name = "encoder/layer_0/self_attention/linear_0/bias"
+    bias = ct2.tensors[name].clone()
+    bias[70] = 1.0  # inside the k third (64..127)
+    ct2.tensors[name] = bias
+    with pytest.raises(ct2_whisper.CT2FormatError, match="k part"):
+        ct2_whisper.ct2_to_hf_state_dict(ct2)
+
+
+def test_ct2_mapping_refuses_unmapped_tensors(synthetic_ct2):
+    packaged, _ = synthetic_ct2
+    ct2 = ct2_whisper.read_ct2_model(packaged.parts, progress=False)
+    ct2.tensors["encoder/extra/weight"] = torch.zeros(2)
+    with pytest.raises(ct2_whisper.CT2FormatError, match="not mapped"):
+        ct2_whisper.ct2_to_hf_state_dict(ct2)
+
+
+def test_conversion_cache_is_atomic_and_reused(tiny, synthetic_ct2, tmp_path, monkeypatch):
+    packaged, _ = synthetic_ct2
+    target = tmp_path / "cache" / "whisper-base-ct2"
+    directory = ct2_whisper.ensure_whisper_base_converted(target, progress=False, packaged=packaged)
+    assert directory == target
+    prov = json.loads((target / "provenance.json").read_text())
+    assert prov["source_packages"] == {"synthetic": "0"}
+    assert [p["bytes"] for p in prov["parts"]] == [p.stat().st_size for p in packaged.parts]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["whisper-base-ct2"]  # no temp left
+
+    # the cache is a plain HF directory: loading it gives the original model's outputs
+    from transformers import WhisperForConditionalGeneration
+
+    loaded = WhisperForConditionalGeneration.from_pretrained(target, dtype=torch.float32)
+    assert loaded.proj_out.weight.data_ptr() == loaded.model.decoder.embed_tokens.weight.data_ptr()
+    for key, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, tiny.model.state_dict()[key].half().float(), msg=key)
+
+    # second call: no re-reading of the CT2 file
+    def fail(*_a, **_k):
+        raise AssertionError("cache was not reused")
+
+    monkeypatch.setattr(ct2_whisper, "read_ct2_model", fail)
+    assert ct2_whisper.ensure_whisper_base_converted(target, packaged=packaged) == target
+
+    # a cache from other package versions is rebuilt (and the crash-safe path leaves no debris)
+    monkeypatch.undo()
+    stale = ct2_whisper.PackagedWhisper(packaged.parts, packaged.tokenizer_json,
+                                        packaged.ct2_config_json, {"synthetic": "1"})
+    ct2_whisper.ensure_whisper_base_converted(target, progress=False, packaged=stale)
+    assert json.loads((target / "provenance.json").read_text())["source_packages"] == {"synthetic": "1"}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["whisper-base-ct2"]
+
+
+def test_failed_conversion_leaves_no_cache(synthetic_ct2, tmp_path, monkeypatch):
+    packaged, _ = synthetic_ct2
+
+    def crash(*_a, **_k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ct2_whisper, "check_state_dict", crash)
+    target = tmp_path / "whisper-base-ct2"
+    with pytest.raises(RuntimeError, match="disk full"):
+        ct2_whisper.ensure_whisper_base_converted(target, progress=False, packaged=packaged)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cache_root_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("CROSSMODAL_LENS_CACHE", str(tmp_path))
+    assert ct2_whisper.whisper_base_cache_dir() == tmp_path / "whisper-base-ct2"
+    monkeypatch.delenv("CROSSMODAL_LENS_CACHE")
+    assert ct2_whisper.whisper_base_cache_dir() == Path.home() / ".cache/crossmodal-lens/whisper-base-ct2"
+
+
+def test_fallback_table_agrees_with_core_languages():
+    languages = pytest.importorskip("core.languages")
+    disagreements = {}
+    for lang in languages.known_languages():
+        try:
+            code = languages.whisper_code(lang)
+        except ValueError:
+            continue  # a language Whisper lacks
+        if lang in _FALLBACK_WHISPER_CODES and _FALLBACK_WHISPER_CODES[lang] != code:
+            disagreements[lang] = (code, _FALLBACK_WHISPER_CODES[lang])
+    assert not disagreements
+
+
+def test_transcript_token_budget_scales_with_duration_and_respects_limit():
+    from core.models.whisper import transcript_token_budget
+
+    short = transcript_token_budget(2.0, limit=444)
+    long = transcript_token_budget(10.0, limit=444)
+    assert 8 < short < long <= 444
+    assert transcript_token_budget(60.0, limit=444) == 444
+
+
+def test_token_counts_match_the_pooled_sentence_span(tiny):
+    counts = tiny.token_counts(["Hello there.", "A much longer sentence than the first one."],
+                               ["eng_Latn", "eng_Latn"])
+    ids = tiny.tokenizer.encode(" Hello there.", add_special_tokens=False)
+    assert counts[0] == len(ids)
+    assert counts[1] > counts[0]
+
+
+def test_transcribe_reuses_the_encoder_pass_of_pooled_states(tiny, monkeypatch):
+    waves = [_noise(1.0, 11), _noise(2.0, 12)]
+    langs = ["eng_Latn", "eng_Latn"]
+    tiny._encoder_cache.clear()
+    fresh = tiny.transcribe(waves, langs, max_new_tokens=5)  # encoder computed here
+
+    tiny.pooled_states(SPEECH_ENCODER, waves, langs)
+    calls = []
+    encoder = tiny.model.model.encoder
+    monkeypatch.setattr(encoder, "forward", lambda *a, **k: calls.append(1) or None)
+    cached = tiny.transcribe(waves, langs, max_new_tokens=5)
+    assert calls == []  # no second encoder pass
+    assert cached == fresh
+
+
+def test_encoder_cache_is_bounded(tiny):
+    tiny._encoder_cache.clear()
+    old_size = tiny.encoder_cache_size
+    tiny.encoder_cache_size = 2
+    try:
+        tiny.pooled_states(SPEECH_ENCODER, [_noise(0.5, s) for s in range(4)], ["eng_Latn"] * 4)
+        assert len(tiny._encoder_cache) == 2
+    finally:
+        tiny.encoder_cache_size = old_size

@@ -1,0 +1,541 @@
+"""precompute: pair bookkeeping, the build pipeline (with a fake model whose answers are known), crash
+safety, and the CLI end to end on the tiny random Whisper store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import core.corpus
+from core.models import registry
+from core.models.base import Component, ModelAdapter
+from core.store import Store
+from precompute import pipeline
+from precompute.cli import main
+from precompute.pairs import align_layers, metric_pairs, projection_groups
+from tests.conftest import TINY_STORE_LANGS, TINY_STORE_MODEL, TINY_STORE_N_SENTENCES
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------------- pairs and layer alignment
+SPEECH = Component("speech_encoder", "speech", 3, 8, "s")
+TEXT = Component("text_decoder", "text", 3, 8, "t")
+
+
+def test_align_equal_depths_is_identity():
+    assert align_layers(4, 4) == [(0, 0, 0.0), (1, 1, 1 / 3), (2, 2, 2 / 3), (3, 3, 1.0)]
+
+
+def test_align_different_depths_by_relative_depth():
+    # 3 layers against 7: depths 0, 0.5, 1 -> layers 0, 3, 6 of the deeper stack
+    assert align_layers(3, 7) == [(0, 0, 0.0), (1, 3, 0.5), (2, 6, 1.0)]
+    assert align_layers(7, 3) == [(0, 0, 0.0), (3, 1, 0.5), (6, 2, 1.0)]
+    # 4 against 13: depth 1/3 -> layer 4, 2/3 -> layer 8
+    assert [b for _, b, _ in align_layers(4, 13)] == [0, 4, 8, 12]
+    assert align_layers(1, 5) == [(0, 0, 0.0)]
+    with pytest.raises(ValueError):
+        align_layers(0, 3)
+
+
+def test_metric_pairs_cover_the_study_pairings():
+    langs = ["eng_Latn", "deu_Latn", "yor_Latn"]
+    pairs = metric_pairs([SPEECH, TEXT], langs)
+    by_pairing: dict[str, list] = {}
+    for p in pairs:
+        by_pairing.setdefault(p.pairing, []).append(p)
+    # same modality: 3 unordered language pairs x 3 layers, lang_a < lang_b
+    for pairing, comp in (("text-text", "text_decoder"), ("speech-speech", "speech_encoder")):
+        rows = by_pairing[pairing]
+        assert len(rows) == 9
+        assert all(p.a.lang < p.b.lang and p.a.component == p.b.component == comp for p in rows)
+        assert all(p.a.layer == p.b.layer for p in rows)
+    # text-speech: all ordered language pairs including same-language, text on side a
+    rows = by_pairing["text-speech"]
+    assert len(rows) == 9 * 3
+    assert {(p.a.lang, p.b.lang) for p in rows} == {(a, b) for a in langs for b in langs}
+    assert all(p.a.component == "text_decoder" and p.b.component == "speech_encoder" for p in rows)
+    assert all(p.modality_a == "text" and p.modality_b == "speech" for p in rows)
+    keys = [(p.a.key, p.b.key) for p in pairs]
+    assert len(set(keys)) == len(keys)
+
+
+def test_metric_pairs_text_only_model():
+    pairs = metric_pairs([TEXT], ["eng_Latn", "deu_Latn"])
+    assert {p.pairing for p in pairs} == {"text-text"} and len(pairs) == 3
+
+
+def test_projection_groups_joint_when_widths_match():
+    assert projection_groups([SPEECH, TEXT]) == [[("text_decoder", i), ("speech_encoder", i)]
+                                                  for i in range(3)]
+
+
+def test_projection_groups_separate_when_widths_differ_or_depths_leave_layers():
+    wide_text = Component("text_decoder", "text", 3, 16, "t")
+    groups = projection_groups([SPEECH, wide_text])
+    assert sorted(groups) == sorted([[("speech_encoder", i)] for i in range(3)]
+                                    + [[("text_decoder", i)] for i in range(3)])
+    deep_speech = Component("speech_encoder", "speech", 5, 8, "s")
+    groups = projection_groups([deep_speech, TEXT])
+    assert [g for g in groups if len(g) == 2] == [[("text_decoder", 0), ("speech_encoder", 0)],
+                                                  [("text_decoder", 1), ("speech_encoder", 2)],
+                                                  [("text_decoder", 2), ("speech_encoder", 4)]]
+    assert sorted(g[0] for g in groups if len(g) == 1) == [("speech_encoder", 1), ("speech_encoder", 3)]
+
+
+# ---------------------------------------------------------------------- a fake model with known answers
+# Sentences written for this test. The fake model only looks them up; their content does not matter.
+FAKE_CORPUS = {
+    "eng_Latn": ["The cat sleeps on the warm windowsill.", "We walked to the station in the rain.",
+                 "My brother repairs old bicycles.", "The soup needs a little more salt.",
+                 "The children laughed at the red balloon.", "She reads the newspaper every morning."],
+    "deu_Latn": ["Die Katze schläft auf der warmen Fensterbank.", "Wir gingen im Regen zum Bahnhof.",
+                 "Mein Bruder repariert alte Fahrräder.", "Die Suppe braucht etwas mehr Salz.",
+                 "Die Kinder lachten über den roten Ballon.", "Sie liest jeden Morgen die Zeitung."],
+    "swh_Latn": ["Paka analala kwenye dirisha lenye joto.", "Tulitembea hadi stesheni mvua ikinyesha.",
+                 "Kaka yangu anatengeneza baiskeli za zamani.", "Supu inahitaji chumvi kidogo zaidi.",
+                 "Watoto walicheka puto jekundu.", "Yeye husoma gazeti kila asubuhi."],
+}
+FAKE_LANGS = list(FAKE_CORPUS)
+N_FAKE = 6
+SAMPLES_PER_POSITION = 1600  # fake clip of sentence p is (p + 1) * 1600 samples long
+
+
+class FakeAdapter(ModelAdapter):
+    """States = sentence vector + language noise that fades with depth, the same for text and speech.
+
+    So at matching depths a sentence's text and speech states are identical (text-speech, same
+    language: paired cosine 1, retrieval 1), and cross-language similarity rises with depth. Speech has
+    5 layers and text 3, so the build must align speech layers 0, 2, 4 with text layers 0, 1, 2.
+    """
+
+    def __init__(self, name: str = "fake-model", device: str | None = None):
+        self.name, self.device = name, "cpu"
+        rng = np.random.default_rng(0)
+        self.sentence = rng.normal(size=(N_FAKE, 8))
+        self.noise = {lang: 3 * rng.normal(size=(N_FAKE, 8)) for lang in FAKE_LANGS}
+        self.position = {(lang, text): i for lang, texts in FAKE_CORPUS.items()
+                         for i, text in enumerate(texts)}
+        self.calls: list[tuple[str, int]] = []
+
+    def components(self) -> list[Component]:
+        return [Component("speech_encoder", "speech", 5, 8, "fake speech", tuple("abcde")),
+                Component("text_decoder", "text", 3, 8, "fake text", tuple("xyz"))]
+
+    def state(self, lang: str, position: int, n_layers: int) -> np.ndarray:
+        return np.stack([self.sentence[position] + (1 - layer / (n_layers - 1)) * self.noise[lang][position]
+                         for layer in range(n_layers)])
+
+    def pooled_states(self, component, inputs, langs, *, sampling_rate=16_000, batch_size=8):
+        comp = self.component(component)
+        self.calls.append((component, len(inputs)))
+        if comp.modality == "text":
+            positions = [self.position[(lang, text)] for text, lang in zip(inputs, langs)]
+        else:
+            positions = [len(wave) // SAMPLES_PER_POSITION - 1 for wave in inputs]
+        return np.stack([self.state(lang, p, comp.n_layers)
+                         for lang, p in zip(langs, positions)]).astype(np.float32)
+
+    def transcribe(self, waveforms, langs, *, sampling_rate=16_000, batch_size=8, max_new_tokens=None):
+        # perfect English, nothing elsewhere
+        return [FAKE_CORPUS[lang][len(w) // SAMPLES_PER_POSITION - 1] if lang == "eng_Latn" else ""
+                for w, lang in zip(waveforms, langs)]
+
+    def token_counts(self, texts, langs):
+        return [len(t.split()) for t in texts]
+
+
+def _fake_speech(corpus, lang, *, cache_dir=None, progress=True):
+    return [np.full((p + 1) * SAMPLES_PER_POSITION, 0.1, dtype=np.float32) for p in range(len(corpus))]
+
+
+@pytest.fixture
+def fake_setup(tmp_path, monkeypatch):
+    """A line-aligned corpus directory, fake speech, and ``fake-model`` in the registry."""
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    for lang, texts in FAKE_CORPUS.items():
+        (corpus_dir / f"{lang}.dev").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    monkeypatch.setattr(core.corpus, "speech_waveforms", _fake_speech)
+    registry.available_models()  # load the built-in families first, so ours is not overwritten
+    monkeypatch.setitem(registry._FAMILIES, "fake", registry.Family("fake", FakeAdapter, lambda s: False))
+    monkeypatch.setitem(registry._SHORT_NAMES, "fake-model", ("fake", {}))
+    return corpus_dir
+
+
+def _fake_argv(corpus_dir: Path, out: Path, *extra: str) -> list[str]:
+    return ["build", "--corpus", str(corpus_dir), "--langs", ",".join(FAKE_LANGS),
+            "--model", "fake-model", "--out", str(out), "--n-permutations", "4", "--n-bootstrap", "6",
+            "--umap-n-neighbors", "5", *extra]
+
+
+def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
+    out = tmp_path / "fake.duckdb"
+    assert main(_fake_argv(fake_setup, out, "--activation-dtype", "float32")) == 0
+    fake = FakeAdapter()
+    with Store.open(out) as store:
+        (run_id,) = store.runs().run_id
+        run = store.run(run_id)
+        assert run["status"] == "complete"
+        config = run["config"]
+        assert config["langs"] == FAKE_LANGS and config["n_permutations"] == 4
+        assert config["command_line"][:3] == ["build", "--corpus", str(fake_setup)]
+        assert config["text_length_unit"] == "tokens" and config["asr_model"] == "fake-model"
+        assert {"python", "torch", "duckdb", "numpy", "espeak-ng", "git_commit"} <= set(run["versions"])
+
+        # items: transcripts and CER from the model, token counts from the model
+        speech = store.items("speech").set_index(["lang", "sentence_id"])
+        assert (speech.loc["eng_Latn", "cer"] == 0).all()
+        assert (speech.loc["deu_Latn", "cer"] == 1).all()
+        assert speech.loc[("eng_Latn", 2), "transcript"] == FAKE_CORPUS["eng_Latn"][2]
+        assert speech.loc[("deu_Latn", 3), "duration_s"] == pytest.approx(4 * SAMPLES_PER_POSITION / 16_000)
+        text = store.items("text").set_index(["lang", "sentence_id"])
+        assert text.loc[("eng_Latn", 1), "n_tokens"] == len(FAKE_CORPUS["eng_Latn"][1].split())
+
+        # activations: each item's stored vector is the model's state for that very sentence
+        for component, layer, n_layers in (("speech_encoder", 3, 5), ("text_decoder", 1, 3)):
+            items, vectors = store.activations(run_id, component, layer)
+            assert len(items) == 18
+            expected = np.stack([fake.state(lang, sid, n_layers)[layer]
+                                 for lang, sid in zip(items.lang, items.sentence_id)])
+            np.testing.assert_allclose(vectors, expected, rtol=1e-6)
+
+        # metrics: layers aligned by depth, and the answers the construction implies
+        metrics = store.metrics(run_id, metric="paired_cosine")
+        text_speech = metrics[metrics.pairing == "text-speech"]
+        assert sorted(set(zip(text_speech.layer_a, text_speech.layer_b, text_speech.depth))) == \
+            [(0, 0, 0.0), (1, 2, 0.5), (2, 4, 1.0)]
+        same_lang = text_speech[text_speech.lang_a == text_speech.lang_b]
+        np.testing.assert_allclose(same_lang.value, 1.0, atol=1e-9)
+        other = text_speech[(text_speech.lang_a != text_speech.lang_b) & (text_speech.layer_a == 0)]
+        assert (other.value < 0.9).all()
+        retrieval = store.metrics(run_id, metric="retrieval", pairing="text-speech")
+        np.testing.assert_allclose(retrieval[retrieval.lang_a == retrieval.lang_b].value, 1.0)
+        text_text = store.metrics(run_id, metric="paired_cosine", pairing="text-text")
+        by_layer = text_text.groupby("layer_a").value.mean()
+        assert by_layer[0] < by_layer[1] < by_layer[2] == pytest.approx(1.0)
+        speech_pairs = store.metrics(run_id, pairing="speech-speech")
+        assert sorted(speech_pairs.layer_a.unique()) == [0, 1, 2, 3, 4]
+        assert (speech_pairs.lang_a < speech_pairs.lang_b).all()
+        n_pairs = 3 * 3 + 5 * 3 + 3 * 9  # text-text, speech-speech, text-speech
+        assert len(store.metrics(run_id)) == n_pairs * 6
+        assert store.metrics(run_id).length_baseline.notna().any()
+
+        # projections: joint text+speech maps at matching depths, speech-only for the others
+        projections = store.projections(run_id)
+        assert len(projections) == 3 * 36 + 2 * 18
+        joint = projections[(projections.component == "speech_encoder") & (projections.layer == 2)]
+        assert json.loads(joint.params.iloc[0])["joint"] == ["text_decoder:1", "speech_encoder:2"]
+        assert set(projections[projections.layer == 3].modality) == {"speech"}
+        assert np.isfinite(projections[["x", "y"]].to_numpy()).all()
+
+
+def test_build_records_every_model_as_its_own_run(fake_setup, tmp_path, monkeypatch):
+    monkeypatch.setitem(registry._SHORT_NAMES, "fake-model-2", ("fake", {}))
+    out = tmp_path / "two.duckdb"
+    assert main(_fake_argv(fake_setup, out, "--model", "fake-model-2", "--no-umap",
+                           "--metrics", "svcca,paired_cosine")) == 0
+    with Store.open(out) as store:
+        runs = store.runs()
+        assert runs.model.tolist() == ["fake-model", "fake-model-2"]
+        second = store.run(runs.run_id.iloc[1])["config"]
+        assert second["asr_model"] == "fake-model"  # items were transcribed once, by the first
+        assert store.metric_names(runs.run_id.iloc[1]) == ["paired_cosine", "svcca"]
+        assert store.counts()["projections"] == 0
+        assert store.counts()["items"] == 36  # shared by both runs
+
+
+def test_crash_mid_build_keeps_the_old_store(fake_setup, tmp_path, monkeypatch):
+    out = tmp_path / "lens.duckdb"
+    assert main(_fake_argv(fake_setup, out, "--no-umap", "--metrics", "svcca")) == 0
+    with Store.open(out) as store:
+        old_runs = store.runs().run_id.tolist()
+
+    reader = Store.open(out)  # a dashboard holding the old file open
+    reached = []
+
+    def crash(*args, **kwargs):
+        reached.append(True)
+        raise RuntimeError("simulated crash after activations and metrics were written")
+
+    monkeypatch.setattr(pipeline, "compute_projections", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(_fake_argv(fake_setup, out, "--metrics", "svcca"))
+    assert reached  # it crashed mid-build, not before starting
+    assert reader.runs().run_id.tolist() == old_runs
+    reader.close()
+    with Store.open(out) as store:
+        assert store.runs().run_id.tolist() == old_runs
+        assert store.runs().status.tolist() == ["complete"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "lens.duckdb"]  # no temp files
+
+
+def test_sigterm_mid_build_removes_the_temp_file(tmp_path):
+    out = tmp_path / "killed.duckdb"
+    argv = [sys.executable, "-m", "precompute", "build", "--langs", "eng_Latn", "--n-sentences", "4",
+            "--model", "whisper-tiny-random", "--out", str(out), "--speech-cache", str(tmp_path / "c")]
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("killed.duckdb.tmp-*")):
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "the build never created its temporary file"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    # 143 (SystemExit from our handler), or 1 when DuckDB turned the signal into "Query interrupted"
+    assert process.wait(timeout=60) != 0
+    process.stderr.close()
+    assert not out.exists() and not list(tmp_path.glob("killed.duckdb*"))
+
+
+def test_build_errors_are_clear(fake_setup, tmp_path, capsys):
+    out = tmp_path / "x.duckdb"
+    assert main(_fake_argv(fake_setup, out, "--metrics", "svcca,nonsense")) == 1
+    assert "unknown metric(s) ['nonsense']" in capsys.readouterr().err
+    assert main(["build", "--corpus", str(fake_setup), "--langs", "eng_Latn,klingon",
+                 "--model", "fake-model", "--out", str(out)]) == 1
+    assert "klingon" in capsys.readouterr().err
+    assert main(["build", "--corpus", str(tmp_path / "missing"), "--model", "fake-model",
+                 "--out", str(out)]) == 1
+    assert "neither 'bundled' nor a directory" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob("*.tmp-*"))
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "flores200").is_dir(), reason="../shared is absent")
+def test_load_corpus_reads_a_flores_directory_with_its_suffix():
+    config = pipeline.BuildConfig(models=("m",), corpus=str(SHARED / "data" / "flores200" / "dev"),
+                                  langs=("eng_Latn", "deu_Latn"), n_sentences=3)
+    corpus = pipeline.load_corpus(config)
+    assert corpus.langs == ["eng_Latn", "deu_Latn"] and corpus.sentence_ids == [0, 1, 2]
+    assert all(len(corpus.texts[lang]) == 3 and all(corpus.texts[lang]) for lang in corpus.langs)
+    with pytest.raises(FileNotFoundError, match=r"\.devtest"):
+        pipeline.load_corpus(pipeline.BuildConfig(models=("m",), corpus=config.corpus,
+                                                  suffix=".devtest"))
+
+
+def test_language_without_voice_or_recordings_is_a_clear_error(tmp_path, capsys):
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    for lang in ("eng_Latn", "yor_Latn"):  # the language table has no espeak-ng voice for Yoruba
+        (corpus_dir / f"{lang}.dev").write_text("One line.\nTwo lines.\n", encoding="utf-8")
+    out = tmp_path / "x.duckdb"
+    argv = ["build", "--corpus", str(corpus_dir), "--model", "whisper-tiny-random", "--out", str(out),
+            "--speech-cache", str(tmp_path / "cache")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "cannot make speech for yor_Latn" in err and "--langs" in err
+    assert not out.exists() and not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_report_and_info_on_missing_store_fail_cleanly(tmp_path, capsys):
+    for command in ("report", "info"):
+        assert main([command, "--store", str(tmp_path / "none.duckdb")]) == 1
+        err = capsys.readouterr().err
+        assert "no store at" in err and "precompute build" in err and "Traceback" not in err
+
+
+def test_migrate_command_brings_an_old_store_up_to_date(tmp_path, monkeypatch, capsys):
+    import core.store as store_module
+    from core.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.duckdb"
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
+    Store.create(path).close()
+    monkeypatch.undo()
+    assert main(["info", "--store", str(path)]) == 1
+    assert "precompute migrate" in capsys.readouterr().err
+    assert main(["migrate", "--store", str(path)]) == 0
+    assert f"schema version {SCHEMA_VERSION}" in capsys.readouterr().out
+    assert main(["info", "--store", str(path)]) == 0
+
+
+# ---------------------------------------------------------------------- the tiny random Whisper store
+def test_tiny_store_end_to_end(tiny_store_path):
+    n_items = len(TINY_STORE_LANGS) * TINY_STORE_N_SENTENCES
+    with Store.open(tiny_store_path) as store:
+        runs = store.runs()
+        assert runs.model.tolist() == [TINY_STORE_MODEL] and runs.status.tolist() == ["complete"]
+        run_id = runs.run_id.iloc[0]
+        assert store.languages().lang.tolist() == sorted(TINY_STORE_LANGS)
+        assert set(store.languages().resource_level) == {"high", "medium", "low"}
+        components = store.components(run_id)
+        assert components.component.tolist() == ["speech_encoder", "text_decoder"]
+        n_layers = int(components.n_layers.iloc[0])
+        speech = store.items("speech")
+        assert len(speech) == n_items and speech.duration_s.gt(0.5).all()
+        assert speech.transcript.notna().all() and speech.cer.notna().all()
+        assert speech.voice.str.startswith("espeak-ng").all()
+        items, vectors = store.activations(run_id, "speech_encoder", n_layers - 1)
+        assert vectors.shape == (n_items, int(components.dim.iloc[0])) and np.isfinite(vectors).all()
+        metrics = store.metrics(run_id)
+        per_layer = 3 + 3 + 9  # text-text, speech-speech, text-speech pairs
+        assert len(metrics) == per_layer * n_layers * len(store.metric_names(run_id))
+        assert metrics.ci_low.notna().any() and metrics.baseline_mean.notna().any()
+        projections = store.projections(run_id)
+        assert len(projections) == 2 * n_items * n_layers
+        assert set(projections.modality) == {"text", "speech"}
+
+
+def test_info_prints_runs_schema_and_counts(tiny_store_path, capsys):
+    assert main(["info", "--store", str(tiny_store_path)]) == 0
+    out = capsys.readouterr().out
+    assert "schema version: 2" in out
+    assert f"model={TINY_STORE_MODEL}" in out and "status=complete" in out
+    n_items = 2 * len(TINY_STORE_LANGS) * TINY_STORE_N_SENTENCES
+    assert f"items={n_items}" in out and "languages (3): eng_Latn, ita_Latn, swh_Latn" in out
+
+
+def test_report_prints_findings(tiny_store_path, capsys):
+    findings = pytest.importorskip("core.findings")
+    with Store.open(tiny_store_path) as store:
+        run_id = store.runs().run_id.iloc[0]
+        expected = findings.format_findings(findings.compute_findings(
+            store.metrics(run_id), store.languages(), store.components(run_id), metric="svcca"))
+    assert main(["report", "--store", str(tiny_store_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"== {run_id} ==" in out and expected.strip() in out
+    assert main(["report", "--store", str(tiny_store_path), "--run", "no-such-run"]) == 1
+    assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_activations_frame_matches_pandas_types(tiny_store_path):
+    with Store.open(tiny_store_path) as store:
+        run_id = store.runs().run_id.iloc[0]
+        items, _ = store.activations(run_id, "text_decoder", 0, langs=["swh_Latn"])
+    assert isinstance(items, pd.DataFrame) and set(items.lang) == {"swh_Latn"}
+    assert items.sentence_id.tolist() == sorted(items.sentence_id)
+
+
+# ---------------------------------------------------------------------- precompute metrics (recompute)
+METRIC_KEYS = ["pairing", "component_a", "component_b", "layer_a", "layer_b", "lang_a", "lang_b",
+               "metric"]
+METRIC_VALUES = ["value", "baseline_mean", "baseline_std", "ci_low", "ci_high", "length_baseline",
+                 "value_residualised"]
+
+
+@pytest.fixture
+def tiny_copy(tiny_store_path, tmp_path) -> Path:
+    """A private copy of the session's tiny store, which recompute may replace."""
+    path = tmp_path / "tiny.duckdb"
+    shutil.copyfile(tiny_store_path, path)
+    return path
+
+
+def _snapshot(path: Path) -> tuple[str, dict, pd.DataFrame, pd.DataFrame]:
+    with Store.open(path) as store:
+        (run_id,) = store.runs().run_id
+        return run_id, store.run(run_id), store.metrics(run_id), store.projections(run_id)
+
+
+def _matched(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    merged = old.merge(new, on=METRIC_KEYS, suffixes=("", "_new"), validate="one_to_one")
+    assert len(merged) == len(old) == len(new)
+    return merged
+
+
+def test_recompute_with_defaults_reproduces_the_build(tiny_copy, tmp_path, capsys):
+    run_id, run, metrics, projections = _snapshot(tiny_copy)
+    assert main(["metrics", "--store", str(tiny_copy)]) == 0
+    assert f"recomputed {run_id} in {tiny_copy}: {len(metrics)} metric rows" in capsys.readouterr().out
+    _, new_run, new_metrics, new_projections = _snapshot(tiny_copy)
+
+    merged = _matched(metrics, new_metrics)
+    for column in METRIC_VALUES:
+        np.testing.assert_allclose(merged[f"{column}_new"], merged[column], rtol=0, atol=1e-9,
+                                   err_msg=column)
+    assert (merged.n_samples_new == merged.n_samples).all()
+    assert [json.loads(p) for p in merged.params_new] == [json.loads(p) for p in merged.params]
+    assert merged.ci_low.notna().any() and merged.baseline_mean.notna().any()
+
+    keys = ["component", "layer", "item_id"]
+    pd.testing.assert_frame_equal(new_projections.sort_values(keys).reset_index(drop=True),
+                                  projections.sort_values(keys).reset_index(drop=True),
+                                  check_exact=False, atol=1e-6)
+
+    config, new_config = run["config"], new_run["config"]
+    (entry,) = new_config["recomputed"]
+    assert entry["recomputed"] == ["metrics", "projections"]
+    assert entry["command_line"] == ["metrics", "--store", str(tiny_copy)]
+    assert {"git_commit", "numpy", "torch"} <= set(entry["versions"])
+    for name in ("n_permutations", "n_bootstrap", "seed", "metrics", "umap_n_neighbors",
+                 "umap_min_dist", "text_length_unit"):
+        assert entry["settings"][name] == config[name]
+    assert {k: v for k, v in new_config.items() if k != "recomputed"} == config
+    assert new_run["versions"] == run["versions"]  # the build's, kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.duckdb"]  # no temp files
+
+
+def test_recompute_with_new_settings_replaces_rows_and_records_them(tiny_copy):
+    run_id, run, metrics, projections = _snapshot(tiny_copy)
+    assert run["config"]["n_permutations"] == 3 and run["config"]["metrics"] is None
+    argv = ["metrics", "--store", str(tiny_copy), "--run", run_id, "--metrics", "svcca",
+            "--n-permutations", "2", "--no-umap"]
+    assert main(argv) == 0
+    _, new_run, new_metrics, new_projections = _snapshot(tiny_copy)
+
+    assert set(new_metrics.metric) == {"svcca"}
+    merged = _matched(metrics[metrics.metric == "svcca"], new_metrics)
+    np.testing.assert_allclose(merged.value_new, merged.value, atol=1e-9)  # not drawn: unchanged
+    np.testing.assert_allclose(merged.ci_low_new, merged.ci_low, atol=1e-9)  # same bootstrap draws
+    assert not np.allclose(merged.baseline_mean_new, merged.baseline_mean, equal_nan=True)
+    pd.testing.assert_frame_equal(new_projections, projections)  # --no-umap keeps the maps
+
+    config = new_run["config"]
+    assert config["metrics"] == ["svcca"] and config["n_permutations"] == 2
+    assert config["n_bootstrap"] == run["config"]["n_bootstrap"] == 5
+    (entry,) = config["recomputed"]
+    assert entry["recomputed"] == ["metrics"] and entry["command_line"] == argv
+    assert entry["settings"]["metrics"] == ["svcca"] and entry["settings"]["n_permutations"] == 2
+    assert "umap_n_neighbors" not in entry["settings"]
+
+
+@pytest.mark.parametrize("crash_at", ["compute_metrics", "update_run_config"])
+def test_crash_mid_recompute_leaves_the_store_untouched(tiny_copy, tmp_path, monkeypatch, crash_at):
+    before = tiny_copy.read_bytes()
+    temp_files_at_crash = []
+
+    def crash(*args, **kwargs):
+        temp_files_at_crash.extend(tmp_path.glob("tiny.duckdb.tmp-*"))
+        raise RuntimeError("simulated crash")
+
+    if crash_at == "compute_metrics":
+        monkeypatch.setattr(pipeline, "compute_metrics", crash)
+    else:  # after the old rows were deleted and the new ones written, in the copy
+        monkeypatch.setattr(Store, "update_run_config", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(["metrics", "--store", str(tiny_copy), "--no-umap"])
+    assert temp_files_at_crash  # it crashed while working on the copy
+    assert tiny_copy.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.duckdb"]
+
+
+def test_recompute_errors_are_clear(tiny_copy, tmp_path, capsys):
+    before = tiny_copy.read_bytes()
+    run_id = _snapshot(tiny_copy)[0]
+    assert main(["metrics", "--store", str(tiny_copy), "--run", "no-such-run"]) == 1
+    err = capsys.readouterr().err
+    assert "no run 'no-such-run'" in err and run_id in err and "Traceback" not in err
+    assert main(["metrics", "--store", str(tiny_copy), "--metrics", "svcca,nonsense"]) == 1
+    assert "unknown metric(s) ['nonsense']" in capsys.readouterr().err
+    assert tiny_copy.read_bytes() == before
+
+    bare = tmp_path / "bare.duckdb"
+    with Store.create(bare) as store:
+        store.add_run("empty-run", "m", {}, {})
+        store.add_components("empty-run", [TEXT])
+        store.finish_run("empty-run")
+    assert main(["metrics", "--store", str(bare)]) == 1
+    assert "run 'empty-run'" in (err := capsys.readouterr().err) and "no stored activations" in err
+    assert main(["metrics", "--store", str(tmp_path / "none.duckdb")]) == 1
+    assert "no store at" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.duckdb", "tiny.duckdb"]
