@@ -1,0 +1,217 @@
+"""What every adapter file needs: device and dtype choice, input checks, batching, hooks that are
+always removed, memory checks before loading, and package versions for provenance.
+
+Torch is imported here, so only adapter modules (never ``core.models.base``) import this.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.models.base import Component, ModelTooLargeError
+
+DTYPE_BYTES = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
+#: activations, buffers and the allocator's slack on top of the weights, for memory estimates
+MEMORY_OVERHEAD = 1.25
+
+
+def pick_device(device: str | None) -> str:
+    """``None`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
+    return device
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: str, *,
+               default_cuda: torch.dtype = torch.float32) -> torch.dtype:
+    """float32 on CPU; on CUDA ``default_cuda`` unless given (large models default to bfloat16)."""
+    if dtype is None:
+        return default_cuda if device.startswith("cuda") else torch.float32
+    resolved = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if resolved not in DTYPE_BYTES:
+        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
+    if resolved != torch.float32 and not device.startswith("cuda"):
+        raise ValueError(f"dtype {dtype!r} is only supported on CUDA; on {device} use float32")
+    return resolved
+
+
+def package_versions(extra: Sequence[str] = ()) -> dict[str, str]:
+    versions = {}
+    for dist in ("torch", "transformers", "tokenizers", *extra):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def batches(n: int, batch_size: int) -> Iterator[slice]:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def check_inputs(comp: Component, inputs: Sequence, langs: Sequence[str]) -> None:
+    """Types and counts of a batch for ``comp``: clear errors instead of a shape error deep inside."""
+    if isinstance(inputs, (str, np.ndarray)) and not (
+        isinstance(inputs, np.ndarray) and inputs.dtype == object
+    ):
+        kind = "texts" if comp.modality == "text" else "waveforms"
+        raise TypeError(f"inputs must be a sequence of {kind}, got a single "
+                        f"{type(inputs).__name__}; wrap it in a list")
+    if isinstance(langs, str):
+        raise TypeError("langs must be a sequence with one language code per input, got a str")
+    if len(inputs) != len(langs):
+        raise ValueError(f"got {len(inputs)} inputs but {len(langs)} langs; give one lang per input")
+    for i, item in enumerate(inputs):
+        if comp.modality == "text" and not isinstance(item, str):
+            raise TypeError(f"{comp.name} reads texts, but input {i} is {type(item).__name__}")
+        if comp.modality == "speech" and not isinstance(item, np.ndarray):
+            raise TypeError(f"{comp.name} reads waveforms (1-D float numpy arrays), but input {i} "
+                            f"is {type(item).__name__}")
+        if comp.modality == "text" and not item.strip():
+            raise ValueError(f"text {i} is empty; drop it before computing states")
+
+
+def prepare_waveform(wave: np.ndarray, index: int, sampling_rate: int,
+                     target_rate: int = 16_000) -> np.ndarray:
+    """Mono float32 at ``target_rate``; errors name the input."""
+    wave = np.asarray(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"waveform {index} has shape {wave.shape}; expected mono 1-D audio")
+    if not np.issubdtype(wave.dtype, np.floating):
+        raise TypeError(f"waveform {index} has dtype {wave.dtype}; expected float samples in [-1, 1]")
+    if wave.size == 0:
+        raise ValueError(f"waveform {index} is empty; drop it before computing states")
+    if sampling_rate != target_rate:
+        import librosa
+
+        wave = librosa.resample(wave.astype(np.float32), orig_sr=sampling_rate,
+                                target_sr=target_rate)
+    return wave.astype(np.float32, copy=False)
+
+
+@contextmanager
+def record_layer_states(layers: nn.ModuleList, *, include_input: bool = True
+                        ) -> Iterator[list[torch.Tensor]]:
+    """Collect the input of the first block (when ``include_input``) and every block's output.
+
+    Hooks live only inside the ``with`` block: they are removed on exit, also when the forward
+    pass raises.
+    """
+    states: list[torch.Tensor] = []
+
+    def before_first(_module, args, kwargs):
+        states.append(args[0] if args else kwargs["hidden_states"])
+
+    def after(_module, _args, _kwargs, output):
+        states.append(output[0] if isinstance(output, tuple) else output)
+
+    handles = []
+    try:
+        if include_input:
+            handles.append(layers[0].register_forward_pre_hook(before_first, with_kwargs=True))
+        handles += [layer.register_forward_hook(after, with_kwargs=True) for layer in layers]
+        yield states
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def record_output(module: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collect ``module``'s output on each call (first element of a tuple); the hook is removed on
+    exit."""
+    outputs: list[torch.Tensor] = []
+
+    def after(_module, _args, output):
+        outputs.append(output[0] if isinstance(output, tuple) else output)
+
+    handle = module.register_forward_hook(after)
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' warnings that our own (correct) calls trigger."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def available_memory_bytes(device: str) -> int | None:
+    """Free memory on ``device``: CUDA free memory, or the OS's MemAvailable for the CPU."""
+    if device.startswith("cuda"):
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def required_memory_bytes(n_parameters: int, dtype: torch.dtype) -> int:
+    return int(n_parameters * DTYPE_BYTES[dtype] * MEMORY_OVERHEAD)
+
+
+def check_fits(what: str, n_parameters: int, dtype: torch.dtype, device: str,
+               available: int | None = None) -> None:
+    """Refuse before loading when ``n_parameters`` of ``dtype`` cannot fit ``device``'s memory."""
+    need = required_memory_bytes(n_parameters, dtype)
+    have = available_memory_bytes(device) if available is None else available
+    if have is not None and need > have:
+        dtype_name = str(dtype).removeprefix("torch.")
+        raise ModelTooLargeError(
+            f"{what} has {n_parameters / 1e9:.2f} B parameters: in {dtype_name} it needs about "
+            f"{need / 2**30:.1f} GiB on {device}, but only {have / 2**30:.1f} GiB is free. Use a "
+            "machine with more memory, a GPU (bfloat16 halves it), or a smaller checkpoint")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def masked_last(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(batch, dim): the state at the last true position of each row of ``mask``."""
+    mask = mask.to(device=hidden.device, dtype=torch.bool)
+    if not mask.any(dim=1).all():
+        raise ValueError("cannot pool: a row of the batch has no real positions")
+    positions = torch.arange(mask.shape[1], device=hidden.device).expand_as(mask)
+    last = torch.where(mask, positions, torch.full_like(positions, -1)).max(dim=1).values
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].to(torch.float32)
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Mean over real positions or the last real position, in float32."""
+    from core.pooling import masked_mean
+
+    if pooling == "mean":
+        return masked_mean(hidden, mask)
+    if pooling == "last":
+        return masked_last(hidden, mask)
+    raise ValueError(f"pooling must be 'mean' or 'last', got {pooling!r}")
