@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,9 +26,12 @@ import pandas as pd
 
 HOLDS, DOES_NOT_HOLD, NOT_ENOUGH_DATA = "holds", "does not hold", "not enough data"
 Z_95 = 1.959963984540054
-#: Components whose name or description says their output is length-adapted (e.g. Seamless' length
-#: adaptor, which shortens the speech sequence towards text length).
-LENGTH_ADAPTED = re.compile(r"length[ _-]?adapt", re.IGNORECASE)
+#: Stage labels of points whose output is shorter than their input (``core.models.base``): Seamless'
+#: length adaptor, Qwen2-Audio's pooling, SONAR's attention pooler. Findings read these labels (the
+#: metric rows' ``stage_b``), never free-text descriptions.
+LENGTH_REDUCING_STAGES = frozenset({"length_adaptor", "pooler"})
+#: Metrics that compare coordinates: never stored across representation spaces.
+NEEDS_SHARED_SPACE = frozenset({"paired_cosine", "retrieval"})
 #: Depth thirds compared in finding 1.
 EARLY_DEPTH, LATE_DEPTH = 1 / 3, 2 / 3
 _TITLES = {
@@ -140,14 +142,15 @@ def _metric_rows(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
     return rows
 
 
-def length_adapted_components(components: pd.DataFrame) -> list[str]:
-    """Speech components tagged, by name or description, as length-adapted."""
-    if components is None or components.empty:
-        return []
-    text = components["component"].astype(str) + " " + components.get(
-        "description", pd.Series("", index=components.index)).fillna("").astype(str)
-    speech = components.get("modality", pd.Series("speech", index=components.index)) == "speech"
-    return sorted(components.loc[text.str.contains(LENGTH_ADAPTED) & speech, "component"].astype(str))
+def adapted_points(rows: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(text component, speech component) -> the first length-reducing speech layer, from the
+    ``stage_b`` labels of same-language text-speech rows."""
+    if rows.empty or "stage_b" not in rows:
+        return {}
+    text_speech = rows[(rows["pairing"] == "text-speech")
+                       & rows["stage_b"].isin(LENGTH_REDUCING_STAGES)]
+    found = text_speech.groupby(["component_a", "component_b"])["layer_b"].min()
+    return {key: int(layer) for key, layer in found.items()}
 
 
 @dataclass(frozen=True)
@@ -161,12 +164,11 @@ class _Parts:
     speech_speech: pd.DataFrame
 
 
-def _parts(rows: pd.DataFrame, adapted: list[str]) -> _Parts:
+def _parts(rows: pd.DataFrame) -> _Parts:
     empty = rows.iloc[0:0]
     if rows.empty:
         return _Parts(None, None, empty, empty, empty)
-    text_speech = rows[(rows["pairing"] == "text-speech") & (rows["lang_a"] == rows["lang_b"])
-                       & ~rows["component_b"].isin(adapted)]
+    text_speech = rows[(rows["pairing"] == "text-speech") & (rows["lang_a"] == rows["lang_b"])]
     text_component = speech_component = None
     if not text_speech.empty:
         counts = text_speech.groupby(["component_a", "component_b"]).size()
@@ -175,8 +177,7 @@ def _parts(rows: pd.DataFrame, adapted: list[str]) -> _Parts:
                                   & (text_speech["component_b"] == speech_component)]
 
     def same_modality(pairing: str, component: str | None) -> pd.DataFrame:
-        found = rows[(rows["pairing"] == pairing) & (rows["lang_a"] != rows["lang_b"])
-                     & ~rows["component_a"].isin(adapted)]
+        found = rows[(rows["pairing"] == pairing) & (rows["lang_a"] != rows["lang_b"])]
         if found.empty:
             return found
         chosen = component if component in set(found["component_a"]) else \
@@ -222,6 +223,11 @@ def _not_enough(finding_id: int, reason: str) -> Finding:
 def _convergence(parts: _Parts, metric: str) -> Finding:
     rows = parts.cross_modal
     if rows.empty:
+        if metric in NEEDS_SHARED_SPACE:
+            return _not_enough(1, f"{metric} compares coordinates, so it is defined only between "
+                                  "text and speech points of one representation space; this run's "
+                                  "text and speech components write into different spaces. Use "
+                                  "SVCCA, CKA or mutual kNN.")
         return _not_enough(1, f"No same-language text-speech rows for {metric}: the run needs a text "
                               f"and a speech component over the same sentences.")
     table = _per_depth(rows)
@@ -245,63 +251,41 @@ def _convergence(parts: _Parts, metric: str) -> Finding:
     return Finding(1, _TITLES[1], verdict, summary, details)
 
 
-def _adapted_layers(components: pd.DataFrame) -> dict[str, int]:
-    """Speech components whose layer names mark a length-adapted layer: name -> first such layer."""
-    found = {}
-    if components is None or components.empty or "layer_names" not in components:
-        return found
-    for row in components.itertuples():
-        names = row.layer_names
-        if isinstance(names, str):
-            try:
-                names = json.loads(names)
-            except json.JSONDecodeError:
-                names = [names]
-        if getattr(row, "modality", "speech") != "speech" or names is None:
-            continue
-        marked = [i for i, name in enumerate(list(names)) if LENGTH_ADAPTED.search(str(name))]
-        if marked and marked[0] >= 1:
-            found[str(row.component)] = marked[0]
-    return found
-
-
-def _deepest(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows at the deepest speech layer, then the deepest text layer paired with it."""
-    rows = rows[rows["layer_b"] == rows["layer_b"].max()]
-    return rows[rows["layer_a"] == rows["layer_a"].max()]
-
-
 def _length_adaptation(rows: pd.DataFrame, parts: _Parts, languages: pd.DataFrame,
-                       components: pd.DataFrame, adapted: list[str], metric: str) -> Finding:
-    """Modality gap at the speech output with vs without length adaptation, per resource level.
+                       metric: str) -> Finding:
+    """Modality gap just before vs just after a length-reducing stage, per resource level.
 
-    A whole component tagged as length-adapted is compared with the main speech component; a
-    component whose layer names mark a length-adapted layer is compared with the layer before it.
+    The speech path's points are labelled by stage: the first ``length_adaptor``/``pooler`` point is
+    compared with the point before it, against the same text layer side.
     """
     if parts.text_component is None:
         return _not_enough(2, f"No same-language text-speech rows for {metric} to compare against.")
-    same_language = rows[(rows["pairing"] == "text-speech") & (rows["lang_a"] == rows["lang_b"])
-                         & (rows["component_a"] == parts.text_component)]
-    by_layer = _adapted_layers(components)
-    if adapted:
-        name = adapted[0]
-        plain = same_language[same_language["component_b"] == parts.speech_component]
-        with_adaptation = same_language[same_language["component_b"] == name]
-    elif by_layer:
-        name, first = next(iter(by_layer.items()))
-        own = same_language[same_language["component_b"] == name]
-        plain, with_adaptation = own[own["layer_b"] == first - 1], own[own["layer_b"] >= first]
-    else:
-        return _not_enough(2, "This run has no length-adapted speech component or layer (such as "
-                              "Seamless' length adaptor output; Whisper has none), so the effect of "
-                              "length adaptation cannot be measured.")
+    candidates = adapted_points(rows)
+    if not candidates:
+        return _not_enough(2, "This run has no length-reducing stage on a compared speech path (such "
+                              "as Seamless' length adaptor or Qwen2-Audio's pooling; Whisper has "
+                              "none), so the effect of length adaptation cannot be measured.")
+    (text_name, name), first = (
+        ((parts.text_component, parts.speech_component), candidates[(parts.text_component,
+                                                                     parts.speech_component)])
+        if (parts.text_component, parts.speech_component) in candidates
+        else next(iter(candidates.items())))
+    own = rows[(rows["pairing"] == "text-speech") & (rows["lang_a"] == rows["lang_b"])
+               & (rows["component_a"] == text_name) & (rows["component_b"] == name)]
+    with_adaptation = own[own["layer_b"] == first]
+    # against the same text layer on both sides of the adaptor (precompute pairs both with it)
+    text_layer = with_adaptation["layer_a"].max()
+    with_adaptation = with_adaptation[with_adaptation["layer_a"] == text_layer]
+    plain = own[(own["layer_b"] == first - 1) & (own["layer_a"] == text_layer)]
+    if plain.empty:  # older stores paired the point before only with its own aligned text layer
+        plain = own[own["layer_b"] == first - 1]
     if plain.empty or with_adaptation.empty:
-        return _not_enough(2, f"Missing same-language text-speech {metric} rows with or without the "
-                              f"length adaptation of {name}.")
+        return _not_enough(2, f"Missing same-language text-speech {metric} rows just before and "
+                              f"after the length adaptation of {name} (layer {first}).")
     levels = dict(zip(languages["lang"], languages["resource_level"])) \
         if languages is not None and not languages.empty else {}
     records, overall = [], {}
-    for label, subset in (("without", _deepest(plain)), ("with", _deepest(with_adaptation))):
+    for label, subset in (("without", plain), ("with", with_adaptation)):
         overall[label] = _mean_estimate(subset["value"], subset["se"]).gap()
         for level, group in subset.groupby(subset["lang_a"].map(levels).fillna("unknown")):
             gap = _mean_estimate(group["value"], group["se"]).gap()
@@ -400,10 +384,9 @@ def compute_findings(metrics: pd.DataFrame, languages: pd.DataFrame, components:
         reason = (f"No rows with a value for metric {metric!r}"
                   + (f" (this run has: {', '.join(known)})." if known else "."))
         return [_not_enough(i, reason) for i in _TITLES]
-    adapted = length_adapted_components(components)
-    parts = _parts(rows, adapted)
+    parts = _parts(rows)
     return [_convergence(parts, metric),
-            _length_adaptation(rows, parts, languages, components, adapted, metric),
+            _length_adaptation(rows, parts, languages, metric),
             _speech_vs_text(parts, metric), _gaps(parts, metric)]
 
 

@@ -148,8 +148,15 @@ def languages(ref: StoreRef) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def items(ref: StoreRef) -> pd.DataFrame:
-    return _read(ref, lambda s: s.items())
+def items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
+    """Items; with ``run_id``, that run's own token counts, transcripts and CER."""
+    return _read(ref, lambda s: s.items(run_id=run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def layers(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
+    """Layer points (stage, depth, space) of one run, or of every run."""
+    return _read(ref, lambda s: s.layers(run_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -63,7 +63,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--umap-n-neighbors", type=click.IntRange(min=2), default=15, show_default=True)
 @click.option("--umap-min-dist", type=float, default=0.1, show_default=True)
 @click.option("--transcribe/--no-transcribe", default=True, show_default=True,
-              help="Transcribe the speech with the first model that can, to report its CER.")
+              help="Transcribe the speech with every model that can, to report its CER per run.")
 @click.option("--max-transcript-tokens", type=click.IntRange(min=1),
               help="Cap on generated tokens per clip when transcribing (default: the adapter's own; "
               "Whisper allows 20 tokens per second of audio, which stops decoding loops).")
@@ -74,6 +74,12 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               show_default=True, help="Storage precision of pooled activations.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for permutations, bootstrap and UMAP.")
+@click.option("--pooling", type=click.Choice(["mean", "last"]), default="mean", show_default=True,
+              help="Mean over real positions, or the last one (decoder-only LLMs only).")
+@click.option("--unsupported-langs", type=click.Choice(["refuse", "skip"]), default="refuse",
+              show_default=True,
+              help="A corpus language a model does not know: refuse the build, or skip it for "
+              "that model (recorded in the run's config).")
 @click.pass_context
 def build(ctx: click.Context, **options) -> None:
     """Build a store: speech, transcripts, pooled activations, metrics, projections."""
@@ -230,9 +236,12 @@ def _complete_runs(store: Store) -> list[str]:
 
 def _run(ctx: click.Context, action):
     """Run ``action``; expected failures become a one-line error (full traceback with -v)."""
+    from core.models.base import ModelTooLargeError
+
     try:
         return action()
-    except (StoreError, BuildError, KeyError, ValueError, FileNotFoundError) as exc:
+    except (StoreError, BuildError, KeyError, ValueError, FileNotFoundError,
+            ModelTooLargeError) as exc:
         if ctx.obj and ctx.obj.get("verbose"):
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -2,8 +2,11 @@
 
 A *side* is one component's pooled states at one layer for one language (rows aligned by sentence).
 Pairings follow the study: the same modality across languages (lang_a < lang_b), and text against
-speech for every language pair including a language with itself. Two layer stacks of different depth
-are compared at matching relative depth.
+speech for every language pair including a language with itself, for the (text, speech) component
+pairs the adapter names (``ModelAdapter.modality_pairs``). Two layer stacks of different depth are
+compared at matching relative depth. Each pair records whether its two points share a
+representation space: only then are coordinate-wise metrics (paired cosine, retrieval) and joint
+2-D maps defined.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 from dataclasses import dataclass
 from itertools import combinations
 
-from core.models.base import Component
+from core.models.base import Component, shares_space
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class PairSpec:
     modality_a: str
     modality_b: str
     depth: float                # relative depth in [0, 1] both layers sit at
+    shared_space: bool = True   # both points write into one representation space
 
 
 def align_layers(n_a: int, n_b: int) -> list[tuple[int, int, float]]:
@@ -55,10 +59,18 @@ def align_layers(n_a: int, n_b: int) -> list[tuple[int, int, float]]:
     return aligned
 
 
-def metric_pairs(components: list[Component], langs: list[str]) -> list[PairSpec]:
-    """Every side pair a run measures, in a stable order."""
+def metric_pairs(components: list[Component], langs: list[str],
+                 modality_pairs: list[tuple[str, str]] | None = None) -> list[PairSpec]:
+    """Every side pair a run measures, in a stable order.
+
+    ``modality_pairs`` are the (text component, speech component) pairs to compare; None: every
+    text component with every speech component.
+    """
+    by_name = {c.name: c for c in components}
     text = [c for c in components if c.modality == "text"]
     speech = [c for c in components if c.modality == "speech"]
+    if modality_pairs is None:
+        modality_pairs = [(t.name, s.name) for t in text for s in speech]
     pairs: list[PairSpec] = []
     for group, pairing in ((text, "text-text"), (speech, "speech-speech")):
         for comp in group:
@@ -66,31 +78,62 @@ def metric_pairs(components: list[Component], langs: list[str]) -> list[PairSpec
                 for lang_a, lang_b in combinations(sorted(langs), 2):
                     pairs.append(PairSpec(pairing, Side(comp.name, layer, lang_a),
                                           Side(comp.name, layer, lang_b), comp.modality,
-                                          comp.modality, depth))
-    for t in text:
-        for s in speech:
-            for layer_t, layer_s, depth in align_layers(t.n_layers, s.n_layers):
-                for lang_a in langs:
-                    for lang_b in langs:
-                        pairs.append(PairSpec("text-speech", Side(t.name, layer_t, lang_a),
-                                              Side(s.name, layer_s, lang_b), "text", "speech", depth))
+                                          comp.modality, depth, True))
+    for t_name, s_name in modality_pairs:
+        if t_name not in by_name or s_name not in by_name:
+            continue  # a component the run did not measure (e.g. no speech items)
+        t, s = by_name[t_name], by_name[s_name]
+        if t.modality != "text" or s.modality != "speech":
+            raise ValueError(f"modality pair ({t_name}, {s_name}) must be (text, speech) components")
+        for layer_t, layer_s, depth in with_length_adaptation(t, s):
+            shared = shares_space(t, layer_t, s, layer_s)
+            for lang_a in langs:
+                for lang_b in langs:
+                    pairs.append(PairSpec("text-speech", Side(t.name, layer_t, lang_a),
+                                          Side(s.name, layer_s, lang_b), "text", "speech", depth,
+                                          shared))
     return pairs
 
 
-def projection_groups(components: list[Component]) -> list[list[tuple[str, int]]]:
+def with_length_adaptation(text: Component, speech: Component) -> list[tuple[int, int, float]]:
+    """``align_layers`` of the two paths, plus, around each length-reducing stage of the speech
+    path, its before and after points both paired with one text layer (the one aligned with the
+    after point), so the effect of length adaptation is measured against the same text side."""
+    aligned = align_layers(text.n_layers, speech.n_layers)
+    present = {(lt, ls) for lt, ls, _ in aligned}
+    for before, after in speech.length_adaptation():
+        layer_t, depth = min(((lt, d) for lt, ls, d in aligned),
+                             key=lambda item: abs(item[1] - after / max(speech.n_layers - 1, 1)))
+        for layer_s in (before, after):
+            if (layer_t, layer_s) not in present:
+                aligned.append((layer_t, layer_s, depth))
+                present.add((layer_t, layer_s))
+    return aligned
+
+
+def projection_groups(components: list[Component],
+                      modality_pairs: list[tuple[str, str]] | None = None
+                      ) -> list[list[tuple[str, int]]]:
     """Sets of (component, layer) mapped together in one 2-D projection.
 
-    A model with one text and one speech component of the same width gets joint maps (text and
-    speech items in one space) at matching depths; every other layer is mapped on its own.
+    Text and speech points of a modality pair that share a representation space (e.g. an LLM's
+    layers given text vs given audio) get joint maps at matching depths; every other point is
+    mapped on its own (a joint map of unrelated spaces would place items by accident of basis).
     """
+    by_name = {c.name: c for c in components}
+    if modality_pairs is None:
+        modality_pairs = [(t.name, s.name) for t in components if t.modality == "text"
+                          for s in components if s.modality == "speech"]
     groups: list[list[tuple[str, int]]] = []
     covered: set[tuple[str, int]] = set()
-    text = [c for c in components if c.modality == "text"]
-    speech = [c for c in components if c.modality == "speech"]
-    if len(text) == 1 and len(speech) == 1 and text[0].dim == speech[0].dim:
-        t, s = text[0], speech[0]
+    for t_name, s_name in modality_pairs:
+        if t_name not in by_name or s_name not in by_name:
+            continue
+        t, s = by_name[t_name], by_name[s_name]
         for layer_t, layer_s, _ in align_layers(t.n_layers, s.n_layers):
             group = [(t.name, layer_t), (s.name, layer_s)]
+            if not shares_space(t, layer_t, s, layer_s) or covered & set(group):
+                continue
             groups.append(group)
             covered.update(group)
     for comp in components:

@@ -6,10 +6,13 @@ store. When the build fails (an exception, Ctrl-C, SIGTERM) the temporary file i
 ``--out`` is left as it was; only SIGKILL or a power cut can leave a ``*.duckdb.tmp-<pid>`` file
 behind, which is safe to delete (git ignores it).
 
-Items (the corpus's texts and clips) are shared by all runs of a build. Their transcript and CER come
-from the first model that can transcribe, their ``n_tokens`` from the first model that can count
-tokens; each run's config says which (``asr_model``, ``n_tokens_model``) and which text length its
-length baseline used (``text_length_unit``: tokens or characters).
+Items (the corpus's texts and clips) are shared by all runs of a build; what depends on the model is
+stored per run (``run_items``): the transcript and CER of each clip by every model that can
+transcribe, the token count of each text by the run's own tokenizer. Each run's config says which
+text length its length baseline used (``text_length_unit``: tokens or characters), which pooling
+it used (``pooling``, also a column of every metric row) and what each component is fed
+(``components``: conditioning, spaces). Coordinate-wise metrics (paired cosine, retrieval) are
+computed only between points of one representation space.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from core.models.base import Component, ModelAdapter
+from core.models.base import Component, Extraction, ModelAdapter
 from core.store import ACTIVATION_DTYPES, Store, compact_copy, publish_atomically
 from precompute.pairs import PairSpec, metric_pairs, projection_groups
 
@@ -74,6 +77,8 @@ class BuildConfig:
     speech_cache: Path | None = None
     activation_dtype: str = "float16"
     seed: int = 0
+    pooling: str = "mean"                 # "mean" over real positions, or "last" (decoder-only LLMs)
+    unsupported_langs: str = "refuse"     # a language a model lacks: "refuse" the build or "skip" it
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -88,6 +93,11 @@ class BuildConfig:
             raise ValueError("--batch-size must be >= 1 and --n-permutations/--n-bootstrap >= 0")
         if self.n_sentences is not None and self.n_sentences < 1:
             raise ValueError(f"--n-sentences must be >= 1, got {self.n_sentences}")
+        if self.pooling not in ("mean", "last"):
+            raise ValueError(f"--pooling must be 'mean' or 'last', got {self.pooling!r}")
+        if self.unsupported_langs not in ("refuse", "skip"):
+            raise ValueError("--unsupported-langs must be 'refuse' or 'skip', got "
+                             f"{self.unsupported_langs!r}")
 
     def to_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
@@ -105,9 +115,13 @@ class PreparedCorpus:
     items: pd.DataFrame                     # one row per item, with item_id once stored
     waveforms: dict[int, np.ndarray] = field(default_factory=dict)  # item_id -> 16 kHz mono
 
-    def modality_items(self, modality: str) -> pd.DataFrame:
-        """Items of one modality in the order pooled states are computed: lang order, then sentence."""
-        return self.items[self.items.modality == modality].reset_index(drop=True)
+    def modality_items(self, modality: str, langs: Sequence[str] | None = None) -> pd.DataFrame:
+        """Items of one modality in the order pooled states are computed: lang order, then sentence
+        (only ``langs`` when given)."""
+        keep = self.items.modality == modality
+        if langs is not None:
+            keep &= self.items.lang.isin(list(langs))
+        return self.items[keep].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------- the build
@@ -131,13 +145,11 @@ def build(config: BuildConfig, *, load_model: Callable[..., ModelAdapter] | None
         prepared.waveforms = {item_ids[i]: w for i, w in prepared.waveforms.items()}
 
         versions = collect_versions()
-        run_ids, asr_model, n_tokens_model = [], None, None
+        run_ids = []
         for name in config.models:
             adapter = load_model(name, device=config.device)
-            if asr_model is None and config.transcribe and can_transcribe(adapter):
-                asr_model = name
-            if n_tokens_model is None and can_count_tokens(adapter):
-                n_tokens_model = name
+            adapter.check_pooling(config.pooling)
+            run_langs = supported_langs(adapter, prepared.langs, config.unsupported_langs)
             run_id = run_id_for(name)
             run_config = {
                 **config.to_json(),
@@ -145,12 +157,18 @@ def build(config: BuildConfig, *, load_model: Callable[..., ModelAdapter] | None
                 "model": name, "model_info": adapter.info(),
                 "corpus_name": prepared.name, "corpus_source": prepared.source,
                 "corpus_langs": prepared.langs, "n_sentence_ids": len(prepared.sentence_ids),
-                "asr_model": asr_model, "n_tokens_model": n_tokens_model,
+                "run_langs": run_langs,
+                "skipped_langs": [lang for lang in prepared.langs if lang not in run_langs],
+                "transcribed": bool(config.transcribe and can_transcribe(adapter)),
                 "text_length_unit": "tokens" if can_count_tokens(adapter) else "characters",
+                "components": {c.name: {"modality": c.modality, "space": c.space,
+                                        "conditioning": c.conditioning}
+                               for c in adapter.components()},
+                "modality_pairs": [list(p) for p in adapter.modality_pairs()],
             }
             store.add_run(run_id, name, run_config, versions)
-            run_model(store, run_id, adapter, prepared, config,
-                      transcribe=asr_model == name, count_tokens=n_tokens_model == name)
+            run_model(store, run_id, adapter, prepared, config, langs=run_langs,
+                      transcribe=run_config["transcribed"])
             store.finish_run(run_id)
             run_ids.append(run_id)
             del adapter
@@ -159,25 +177,46 @@ def build(config: BuildConfig, *, load_model: Callable[..., ModelAdapter] | None
     return run_ids
 
 
+def supported_langs(adapter: ModelAdapter, langs: Sequence[str], policy: str) -> list[str]:
+    """The corpus languages the model knows; the others refused (BuildError) or skipped (logged)."""
+    missing = [lang for lang in langs if not adapter.supports_language(lang)]
+    if missing and policy == "refuse":
+        raise BuildError(
+            f"model {adapter.name!r} does not support {', '.join(missing)}: its states for them "
+            "would be meaningless. Drop them with --langs, or pass --unsupported-langs skip to "
+            "build this model's run without them")
+    if missing:
+        log.warning("%s: skipping unsupported languages %s", adapter.name, ", ".join(missing))
+    kept = [lang for lang in langs if lang not in missing]
+    if not kept:
+        raise BuildError(f"model {adapter.name!r} supports none of the corpus languages")
+    return kept
+
+
 def run_model(store: Store, run_id: str, adapter: ModelAdapter, prepared: PreparedCorpus,
-              config: BuildConfig, *, transcribe: bool, count_tokens: bool) -> None:
-    """One model's stages, all written under ``run_id``."""
+              config: BuildConfig, *, langs: Sequence[str] | None = None,
+              transcribe: bool) -> None:
+    """One model's stages over ``langs`` (default: all), all written under ``run_id``."""
+    langs = list(langs) if langs is not None else list(prepared.langs)
     components = adapter.components()
     store.add_components(run_id, components)
+    modality_pairs = adapter.modality_pairs()
 
     speech_components = [c for c in components if c.modality == "speech"]
-    if transcribe and not speech_components:
-        store.update_items(transcribe_items(adapter, prepared, config.batch_size,
-                                            max_new_tokens=config.max_transcript_tokens))
-    text_items = prepared.modality_items("text")
+    speech_items = prepared.modality_items("speech", langs)
+    if transcribe and not speech_components and not speech_items.empty:
+        store.set_run_items(run_id, transcribe_items(adapter, prepared, speech_items,
+                                                     config.batch_size,
+                                                     max_new_tokens=config.max_transcript_tokens))
+    text_items = prepared.modality_items("text", langs)
     text_lengths = text_length_values(adapter, text_items)
-    if count_tokens and not text_items.empty:
-        store.update_items(pd.DataFrame({"item_id": text_items.item_id,
-                                         "n_tokens": text_lengths.astype(np.int64)}))
+    if can_count_tokens(adapter) and not text_items.empty:
+        store.set_run_items(run_id, pd.DataFrame({"item_id": text_items.item_id,
+                                                  "n_tokens": text_lengths.astype(np.int64)}))
 
     states: dict[str, np.ndarray] = {}
     for comp in components:
-        items = prepared.modality_items(comp.modality)
+        items = prepared.modality_items(comp.modality, langs)
         if items.empty:
             continue
         # Transcribe right after the first speech component's batches: the adapter can reuse the
@@ -185,25 +224,29 @@ def run_model(store: Store, run_id: str, adapter: ModelAdapter, prepared: Prepar
         transcriber = None
         if transcribe and comp is (speech_components[0] if speech_components else None):
             transcriber = BatchTranscriber(adapter, config.max_transcript_tokens)
-        pooled = component_states(adapter, comp, items, prepared, config.batch_size,
-                                  after_batch=transcriber)
+        extraction = component_states(adapter, comp, items, prepared, config.batch_size,
+                                      after_batch=transcriber, pooling=config.pooling)
         # Metrics and maps are computed from exactly the stored vectors, so that
         # `precompute metrics` (which only has those) reproduces them.
-        states[comp.name] = stored_precision(pooled, config.activation_dtype)
+        states[comp.name] = stored_precision(extraction.pooled, config.activation_dtype)
         if transcriber is not None:
-            store.update_items(transcriber.frame(items))
+            store.set_run_items(run_id, transcriber.frame(items))
         with store.transaction():
             for layer in range(comp.n_layers):
                 store.add_activations(run_id, comp.name, layer, items.item_id.tolist(),
-                                      states[comp.name][:, layer, :], dtype=config.activation_dtype)
+                                      states[comp.name][:, layer, :], dtype=config.activation_dtype,
+                                      n_positions=extraction.n_positions[:, layer].tolist())
 
     measured = [c for c in components if c.name in states]
-    lengths = {"text": text_lengths, "speech": prepared.modality_items("speech").duration_s.to_numpy()}
-    metrics = compute_metrics(measured, states, prepared, lengths, config)
+    lengths = {"text": text_lengths, "speech": speech_items.duration_s.to_numpy()}
+    metrics = compute_metrics(measured, states, prepared, lengths, config, langs=langs,
+                              modality_pairs=modality_pairs)
     store.add_metrics(run_id, metrics)
 
     if config.umap:
-        store.add_projections(run_id, compute_projections(measured, states, prepared, config))
+        store.add_projections(run_id, compute_projections(measured, states, prepared, config,
+                                                          langs=langs,
+                                                          modality_pairs=modality_pairs))
 
 
 # ---------------------------------------------------------------------- stages
@@ -291,10 +334,9 @@ class BatchTranscriber:
         return pd.DataFrame({"item_id": items.item_id, "transcript": self.transcripts, "cer": cer})
 
 
-def transcribe_items(adapter: ModelAdapter, prepared: PreparedCorpus, batch_size: int, *,
-                     max_new_tokens: int | None = None) -> pd.DataFrame:
+def transcribe_items(adapter: ModelAdapter, prepared: PreparedCorpus, items: pd.DataFrame,
+                     batch_size: int, *, max_new_tokens: int | None = None) -> pd.DataFrame:
     """Transcript and CER per speech item, for adapters that transcribe but expose no speech component."""
-    items = prepared.modality_items("speech")
     transcriber = BatchTranscriber(adapter, max_new_tokens)
     for start in tqdm(range(0, len(items), batch_size), desc=f"transcribe {adapter.name}",
                       unit="batch"):
@@ -305,12 +347,13 @@ def transcribe_items(adapter: ModelAdapter, prepared: PreparedCorpus, batch_size
 
 def component_states(adapter: ModelAdapter, comp: Component, items: pd.DataFrame,
                      prepared: PreparedCorpus, batch_size: int, *,
-                     after_batch: Callable[[pd.DataFrame, list], None] | None = None) -> np.ndarray:
-    """Pooled states (n_items, n_layers, dim), rows in ``items`` order.
+                     after_batch: Callable[[pd.DataFrame, list], None] | None = None,
+                     pooling: str = "mean") -> Extraction:
+    """Pooled states (n_items, n_layers, dim) and pooled position counts, rows in ``items`` order.
 
     ``after_batch(batch, inputs)`` runs after each batch (precompute transcribes there).
     """
-    chunks = []
+    pooled, counts = [], []
     desc = f"{adapter.name} {comp.name}" + (" + transcribe" if after_batch else "")
     for start in tqdm(range(0, len(items), batch_size), desc=desc, unit="batch"):
         batch = items.iloc[start:start + batch_size]
@@ -318,16 +361,22 @@ def component_states(adapter: ModelAdapter, comp: Component, items: pd.DataFrame
             inputs: Sequence = batch.text.tolist()
         else:
             inputs = [prepared.waveforms[i] for i in batch.item_id]
-        chunks.append(adapter.pooled_states(comp.name, inputs, batch.lang.tolist(),
-                                            batch_size=batch_size))
+        extraction = adapter.extract(comp.name, inputs, batch.lang.tolist(),
+                                     batch_size=batch_size, pooling=pooling)
+        pooled.append(extraction.pooled)
+        counts.append(extraction.n_positions)
         if after_batch is not None:
             after_batch(batch, list(inputs))
-    states = np.concatenate(chunks).astype(np.float32, copy=False)
+    states = np.concatenate(pooled).astype(np.float32, copy=False)
     expected = (len(items), comp.n_layers, comp.dim)
     if states.shape != expected:
-        raise RuntimeError(f"{adapter.name} {comp.name}: pooled_states gave shape {states.shape}, "
+        raise RuntimeError(f"{adapter.name} {comp.name}: extract gave shape {states.shape}, "
                            f"expected {expected} (items, layers, dim)")
-    return states
+    n_positions = np.concatenate(counts).astype(np.int64)
+    if n_positions.shape != expected[:2]:
+        raise RuntimeError(f"{adapter.name} {comp.name}: extract gave n_positions of shape "
+                           f"{n_positions.shape}, expected {expected[:2]}")
+    return Extraction(states, n_positions)
 
 
 def stored_precision(states: np.ndarray, dtype: str) -> np.ndarray:
@@ -345,15 +394,22 @@ def text_length_values(adapter: ModelAdapter, text_items: pd.DataFrame) -> np.nd
 
 def compute_metrics(components: list[Component], states: dict[str, np.ndarray],
                     prepared: PreparedCorpus, lengths: dict[str, np.ndarray],
-                    config: BuildConfig) -> pd.DataFrame:
-    """The run's metrics grid as store rows (one per pair, layer and metric)."""
-    from core.metrics.grid import compute_grid
+                    config: BuildConfig, *, langs: Sequence[str] | None = None,
+                    modality_pairs: list[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """The run's metrics grid as store rows (one per pair, layer and metric).
 
+    Coordinate-wise metrics (``NEEDS_SHARED_SPACE``: paired cosine, retrieval) are computed only for
+    pairs whose points share a representation space; the other metrics for every pair.
+    """
+    from core.metrics.grid import compute_grid
+    from core.metrics.similarity import NEEDS_SHARED_SPACE
+
+    langs = list(langs) if langs is not None else list(prepared.langs)
     modality_of = {c.name: c.modality for c in components}
-    pairs = metric_pairs(components, prepared.langs)
+    pairs = metric_pairs(components, langs, modality_pairs)
     if not pairs:
         return pd.DataFrame()
-    rows = {m: _rows_by_lang(prepared.modality_items(m)) for m in ("text", "speech")}
+    rows = {m: _rows_by_lang(prepared.modality_items(m, langs)) for m in ("text", "speech")}
     sides: dict[str, np.ndarray] = {}
     side_lengths: dict[str, np.ndarray] = {}
     for spec in pairs:
@@ -363,21 +419,31 @@ def compute_metrics(components: list[Component], states: dict[str, np.ndarray],
                 index = rows[modality][side.lang]
                 sides[side.key] = states[side.component][index, side.layer, :]
                 side_lengths[side.key] = lengths[modality][index]
+    specs = metric_specs(config.metrics)
+    groups = [([p for p in pairs if p.shared_space], specs),
+              ([p for p in pairs if not p.shared_space],
+               [m for m in specs if m.name not in NEEDS_SHARED_SPACE])]
+    frames = []
     with tqdm(total=None, desc="metrics", unit="step") as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()
 
-        grid = compute_grid(sides, [(p.a.key, p.b.key) for p in pairs], metric_specs(config.metrics),
-                            lengths=side_lengths, n_permutations=config.n_permutations,
-                            n_bootstrap=config.n_bootstrap, seed=config.seed, device=config.device,
-                            progress=progress)
-    return metric_rows(grid, pairs)
+        for group, group_specs in groups:
+            if not group or not group_specs:
+                continue
+            grid = compute_grid(sides, [(p.a.key, p.b.key) for p in group], group_specs,
+                                lengths=side_lengths, n_permutations=config.n_permutations,
+                                n_bootstrap=config.n_bootstrap, seed=config.seed,
+                                device=config.device, progress=progress)
+            frames.append(metric_rows(grid, group, pooling=config.pooling))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def metric_rows(grid: pd.DataFrame, pairs: list[PairSpec]) -> pd.DataFrame:
-    """Attach pairing, components, layers, depth and languages to compute_grid's rows."""
+def metric_rows(grid: pd.DataFrame, pairs: list[PairSpec], *, pooling: str = "mean") -> pd.DataFrame:
+    """Attach pairing, components, layers, depth, languages, space sharing and pooling to
+    compute_grid's rows."""
     by_keys = {(p.a.key, p.b.key): p for p in pairs}
     specs = [by_keys[(a, b)] for a, b in zip(grid.key_a, grid.key_b)]
     described = pd.DataFrame({
@@ -387,9 +453,12 @@ def metric_rows(grid: pd.DataFrame, pairs: list[PairSpec]) -> pd.DataFrame:
         "depth": [s.depth for s in specs],
         "lang_a": [s.a.lang for s in specs], "lang_b": [s.b.lang for s in specs],
         "modality_a": [s.modality_a for s in specs], "modality_b": [s.modality_b for s in specs],
+        "shared_space": [s.shared_space for s in specs],
     })
     values = grid.drop(columns=["key_a", "key_b"]).reset_index(drop=True)
-    return pd.concat([described, values], axis=1)
+    out = pd.concat([described, values], axis=1)
+    out["pooling"] = pooling
+    return out
 
 
 def metric_specs(names: Sequence[str] | None) -> list:
@@ -406,17 +475,19 @@ def metric_specs(names: Sequence[str] | None) -> list:
 
 
 def compute_projections(components: list[Component], states: dict[str, np.ndarray],
-                        prepared: PreparedCorpus, config: BuildConfig) -> pd.DataFrame:
-    """UMAP maps per layer, text and speech items together where the model allows (see pairs)."""
+                        prepared: PreparedCorpus, config: BuildConfig, *,
+                        langs: Sequence[str] | None = None,
+                        modality_pairs: list[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """UMAP maps per layer point; text and speech items together only where they share a space."""
     from core.projection import MIN_POINTS, umap_2d, umap_params
 
     by_name = {c.name: c for c in components}
-    groups = projection_groups(components)
+    groups = projection_groups(components, modality_pairs)
     frames = []
     for group in tqdm(groups, desc="umap", unit="layer"):
         blocks, members = [], []
         for name, layer in group:
-            items = prepared.modality_items(by_name[name].modality)
+            items = prepared.modality_items(by_name[name].modality, langs)
             blocks.append(states[name][:, layer, :])
             members.append(pd.DataFrame({"component": name, "layer": layer, "item_id": items.item_id}))
         x = np.concatenate(blocks)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from core.models.base import Component
+from core.models.base import Component, LayerPoint
 from core.store import Store
 from precompute import pipeline
 from precompute.pipeline import BuildConfig, BuildError, PreparedCorpus
@@ -120,7 +120,8 @@ def settings_for(run: dict[str, Any], options: RecomputeOptions) -> BuildConfig:
         n_permutations=int(pick("n_permutations")), n_bootstrap=int(pick("n_bootstrap")),
         seed=int(pick("seed")), device=_device(options.device, recorded.get("device")),
         umap=bool(pick("umap")), umap_n_neighbors=int(pick("umap_n_neighbors")),
-        umap_min_dist=float(pick("umap_min_dist")))
+        umap_min_dist=float(pick("umap_min_dist")),
+        pooling=str(recorded.get("pooling", defaults.pooling)))
     pipeline.metric_specs(config.metrics)  # ValueError naming unknown metrics
     return config
 
@@ -132,20 +133,21 @@ def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
     recorded = run["config"]
     config = settings_for(run, options)
     components = stored_components(store, run_id)
-    prepared = stored_corpus(store, recorded.get("corpus_langs"),
-                             {c.modality for c in components})
+    langs = recorded.get("run_langs") or recorded.get("corpus_langs")
+    prepared = stored_corpus(store, langs, {c.modality for c in components}, run_id=run_id)
     states = stored_states(store, run_id, components, prepared)
     text_lengths, text_unit = stored_text_lengths(prepared.modality_items("text"),
                                                   recorded.get("text_length_unit"))
-    if text_unit == "tokens" and recorded.get("n_tokens_model") not in (None, run["model"]):
-        log.warning("%s: items.n_tokens were counted by %s's tokenizer, not %s's; the length "
-                    "baselines use them", run_id, recorded["n_tokens_model"], run["model"])
     lengths = {"text": text_lengths,
                "speech": prepared.modality_items("speech").duration_s.to_numpy(dtype=np.float64)}
+    pairs = recorded.get("modality_pairs")
+    modality_pairs = [tuple(p) for p in pairs] if pairs is not None else None
 
     log.info("%s: recomputing metrics%s", run_id, " and UMAP maps" if config.umap else "")
-    metrics = pipeline.compute_metrics(components, states, prepared, lengths, config)
-    projections = pipeline.compute_projections(components, states, prepared, config) \
+    metrics = pipeline.compute_metrics(components, states, prepared, lengths, config,
+                                       modality_pairs=modality_pairs)
+    projections = pipeline.compute_projections(components, states, prepared, config,
+                                               modality_pairs=modality_pairs) \
         if config.umap else None
 
     with store.transaction():
@@ -184,19 +186,31 @@ def recorded_config(recorded: dict[str, Any], config: BuildConfig, text_length_u
 
 # ---------------------------------------------------------------------- reading the build back
 def stored_components(store: Store, run_id: str) -> list[Component]:
-    return [Component(row.component, row.modality, int(row.n_layers), int(row.dim),
-                      row.description or "", tuple(row.layer_names))
-            for row in store.components(run_id).itertuples()]
+    """The run's components with their layer points (stage, depth, space), as the build had them."""
+    points = store.layers(run_id)
+    components = []
+    for row in store.components(run_id).itertuples():
+        own = points[points.component == row.component].sort_values("layer")
+        layers = tuple(LayerPoint(p.name, p.stage, float(p.depth),
+                                  None if p.space == row.space else p.space)
+                       for p in own.itertuples())
+        if len(layers) != int(row.n_layers):
+            raise BuildError(f"run {run_id!r}: {row.component} has {len(layers)} stored layer points "
+                             f"for {row.n_layers} layers; rebuild the store")
+        components.append(Component(row.component, row.modality, int(row.dim), row.space, layers,
+                                    row.description or "", dict(row.conditioning or {})))
+    return components
 
 
 def stored_corpus(store: Store, corpus_langs: Sequence[str] | None,
-                  modalities: set[str]) -> PreparedCorpus:
+                  modalities: set[str], *, run_id: str | None = None) -> PreparedCorpus:
     """Store items as the build's PreparedCorpus held them: text then speech, languages in corpus
     order, sentences in the order they were stored (item ids follow the build's order).
 
-    ``position`` is the sentence's index in the corpus, what the build aligns languages by.
+    ``position`` is the sentence's index in the corpus, what the build aligns languages by. Items
+    carry ``run_id``'s own measurements (token counts).
     """
-    items = store.items()
+    items = store.items(run_id=run_id)
     langs = list(corpus_langs) if corpus_langs else store.languages().lang.tolist()
     missing = sorted(set(langs) - set(items.lang))
     if missing:
@@ -257,8 +271,8 @@ def stored_text_lengths(text_items: pd.DataFrame, unit: str | None) -> tuple[np.
     if unit != "characters" and has_tokens:
         return text_items.n_tokens.to_numpy(dtype=np.float64), "tokens"
     if unit == "tokens":
-        log.warning("the build measured text in tokens but the store lacks items.n_tokens; using "
-                    "characters")
+        log.warning("the build measured text in tokens but the store lacks this run's n_tokens; "
+                    "using characters")
     return text_items.text.str.len().to_numpy(dtype=np.float64), "characters"
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The hub is unreachable here: never wait on it (registry look-ups read the local cache only).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 #: The tiny store: one language per resource level, a few bundled sentences, tiny random Whisper.
 TINY_STORE_LANGS = ("eng_Latn", "ita_Latn", "swh_Latn")

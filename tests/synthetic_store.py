@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.models.base import Component
+from core.models.base import Component, path_points
 from core.store import Store
 
 RUN_ID = "synthetic-run"
@@ -37,10 +37,15 @@ LANGS = tuple(row[0] for row in LANGUAGES)
 LEVEL_PENALTY = {"high": 0.0, "medium": 0.5, "low": 1.0}
 #: the cell left NaN: speech-speech, first metric, layer 0, Swahili vs Yoruba
 NAN_CELL = ("speech-speech", METRICS[0], 0, "swh_Latn", "yor_Latn")
+#: both components write into one space (like an LLM fed text or speech), so joint maps are valid
+SPACE = "synthetic/shared"
 COMPONENTS = (
-    Component("speech_encoder", "speech", len(LAYER_NAMES), 16, "synthetic speech encoder",
-              LAYER_NAMES),
-    Component("text_decoder", "text", len(LAYER_NAMES), 16, "synthetic text decoder", LAYER_NAMES),
+    Component("speech_encoder", "speech", 16, SPACE,
+              path_points([("frontend", LAYER_NAMES[:1]), ("encoder", LAYER_NAMES[1:])]),
+              "synthetic speech encoder"),
+    Component("text_decoder", "text", 16, SPACE,
+              path_points([("frontend", LAYER_NAMES[:1]), ("decoder", LAYER_NAMES[1:])]),
+              "synthetic text decoder"),
 )
 COMPONENT_OF = {"speech": "speech_encoder", "text": "text_decoder"}
 WORDS = ("river", "market", "winter", "teacher", "bridge", "garden", "letter", "morning", "train",
@@ -112,7 +117,7 @@ def metrics_frame(rng: np.random.Generator) -> pd.DataFrame:
                 "params": {"k": 4} if metric == "svcca" else {}, "n_samples": N_SENTENCES,
                 "value": value, "baseline_mean": baseline, "baseline_std": 0.02,
                 "ci_low": value - 0.04, "ci_high": value + 0.04, "length_baseline": length,
-                "value_residualised": value - length,
+                "value_residualised": value - length, "pooling": "mean", "shared_space": True,
             })
     return pd.DataFrame(rows)
 
@@ -152,6 +157,7 @@ def write_synthetic_store(path: str | Path, *, seed: int = 0) -> Path:
             store.add_run(RUN_ID, MODEL, {"corpus": "synthetic", "n_sentences": N_SENTENCES},
                           {"synthetic_store": "1"})
             store.add_components(RUN_ID, COMPONENTS)
+            store.set_run_items(RUN_ID, items[["item_id", "n_tokens", "cer", "transcript"]])
             for component in COMPONENTS:
                 own = items[items["modality"] == component.modality]
                 for layer in range(component.n_layers):

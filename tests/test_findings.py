@@ -15,9 +15,15 @@ LANGS = {"eng_Latn": "high", "deu_Latn": "high", "hin_Deva": "medium", "swh_Latn
 SE = 0.01  # per-row standard error; CIs are value +/- 1.96 SE
 
 
-def _row(pairing, component_a, component_b, layer_a, layer_b, depth, lang_a, lang_b, value, metric):
+def _stage(modality, layer):
+    return "frontend" if layer == 0 else ("encoder" if modality == "speech" else "decoder")
+
+
+def _row(pairing, component_a, component_b, layer_a, layer_b, depth, lang_a, lang_b, value, metric,
+         stage_b=None):
     modality_a, modality_b = pairing.split("-")
-    return {"pairing": pairing, "component_a": component_a, "component_b": component_b,
+    return {"stage_a": _stage(modality_a, layer_a),
+            "stage_b": stage_b or _stage(modality_b, layer_b),"pairing": pairing, "component_a": component_a, "component_b": component_b,
             "layer_a": layer_a, "layer_b": layer_b, "depth": depth, "lang_a": lang_a, "lang_b": lang_b,
             "modality_a": modality_a, "modality_b": modality_b, "metric": metric,
             "params": json.dumps({"k": 4, "variance": None}), "n_samples": 50, "value": value,
@@ -29,7 +35,8 @@ def metrics_table(*, cross_modal=lambda depth: 0.2 + 0.5 * depth, text_text=lamb
                   speech_speech=lambda depth: 0.45, langs=tuple(LANGS), n_layers=5,
                   adapted_value=None, metric="svcca") -> pd.DataFrame:
     """Rows shaped like precompute's: same-modality pairs once (lang_a < lang_b), text-speech for
-    every ordered language pair; ``adapted_value(level)`` adds a 1-layer length-adapted component."""
+    every ordered language pair; ``adapted_value(level)`` adds a length-adaptor point after the
+    speech encoder's last layer (stage label ``length_adaptor``), paired with the last text layer."""
     rows = []
     last = n_layers - 1
     for layer in range(n_layers):
@@ -45,8 +52,9 @@ def metrics_table(*, cross_modal=lambda depth: 0.2 + 0.5 * depth, text_text=lamb
                              lang_b, value, metric))
     if adapted_value is not None:
         for lang in langs:
-            rows.append(_row("text-speech", "text_decoder", "length_adaptor", last, 0, 1.0, lang, lang,
-                             adapted_value(LANGS[lang]), metric))
+            rows.append(_row("text-speech", "text_decoder", "speech_encoder", last, last + 1, 1.0,
+                             lang, lang, adapted_value(LANGS[lang]), metric,
+                             stage_b="length_adaptor"))
     return pd.DataFrame(rows)
 
 
@@ -75,7 +83,7 @@ def _verdicts(table, adapted=False, metric="svcca"):
 def test_study_shaped_table_confirms_findings_1_3_4_and_lacks_data_for_2():
     found = _verdicts(metrics_table())
     assert found[1].verdict == HOLDS
-    assert found[2].verdict == NOT_ENOUGH_DATA and "length-adapted" in found[2].summary
+    assert found[2].verdict == NOT_ENOUGH_DATA and "length-reducing stage" in found[2].summary
     assert found[3].verdict == HOLDS
     assert found[4].verdict == HOLDS and "modality gap is larger" in found[4].summary
     # numbers the summaries promise: early third 0.2 + 0.5 * mean(0, 0.25) and late 0.2 + 0.5 * mean(0.75, 1)
@@ -115,8 +123,24 @@ def test_length_adaptation_narrowing_the_gap_mostly_for_high_resource_languages(
     assert details.loc[("low", "without"), "gap"] == pytest.approx(0.3)
     assert details.loc[("high", "with"), "n_langs"] == 2
     assert found[2].details["resource_level"].tolist()[:2] == ["high", "high"]
-    # the adapted component is not mistaken for the main speech component elsewhere
+    assert set(found[2].details.component) == {"speech_encoder layer 4",  # just before the adaptor
+                                              "speech_encoder layer 5"}
     assert found[1].verdict == HOLDS and "speech_encoder" in found[1].summary
+
+
+def test_length_adaptation_is_found_by_stage_label_not_by_name():
+    """A point named like an adaptor but labelled 'encoder' is no length adaptation."""
+    table = metrics_table(adapted_value=lambda level: 0.9)
+    table.loc[table.stage_b == "length_adaptor", "stage_b"] = "encoder"
+    found = findings.compute_findings(table, languages_table(), components_table(True))
+    assert found[1].verdict == NOT_ENOUGH_DATA
+
+
+def test_cosine_findings_explain_that_spaces_differ():
+    table = metrics_table(metric="paired_cosine")
+    table = table[table.pairing != "text-speech"]  # never stored across spaces
+    found = _verdicts(table, metric="paired_cosine")
+    assert found[1].verdict == NOT_ENOUGH_DATA and "representation space" in found[1].summary
 
 
 def test_length_adaptation_that_widens_the_gap_does_not_hold():
@@ -126,9 +150,9 @@ def test_length_adaptation_that_widens_the_gap_does_not_hold():
 
 def test_a_length_adaptor_layer_is_compared_with_the_layer_before_it():
     table = metrics_table(cross_modal=lambda depth: 0.3 if depth < 1 else 0.8)
-    components = components_table()
-    components.loc[0, "layer_names"] = json.dumps(["embed", "b1", "b2", "b3", "length adaptor"])
-    found = findings.compute_findings(table, languages_table(), components)
+    table.loc[(table.component_b == "speech_encoder") & (table.layer_b == 4), "stage_b"] = \
+        "length_adaptor"
+    found = findings.compute_findings(table, languages_table(), components_table())
     assert found[1].verdict == HOLDS
     assert found[0].verdict in (HOLDS, DOES_NOT_HOLD)
     assert set(found[1].details["component"]) == {"speech_encoder layer 3", "speech_encoder layer 4"}

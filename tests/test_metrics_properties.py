@@ -218,3 +218,26 @@ def test_multiset_overlap_counts_repeated_ids_as_often_as_both_hold_them():
     a = np.array([[1, 1, 2, 3]])
     b = np.array([[1, 4, 2, 2]])
     assert sim.multiset_overlap(a, b).tolist() == [2]  # one shared 1, one shared 2
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_declared_invariances_hold_and_decide_which_metrics_need_one_space(name):
+    """Each measure's INVARIANCES declaration is checked on data: a measure that declares
+    invariance to rotating one side alone keeps its value; one that does not (it compares
+    coordinates) changes, keeps it when both sides rotate, and is then listed as needing a shared
+    representation space (no paired cosine or retrieval across spaces)."""
+    rng = np.random.default_rng(11)
+    x, _ = _related_pair(rng, dims=(20, 20))
+    y = x + 0.5 * rng.standard_normal(x.shape)  # same coordinates, noisy: a shared space
+    rotation = ortho_group.rvs(20, random_state=12)
+    value = _metric(name, x, y)
+    declared = sim.INVARIANCES[name]
+    assert _metric(name, 3.0 * x, 3.0 * y) == pytest.approx(value, abs=1e-8)
+    one_side = _metric(name, x, y @ rotation)
+    if "orthogonal_one_side" in declared:
+        assert one_side == pytest.approx(value, abs=1e-8)
+        assert name not in sim.NEEDS_SHARED_SPACE
+    else:
+        assert abs(one_side - value) > 0.05
+        assert _metric(name, x @ rotation, y @ rotation) == pytest.approx(value, abs=1e-8)
+        assert name in sim.NEEDS_SHARED_SPACE

@@ -17,7 +17,7 @@ import pytest
 
 import core.corpus
 from core.models import registry
-from core.models.base import Component, ModelAdapter
+from core.models.base import Component, Extraction, ModelAdapter, TokenStates, path_points
 from core.store import Store
 from precompute import pipeline
 from precompute.cli import main
@@ -27,8 +27,14 @@ from tests.conftest import TINY_STORE_LANGS, TINY_STORE_MODEL, TINY_STORE_N_SENT
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------- pairs and layer alignment
-SPEECH = Component("speech_encoder", "speech", 3, 8, "s")
-TEXT = Component("text_decoder", "text", 3, 8, "t")
+def _comp(name: str, modality: str, n_layers: int, dim: int, space: str) -> Component:
+    stage = "encoder" if modality == "speech" else "decoder"
+    return Component(name, modality, dim, space,
+                     path_points([(stage, [f"{name} {i}" for i in range(n_layers)])]), name)
+
+
+SPEECH = _comp("speech_encoder", "speech", 3, 8, "m/shared")
+TEXT = _comp("text_decoder", "text", 3, 8, "m/shared")
 
 
 def test_align_equal_depths_is_identity():
@@ -73,17 +79,50 @@ def test_metric_pairs_text_only_model():
     assert {p.pairing for p in pairs} == {"text-text"} and len(pairs) == 3
 
 
-def test_projection_groups_joint_when_widths_match():
+def test_metric_pairs_record_whether_the_two_points_share_a_space():
+    assert all(p.shared_space for p in metric_pairs([SPEECH, TEXT], ["eng_Latn", "deu_Latn"]))
+    other = _comp("text_decoder", "text", 3, 8, "m/decoder")
+    pairs = metric_pairs([SPEECH, other], ["eng_Latn", "deu_Latn"])
+    assert {p.shared_space for p in pairs if p.pairing == "text-speech"} == {False}
+    assert {p.shared_space for p in pairs if p.pairing != "text-speech"} == {True}
+
+
+def test_metric_pairs_follow_the_adapters_modality_pairs():
+    second = _comp("text_encoder", "text", 2, 8, "m/text_encoder")
+    pairs = metric_pairs([SPEECH, TEXT, second], ["eng_Latn"],
+                         modality_pairs=[("text_decoder", "speech_encoder")])
+    assert {(p.a.component, p.b.component) for p in pairs if p.pairing == "text-speech"} == \
+        {("text_decoder", "speech_encoder")}
+    with pytest.raises(ValueError, match="must be \\(text, speech\\)"):
+        metric_pairs([SPEECH, TEXT], ["eng_Latn"], modality_pairs=[("speech_encoder", "text_decoder")])
+
+
+def test_length_adaptor_before_and_after_meet_the_same_text_layer():
+    from core.models.base import LayerPoint
+
+    speech = Component("speech_encoder", "speech", 8, "m/speech",
+                       (*path_points([("frontend", ["in"]), ("encoder", [f"b{i}" for i in range(8)])]),
+                        LayerPoint("adapted", "length_adaptor", 1.0)), "s")
+    text = _comp("text_encoder", "text", 3, 8, "m/text")
+    assert speech.length_adaptation() == [(8, 9)]
+    pairs = metric_pairs([speech, text], ["eng_Latn"])
+    text_speech = {(p.a.layer, p.b.layer) for p in pairs if p.pairing == "text-speech"}
+    assert {(2, 8), (2, 9)} <= text_speech  # plain align_layers(3, 10) skips layer 8
+    assert (2, 8) not in {(a, b) for a, b, _ in align_layers(3, 10)}
+
+
+def test_projection_groups_joint_when_spaces_match():
     assert projection_groups([SPEECH, TEXT]) == [[("text_decoder", i), ("speech_encoder", i)]
                                                   for i in range(3)]
 
 
-def test_projection_groups_separate_when_widths_differ_or_depths_leave_layers():
-    wide_text = Component("text_decoder", "text", 3, 16, "t")
-    groups = projection_groups([SPEECH, wide_text])
-    assert sorted(groups) == sorted([[("speech_encoder", i)] for i in range(3)]
-                                    + [[("text_decoder", i)] for i in range(3)])
-    deep_speech = Component("speech_encoder", "speech", 5, 8, "s")
+def test_projection_groups_separate_across_spaces_or_where_depths_leave_layers():
+    for other in (_comp("text_decoder", "text", 3, 16, "m/shared"),
+                  _comp("text_decoder", "text", 3, 8, "m/decoder")):
+        groups = projection_groups([SPEECH, other])
+        assert sorted(groups) == sorted([[("speech_encoder", i)] for i in range(3)]
+                                        + [[("text_decoder", i)] for i in range(3)])
+    deep_speech = _comp("speech_encoder", "speech", 5, 8, "m/shared")
     groups = projection_groups([deep_speech, TEXT])
     assert [g for g in groups if len(g) == 2] == [[("text_decoder", 0), ("speech_encoder", 0)],
                                                   [("text_decoder", 1), ("speech_encoder", 2)],
@@ -126,23 +165,37 @@ class FakeAdapter(ModelAdapter):
                          for i, text in enumerate(texts)}
         self.calls: list[tuple[str, int]] = []
 
+    #: both components write into one space, as an LLM fed text or speech does
+    space = "fake/shared"
+
     def components(self) -> list[Component]:
-        return [Component("speech_encoder", "speech", 5, 8, "fake speech", tuple("abcde")),
-                Component("text_decoder", "text", 3, 8, "fake text", tuple("xyz"))]
+        return [Component("speech_encoder", "speech", 8, self.space,
+                          path_points([("encoder", tuple("abcde"))]), "fake speech"),
+                Component("text_decoder", "text", 8, self.space,
+                          path_points([("decoder", tuple("xyz"))]), "fake text")]
 
     def state(self, lang: str, position: int, n_layers: int) -> np.ndarray:
         return np.stack([self.sentence[position] + (1 - layer / (n_layers - 1)) * self.noise[lang][position]
                          for layer in range(n_layers)])
 
-    def pooled_states(self, component, inputs, langs, *, sampling_rate=16_000, batch_size=8):
+    def extract(self, component, inputs, langs, *, sampling_rate=16_000, batch_size=8,
+                pooling="mean"):
         comp = self.component(component)
         self.calls.append((component, len(inputs)))
         if comp.modality == "text":
             positions = [self.position[(lang, text)] for text, lang in zip(inputs, langs)]
         else:
             positions = [len(wave) // SAMPLES_PER_POSITION - 1 for wave in inputs]
-        return np.stack([self.state(lang, p, comp.n_layers)
-                         for lang, p in zip(langs, positions)]).astype(np.float32)
+        pooled = np.stack([self.state(lang, p, comp.n_layers)
+                           for lang, p in zip(langs, positions)]).astype(np.float32)
+        counts = np.repeat(np.asarray(positions)[:, None] + 1, comp.n_layers, axis=1)
+        return Extraction(pooled, counts)
+
+    def token_states(self, component, item, lang, *, sampling_rate=16_000) -> TokenStates:
+        raise NotImplementedError
+
+    def supports_language(self, lang):
+        return lang in FAKE_CORPUS
 
     def transcribe(self, waveforms, langs, *, sampling_rate=16_000, batch_size=8, max_new_tokens=None):
         # perfect English, nothing elsewhere
@@ -165,9 +218,10 @@ def fake_setup(tmp_path, monkeypatch):
     for lang, texts in FAKE_CORPUS.items():
         (corpus_dir / f"{lang}.dev").write_text("\n".join(texts) + "\n", encoding="utf-8")
     monkeypatch.setattr(core.corpus, "speech_waveforms", _fake_speech)
-    registry.available_models()  # load the built-in families first, so ours is not overwritten
-    monkeypatch.setitem(registry._FAMILIES, "fake", registry.Family("fake", FakeAdapter, lambda s: False))
-    monkeypatch.setitem(registry._SHORT_NAMES, "fake-model", ("fake", {}))
+    monkeypatch.setattr(registry, "FAMILIES",
+                        (*registry.FAMILIES, registry.Family("fake", (), FakeAdapter, "fake")))
+    monkeypatch.setattr(registry, "SHORT_NAMES",
+                        (*registry.SHORT_NAMES, registry.ShortName("fake-model", "fake")))
     return corpus_dir
 
 
@@ -188,16 +242,18 @@ def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
         config = run["config"]
         assert config["langs"] == FAKE_LANGS and config["n_permutations"] == 4
         assert config["command_line"][:3] == ["build", "--corpus", str(fake_setup)]
-        assert config["text_length_unit"] == "tokens" and config["asr_model"] == "fake-model"
+        assert config["text_length_unit"] == "tokens" and config["transcribed"]
+        assert config["pooling"] == "mean"
+        assert config["components"]["text_decoder"]["space"] == FakeAdapter.space
         assert {"python", "torch", "duckdb", "numpy", "espeak-ng", "git_commit"} <= set(run["versions"])
 
         # items: transcripts and CER from the model, token counts from the model
-        speech = store.items("speech").set_index(["lang", "sentence_id"])
+        speech = store.items("speech", run_id=run_id).set_index(["lang", "sentence_id"])
         assert (speech.loc["eng_Latn", "cer"] == 0).all()
         assert (speech.loc["deu_Latn", "cer"] == 1).all()
         assert speech.loc[("eng_Latn", 2), "transcript"] == FAKE_CORPUS["eng_Latn"][2]
         assert speech.loc[("deu_Latn", 3), "duration_s"] == pytest.approx(4 * SAMPLES_PER_POSITION / 16_000)
-        text = store.items("text").set_index(["lang", "sentence_id"])
+        text = store.items("text", run_id=run_id).set_index(["lang", "sentence_id"])
         assert text.loc[("eng_Latn", 1), "n_tokens"] == len(FAKE_CORPUS["eng_Latn"][1].split())
 
         # activations: each item's stored vector is the model's state for that very sentence
@@ -207,6 +263,11 @@ def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
             expected = np.stack([fake.state(lang, sid, n_layers)[layer]
                                  for lang, sid in zip(items.lang, items.sentence_id)])
             np.testing.assert_allclose(vectors, expected, rtol=1e-6)
+            # pooled positions recorded per item (the fake pools p + 1 positions for sentence p)
+            np.testing.assert_array_equal(items.n_positions, items.sentence_id + 1)
+        layers = store.layers(run_id)
+        assert layers[layers.component == "speech_encoder"].stage.tolist() == ["encoder"] * 5
+        assert layers.depth.between(0, 1).all()
 
         # metrics: layers aligned by depth, and the answers the construction implies
         metrics = store.metrics(run_id, metric="paired_cosine")
@@ -227,6 +288,8 @@ def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
         assert (speech_pairs.lang_a < speech_pairs.lang_b).all()
         n_pairs = 3 * 3 + 5 * 3 + 3 * 9  # text-text, speech-speech, text-speech
         assert len(store.metrics(run_id)) == n_pairs * 6
+        assert set(store.metrics(run_id).pooling) == {"mean"}
+        assert store.metrics(run_id).shared_space.all()
         assert store.metrics(run_id).length_baseline.notna().any()
 
         # projections: joint text+speech maps at matching depths, speech-only for the others
@@ -239,15 +302,20 @@ def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
 
 
 def test_build_records_every_model_as_its_own_run(fake_setup, tmp_path, monkeypatch):
-    monkeypatch.setitem(registry._SHORT_NAMES, "fake-model-2", ("fake", {}))
+    monkeypatch.setattr(registry, "SHORT_NAMES",
+                        (*registry.SHORT_NAMES, registry.ShortName("fake-model-2", "fake")))
     out = tmp_path / "two.duckdb"
     assert main(_fake_argv(fake_setup, out, "--model", "fake-model-2", "--no-umap",
                            "--metrics", "svcca,paired_cosine")) == 0
     with Store.open(out) as store:
         runs = store.runs()
         assert runs.model.tolist() == ["fake-model", "fake-model-2"]
-        second = store.run(runs.run_id.iloc[1])["config"]
-        assert second["asr_model"] == "fake-model"  # items were transcribed once, by the first
+        first_id, second_id = runs.run_id
+        # transcripts are per run: each model's own
+        for run_id in (first_id, second_id):
+            speech = store.items("speech", run_id=run_id)
+            assert speech.transcript.notna().all()
+        assert store.items("speech").transcript.isna().all()  # no run named: no measurement
         assert store.metric_names(runs.run_id.iloc[1]) == ["paired_cosine", "svcca"]
         assert store.counts()["projections"] == 0
         assert store.counts()["items"] == 36  # shared by both runs
@@ -371,25 +439,32 @@ def test_tiny_store_end_to_end(tiny_store_path):
         components = store.components(run_id)
         assert components.component.tolist() == ["speech_encoder", "text_decoder"]
         n_layers = int(components.n_layers.iloc[0])
-        speech = store.items("speech")
+        speech = store.items("speech", run_id=run_id)
         assert len(speech) == n_items and speech.duration_s.gt(0.5).all()
         assert speech.transcript.notna().all() and speech.cer.notna().all()
         assert speech.voice.str.startswith("espeak-ng").all()
         items, vectors = store.activations(run_id, "speech_encoder", n_layers - 1)
         assert vectors.shape == (n_items, int(components.dim.iloc[0])) and np.isfinite(vectors).all()
         metrics = store.metrics(run_id)
-        per_layer = 3 + 3 + 9  # text-text, speech-speech, text-speech pairs
-        assert len(metrics) == per_layer * n_layers * len(store.metric_names(run_id))
+        # Whisper's encoder and decoder streams are different spaces: text-speech pairs get no
+        # paired cosine or retrieval, the other pairings every metric
+        n_metrics = len(store.metric_names(run_id))
+        assert len(metrics) == (3 + 3) * n_layers * n_metrics + 9 * n_layers * (n_metrics - 2)
+        text_speech = metrics[metrics.pairing == "text-speech"]
+        assert not text_speech.shared_space.any()
+        assert set(text_speech.metric) == {"svcca", "linear_cka", "cka_debiased", "mutual_knn"}
         assert metrics.ci_low.notna().any() and metrics.baseline_mean.notna().any()
+        assert set(metrics.stage_a.dropna()) >= {"frontend", "decoder"}
         projections = store.projections(run_id)
         assert len(projections) == 2 * n_items * n_layers
         assert set(projections.modality) == {"text", "speech"}
+        assert projections.groupby(["component", "layer"]).modality.nunique().eq(1).all()
 
 
 def test_info_prints_runs_schema_and_counts(tiny_store_path, capsys):
     assert main(["info", "--store", str(tiny_store_path)]) == 0
     out = capsys.readouterr().out
-    assert "schema version: 2" in out
+    assert "schema version: 3" in out
     assert f"model={TINY_STORE_MODEL}" in out and "status=complete" in out
     n_items = 2 * len(TINY_STORE_LANGS) * TINY_STORE_N_SENTENCES
     assert f"items={n_items}" in out and "languages (3): eng_Latn, ita_Latn, swh_Latn" in out

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.models.base import Component
+from core.models.base import Component, LayerPoint, path_points
 from core.store import SCHEMA_VERSION, SchemaMismatchError, Store, StoreError, publish_atomically
 from core.store import schema as schema_module
 from core.store.schema import MIGRATIONS, Migration
@@ -25,8 +25,12 @@ LANGUAGES = pd.DataFrame({
     "level_source": ["whisper paper", "whisper paper"], "espeak_voice": ["de", "en-us"],
 })
 COMPONENTS = [
-    Component("speech_encoder", "speech", 3, 4, "encoder", ("embed", "block 1", "block 2")),
-    Component("text_decoder", "text", 3, 4, "decoder", ("embed", "block 1", "block 2")),
+    Component("speech_encoder", "speech", 4, "m/encoder",
+              path_points([("frontend", ["embed"]), ("encoder", ["block 1", "block 2"])]),
+              "encoder"),
+    Component("text_decoder", "text", 4, "m/decoder",
+              path_points([("frontend", ["embed"]), ("decoder", ["block 1", "block 2"])]),
+              "decoder", {"prompt": "<|{lang}|>"}),
 ]
 
 
@@ -54,6 +58,7 @@ def _metrics() -> pd.DataFrame:
         "baseline_mean": [0.1, 0.1, 0.1], "baseline_std": [0.01, 0.02, 0.03],
         "ci_low": [0.4, 0.2, 0.0], "ci_high": [0.6, 0.3, 1.0],
         "length_baseline": [0.05, 0.05, 0.05], "value_residualised": [0.45, 0.2, 0.1],
+        "pooling": ["mean"] * 3, "shared_space": [True, False, True],
     })
 
 
@@ -114,6 +119,12 @@ def test_round_trip_every_table(tmp_path):
         components = store.components("run-1")
         assert components.component.tolist() == ["speech_encoder", "text_decoder"]
         assert components.layer_names.iloc[0] == ["embed", "block 1", "block 2"]
+        assert components.space.tolist() == ["m/encoder", "m/decoder"]
+        assert components.conditioning.iloc[1] == {"prompt": "<|{lang}|>"}
+        layers = store.layers("run-1")
+        assert layers[layers.component == "text_decoder"].stage.tolist() == \
+            ["frontend", "decoder", "decoder"]
+        assert layers.depth.tolist() == [0.0, 0.5, 1.0] * 2
 
         for (component, layer), (ids, vectors) in ((k, v) for k, v in written.items() if k != "item_ids"):
             frame, array = store.activations("run-1", component, layer)
@@ -148,22 +159,45 @@ def test_round_trip_every_table(tmp_path):
         assert len(projections) == 6 and set(projections.modality) == {"text"}
         assert sorted(projections.x) == list(np.arange(6.0))
         assert store.projections("run-1", layer=0).empty
-        assert store.counts() == {"runs": 1, "languages": 2, "items": 12, "components": 2,
-                                  "activations": 24, "metrics": 3, "projections": 6}
+        assert store.counts() == {"runs": 1, "languages": 2, "items": 12, "run_items": 0,
+                                  "components": 2, "layers": 6, "activations": 24, "metrics": 3,
+                                  "projections": 6}
 
 
-def test_add_items_continues_ids_and_update_items(tmp_path):
+def test_add_items_continues_ids_and_per_run_measurements(tmp_path):
     with Store.create(tmp_path / "s.duckdb") as store:
         first = store.add_items(_items().iloc[:2])
         second = store.add_items(_items().iloc[2:5])
         assert first == [0, 1] and second == [2, 3, 4]
-        store.update_items(pd.DataFrame({"item_id": [1, 3], "transcript": ["won", "too"],
-                                         "cer": [0.5, 0.25]}))
-        items = store.items().set_index("item_id")
-        assert items.loc[1, "transcript"] == "won" and items.loc[3, "cer"] == 0.25
-        assert pd.isna(items.loc[0, "transcript"])
+        store.update_items(pd.DataFrame({"item_id": [1], "voice": ["recording"]}))
+        # transcripts, CER and token counts belong to the run whose model measured them
+        store.set_run_items("run-a", pd.DataFrame({"item_id": [1, 3], "transcript": ["won", "too"],
+                                                   "cer": [0.5, 0.25]}))
+        store.set_run_items("run-b", pd.DataFrame({"item_id": [1], "transcript": ["one"]}))
+        store.set_run_items("run-a", pd.DataFrame({"item_id": [1], "n_tokens": [7]}))
+        a = store.items(run_id="run-a").set_index("item_id")
+        b = store.items(run_id="run-b").set_index("item_id")
+        assert a.loc[1, "transcript"] == "won" and a.loc[3, "cer"] == 0.25
+        assert a.loc[1, "n_tokens"] == 7  # a later call for other columns keeps the transcript
+        assert b.loc[1, "transcript"] == "one" and pd.isna(b.loc[3, "cer"])
+        assert pd.isna(a.loc[0, "transcript"]) and a.loc[1, "voice"] == "recording"
+        assert store.items().transcript.isna().all()
         with pytest.raises(StoreError, match="cannot set"):
             store.update_items(pd.DataFrame({"item_id": [1], "lang": ["x"]}))
+        with pytest.raises(StoreError, match="cannot set"):
+            store.set_run_items("run-a", pd.DataFrame({"item_id": [1], "voice": ["x"]}))
+
+
+def test_coordinate_metrics_across_spaces_are_refused(tmp_path):
+    with Store.create(tmp_path / "s.duckdb") as store:
+        rows = _metrics()
+        rows.loc[1, "metric"] = "paired_cosine"  # text-speech across m/decoder and m/encoder
+        with pytest.raises(StoreError, match="different representation spaces"):
+            store.add_metrics("run-1", rows)
+        assert store.counts()["metrics"] == 0
+        rows.loc[1, "metric"] = "mutual_knn"  # basis-free: valid across spaces
+        store.add_metrics("run-1", rows)
+        assert store.counts()["metrics"] == 3
 
 
 def test_migrations_recorded_and_idempotent(tmp_path):

@@ -28,6 +28,21 @@ SVCCA_WARN_FRACTION = 0.25
 #: Largest k of the default SVCCA (see ``default_svcca_k``).
 SVCCA_DEFAULT_MAX_K = 20
 METRIC_NAMES = ("svcca", "linear_cka", "cka_debiased", "mutual_knn", "retrieval", "paired_cosine")
+#: What each measure is invariant to (ReSi-style declarations; tests/test_metrics_properties.py
+#: checks them). A measure invariant to an orthogonal map of one side alone compares two
+#: representations in any two bases, so it is defined across representation spaces; one that is
+#: not compares coordinates and is defined only between points of one space.
+INVARIANCES: dict[str, frozenset[str]] = {
+    "svcca": frozenset({"orthogonal_one_side", "isotropic_scale", "invertible_linear"}),
+    "linear_cka": frozenset({"orthogonal_one_side", "isotropic_scale"}),
+    "cka_debiased": frozenset({"orthogonal_one_side", "isotropic_scale"}),
+    "mutual_knn": frozenset({"orthogonal_one_side", "isotropic_scale"}),
+    "retrieval": frozenset({"orthogonal_both_sides", "isotropic_scale"}),
+    "paired_cosine": frozenset({"orthogonal_both_sides", "isotropic_scale"}),
+}
+#: Measures that compare coordinates of the two sides: undefined across representation spaces.
+NEEDS_SHARED_SPACE: frozenset[str] = frozenset(
+    name for name, inv in INVARIANCES.items() if "orthogonal_one_side" not in inv)
 
 Metric = Callable[..., float]
 """A metric bound to its parameters: ``metric(x, y, sample_ids=None) -> float``."""

@@ -28,11 +28,13 @@ class Family:
 
     name: str
     model_types: tuple[str, ...]
-    factory: str
+    factory: str | Callable[..., ModelAdapter]  # "module:function", or the callable itself
     example: str                       # a hub id users can pass, for messages and the README
     id_markers: tuple[str, ...] = ()   # lower-case substrings of hub ids, when no config is at hand
 
     def load_factory(self) -> Callable[..., ModelAdapter]:
+        if callable(self.factory):
+            return self.factory
         module, _, function = self.factory.partition(":")
         return getattr(importlib.import_module(module), function)
 
@@ -144,12 +146,23 @@ def _model_type(name: str) -> str | None:
         return config.get("model_type")
     if "/" not in name or name.count("/") > 1:
         return None
-    try:
-        from transformers import AutoConfig
+    from transformers import AutoConfig
 
-        return AutoConfig.from_pretrained(name).model_type
-    except Exception:  # noqa: BLE001 - offline, unknown id, or a model_type transformers lacks
-        return None
+    # The local cache first (instant); the hub only when the user has not said they are offline.
+    attempts = [True] if _offline() else [True, False]
+    for local_only in attempts:
+        try:
+            return AutoConfig.from_pretrained(name, local_files_only=local_only).model_type
+        except Exception:  # noqa: BLE001, S112 - not cached / offline / unknown id: try next
+            continue
+    return None
+
+
+def _offline() -> bool:
+    import os
+
+    return any(os.environ.get(var, "").lower() in ("1", "true", "yes")
+               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _unknown_message(name: str) -> str:

@@ -40,9 +40,33 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
-from core.models.base import Component, ModelAdapter
-from core.models.registry import register_family, register_short_name
-from core.pooling import WHISPER_SAMPLES_PER_FRAME, lengths_to_mask, masked_mean, whisper_frame_count
+from core.models.base import (
+    Component,
+    Extraction,
+    ModelAdapter,
+    Pooling,
+    TokenStates,
+    UnsupportedLanguageError,
+    path_points,
+)
+from core.models.common import (
+    batches as _batches,
+)
+from core.models.common import (
+    check_inputs,
+    pick_device,
+    pick_dtype,
+    pool,
+    prepare_waveform,
+    record_layer_states,
+)
+from core.models.common import (
+    package_versions as _package_versions,
+)
+from core.models.common import (
+    quiet_transformers as _quiet_transformers,
+)
+from core.pooling import WHISPER_SAMPLES_PER_FRAME, lengths_to_mask, whisper_frame_count
 
 SAMPLING_RATE = 16_000
 SPEECH_ENCODER = "speech_encoder"
@@ -120,7 +144,7 @@ def resolve_whisper_language(lang: str, known: Sequence[str]) -> str:
         reason = detail or (
             "no Whisper language" if code is None else f"maps to {code!r}, which this model lacks"
         )
-        raise ValueError(
+        raise UnsupportedLanguageError(
             f"unknown language {lang!r} ({reason}). Use a FLORES-200 code "
             f"({', '.join(flores)}) or a Whisper code ({', '.join(sorted(known_set))})"
         )
@@ -129,35 +153,6 @@ def resolve_whisper_language(lang: str, known: Sequence[str]) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # Loading
-
-
-def pick_device(device: str | None) -> str:
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
-    return device
-
-
-def _pick_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    resolved = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    if resolved not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
-    if resolved != torch.float32 and not device.startswith("cuda"):
-        raise ValueError(f"dtype {dtype!r} is only supported on CUDA; on {device} use float32")
-    return resolved
-
-
-def _package_versions(extra: Sequence[str] = ()) -> dict[str, str]:
-    versions = {}
-    for dist in ("torch", "transformers", "tokenizers", *extra):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
-    return versions
 
 
 def _packaged_tokenizer_and_generation():
@@ -248,46 +243,6 @@ def _build_random(random_config: dict, seed: int):
 # Recording per-layer states
 
 
-@contextmanager
-def _record_layer_states(layers: nn.ModuleList) -> Iterator[list[torch.Tensor]]:
-    """Collect the input of the first block and the output of every block, in order."""
-    states: list[torch.Tensor] = []
-
-    def before_first(_module, args, kwargs):
-        states.append(args[0] if args else kwargs["hidden_states"])
-
-    def after(_module, _args, _kwargs, output):
-        states.append(output[0] if isinstance(output, tuple) else output)
-
-    handles = [layers[0].register_forward_pre_hook(before_first, with_kwargs=True)]
-    handles += [layer.register_forward_hook(after, with_kwargs=True) for layer in layers]
-    try:
-        yield states
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' generate() deprecation chatter that our own (correct) call triggers."""
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)
-
-
-def _batches(n: int, batch_size: int) -> Iterator[slice]:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    for start in range(0, n, batch_size):
-        yield slice(start, min(start + batch_size, n))
-
-
 # --------------------------------------------------------------------------------------------------
 # The adapter
 
@@ -327,21 +282,29 @@ class WhisperAdapter(ModelAdapter):
 
     def components(self) -> list[Component]:
         config = self.model.config
+        encoder_names = ("conv+pos", *(f"block {i}" for i in range(1, config.encoder_layers + 1)))
+        decoder_names = ("embed+pos", *(f"block {i}" for i in range(1, config.decoder_layers + 1)))
         return [
             Component(
-                name=SPEECH_ENCODER, modality="speech", n_layers=config.encoder_layers + 1,
-                dim=config.d_model,
+                name=SPEECH_ENCODER, modality="speech", dim=config.d_model,
+                space=f"{self.name}/encoder",
+                layers=path_points([("frontend", encoder_names[:1]), ("encoder", encoder_names[1:])]),
                 description="Whisper audio encoder, mean over frames holding real audio",
-                layer_names=("conv+pos", *(f"block {i}" for i in range(1, config.encoder_layers + 1))),
             ),
             Component(
-                name=TEXT_DECODER, modality="text", n_layers=config.decoder_layers + 1,
-                dim=config.d_model,
+                name=TEXT_DECODER, modality="text", dim=config.d_model,
+                space=f"{self.name}/decoder",
+                layers=path_points([("frontend", decoder_names[:1]), ("decoder", decoder_names[1:])]),
                 description=(
                     "Whisper text decoder on <|sot|><|lang|><|transcribe|><|notimestamps|> + text, "
                     "mean over sentence tokens; cross-attends to 30 s of silence"
                 ),
-                layer_names=("embed+pos", *(f"block {i}" for i in range(1, config.decoder_layers + 1))),
+                conditioning={
+                    "prompt": "<|startoftranscript|><|{lang}|><|transcribe|><|notimestamps|>",
+                    "forced_target": "the sentence, teacher-forced (with a leading space)",
+                    "context": "encoder output of 30 s of silence (content-free, computed once)",
+                    "pooled_over": "sentence tokens (prompt excluded)",
+                },
             ),
         ]
 
@@ -389,53 +352,28 @@ class WhisperAdapter(ModelAdapter):
 
     def _check_inputs(self, component: str, inputs: Sequence, langs: Sequence[str]) -> Component:
         comp = self.component(component)
-        if isinstance(inputs, (str, np.ndarray)) and not (
-            isinstance(inputs, np.ndarray) and inputs.dtype == object
-        ):
-            raise TypeError(
-                f"inputs must be a sequence of {'texts' if comp.modality == 'text' else 'waveforms'}, "
-                f"got a single {type(inputs).__name__}; wrap it in a list"
-            )
-        if isinstance(langs, str):
-            raise TypeError("langs must be a sequence with one language code per input, got a str")
-        if len(inputs) != len(langs):
-            raise ValueError(f"got {len(inputs)} inputs but {len(langs)} langs; give one lang per input")
-        for i, item in enumerate(inputs):
-            if comp.modality == "text" and not isinstance(item, str):
-                raise TypeError(
-                    f"{component} reads texts, but input {i} is {type(item).__name__}; "
-                    f"use {SPEECH_ENCODER} for waveforms"
-                )
-            if comp.modality == "speech" and not isinstance(item, np.ndarray):
-                raise TypeError(
-                    f"{component} reads waveforms (1-D float numpy arrays), but input {i} is "
-                    f"{type(item).__name__}; use {TEXT_DECODER} for texts"
-                )
+        check_inputs(comp, inputs, langs)
         return comp
+
+    def supports_language(self, lang: str) -> bool:
+        try:
+            self.whisper_language(lang)
+        except UnsupportedLanguageError:
+            return False
+        return True
 
     def _prepare_waveforms(self, waveforms: Sequence[np.ndarray], sampling_rate: int
                            ) -> list[np.ndarray]:
         prepared = []
         for i, wave in enumerate(waveforms):
-            wave = np.asarray(wave)
-            if wave.ndim != 1:
-                raise ValueError(f"waveform {i} has shape {wave.shape}; expected mono 1-D audio")
-            if not np.issubdtype(wave.dtype, np.floating):
-                raise TypeError(f"waveform {i} has dtype {wave.dtype}; expected float samples in [-1, 1]")
-            if wave.size == 0:
-                raise ValueError(f"waveform {i} is empty; drop it before computing states")
-            if sampling_rate != SAMPLING_RATE:
-                import librosa
-
-                wave = librosa.resample(wave.astype(np.float32), orig_sr=sampling_rate,
-                                        target_sr=SAMPLING_RATE)
+            wave = prepare_waveform(wave, i, sampling_rate, SAMPLING_RATE)
             if wave.size > self._n_samples:
                 warnings.warn(
                     f"waveform {i} lasts {wave.size / SAMPLING_RATE:.1f} s; Whisper sees 30 s, so only "
                     "its first 30 s are encoded and pooled", stacklevel=3,
                 )
                 wave = wave[: self._n_samples]
-            prepared.append(wave.astype(np.float32, copy=False))
+            prepared.append(wave)
         return prepared
 
     def _features(self, waveforms: list[np.ndarray]) -> torch.Tensor:
@@ -452,16 +390,16 @@ class WhisperAdapter(ModelAdapter):
             states = [*states[:-1], stack.layer_norm(states[-1])]
         return states
 
-    def _pool_speech(self, waveforms: list[np.ndarray]) -> torch.Tensor:
+    def _speech_layers(self, waveforms: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Every point's (batch, 1500, dim) states and the mask of frames holding real audio."""
         encoder = self.model.model.encoder
-        with _record_layer_states(encoder.layers) as states:
+        with record_layer_states(encoder.layers) as states:
             encoded = encoder(self._features(waveforms)).last_hidden_state
         for wave, output in zip(waveforms, encoded):
             self._remember_encoding(wave, output)
-        states = self._last_layer(encoder, states)
+        states = self._last_layer(encoder, list(states))
         frames = [whisper_frame_count(len(w), max_frames=self._n_frames) for w in waveforms]
-        mask = lengths_to_mask(frames, self._n_frames).to(self.device)
-        return torch.stack([masked_mean(h, mask) for h in states], dim=1)
+        return states, lengths_to_mask(frames, self._n_frames).to(self.device)
 
     def _remember_encoding(self, wave: np.ndarray, output: torch.Tensor) -> None:
         key = _waveform_key(wave)
@@ -510,41 +448,73 @@ class WhisperAdapter(ModelAdapter):
         ends = torch.tensor([e for _, e in sentence_spans]).unsqueeze(1)
         return ids, positions < ends, (positions >= starts) & (positions < ends)
 
-    def _pool_text(self, texts: Sequence[str], langs: Sequence[str]) -> torch.Tensor:
+    def _text_layers(self, texts: Sequence[str], langs: Sequence[str]
+                     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Every point's (batch, tokens, dim) states, the input ids and the sentence-token mask."""
         decoder = self.model.model.decoder
         ids, real, sentence_mask = (t.to(self.device) for t in self._text_ids(texts, langs))
         context = self.silence_context().expand(ids.shape[0], -1, -1)
-        with _record_layer_states(decoder.layers) as states:
+        with record_layer_states(decoder.layers) as states:
             decoder(input_ids=ids, attention_mask=real.long(), encoder_hidden_states=context,
                     use_cache=False)
-        states = self._last_layer(decoder, states)
-        return torch.stack([masked_mean(h, sentence_mask) for h in states], dim=1)
+        return self._last_layer(decoder, list(states)), ids, sentence_mask
 
-    def pooled_states(self, component: str, inputs: Sequence[str] | Sequence[np.ndarray],
-                      langs: Sequence[str], *, sampling_rate: int = SAMPLING_RATE,
-                      batch_size: int = 8) -> np.ndarray:
+    def extract(self, component: str, inputs: Sequence[str] | Sequence[np.ndarray],
+                langs: Sequence[str], *, sampling_rate: int = SAMPLING_RATE, batch_size: int = 8,
+                pooling: Pooling = "mean") -> Extraction:
+        self.check_pooling(pooling)
         comp = self._check_inputs(component, inputs, langs)
         out = np.zeros((len(inputs), comp.n_layers, comp.dim), dtype=np.float32)
+        counts = np.zeros((len(inputs), comp.n_layers), dtype=np.int64)
         if not len(inputs):
-            return out
+            return Extraction(out, counts)
         if comp.modality == "speech":
             items: Sequence = self._prepare_waveforms(inputs, sampling_rate)
         else:
             items = list(inputs)
-            for lang in set(langs):
-                self.whisper_language(lang)  # fail early, before any compute
+        for lang in set(langs):
+            self.whisper_language(lang)  # fail early, before any compute
         from tqdm.auto import tqdm
 
-        batches = list(_batches(len(items), batch_size))
+        parts = list(_batches(len(items), batch_size))
         with torch.inference_mode():
-            for part in tqdm(batches, desc=f"{self.name} {component}", unit="batch",
-                             disable=len(batches) <= 1, leave=False):
+            for part in tqdm(parts, desc=f"{self.name} {component}", unit="batch",
+                             disable=len(parts) <= 1, leave=False):
                 if comp.modality == "speech":
-                    pooled = self._pool_speech(list(items[part]))
+                    states, mask = self._speech_layers(list(items[part]))
                 else:
-                    pooled = self._pool_text(items[part], langs[part])
+                    states, _ids, mask = self._text_layers(items[part], langs[part])
+                pooled = torch.stack([pool(h, mask, pooling) for h in states], dim=1)
                 out[part] = pooled.float().cpu().numpy()
-        return out
+                counts[part] = mask.sum(dim=1, keepdim=True).cpu().numpy()
+        return Extraction(out, counts)
+
+    def token_states(self, component: str, item: str | np.ndarray, lang: str, *,
+                     sampling_rate: int = SAMPLING_RATE) -> TokenStates:
+        """Speech: all 1500 encoder frames of 20 ms (pooled_mask marks those holding audio);
+        text: prompt + sentence tokens (pooled_mask marks the sentence tokens)."""
+        comp = self._check_inputs(component, [item], [lang])
+        self.whisper_language(lang)
+        with torch.inference_mode():
+            if comp.modality == "speech":
+                wave = self._prepare_waveforms([item], sampling_rate)
+                states, mask = self._speech_layers(wave)
+                n = states[0].shape[1]
+                times = np.arange(n) * (WHISPER_SAMPLES_PER_FRAME / SAMPLING_RATE)
+                labels = [f"{t:.2f}s" for t in times]
+                time_axis: np.ndarray | None = times
+            else:
+                states, ids, mask = self._text_layers([item], [lang])
+                labels = self.tokenizer.convert_ids_to_tokens(ids[0].tolist())
+                time_axis = None
+        keep = mask[0].cpu().numpy().astype(bool)
+        return TokenStates(
+            component=component,
+            layers=[h[0].float().cpu().numpy() for h in states],
+            labels=[list(labels) for _ in states],
+            times_s=[time_axis for _ in states],
+            pooled_mask=[keep for _ in states],
+        )
 
     def token_counts(self, texts: Sequence[str], langs: Sequence[str]) -> list[int]:
         """Sentence tokens the text_decoder pools over: the text-side length for length baselines."""
@@ -590,15 +560,19 @@ def transcript_token_budget(duration_s: float, *, limit: int,
 
 
 def load_whisper(*, name: str, device: str | None = None, source: str | None = None,
-                 packaged: bool = False, random_config: dict | None = None, seed: int = 0,
-                 dtype: str | torch.dtype | None = None, final_layer_norm: bool = False,
-                 cache_dir: Path | None = None, progress: bool = True) -> WhisperAdapter:
-    """Factory behind the registry: packaged CT2 weights, an HF id / local directory, or random."""
+                 packaged: bool = False, random: bool = False, random_config: dict | None = None,
+                 seed: int = 0, dtype: str | torch.dtype | None = None,
+                 final_layer_norm: bool = False, cache_dir: Path | None = None,
+                 progress: bool = True) -> WhisperAdapter:
+    """Factory behind the registry: packaged CT2 weights, an HF id / local directory, or random
+    (``random=True`` uses ``TINY_RANDOM_CONFIG`` unless ``random_config`` is given)."""
+    if random and random_config is None:
+        random_config = TINY_RANDOM_CONFIG
     chosen = sum([packaged, source is not None, random_config is not None])
     if chosen != 1:
         raise ValueError("give exactly one of packaged=True, source=<HF id or directory>, random_config")
     device = pick_device(device)
-    resolved_dtype = _pick_dtype(dtype, device)
+    resolved_dtype = pick_dtype(dtype, device)
     if packaged:
         model, tokenizer, features, info = _load_packaged(cache_dir, progress)
     elif random_config is not None:
@@ -607,20 +581,3 @@ def load_whisper(*, name: str, device: str | None = None, source: str | None = N
         model, tokenizer, features, info = _load_pretrained(str(source))
     return WhisperAdapter(model, tokenizer, features, name=name, device=device, dtype=resolved_dtype,
                           source=info, final_layer_norm=final_layer_norm)
-
-
-def accepts_whisper(name: str) -> bool:
-    """Local directories whose config.json says ``model_type: whisper``; HF ids containing "whisper"."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        try:
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return config.get("model_type") == "whisper"
-    return "whisper" in name.lower()
-
-
-register_family("whisper", load_whisper, accepts_whisper)
-register_short_name("whisper-base", "whisper", packaged=True)
-register_short_name("whisper-tiny-random", "whisper", random_config=TINY_RANDOM_CONFIG)

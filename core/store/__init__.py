@@ -37,19 +37,26 @@ __all__ = [
 ACTIVATION_DTYPES = ("float16", "float32")
 
 _LANGUAGE_COLUMNS = ["lang", "name", "resource_level", "whisper_hours", "level_source", "espeak_voice"]
-_ITEM_COLUMNS = ["sentence_id", "lang", "modality", "text", "duration_s", "n_tokens", "cer",
-                 "transcript", "voice"]
-_ITEM_UPDATABLE = ["duration_s", "n_tokens", "cer", "transcript", "voice"]
+_ITEM_COLUMNS = ["sentence_id", "lang", "modality", "text", "duration_s", "voice"]
+_ITEM_UPDATABLE = ["duration_s", "voice"]
+#: measurements that depend on the run's model (tokenizer, ASR): stored per run in run_items
+_RUN_ITEM_COLUMNS = ["n_tokens", "transcript", "cer"]
 _METRIC_COLUMNS = ["pairing", "component_a", "component_b", "layer_a", "layer_b", "depth", "lang_a",
                    "lang_b", "modality_a", "modality_b", "metric", "params", "n_samples", "value",
                    "baseline_mean", "baseline_std", "ci_low", "ci_high", "length_baseline",
-                   "value_residualised"]
+                   "value_residualised", "pooling", "shared_space"]
 _METRIC_REQUIRED = ["pairing", "component_a", "component_b", "layer_a", "layer_b", "depth", "lang_a",
-                    "lang_b", "modality_a", "modality_b", "metric", "n_samples"]
+                    "lang_b", "modality_a", "modality_b", "metric", "n_samples", "pooling",
+                    "shared_space"]
+#: metrics that compare coordinates, defined only between points of one representation space
+_SPACE_DEPENDENT_METRICS = ("paired_cosine", "retrieval")
 _PROJECTION_COLUMNS = ["component", "layer", "item_id", "method", "x", "y", "params"]
-_TABLES = ["runs", "languages", "items", "components", "activations", "metrics", "projections"]
-_ITEM_SELECT = ("i.item_id, i.sentence_id, i.lang, i.modality, i.text, i.duration_s, i.n_tokens, "
-                "i.cer, i.transcript, i.voice")
+_TABLES = ["runs", "languages", "items", "run_items", "components", "layers", "activations",
+           "metrics", "projections"]
+_ITEM_SELECT = ("i.item_id, i.sentence_id, i.lang, i.modality, i.text, i.duration_s, m.n_tokens, "
+                "m.cer, m.transcript, i.voice")
+#: joins a run's measurements onto items; the run id is the first parameter (NULL: none)
+_RUN_ITEMS_JOIN = "LEFT JOIN run_items m ON m.item_id = i.item_id AND m.run_id = ?"
 
 
 class StoreError(RuntimeError):
@@ -227,9 +234,10 @@ class Store:
     def languages(self) -> pd.DataFrame:
         return self._df(f"SELECT {', '.join(_LANGUAGE_COLUMNS)} FROM languages ORDER BY lang")
 
-    def items(self, modality: str | None = None) -> pd.DataFrame:
-        sql = f"SELECT {_ITEM_SELECT} FROM items i"
-        params: list[Any] = []
+    def items(self, modality: str | None = None, *, run_id: str | None = None) -> pd.DataFrame:
+        """Items; ``n_tokens``, ``cer`` and ``transcript`` are those of ``run_id`` (NULL without)."""
+        sql = f"SELECT {_ITEM_SELECT} FROM items i {_RUN_ITEMS_JOIN}"
+        params: list[Any] = [run_id]
         if modality is not None:
             _check_modality(modality)
             sql += " WHERE i.modality = ?"
@@ -237,10 +245,29 @@ class Store:
         return self._df(sql + " ORDER BY i.lang, i.modality, i.sentence_id", params)
 
     def components(self, run_id: str) -> pd.DataFrame:
-        df = self._df("SELECT component, modality, n_layers, dim, description, layer_names "
-                      "FROM components WHERE run_id = ? ORDER BY rowid", [run_id])
+        df = self._df("SELECT component, modality, n_layers, dim, description, layer_names, space, "
+                      "conditioning FROM components WHERE run_id = ? ORDER BY rowid", [run_id])
         df["layer_names"] = [json.loads(v) if v is not None else [] for v in df["layer_names"]]
+        df["conditioning"] = [json.loads(v) if v is not None else {} for v in df["conditioning"]]
         return df
+
+    def layers(self, run_id: str | None = None) -> pd.DataFrame:
+        """Layer points (run_id, component, layer, name, stage, depth, space) of one or all runs."""
+        sql = "SELECT run_id, component, layer, name, stage, depth, space FROM layers"
+        params: list[Any] = []
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            params.append(run_id)
+        return self._df(sql + " ORDER BY run_id, component, layer", params)
+
+    def length_adaptation(self, run_id: str) -> pd.DataFrame:
+        """Per item, the positions pooled at every point of each component (n_positions), where
+        recorded: before/after a length adaptor are its two points' columns."""
+        return self._df(
+            "SELECT a.component, a.layer, a.item_id, a.n_positions, i.lang, i.sentence_id "
+            "FROM activations a JOIN items i ON i.item_id = a.item_id "
+            "WHERE a.run_id = ? AND a.n_positions IS NOT NULL "
+            "ORDER BY a.component, a.layer, i.lang, i.sentence_id", [run_id])
 
     def metric_names(self, run_id: str) -> list[str]:
         rows = self._connection().execute(
@@ -249,32 +276,41 @@ class Store:
 
     def metrics(self, run_id: str, *, metric: str | None = None, pairing: str | None = None,
                 layer: int | None = None, langs: Sequence[str] | None = None) -> pd.DataFrame:
-        """Metric rows of a run; ``layer`` matches side a's layer, ``langs`` keeps rows whose two
+        """Metric rows of a run with each side's stage and path depth (``stage_a``,
+        ``path_depth_a``, ...); ``layer`` matches side a's layer, ``langs`` keeps rows whose two
         languages are both listed."""
-        where, params = ["run_id = ?"], [run_id]
+        where, params = ["x.run_id = ?"], [run_id]
         if metric is not None:
-            where.append("metric = ?")
+            where.append("x.metric = ?")
             params.append(metric)
         if pairing is not None:
-            where.append("pairing = ?")
+            where.append("x.pairing = ?")
             params.append(pairing)
         if layer is not None:
-            where.append("layer_a = ?")
+            where.append("x.layer_a = ?")
             params.append(int(layer))
         if langs is not None:
-            where.append("list_contains(?, lang_a) AND list_contains(?, lang_b)")
+            where.append("list_contains(?, x.lang_a) AND list_contains(?, x.lang_b)")
             params += [list(langs), list(langs)]
-        sql = (f"SELECT run_id, {', '.join(_METRIC_COLUMNS)} FROM metrics WHERE {' AND '.join(where)} "
-               "ORDER BY metric, pairing, component_a, component_b, layer_a, lang_a, lang_b")
+        columns = ", ".join(f"x.{c}" for c in _METRIC_COLUMNS)
+        sql = (f"SELECT x.run_id, {columns}, la.stage AS stage_a, lb.stage AS stage_b, "
+               "la.depth AS path_depth_a, lb.depth AS path_depth_b FROM metrics x "
+               "LEFT JOIN layers la ON la.run_id = x.run_id AND la.component = x.component_a "
+               "AND la.layer = x.layer_a "
+               "LEFT JOIN layers lb ON lb.run_id = x.run_id AND lb.component = x.component_b "
+               "AND lb.layer = x.layer_b "
+               f"WHERE {' AND '.join(where)} "
+               "ORDER BY x.metric, x.pairing, x.component_a, x.component_b, x.layer_a, x.lang_a, "
+               "x.lang_b")
         return self._df(sql, params)
 
     def activations(self, run_id: str, component: str, layer: int,
                     langs: Sequence[str] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
         """Items and their pooled vectors (float32, one row per item), ordered by lang, sentence_id."""
-        sql = (f"SELECT {_ITEM_SELECT}, a.dtype, a.dim, a.vector FROM activations a "
-               "JOIN items i ON i.item_id = a.item_id "
+        sql = (f"SELECT {_ITEM_SELECT}, a.n_positions, a.dtype, a.dim, a.vector FROM activations a "
+               f"JOIN items i ON i.item_id = a.item_id {_RUN_ITEMS_JOIN} "
                "WHERE a.run_id = ? AND a.component = ? AND a.layer = ?")
-        params: list[Any] = [run_id, component, int(layer)]
+        params: list[Any] = [run_id, run_id, component, int(layer)]
         if langs is not None:
             sql += " AND list_contains(?, i.lang)"
             params.append(list(langs))
@@ -355,16 +391,52 @@ class Store:
                 [run_id, _now(), model, _to_json(config), _to_json(versions)])
 
     def add_components(self, run_id: str, components: Iterable[Component]) -> None:
+        """Components with their layer points (stage, depth, space) and conditioning."""
+        components = list(components)
         rows = [(run_id, c.name, c.modality, c.n_layers, c.dim, c.description,
-                 json.dumps(list(c.layer_names))) for c in components]
+                 json.dumps(list(c.layer_names)), c.space, _to_json(c.conditioning))
+                for c in components]
+        points = [(run_id, c.name, i, p.name, p.stage, float(p.depth), c.layer_space(i))
+                  for c in components for i, p in enumerate(c.layers)]
         with self.transaction():
-            self._connection().executemany(
+            con = self._connection()
+            con.executemany(
                 "INSERT INTO components (run_id, component, modality, n_layers, dim, description, "
-                "layer_names) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                "layer_names, space, conditioning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            con.executemany(
+                "INSERT INTO layers (run_id, component, layer, name, stage, depth, space) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", points)
+
+    def set_run_items(self, run_id: str, df: pd.DataFrame) -> None:
+        """Insert or replace a run's per-item measurements (item_id + n_tokens/transcript/cer).
+
+        Columns not given keep their stored value."""
+        if "item_id" not in df.columns:
+            raise StoreError("set_run_items needs an item_id column")
+        columns = [c for c in df.columns if c != "item_id"]
+        unknown = sorted(set(columns) - set(_RUN_ITEM_COLUMNS))
+        if unknown:
+            raise StoreError(f"set_run_items cannot set {unknown}; per-run: {_RUN_ITEM_COLUMNS}")
+        if not columns or df.empty:
+            return
+        frame = df[["item_id", *columns]].reset_index(drop=True).copy()
+        frame.insert(0, "run_id", run_id)
+        names = ", ".join(frame.columns)  # checked against constants
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+        with self.transaction():
+            con = self._connection()
+            con.register("_incoming", frame)
+            try:
+                con.execute(f"INSERT INTO run_items ({names}) SELECT {names} FROM _incoming "
+                            f"ON CONFLICT (run_id, item_id) DO UPDATE SET {updates}")
+            finally:
+                con.unregister("_incoming")
 
     def add_activations(self, run_id: str, component: str, layer: int, item_ids: Sequence[int],
-                        array: np.ndarray, dtype: str = "float16") -> None:
-        """Store one layer's pooled vectors, one row of ``array`` (n_items, dim) per item id."""
+                        array: np.ndarray, dtype: str = "float16",
+                        n_positions: Sequence[int] | None = None) -> None:
+        """Store one layer's pooled vectors, one row of ``array`` (n_items, dim) per item id, with
+        the number of positions each was pooled over when known."""
         if dtype not in ACTIVATION_DTYPES:
             raise StoreError(f"activation dtype must be one of {ACTIVATION_DTYPES}, got {dtype!r}")
         array = np.asarray(array)
@@ -379,12 +451,25 @@ class Store:
             "item_id": np.asarray(item_ids, dtype=np.int64), "dtype": dtype,
             "dim": encoded.shape[1],
             "vector": [buffer[i * row_bytes:(i + 1) * row_bytes] for i in range(len(item_ids))],
+            "n_positions": (pd.array(np.asarray(n_positions, dtype=np.int64)) if n_positions
+                            is not None else pd.array([None] * len(item_ids), dtype="Int64")),
         })
         with self.transaction():
             self._insert("activations", frame)
 
     def add_metrics(self, run_id: str, df: pd.DataFrame) -> None:
+        """Metric rows; coordinate-wise metrics (paired cosine, retrieval) between points of
+        different representation spaces are refused: they are not defined there."""
         frame = _frame(df, _METRIC_COLUMNS, required=_METRIC_REQUIRED)
+        across = frame[frame["metric"].isin(_SPACE_DEPENDENT_METRICS)
+                       & ~frame["shared_space"].astype(bool)]
+        if not across.empty:
+            first = across.iloc[0]
+            raise StoreError(
+                f"refusing {len(across)} {sorted(set(across.metric))} rows between different "
+                f"representation spaces (e.g. {first.component_a} layer {first.layer_a} vs "
+                f"{first.component_b} layer {first.layer_b}): coordinate-wise metrics are only "
+                "defined within one space")
         frame["params"] = [_to_json(p) if not isinstance(p, str) and p is not None else p
                            for p in frame["params"]]
         frame.insert(0, "run_id", run_id)

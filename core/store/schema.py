@@ -121,9 +121,74 @@ CREATE INDEX metrics_by_run_metric_pairing_layer ON metrics (run_id, metric, pai
 CREATE INDEX items_by_lang_modality ON items (lang, modality, sentence_id);
 """
 
+# Adapter interface v2: representation spaces, stages and depths per layer point, conditioning,
+# pooling, per-run item measurements and pooled position counts. Stores written before it hold
+# Whisper runs only (the one family then), so their rows are given Whisper's truth: each component
+# its own space (encoder and decoder streams are unrelated), layer 0 the front end, then encoder
+# (speech) or decoder (text) blocks; paired cosine and retrieval between the two components, which
+# compared unrelated spaces, are deleted. Transcripts/CER and token counts move from the shared
+# items to the run whose model measured them (the run config's asr_model / n_tokens_model).
+_INTERFACE_V2 = """
+ALTER TABLE components ADD COLUMN space VARCHAR;
+ALTER TABLE components ADD COLUMN conditioning JSON;
+UPDATE components SET space = run_id || '/' || component, conditioning = '{}';
+
+CREATE TABLE layers (
+    run_id    VARCHAR NOT NULL,
+    component VARCHAR NOT NULL,
+    layer     INTEGER NOT NULL,
+    name      VARCHAR NOT NULL,
+    stage     VARCHAR NOT NULL CHECK (stage IN ('frontend', 'encoder', 'length_adaptor', 'projector',
+                                                'decoder', 'llm', 'pooler')),
+    depth     DOUBLE NOT NULL,        -- relative depth in [0, 1] along the model's whole path
+    space     VARCHAR NOT NULL,       -- representation space this point writes into
+    PRIMARY KEY (run_id, component, layer)
+);
+INSERT INTO layers
+SELECT c.run_id, c.component, l.layer,
+       coalesce(json_extract_string(c.layer_names, '$[' || l.layer || ']'), 'layer ' || l.layer),
+       CASE WHEN l.layer = 0 THEN 'frontend' WHEN c.modality = 'speech' THEN 'encoder'
+            ELSE 'decoder' END,
+       CASE WHEN c.n_layers > 1 THEN l.layer / (c.n_layers - 1) ELSE 0 END,
+       c.space
+FROM components c, (SELECT unnest(range(0, 1000)) AS layer) l
+WHERE l.layer < c.n_layers;
+
+CREATE TABLE run_items (
+    run_id     VARCHAR NOT NULL,
+    item_id    INTEGER NOT NULL,
+    n_tokens   INTEGER,               -- text: tokens this run's model pooled over
+    transcript VARCHAR,               -- speech: this run's model's transcript
+    cer        DOUBLE,                -- speech: its character error rate
+    PRIMARY KEY (run_id, item_id)
+);
+INSERT INTO run_items
+SELECT r.run_id, i.item_id,
+       CASE WHEN json_extract_string(r.config, '$.n_tokens_model') = r.model THEN i.n_tokens END,
+       CASE WHEN json_extract_string(r.config, '$.asr_model') = r.model THEN i.transcript END,
+       CASE WHEN json_extract_string(r.config, '$.asr_model') = r.model THEN i.cer END
+FROM runs r, items i
+WHERE (json_extract_string(r.config, '$.n_tokens_model') = r.model AND i.n_tokens IS NOT NULL)
+   OR (json_extract_string(r.config, '$.asr_model') = r.model
+       AND (i.transcript IS NOT NULL OR i.cer IS NOT NULL));
+DROP INDEX items_by_lang_modality;
+ALTER TABLE items DROP COLUMN n_tokens;
+ALTER TABLE items DROP COLUMN transcript;
+ALTER TABLE items DROP COLUMN cer;
+CREATE INDEX items_by_lang_modality ON items (lang, modality, sentence_id);
+
+ALTER TABLE activations ADD COLUMN n_positions INTEGER;  -- positions pooled (NULL: not recorded)
+
+ALTER TABLE metrics ADD COLUMN pooling VARCHAR DEFAULT 'mean';
+ALTER TABLE metrics ADD COLUMN shared_space BOOLEAN;
+UPDATE metrics SET pooling = 'mean', shared_space = (component_a = component_b);
+DELETE FROM metrics WHERE NOT shared_space AND metric IN ('paired_cosine', 'retrieval');
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core tables", _CORE_TABLES),
     Migration(2, "indexes for dashboard queries", _DASHBOARD_INDEXES),
+    Migration(3, "interface v2: spaces, stages, pooling, per-run item measurements", _INTERFACE_V2),
 ]
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].id

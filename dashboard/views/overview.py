@@ -16,7 +16,7 @@ st.markdown(
 ref = state.store_ref()
 sel = state.sidebar(ref, metric=False, langs=False, view=False)
 languages_df = state.languages(ref)
-items_df = state.items(ref)
+items_df = state.items(ref, sel.run_id)
 summary = charts.language_summary(items_df, languages_df)
 
 for column, (label, count) in zip(st.columns(4), charts.corpus_counts(items_df).items(), strict=True):
@@ -32,7 +32,8 @@ st.dataframe(charts.components_table(state.components(ref, sel.run_id)), hide_in
 
 st.subheader("Corpus languages", divider="gray")
 st.caption("Ordered from high to low resource (hours of Whisper training data). The CER (character "
-           "error rate of the model's own transcripts) says how well it hears each language's speech "
+           "error rate of the selected run's model's own transcripts; none for a model that cannot "
+           "transcribe) says how well it hears each language's speech "
            "- synthetic espeak-ng speech unless the corpus brought recordings. A high CER means that "
            "language's speech side is hard to hear, which lowers every similarity involving it. The mean "
            "can exceed 100%: a clip the model loops on produces more characters than the reference.")

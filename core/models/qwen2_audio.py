@@ -1,0 +1,730 @@
+"""Qwen2-Audio adapter: ``Qwen2AudioForConditionalGeneration``, e.g. ``Qwen/Qwen2-Audio-7B-Instruct``.
+
+The model is a Whisper-style audio encoder (32 layers, d_model 1280), an average pooling (stride 2)
++ LayerNorm, a linear projector into the LLM's input space, and a Qwen decoder-only LLM (32 layers,
+hidden 4096). In transformers 5.x the parts sit under ``model.model``: ``audio_tower``,
+``multi_modal_projector``, ``language_model``.
+
+Components (names are fixed; the pipeline relies on them):
+
+``audio_encoder`` (speech, space ``<name>/audio_encoder``, dim d_model)
+    point 0 ``conv+pos`` (stage ``frontend``): conv front end + positions, the input of encoder
+    layer 1; points 1..N ``enc i`` (``encoder``): each encoder layer's output, before the pooling;
+    point N+1 ``avgpool+ln`` (``length_adaptor``): the encoder's output, average-pooled (stride 2)
+    and layer-normed (HF's ``last_hidden_state``, what the projector reads). The encoder always sees
+    3000 mel frames (30 s); padding is masked in its attention exactly as the full model masks it
+    (built from ``feature_attention_mask``), and pooling uses only the frames holding real audio:
+    ``E = (L - 1) // 2 + 1`` encoder frames (20 ms) for ``L = ceil(n_samples / 160)`` mel frames,
+    and ``P = (E - 2) // 2 + 1`` pooled frames (40 ms), the same counts the model uses to decide how
+    many audio tokens the LLM gets. ``Extraction.n_positions`` holds E for points 0..N and P for the
+    last point.
+
+``llm_speech`` (speech, space ``<name>/llm``, dim hidden_size)
+    The LLM fed the clip in the chat template. Point 0 ``projector`` (stage ``projector``): the
+    projector's output, which is exactly the LLM's input embedding at the audio positions; points
+    1..M ``llm i`` (``llm``): each decoder layer's output. Pooled over the P audio tokens only.
+    The projector point lives here rather than in ``audio_encoder`` because it is hidden_size wide
+    (4096), not d_model (1280), and a component has one width.
+
+``llm_text`` (text, space ``<name>/llm``, dim hidden_size)
+    The same LLM layers fed the sentence's text in the same chat template. Point 0 ``embed``
+    (stage ``frontend``): the token embeddings; points 1..M ``llm i`` (``llm``). Pooled over the
+    sentence tokens only. ``llm_text`` point i and ``llm_speech`` point i are the same LLM layer, in
+    one space: coordinate-wise measures (cosine, retrieval) are defined between them.
+
+Template (``conditioning``): the model's own chat template for one user turn; nothing is generated
+(one forward pass over the prompt, no assistant reply):
+
+    <|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n<|im_start|>user\\n{CONTENT}\\n
+    {INSTRUCTION}<|im_end|>\\n<|im_start|>assistant\\n
+
+with CONTENT = ``Audio 1: <|audio_bos|><|AUDIO|>*P<|audio_eos|>`` for speech (the template's own
+rendering of an audio item) and the sentence for text, and the same INSTRUCTION for both
+(``DEFAULT_INSTRUCTION``). The LLM is causal and the instruction comes after the content, so the
+pooled states cannot depend on it (tested); it is there so the prompt is one the model was trained
+on. The text prompt is tokenised in three pieces (prefix, sentence, suffix), so the sentence tokens
+are exactly the sentence's own tokens (what ``token_counts`` reports), never merged with the
+template's newline.
+
+Poolings: ``mean`` over the content span, or ``last``: the state at the last position of the content
+span (the last audio token / the last sentence token: in the decoder-only LLM it has attended to
+the whole span). For ``audio_encoder`` ``last`` is defined the same way (the last real frame), but
+the encoder is bidirectional, so that frame is no summary of the clip; prefer ``mean`` there.
+
+Depth: speech is one path, audio encoder + pooling + projector + LLM layers (N + M + 3 points, depth
+= index / (points - 1)), so ``llm_speech``'s depths come after ``audio_encoder``'s; text is the LLM
+only (M + 1 points from 0 to 1).
+
+Final norms: LLM points are the raw residual stream (decoder-layer outputs before the stack's final
+RMSNorm), as for every other adapter; encoder points 1..N are before the encoder's final LayerNorm,
+which is applied (after the pooling) in the ``length_adaptor`` point, because that is what the model
+feeds forward.
+
+Memory: each layer's states are pooled in a forward hook the moment they are produced; a batch's
+token states are never held for all layers at once. Hooks are always removed.
+
+Languages: no language token or language name enters the prompt; the language code only labels the
+input. The model is multilingual (encoder initialised from Whisper large-v3; Qwen LLM), and its
+documented speech languages are ``DOCUMENTED_SPEECH_LANGUAGES``; ``supports_language`` accepts
+every language of the project's table (core/languages.py) plus those, and raises
+``UnsupportedLanguageError`` for any other code.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.models.base import (
+    Component,
+    Extraction,
+    ModelAdapter,
+    Pooling,
+    TokenStates,
+    UnsupportedLanguageError,
+    path_points,
+)
+from core.models.common import (
+    DTYPE_BYTES,
+    batches,
+    check_fits,
+    check_inputs,
+    count_parameters,
+    package_versions,
+    pick_device,
+    pick_dtype,
+    pool,
+    prepare_waveform,
+    quiet_transformers,
+)
+
+SAMPLING_RATE = 16_000
+HUB_ID = "Qwen/Qwen2-Audio-7B-Instruct"
+
+AUDIO_ENCODER = "audio_encoder"
+LLM_SPEECH = "llm_speech"
+LLM_TEXT = "llm_text"
+
+#: mel hop (samples): one mel frame = 10 ms
+MEL_HOP = 160
+#: the encoder always reads 30 s = 3000 mel frames
+N_MEL_FRAMES = 3000
+ENCODER_FRAME_S = 0.02
+POOLED_FRAME_S = 0.04
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+#: neutral for both inputs; after the content, so the pooled (causal) states do not depend on it
+DEFAULT_INSTRUCTION = "Repeat this exactly."
+AUDIO_TOKEN = "<|AUDIO|>"
+AUDIO_BOS = "<|audio_bos|>"
+AUDIO_EOS = "<|audio_eos|>"
+SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>", AUDIO_BOS, AUDIO_TOKEN, AUDIO_EOS)
+
+#: Languages Qwen2-Audio's model card names for speech (Chinese, English, Cantonese, French,
+#: Italian, Spanish, German, Japanese), as FLORES-200 codes.
+DOCUMENTED_SPEECH_LANGUAGES: tuple[str, ...] = (
+    "zho_Hans", "eng_Latn", "yue_Hant", "fra_Latn", "ita_Latn", "spa_Latn", "deu_Latn", "jpn_Jpan",
+)
+
+#: Tiny random Qwen2-Audio for tests and demos only (its states mean nothing). The encoder keeps
+#: the real front end (128 mel bins, 1500 positions) so the real feature extractor fits.
+TINY_RANDOM_CONFIG: dict[str, Any] = {
+    "audio_config": {
+        "d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
+        "num_mel_bins": 128, "max_source_positions": 1500,
+    },
+    "text_config": {
+        "hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "intermediate_size": 96, "max_position_embeddings": 4096,
+    },
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Configs and sizes
+
+
+def real_size_random_config():
+    """The real Qwen2-Audio-7B(-Instruct) architecture numbers as a ``Qwen2AudioConfig`` (for
+    benchmarks and memory estimates; it is 8.4 B parameters, do not instantiate it on a CPU)."""
+    from transformers import Qwen2AudioConfig
+
+    return Qwen2AudioConfig(
+        audio_config={
+            "model_type": "qwen2_audio_encoder", "d_model": 1280, "encoder_layers": 32,
+            "encoder_attention_heads": 20, "encoder_ffn_dim": 5120, "num_mel_bins": 128,
+            "max_source_positions": 1500, "activation_function": "gelu", "scale_embedding": False,
+        },
+        text_config={
+            "model_type": "qwen2", "vocab_size": 156032, "hidden_size": 4096,
+            "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 32, "max_position_embeddings": 8192, "rope_theta": 10000.0,
+            "rms_norm_eps": 1e-5, "bos_token_id": 151643, "eos_token_id": 151645,
+            "tie_word_embeddings": False,
+        },
+        audio_token_index=151646,
+    )
+
+
+def estimate_parameters(config) -> int:
+    """Parameters of ``Qwen2AudioForConditionalGeneration(config)``, from the config alone."""
+    a, t = config.audio_config, config.text_config
+    d, f = a.d_model, a.encoder_ffn_dim
+    layer = (3 * d * d + 2 * d) + (d * d + d)          # q (bias), k (no bias), v (bias); out
+    layer += 2 * (2 * d)                               # two LayerNorms
+    layer += (d * f + f) + (f * d + d)                 # fc1, fc2
+    encoder = a.encoder_layers * layer
+    encoder += (a.num_mel_bins * d * 3 + d) + (d * d * 3 + d)   # conv1, conv2
+    encoder += a.max_source_positions * d + 2 * d               # positions, final LayerNorm
+    h, v, i = t.hidden_size, t.vocab_size, t.intermediate_size
+    head_dim = getattr(t, "head_dim", None) or h // t.num_attention_heads
+    kv = (t.num_key_value_heads or t.num_attention_heads) * head_dim
+    q = t.num_attention_heads * head_dim
+    block = (h * q + q) + 2 * (h * kv + kv) + q * h    # q, k, v with bias; o without
+    block += 3 * h * i + 2 * h                         # MLP, two RMSNorms
+    llm = t.num_hidden_layers * block + v * h + h      # embeddings, final norm
+    head = 0 if getattr(t, "tie_word_embeddings", False) else v * h
+    projector = d * h + h
+    return int(encoder + projector + llm + head)
+
+
+def memory_needed_bytes(config, dtype: torch.dtype) -> int:
+    """Weights only (no activations) in ``dtype``."""
+    return estimate_parameters(config) * DTYPE_BYTES[dtype]
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenizer, processor, model
+
+
+def build_offline_processor(feature_size: int = 128):
+    """A ``Qwen2AudioProcessor`` built with no download: the real ``Qwen2Tokenizer`` class over a
+    byte-level vocabulary (256 bytes, no merges) plus Qwen2-Audio's special tokens, and a
+    ``WhisperFeatureExtractor`` with the real settings (128 mel bins, 30 s, hop 160)."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+
+    vocab = {"<|endoftext|>": 0}
+    for char in sorted(ByteLevel.alphabet()):
+        vocab[char] = len(vocab)
+    with quiet_transformers():
+        tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[],
+                                   additional_special_tokens=list(SPECIAL_TOKENS))
+        features = WhisperFeatureExtractor(feature_size=feature_size, sampling_rate=SAMPLING_RATE,
+                                           hop_length=MEL_HOP, chunk_length=30)
+        processor = Qwen2AudioProcessor(feature_extractor=features, tokenizer=tokenizer)
+    return processor
+
+
+def _build_random(seed: int, random_config: dict | None):
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+
+    processor = build_offline_processor()
+    tokenizer = processor.tokenizer
+    settings = random_config or TINY_RANDOM_CONFIG
+    text = {"model_type": "qwen2", "vocab_size": len(tokenizer), "pad_token_id": 0,
+            "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+            **settings.get("text_config", {})}
+    audio = {"model_type": "qwen2_audio_encoder", **settings.get("audio_config", {})}
+    config = Qwen2AudioConfig(audio_config=audio, text_config=text,
+                              audio_token_index=tokenizer.convert_tokens_to_ids(AUDIO_TOKEN))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2AudioForConditionalGeneration(config)
+    info = {"weights": f"random (seed {seed}) for tests/demos only",
+            "tokenizer": "byte-level Qwen2Tokenizer built offline (no merges)",
+            "random_config": settings}
+    return model, processor, info
+
+
+def _load_pretrained(source: str, device: str, dtype: torch.dtype):
+    from transformers import AutoConfig, AutoProcessor, Qwen2AudioForConditionalGeneration
+
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except OSError as error:
+        raise OSError(
+            f"could not read the config of {source!r} from a local directory or the Hugging Face "
+            f"hub ({error}). Offline? Download {HUB_ID} where the hub is reachable and pass its "
+            "directory, or use 'qwen2-audio-tiny-random' for a test run") from error
+    n_parameters = estimate_parameters(config)
+    available = None
+    if device == "cuda":  # device_map="auto" spreads the layers over every visible GPU
+        available = sum(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count()))
+    check_fits(source, n_parameters, dtype, device, available=available)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if device.startswith("cuda"):
+        kwargs["device_map"] = "auto" if device == "cuda" else {"": device}
+    model = Qwen2AudioForConditionalGeneration.from_pretrained(source, **kwargs)
+    processor = AutoProcessor.from_pretrained(source)
+    info = {"weights": f"from_pretrained({source!r})", "n_parameters_estimated": n_parameters,
+            "device_map": kwargs.get("device_map")}
+    return model, processor, info
+
+
+# --------------------------------------------------------------------------------------------------
+# Hooks
+
+
+@contextmanager
+def _reduce_layer_states(layers: nn.ModuleList, reduce: Callable[[torch.Tensor], torch.Tensor],
+                         *, include_input: bool = True) -> Iterator[list[torch.Tensor]]:
+    """``reduce`` applied to the input of the first block and each block's output, as soon as
+    each is produced (so only the reduced value is kept). Hooks are removed on exit, also when the
+    forward pass raises."""
+    out: list[torch.Tensor] = []
+
+    def before_first(_module, args, kwargs):
+        out.append(reduce(args[0] if args else kwargs["hidden_states"]))
+
+    def after(_module, _args, _kwargs, output):
+        out.append(reduce(output[0] if isinstance(output, tuple) else output))
+
+    handles = []
+    try:
+        if include_input:
+            handles.append(layers[0].register_forward_pre_hook(before_first, with_kwargs=True))
+        handles += [layer.register_forward_hook(after, with_kwargs=True) for layer in layers]
+        yield out
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _token_slicer(positions: torch.Tensor | slice) -> Callable[[torch.Tensor], torch.Tensor]:
+    def reduce(hidden: torch.Tensor) -> torch.Tensor:
+        return hidden[0, positions].detach().to(device="cpu", dtype=torch.float32)
+    return reduce
+
+
+def mel_frame_count(n_samples: int) -> int:
+    """Mel frames holding real audio (the feature extractor's attention mask): ceil(n / 160)."""
+    return min(math.ceil(n_samples / MEL_HOP), N_MEL_FRAMES)
+
+
+def encoder_lengths(mel_frames: int) -> tuple[int, int]:
+    """(encoder frames, pooled frames = audio tokens) for ``mel_frames`` real mel frames: the
+    model's ``_get_feat_extract_output_lengths`` and the processor's token count."""
+    encoder = (mel_frames - 1) // 2 + 1
+    return encoder, (encoder - 2) // 2 + 1
+
+
+# --------------------------------------------------------------------------------------------------
+# The adapter
+
+
+class Qwen2AudioAdapter(ModelAdapter):
+    """Qwen2-Audio as ``audio_encoder`` + ``llm_speech`` + ``llm_text`` (see the module docstring)."""
+
+    poolings: tuple[Pooling, ...] = ("mean", "last")
+
+    def __init__(self, model, processor, *, name: str, device: str,
+                 dtype: torch.dtype = torch.float32, source: dict | None = None,
+                 instruction: str = DEFAULT_INSTRUCTION, placed: bool = False):
+        self.name = name
+        self.device = device
+        self.dtype = dtype
+        if not placed:
+            model = model.to(device=device, dtype=dtype)
+        self.model = model.eval()
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.feature_extractor = processor.feature_extractor
+        self.instruction = instruction
+        self._source = source or {}
+        inner = self.model.model
+        self.audio_tower = inner.audio_tower
+        self.projector = inner.multi_modal_projector
+        self.language_model = inner.language_model
+        config = self.model.config
+        self.audio_token_id = int(config.audio_token_id)
+        convert = self.tokenizer.convert_tokens_to_ids
+        if convert(AUDIO_TOKEN) != self.audio_token_id:
+            raise ValueError(f"tokenizer's {AUDIO_TOKEN} is id {convert(AUDIO_TOKEN)} but the "
+                             f"model's audio_token_index is {self.audio_token_id}; mismatched files?")
+        self._bos_id, self._eos_id = convert(AUDIO_BOS), convert(AUDIO_EOS)
+        pad = config.text_config.pad_token_id
+        self._pad_id = int(pad if pad is not None else (self.tokenizer.pad_token_id or 0))
+        expected = config.audio_config.max_source_positions * 2
+        if expected != N_MEL_FRAMES or int(self.feature_extractor.nb_max_frames) != N_MEL_FRAMES:
+            raise ValueError(f"the encoder expects {expected} mel frames and the feature extractor "
+                             f"gives {self.feature_extractor.nb_max_frames}; this adapter assumes "
+                             f"{N_MEL_FRAMES} (30 s)")
+        prefix, suffix = self._template_pieces()
+        encode = self.tokenizer.encode
+        self._prefix_ids = encode(prefix, add_special_tokens=False)
+        self._speech_lead_ids = encode("Audio 1: ", add_special_tokens=False) + [self._bos_id]
+        self._speech_tail_ids = [self._eos_id]
+        self._suffix_ids = encode(suffix, add_special_tokens=False)
+        self._components = self._build_components()
+        self._table_languages = _project_languages()
+
+    # ---- description
+
+    def _template_pieces(self) -> tuple[str, str]:
+        prefix = f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
+        suffix = f"\n{self.instruction}<|im_end|>\n<|im_start|>assistant\n"
+        return prefix, suffix
+
+    def speech_prompt(self, n_audio_tokens: int | None = None) -> str:
+        """The speech prompt; ``n_audio_tokens`` None leaves one ``<|AUDIO|>`` placeholder (as the
+        chat template renders it, before the processor expands it)."""
+        prefix, suffix = self._template_pieces()
+        audio = AUDIO_TOKEN * (1 if n_audio_tokens is None else n_audio_tokens)
+        return f"{prefix}Audio 1: {AUDIO_BOS}{audio}{AUDIO_EOS}{suffix}"
+
+    def text_prompt(self, text: str) -> str:
+        prefix, suffix = self._template_pieces()
+        return f"{prefix}{text.strip()}{suffix}"
+
+    def conditioning(self) -> dict[str, Any]:
+        prefix, suffix = self._template_pieces()
+        return {
+            "template": prefix + "{CONTENT}" + suffix,
+            "speech_content": f"Audio 1: {AUDIO_BOS}{AUDIO_TOKEN}*n{AUDIO_EOS}",
+            "text_content": "{sentence}",
+            "system_prompt": SYSTEM_PROMPT,
+            "instruction": self.instruction,
+            "generation": "none: one forward pass over the prompt, no assistant reply is generated",
+            "pooled_over": "content span only (audio tokens / sentence tokens), never the template",
+            "padding": "right (positions and causal attention of real tokens are unchanged)",
+        }
+
+    def _build_components(self) -> list[Component]:
+        config = self.model.config
+        n_enc = config.audio_config.encoder_layers
+        n_llm = config.text_config.num_hidden_layers
+        llm_names = [f"llm {i}" for i in range(1, n_llm + 1)]
+        speech_path = path_points([
+            ("frontend", ["conv+pos"]),
+            ("encoder", [f"enc {i}" for i in range(1, n_enc + 1)]),
+            ("length_adaptor", ["avgpool+ln"]),
+            ("projector", ["projector"]),
+            ("llm", llm_names),
+        ])
+        text_path = path_points([("frontend", ["embed"]), ("llm", llm_names)])
+        llm_space = f"{self.name}/llm"
+        conditioning = self.conditioning()
+        return [
+            Component(
+                name=AUDIO_ENCODER, modality="speech", dim=config.audio_config.d_model,
+                space=f"{self.name}/audio_encoder", layers=speech_path[: n_enc + 2],
+                description=("Qwen2-Audio audio encoder: conv front end, each layer (20 ms frames), "
+                             "then avg-pool (stride 2) + LayerNorm (40 ms); mean over real frames"),
+                conditioning={"input": "30 s window, padding masked as the full model masks it"},
+            ),
+            Component(
+                name=LLM_SPEECH, modality="speech", dim=config.text_config.hidden_size,
+                space=llm_space, layers=speech_path[n_enc + 2:],
+                description=("Qwen2-Audio LLM fed the clip in the chat template: projector output "
+                             "(= LLM input at the audio tokens), then each decoder layer; pooled "
+                             "over the audio tokens"),
+                conditioning=conditioning,
+            ),
+            Component(
+                name=LLM_TEXT, modality="text", dim=config.text_config.hidden_size,
+                space=llm_space, layers=text_path,
+                description=("Qwen2-Audio LLM fed the sentence in the same chat template: token "
+                             "embeddings, then each decoder layer; pooled over the sentence tokens"),
+                conditioning=conditioning,
+            ),
+        ]
+
+    def components(self) -> list[Component]:
+        return list(self._components)
+
+    def modality_pairs(self) -> list[tuple[str, str]]:
+        """The study compares the LLM given the text with the LLM given the audio."""
+        return [(LLM_TEXT, LLM_SPEECH)]
+
+    def info(self) -> dict:
+        config = self.model.config
+        a, t = config.audio_config, config.text_config
+        return {
+            "name": self.name,
+            "family": "qwen2_audio",
+            "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            **self._source,
+            "template": self.conditioning(),
+            "llm_final_norm": "not applied: LLM points are raw decoder-layer outputs",
+            "encoder_final_norm": "applied only in the length_adaptor point (after the avg-pool)",
+            "documented_speech_languages": list(DOCUMENTED_SPEECH_LANGUAGES),
+            "architecture": {
+                "encoder_layers": a.encoder_layers, "d_model": a.d_model,
+                "encoder_attention_heads": a.encoder_attention_heads,
+                "encoder_ffn_dim": a.encoder_ffn_dim, "num_mel_bins": a.num_mel_bins,
+                "llm_layers": t.num_hidden_layers, "hidden_size": t.hidden_size,
+                "intermediate_size": t.intermediate_size,
+                "attention_heads": t.num_attention_heads, "kv_heads": t.num_key_value_heads,
+                "vocab_size": t.vocab_size, "audio_token_index": config.audio_token_id,
+                "n_parameters": count_parameters(self.model),
+            },
+            "versions": package_versions(),
+        }
+
+    # ---- languages
+
+    def supports_language(self, lang: str) -> bool:
+        return lang in self._table_languages or lang in DOCUMENTED_SPEECH_LANGUAGES
+
+    def documented_language(self, lang: str) -> bool:
+        """Whether Qwen2-Audio's model card names ``lang`` among its speech languages."""
+        return lang in DOCUMENTED_SPEECH_LANGUAGES
+
+    def _check_languages(self, langs: Sequence[str]) -> None:
+        for lang in dict.fromkeys(langs):
+            if not self.supports_language(lang):
+                known = sorted(self._table_languages | set(DOCUMENTED_SPEECH_LANGUAGES))
+                raise UnsupportedLanguageError(
+                    f"unknown language {lang!r} for {self.name}: expected a FLORES-200 code of the "
+                    f"project's language table or Qwen2-Audio's documented languages "
+                    f"({', '.join(known)})")
+
+    # ---- inputs
+
+    def _prepare_waves(self, waves: Sequence[np.ndarray], sampling_rate: int) -> list[np.ndarray]:
+        prepared = []
+        limit = N_MEL_FRAMES * MEL_HOP
+        for i, wave in enumerate(waves):
+            wave = prepare_waveform(wave, i, sampling_rate, SAMPLING_RATE)
+            if wave.size > limit:
+                warnings.warn(f"waveform {i} lasts {wave.size / SAMPLING_RATE:.1f} s; Qwen2-Audio's "
+                              "encoder sees 30 s, so only its first 30 s are used", stacklevel=3)
+                wave = wave[:limit]
+            if encoder_lengths(mel_frame_count(wave.size))[1] < 1:
+                raise ValueError(f"waveform {i} has {wave.size} samples; Qwen2-Audio needs at least "
+                                 f"{2 * MEL_HOP + 1} (one audio token) to encode it")
+            prepared.append(wave)
+        return prepared
+
+    def _features(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, list[int], list[int]]:
+        """Mel features (batch, mel, 3000), encoder frames and audio tokens per clip."""
+        out = self.feature_extractor(waves, sampling_rate=SAMPLING_RATE, return_tensors="pt",
+                                     padding="max_length", return_attention_mask=True)
+        mel = out["attention_mask"].sum(-1).tolist()
+        lengths = [encoder_lengths(int(m)) for m in mel]
+        device = self.audio_tower.conv1.weight.device
+        dtype = self.audio_tower.conv1.weight.dtype
+        features = out["input_features"].to(device=device, dtype=dtype)
+        return features, [e for e, _ in lengths], [p for _, p in lengths]
+
+    def _encoder_mask(self, encoder_frames: list[int], features: torch.Tensor):
+        """The 4-D attention mask the full model gives the audio encoder (padding frames masked)."""
+        from transformers.masking_utils import create_bidirectional_mask
+
+        n = self.audio_tower.config.max_source_positions
+        lengths = torch.tensor(encoder_frames, device=features.device)
+        mask_2d = (torch.arange(n, device=features.device)[None, :] < lengths[:, None]).long()
+        dummy = torch.zeros((len(encoder_frames), n, 1), dtype=features.dtype,
+                            device=features.device)
+        return create_bidirectional_mask(config=self.audio_tower.config, inputs_embeds=dummy,
+                                         attention_mask=mask_2d)
+
+    def _text_pieces(self, texts: Sequence[str]) -> list[list[int]]:
+        rows = []
+        for i, text in enumerate(texts):
+            tokens = self.tokenizer.encode(text.strip(), add_special_tokens=False)
+            if not tokens:
+                raise ValueError(f"text {i} has no tokens; drop it before computing states")
+            rows.append(tokens)
+        return rows
+
+    def _rows(self, contents: list[tuple[list[int], list[int], list[int]]]
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Right-padded ids, attention mask and content mask from (lead, content, tail) per item."""
+        rows, spans = [], []
+        for lead, content, tail in contents:
+            start = len(self._prefix_ids) + len(lead)
+            rows.append(self._prefix_ids + lead + content + tail + self._suffix_ids)
+            spans.append((start, start + len(content)))
+        width = max(len(r) for r in rows)
+        limit = int(self.model.config.text_config.max_position_embeddings)
+        if width > limit:
+            raise ValueError(f"a prompt has {width} tokens; the LLM holds {limit} positions")
+        ids = torch.tensor([r + [self._pad_id] * (width - len(r)) for r in rows], dtype=torch.long)
+        positions = torch.arange(width)[None, :]
+        lengths = torch.tensor([len(r) for r in rows])[:, None]
+        starts = torch.tensor([s for s, _ in spans])[:, None]
+        ends = torch.tensor([e for _, e in spans])[:, None]
+        return ids, (positions < lengths).long(), (positions >= starts) & (positions < ends)
+
+    def speech_ids(self, n_audio_tokens: Sequence[int]):
+        """(ids, attention mask, audio-token mask) of the speech prompts."""
+        return self._rows([(self._speech_lead_ids, [self.audio_token_id] * n, self._speech_tail_ids)
+                           for n in n_audio_tokens])
+
+    def text_ids(self, texts: Sequence[str]):
+        """(ids, attention mask, sentence-token mask) of the text prompts."""
+        return self._rows([([], tokens, []) for tokens in self._text_pieces(texts)])
+
+    # ---- forward passes
+
+    def _embedding_device(self) -> torch.device:
+        return self.language_model.get_input_embeddings().weight.device
+
+    def _speech_embeds(self, features: torch.Tensor, encoder_frames: list[int],
+                       n_audio_tokens: list[int], ids: torch.Tensor) -> torch.Tensor:
+        """LLM input embeddings with the projected audio written over the <|AUDIO|> tokens: the
+        model's own (non-legacy) merge in ``Qwen2AudioModel.forward``."""
+        mask = self._encoder_mask(encoder_frames, features)
+        encoded = self.audio_tower(features, attention_mask=mask).last_hidden_state
+        audio = self.projector(encoded)
+        keep = torch.arange(audio.shape[1], device=audio.device)[None, :] < torch.tensor(
+            n_audio_tokens, device=audio.device)[:, None]
+        audio = audio[keep]
+        embeds = self.language_model.get_input_embeddings()(ids)
+        slots = (ids == self.audio_token_id).unsqueeze(-1).to(embeds.device)
+        return embeds.masked_scatter(slots, audio.to(embeds.device, embeds.dtype))
+
+    def _llm_inputs(self, component: str, items: list):
+        """(ids, attention mask, content mask, input embeddings or None) for an LLM component."""
+        if component == LLM_TEXT:
+            return (*self.text_ids(items), None)
+        features, frames, tokens = self._features(items)
+        ids, attention, content = self.speech_ids(tokens)
+        embeds = self._speech_embeds(features, frames, tokens, ids.to(self._embedding_device()))
+        return ids, attention, content, embeds
+
+    def _run_encoder(self, waves: list[np.ndarray], reduce_frames, reduce_pooled):
+        """Hooked encoder pass: reduce_frames on each point before the pooling, reduce_pooled on
+        the pooled + normed output."""
+        features, frames, tokens = self._features(waves)
+        mask = self._encoder_mask(frames, features)
+        with _reduce_layer_states(self.audio_tower.layers, reduce_frames(frames)) as states:
+            encoded = self.audio_tower(features, attention_mask=mask).last_hidden_state
+        return [*states, reduce_pooled(tokens)(encoded)], frames, tokens
+
+    def _run_llm(self, ids: torch.Tensor, attention: torch.Tensor, reduce,
+                 embeds: torch.Tensor | None = None) -> list[torch.Tensor]:
+        device = self._embedding_device()
+        kwargs: dict[str, Any] = {"attention_mask": attention.to(device), "use_cache": False}
+        if embeds is None:
+            kwargs["input_ids"] = ids.to(device)
+        else:
+            kwargs["inputs_embeds"] = embeds
+        with _reduce_layer_states(self.language_model.layers, reduce) as states:
+            self.language_model(**kwargs)
+        return states
+
+    def _pooled_batch(self, component: str, items: list, pooling: str
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        if component == AUDIO_ENCODER:
+            def masked(lengths: list[int]):
+                def reduce(hidden: torch.Tensor) -> torch.Tensor:
+                    mask = torch.arange(hidden.shape[1])[None, :] < torch.tensor(lengths)[:, None]
+                    return pool(hidden, mask, pooling)
+                return reduce
+            states, frames, tokens = self._run_encoder(items, masked, masked)
+            counts = [[e] * (len(states) - 1) + [p] for e, p in zip(frames, tokens, strict=True)]
+        else:
+            ids, attention, content, embeds = self._llm_inputs(component, items)
+            states = self._run_llm(ids, attention, lambda h: pool(h, content, pooling), embeds)
+            n_content = content.sum(dim=1).tolist()
+            counts = [[n] * len(states) for n in n_content]
+        pooled = torch.stack([s.float().cpu() for s in states], dim=1).numpy()
+        return pooled, np.asarray(counts, dtype=np.int64)
+
+    # ---- the interface
+
+    def extract(self, component: str, inputs: Sequence[str] | Sequence[np.ndarray],
+                langs: Sequence[str], *, sampling_rate: int = SAMPLING_RATE, batch_size: int = 8,
+                pooling: Pooling = "mean") -> Extraction:
+        comp = self.component(component)
+        self.check_pooling(pooling)
+        check_inputs(comp, inputs, langs)
+        self._check_languages(langs)
+        pooled = np.zeros((len(inputs), comp.n_layers, comp.dim), dtype=np.float32)
+        counts = np.zeros((len(inputs), comp.n_layers), dtype=np.int64)
+        if not len(inputs):
+            return Extraction(pooled, counts)
+        items = (self._prepare_waves(inputs, sampling_rate) if comp.modality == "speech"
+                 else list(inputs))
+        with torch.inference_mode(), quiet_transformers():
+            for part in batches(len(items), batch_size):
+                pooled[part], counts[part] = self._pooled_batch(component, items[part], pooling)
+        return Extraction(pooled, counts)
+
+    def token_counts(self, texts: Sequence[str], langs: Sequence[str]) -> list[int]:
+        """Sentence tokens ``llm_text`` pools over (the text-side length for length baselines)."""
+        check_inputs(self.component(LLM_TEXT), texts, langs)
+        self._check_languages(langs)
+        return [len(tokens) for tokens in self._text_pieces(texts)]
+
+    def token_states(self, component: str, item: str | np.ndarray, lang: str, *,
+                     sampling_rate: int = SAMPLING_RATE) -> TokenStates:
+        """Per point (positions, dim). ``audio_encoder``: the real frames only (all pooled), times
+        every 20 ms before the pooling and 40 ms after. ``llm_*``: the whole prompt, labels = tokens,
+        pooled_mask = the content span; for ``llm_speech`` times_s gives each audio token's start
+        (NaN for template tokens)."""
+        comp = self.component(component)
+        check_inputs(comp, [item], [lang])
+        self._check_languages([lang])
+        with torch.inference_mode(), quiet_transformers():
+            if component == AUDIO_ENCODER:
+                wave = self._prepare_waves([item], sampling_rate)
+                layers, frames, tokens = self._run_encoder(
+                    wave, lambda f: _token_slicer(slice(0, f[0])),
+                    lambda t: _token_slicer(slice(0, t[0])))
+                e, p = frames[0], tokens[0]
+                times = [np.arange(e) * ENCODER_FRAME_S] * (len(layers) - 1) \
+                    + [np.arange(p) * POOLED_FRAME_S]
+                labels = [[f"{t:.2f}s" for t in ts] for ts in times]
+                masks = [np.ones(len(ts), dtype=bool) for ts in times]
+                return TokenStates(component, [s.numpy() for s in layers], labels,
+                                   [t.astype(np.float64) for t in times], masks)
+            items = self._prepare_waves([item], sampling_rate) if comp.modality == "speech" \
+                else [item]
+            ids, attention, content, embeds = self._llm_inputs(component, items)
+            layers = self._run_llm(ids, attention, _token_slicer(slice(None)), embeds)
+        mask = content[0].numpy()
+        labels = [self.tokenizer.decode([int(i)]) for i in ids[0]]
+        times: np.ndarray | None = None
+        if component == LLM_SPEECH:
+            times = np.full(len(mask), np.nan)
+            times[mask] = np.arange(int(mask.sum())) * POOLED_FRAME_S
+        return TokenStates(component, [s.numpy() for s in layers], [list(labels) for _ in layers],
+                           [None if times is None else times.copy() for _ in layers],
+                           [mask.copy() for _ in layers])
+
+
+def _project_languages() -> set[str]:
+    try:
+        from core.languages import ALIASES, known_languages
+    except ImportError:  # the language table is optional for this adapter
+        return set()
+    return set(known_languages()) | set(ALIASES)
+
+
+# --------------------------------------------------------------------------------------------------
+# Factory (called by core/models/registry.py)
+
+
+def load_qwen2_audio(*, name: str, device: str | None = None, source: str | None = None,
+                     random: bool = False, dtype: str | torch.dtype | None = None, seed: int = 0,
+                     random_config: dict | None = None, instruction: str = DEFAULT_INSTRUCTION,
+                     progress: bool = True) -> Qwen2AudioAdapter:
+    """Real weights (``source``: hub id or local directory; bf16 + ``device_map="auto"`` on CUDA by
+    default, float32 on CPU; refused before loading when it cannot fit) or a tiny random model
+    (``random=True``, seeded, built offline). ``progress`` is accepted for the registry's callers."""
+    del progress
+    if random == (source is not None):
+        raise ValueError("give exactly one of source=<HF id or directory> or random=True")
+    device = pick_device(device)
+    resolved = pick_dtype(dtype, device, default_cuda=torch.bfloat16)
+    if random:
+        model, processor, info = _build_random(seed, random_config)
+        return Qwen2AudioAdapter(model, processor, name=name, device=device, dtype=resolved,
+                                 source=info, instruction=instruction)
+    model, processor, info = _load_pretrained(str(source), device, resolved)
+    placed = device.startswith("cuda")
+    return Qwen2AudioAdapter(model, processor, name=name, device=device, dtype=resolved,
+                             source=info, instruction=instruction, placed=placed)
