@@ -361,8 +361,9 @@ def component_states(adapter: ModelAdapter, comp: Component, items: pd.DataFrame
             inputs: Sequence = batch.text.tolist()
         else:
             inputs = [prepared.waveforms[i] for i in batch.item_id]
+        extra = {"targets": batch.text.tolist()} if adapter.reads_reference_text(comp.name) else {}
         extraction = adapter.extract(comp.name, inputs, batch.lang.tolist(),
-                                     batch_size=batch_size, pooling=pooling)
+                                     batch_size=batch_size, pooling=pooling, **extra)
         pooled.append(extraction.pooled)
         counts.append(extraction.n_positions)
         if after_batch is not None:

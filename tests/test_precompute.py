@@ -614,3 +614,75 @@ def test_recompute_errors_are_clear(tiny_copy, tmp_path, capsys):
     assert main(["metrics", "--store", str(tmp_path / "none.duckdb")]) == 1
     assert "no store at" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.duckdb", "tiny.duckdb"]
+
+
+# ---------------------------------------------------------------------- every family end to end
+@pytest.mark.parametrize("model", ["seamless-m4t-v2-tiny-random", "qwen2-audio-tiny-random",
+                                   "e5-tiny-random"])
+def test_every_family_runs_the_whole_pipeline(model, tmp_path):
+    """Tiny random configs of the real architectures through `precompute build`: layer points with
+    their stages, lengths before/after length adaptation, metrics only where defined."""
+    out = tmp_path / "family.duckdb"
+    argv = ["build", "--corpus", "bundled", "--langs", "eng_Latn,deu_Latn", "--n-sentences", "4",
+            "--model", model, "--out", str(out), "--device", "cpu", "--n-permutations", "2",
+            "--n-bootstrap", "3", "--max-transcript-tokens", "6", "--umap-n-neighbors", "3",
+            "--speech-cache", str(tmp_path / "speech")]
+    assert main(argv) == 0
+    with Store.open(out) as store:
+        (run_id,) = store.runs().run_id
+        config = store.run(run_id)["config"]
+        components = store.components(run_id)
+        layers = store.layers(run_id)
+        metrics = store.metrics(run_id)
+        assert set(layers.component) == set(components.component)
+        assert layers.groupby("component").size().to_dict() == \
+            dict(zip(components.component, components.n_layers))
+        assert config["components"].keys() == set(components.component)
+        # coordinate-wise metrics exist exactly where the two points share a space
+        space = {(r.component, r.layer): r.space for r in layers.itertuples()}
+        same = [space[(r.component_a, r.layer_a)] == space[(r.component_b, r.layer_b)]
+                for r in metrics.itertuples()]
+        assert metrics.shared_space.tolist() == same
+        coordinate = metrics.metric.isin(["paired_cosine", "retrieval"])
+        assert metrics[coordinate].shared_space.all()
+        assert (~metrics[~coordinate].shared_space).any() or metrics.shared_space.all()
+        if components.modality.eq("speech").any():
+            pairs = {tuple(p) for p in config["modality_pairs"]}
+            measured = set(zip(*[metrics[metrics.pairing == "text-speech"][c]
+                                 for c in ("component_a", "component_b")]))
+            assert measured == pairs
+        else:
+            assert set(metrics.pairing) == {"text-text"}
+        # length adaptation: its after point pools over fewer positions than its before point
+        adapted = layers[layers.stage.isin(["length_adaptor", "pooler"])]
+        lengths = store.length_adaptation(run_id)
+        for point in adapted.itertuples():
+            own = lengths[lengths.component == point.component].pivot(
+                index="item_id", columns="layer", values="n_positions")
+            assert (own[point.layer] < own[point.layer - 1]).all()
+        assert store.projections(run_id).groupby(["component", "layer"]).ngroups >= \
+            len(layers) - metrics[metrics.shared_space & (metrics.pairing == "text-speech")] \
+            .groupby(["component_a", "layer_a"]).ngroups
+
+
+def test_a_language_the_model_lacks_is_refused_or_skipped(fake_setup, tmp_path, monkeypatch):
+    monkeypatch.setattr(FakeAdapter, "supports_language", lambda self, lang: lang != "swh_Latn")
+    out = tmp_path / "langs.duckdb"
+    assert main(_fake_argv(fake_setup, out, "--no-umap", "--metrics", "svcca")) == 1
+    assert not out.exists()
+    assert main(_fake_argv(fake_setup, out, "--no-umap", "--metrics", "svcca",
+                           "--unsupported-langs", "skip")) == 0
+    with Store.open(out) as store:
+        (run_id,) = store.runs().run_id
+        config = store.run(run_id)["config"]
+        assert config["skipped_langs"] == ["swh_Latn"]
+        metrics = store.metrics(run_id)
+        assert "swh_Latn" not in set(metrics.lang_a) | set(metrics.lang_b)
+        assert store.activations(run_id, "text_decoder", 0, langs=["swh_Latn"])[0].empty
+
+
+def test_last_token_pooling_is_recorded_and_refused_where_unsupported(fake_setup, tmp_path,
+                                                                       capsys):
+    out = tmp_path / "last.duckdb"
+    assert main(_fake_argv(fake_setup, out, "--no-umap", "--pooling", "last")) == 1
+    assert "supports pooling ['mean'], not 'last'" in capsys.readouterr().err

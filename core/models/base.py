@@ -258,6 +258,11 @@ class ModelAdapter(ABC):
                      sampling_rate: int = 16_000) -> TokenStates:
         """Token-level states of one input (for live inspection of a user's recording)."""
 
+    def reads_reference_text(self, component: str) -> bool:
+        """Whether ``extract`` on this component takes ``targets=`` (the reference sentence of each
+        speech input, e.g. a decoder teacher-forced on the transcript); precompute then passes it."""
+        return False
+
     def supports_language(self, lang: str) -> bool:
         """Whether the model has this corpus language (FLORES-200 code)."""
         return True

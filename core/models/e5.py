@@ -24,9 +24,9 @@ Tokeniser
     through the table (NFKC-like; control characters dropped, tabs/newlines to spaces), collapse
     runs of spaces, prepend the metaspace ``▁`` unless the text starts with a space, turn spaces into
     ``▁``, then Viterbi over the unigram pieces with one ``<unk>`` per character the vocabulary lacks
-    (never fused), and wrap in ``<s> ... </s>``. HF's own XLM-R tokeniser differs in rare cases (its
-    ``Precompiled`` normaliser works on grapheme clusters), which is why the table is replayed as
-    ``Replace`` normalisers instead. ``tokenizer.json`` in the cache holds this exact tokeniser with
+    (never fused), and wrap in ``<s> ... </s>``. HF's own XLM-R tokeniser can differ in rare cases
+    (its ``Precompiled`` normaliser looks text up per grapheme cluster and fuses unknown characters),
+    which is why the table is replayed as ``Replace`` normalisers instead. ``tokenizer.json`` in the cache holds this exact tokeniser with
     no added tokens (the adapter reads it with ``tokenizers``); ``tokenizer_config.json`` lets
     ``AutoTokenizer.from_pretrained(cache_dir)`` load it too (which then splits literal special
     tokens such as ``<s>`` out of the text, as transformers always does).

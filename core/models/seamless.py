@@ -630,6 +630,9 @@ class SeamlessAdapter(ModelAdapter):
             items = list(inputs)
         return comp, items
 
+    def reads_reference_text(self, component: str) -> bool:
+        return component == TEXT_DECODER_SPEECH
+
     def extract(self, component: str, inputs: Sequence[str] | Sequence[np.ndarray],
                 langs: Sequence[str], *, sampling_rate: int = SAMPLING_RATE, batch_size: int = 8,
                 pooling: Pooling = "mean", targets: Sequence[str] | None = None) -> Extraction:
