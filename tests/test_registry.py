@@ -58,7 +58,19 @@ def fake_hub(monkeypatch):
     monkeypatch.setattr(transformers.WhisperTokenizerFast, "from_pretrained", fake("tokenizer", tokenizer))
     monkeypatch.setattr(transformers.WhisperFeatureExtractor, "from_pretrained",
                         fake("features", features))
+    monkeypatch.setattr(transformers.WhisperConfig, "from_pretrained", fake("config", model.config))
     return requested
+
+
+def test_a_whisper_checkpoint_too_large_for_the_machine_is_refused_before_its_weights_load(
+        fake_hub, monkeypatch):
+    from core.models import common
+    from core.models.base import ModelTooLargeError
+
+    monkeypatch.setattr(common, "available_memory_bytes", lambda device: 1024)
+    with pytest.raises(ModelTooLargeError, match=r"openai/whisper-small has \d+\.\d M parameters.*needs about"):
+        load_model("openai/whisper-small", device="cpu")
+    assert [kind for kind, _ in fake_hub] == ["config"]  # the weights were never asked for
 
 
 def test_hf_id_routes_to_whisper_family(fake_hub):
@@ -100,3 +112,61 @@ def test_offline_hub_failure_gives_actionable_error(monkeypatch):
     with pytest.raises(OSError, match=r"openai/whisper-tiny.*Offline\? Use the bundled default "
                                       r"'whisper-base'"):
         load_model("openai/whisper-tiny", device="cpu")
+
+
+def test_the_registry_is_a_declarative_table_resolved_lazily():
+    """Every short name names a family, every family's factory resolves, and importing the
+    registry imports no adapter module (no torch, no cycle with the adapters)."""
+    import subprocess
+    import sys
+
+    from core.models import registry
+
+    family_names = {f.name for f in registry.FAMILIES}
+    assert {s.family for s in registry.SHORT_NAMES} <= family_names
+    for fam in registry.FAMILIES:
+        assert callable(fam.load_factory()), fam.factory
+    assert {"seamless-m4t-v2-tiny-random", "qwen2-audio-tiny-random", "multilingual-e5-small"} \
+        <= set(available_models())
+    code = ("import sys, core.models.registry as r; r.available_models(); "
+            "print(sorted(m for m in sys.modules if m.startswith('core.models.') or m == 'torch'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['core.models.base', 'core.models.registry']"
+
+
+def test_hub_id_of_an_unsupported_architecture_names_its_model_type(monkeypatch):
+    import transformers
+
+    class FakeConfig:
+        model_type = "llava"
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained",
+                        classmethod(lambda cls, name, **kw: FakeConfig()))
+    with pytest.raises(KeyError, match=r"(?s)'someone/llava-7b' is a 'llava' model.*"
+                                       r"supported model_type values: .*qwen2_audio.*whisper"):
+        load_model("someone/llava-7b", device="cpu")
+
+
+@pytest.mark.parametrize("model_type, family", [("seamless_m4t_v2", "seamless_m4t"),
+                                                ("seamless_m4t", "seamless_m4t"),
+                                                ("qwen2_audio", "qwen2_audio"), ("bert", "e5"),
+                                                ("whisper", "whisper")])
+def test_local_directories_route_by_model_type(tmp_path, model_type, family):
+    from core.models import registry
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
+    fam, kwargs = registry.resolve(str(tmp_path))
+    assert fam.name == family and kwargs == {"source": str(tmp_path)}
+
+
+def test_a_model_too_large_for_this_machine_says_what_it_needs_before_loading():
+    import torch
+
+    from core.models.base import ModelTooLargeError
+    from core.models.common import check_fits
+
+    with pytest.raises(ModelTooLargeError, match=r"8\.40 B parameters.*about 19\.6 GiB.*only "
+                                                 r"4\.0 GiB is free"):
+        check_fits("Qwen/Qwen2-Audio-7B-Instruct", 8_397_094_912, torch.bfloat16, "cuda",
+                   available=4 * 2**30)
+    check_fits("tiny", 1_000, torch.float32, "cpu", available=4 * 2**30)  # fits: no error

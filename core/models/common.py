@@ -187,13 +187,25 @@ def check_fits(what: str, n_parameters: int, dtype: torch.dtype, device: str,
     if have is not None and need > have:
         dtype_name = str(dtype).removeprefix("torch.")
         raise ModelTooLargeError(
-            f"{what} has {n_parameters / 1e9:.2f} B parameters: in {dtype_name} it needs about "
+            f"{what} has {parameter_count_text(n_parameters)} parameters: in {dtype_name} it needs about "
             f"{need / 2**30:.1f} GiB on {device}, but only {have / 2**30:.1f} GiB is free. Use a "
             "machine with more memory, a GPU (bfloat16 halves it), or a smaller checkpoint")
 
 
+def parameter_count_text(n: int) -> str:
+    """8397094912 -> '8.40 B', 37_760_000 -> '37.8 M'."""
+    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.1f} M"
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def meta_parameter_count(build, *args, **kwargs) -> int:
+    """Exact parameter count of ``build(*args, **kwargs)`` (a model class or ``from_config``),
+    instantiated on the meta device: no memory, no weights read."""
+    with torch.device("meta"), quiet_transformers():
+        return count_parameters(build(*args, **kwargs))
 
 
 def masked_last(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -77,6 +77,7 @@ from core.models.common import (
     check_fits,
     check_inputs,
     count_parameters,
+    meta_parameter_count,
     package_versions,
     pick_device,
     pick_dtype,
@@ -964,8 +965,7 @@ def _load_pretrained(source: str, dtype: torch.dtype, device: str, progress: boo
     if config.model_type not in ("bert", "xlm-roberta"):
         raise ValueError(f"{source!r} is a {config.model_type!r} model; the e5 adapter loads "
                          "'bert' and 'xlm-roberta' text encoders")
-    with torch.device("meta"):
-        n_parameters = count_parameters(AutoModel.from_config(config, add_pooling_layer=False))
+    n_parameters = meta_parameter_count(AutoModel.from_config, config, add_pooling_layer=False)
     check_fits(source, n_parameters, dtype, device)
     try:
         with quiet_transformers(), _progress_bars(progress):

@@ -83,6 +83,7 @@ from core.models.base import (
 from core.models.common import (
     batches,
     check_fits,
+    meta_parameter_count,
     check_inputs,
     count_parameters,
     package_versions,
@@ -205,10 +206,7 @@ def _model_class(model_type: str):
 def estimate_parameters(config) -> int:
     """Exact parameter count of the whole model (speech generation included), built on the meta
     device: no memory, about a second for v2 large."""
-    cls = _model_class(config.model_type)
-    with torch.device("meta"), quiet_transformers():
-        model = cls(config)
-    return count_parameters(model)
+    return meta_parameter_count(_model_class(config.model_type), config)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -53,7 +53,9 @@ from core.models.common import (
     batches as _batches,
 )
 from core.models.common import (
+    check_fits,
     check_inputs,
+    meta_parameter_count,
     pick_device,
     pick_dtype,
     pool,
@@ -196,7 +198,7 @@ def _load_packaged(cache_dir: Path | None, progress: bool):
     return model, tokenizer, features, source
 
 
-def _load_pretrained(source: str):
+def _load_pretrained(source: str, dtype: torch.dtype, device: str):
     from transformers import (
         WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
@@ -204,6 +206,11 @@ def _load_pretrained(source: str):
     )
 
     try:
+        from transformers import WhisperConfig
+
+        config = WhisperConfig.from_pretrained(source)
+        check_fits(source, meta_parameter_count(WhisperForConditionalGeneration, config),
+                   dtype, device)
         model = WhisperForConditionalGeneration.from_pretrained(source, dtype=torch.float32,
                                                                 use_safetensors=True)
         tokenizer = WhisperTokenizerFast.from_pretrained(source)
@@ -211,7 +218,7 @@ def _load_pretrained(source: str):
     except OSError as error:
         raise OSError(
             f"could not load Whisper model {source!r} from a local directory or the Hugging Face hub "
-            f"({error}). Offline? Use the bundled default 'whisper-base', or pass a local directory "
+            f"({' '.join(str(error).split())}). Offline? Use the bundled default 'whisper-base', or pass a local directory "
             "holding config.json, model.safetensors, tokenizer and preprocessor files"
         ) from error
     return model, tokenizer, features, {"weights": f"from_pretrained({source!r})"}
@@ -578,6 +585,6 @@ def load_whisper(*, name: str, device: str | None = None, source: str | None = N
     elif random_config is not None:
         model, tokenizer, features, info = _build_random(random_config, seed)
     else:
-        model, tokenizer, features, info = _load_pretrained(str(source))
+        model, tokenizer, features, info = _load_pretrained(str(source), resolved_dtype, device)
     return WhisperAdapter(model, tokenizer, features, name=name, device=device, dtype=resolved_dtype,
                           source=info, final_layer_norm=final_layer_norm)
