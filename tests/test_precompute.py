@@ -471,7 +471,7 @@ def test_info_prints_runs_schema_and_counts(tiny_store_path, capsys):
 
 
 def test_report_prints_findings(tiny_store_path, capsys):
-    findings = pytest.importorskip("core.findings")
+    from core import findings
     with Store.open(tiny_store_path) as store:
         run_id = store.runs().run_id.iloc[0]
         expected = findings.format_findings(findings.compute_findings(

@@ -92,10 +92,9 @@ def test_cache_is_reused_without_reconversion(converted, monkeypatch):
     monkeypatch.setattr(ct2_whisper, "read_ct2_model", fail)
     weights = converted["dir"] / "model.safetensors"
     mtime = weights.stat().st_mtime_ns
-    start = time.perf_counter()
+    # reuse is checked by what happens (no re-read, the file untouched), not by timing: how fast
+    # it is belongs in bench/
     assert ct2_whisper.ensure_whisper_base_converted(progress=False) == converted["dir"]
-    reuse_s = time.perf_counter() - start
-    assert reuse_s < converted["convert_s"] / 10
     adapter = load_model("whisper-base", device="cpu", progress=False)
     assert weights.stat().st_mtime_ns == mtime
     assert adapter.model.config.d_model == 512

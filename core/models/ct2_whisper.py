@@ -33,13 +33,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import torch
 
+from core.models.cache import CACHE_ENV, cache_root, sha256_file  # noqa: F401 - re-exported
+
 if TYPE_CHECKING:  # transformers is imported lazily, inside the functions that need it
     from transformers import WhisperConfig
 
 #: Bump when the conversion output changes; a cache written by another version is rebuilt.
 CONVERTER_VERSION = 1
 CACHE_SUBDIR = "whisper-base-ct2"
-CACHE_ENV = "CROSSMODAL_LENS_CACHE"
 PROVENANCE_FILE = "provenance.json"
 
 #: (import name, distribution name, files it must hold under data/)
@@ -487,10 +488,6 @@ def check_state_dict(state: dict[str, torch.Tensor], config) -> None:
 # The cache
 
 
-def cache_root() -> Path:
-    """``$CROSSMODAL_LENS_CACHE``, else ``~/.cache/crossmodal-lens`` (the project's one cache root)."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "crossmodal-lens"
 
 
 def whisper_base_cache_dir() -> Path:
@@ -507,8 +504,12 @@ def _cache_is_current(directory: Path, packaged: PackagedWhisper) -> bool:
         return False
     if prov.get("source_packages") != packaged.versions:
         return False
-    sizes = [part.get("bytes") for part in prov.get("parts", [])]
-    if sizes != [p.stat().st_size for p in packaged.parts]:
+    # the recorded digest of every part, not just its size: a re-released package of the same
+    # size with other bytes must be converted again
+    parts = prov.get("parts", [])
+    if len(parts) != len(packaged.parts) or any(
+            part.get("bytes") != path.stat().st_size or part.get("sha256") != sha256_file(path)
+            for part, path in zip(parts, packaged.parts)):
         return False
     required = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json")
     return all((directory / name).is_file() for name in required)

@@ -72,6 +72,7 @@ from core.models.base import (
     UnsupportedLanguageError,
     path_points,
 )
+from core.models.cache import cache_root, sha256_file
 from core.models.common import (
     batches,
     check_fits,
@@ -535,17 +536,10 @@ def packaged_tokenizer(packaged: PackagedE5 | None = None) -> Tokenizer:
 
 
 def e5_small_cache_dir() -> Path:
-    from core.models.ct2_whisper import cache_root  # the project's one cache root
 
     return cache_root() / CACHE_SUBDIR
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_provenance(directory: Path) -> dict:

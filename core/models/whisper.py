@@ -26,13 +26,10 @@ that for the last layer. The choice is recorded in ``info()``.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
-import json
 import math
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
