@@ -224,11 +224,18 @@ def build_offline_processor(feature_size: int = 128):
     return processor
 
 
-def _build_random(seed: int, random_config: dict | None):
+def _build_random(seed: int, random_config, device: str = "cpu",
+                  dtype: torch.dtype = torch.float32):
+    """Random weights for ``random_config``: a dict of ``audio_config``/``text_config`` settings
+    (default: the tiny test config) or a ``Qwen2AudioConfig`` (e.g. ``real_size_random_config()``);
+    refused before instantiation when it cannot fit ``device``."""
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
 
     processor = build_offline_processor()
     tokenizer = processor.tokenizer
+    if isinstance(random_config, Qwen2AudioConfig):
+        random_config = {"audio_config": random_config.audio_config.to_dict(),
+                         "text_config": random_config.text_config.to_dict()}
     settings = random_config or TINY_RANDOM_CONFIG
     text = {"model_type": "qwen2", "vocab_size": len(tokenizer), "pad_token_id": 0,
             "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
@@ -236,6 +243,7 @@ def _build_random(seed: int, random_config: dict | None):
     audio = {"model_type": "qwen2_audio_encoder", **settings.get("audio_config", {})}
     config = Qwen2AudioConfig(audio_config=audio, text_config=text,
                               audio_token_index=tokenizer.convert_tokens_to_ids(AUDIO_TOKEN))
+    check_fits("random Qwen2-Audio", estimate_parameters(config), dtype, device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2AudioForConditionalGeneration(config)
