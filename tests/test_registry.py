@@ -170,3 +170,13 @@ def test_a_model_too_large_for_this_machine_says_what_it_needs_before_loading():
         check_fits("Qwen/Qwen2-Audio-7B-Instruct", 8_397_094_912, torch.bfloat16, "cuda",
                    available=4 * 2**30)
     check_fits("tiny", 1_000, torch.float32, "cpu", available=4 * 2**30)  # fits: no error
+
+
+@pytest.mark.parametrize("marker, family", [("spenc.v3ap.eng.pt", "sonar"),
+                                            ("salmonn_v1.pth", "salmonn")])
+def test_official_checkpoint_folders_route_by_their_files(tmp_path, marker, family):
+    from core.models import registry
+
+    (tmp_path / marker).write_bytes(b"")
+    fam, kwargs = registry.resolve(str(tmp_path))
+    assert fam.name == family and kwargs == {"source": str(tmp_path)}

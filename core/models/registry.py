@@ -31,6 +31,9 @@ class Family:
     factory: str | Callable[..., ModelAdapter]  # "module:function", or the callable itself
     example: str                       # a hub id users can pass, for messages and the README
     id_markers: tuple[str, ...] = ()   # lower-case substrings of hub ids, when no config is at hand
+    #: glob patterns that mark a local checkpoint directory of this family when it has no HF
+    #: config.json (official non-transformers releases: fairseq2 SONAR, SALMONN)
+    dir_markers: tuple[str, ...] = ()
 
     def load_factory(self) -> Callable[..., ModelAdapter]:
         if callable(self.factory):
@@ -56,6 +59,11 @@ FAMILIES: tuple[Family, ...] = (
            "Qwen/Qwen2-Audio-7B-Instruct", ("qwen2-audio",)),
     Family("e5", ("bert", "xlm-roberta"), "core.models.e5:load_e5", "intfloat/multilingual-e5-small",
            ("e5",)),
+    Family("sonar", (), "core.models.sonar:load_sonar", "a folder of SONAR fairseq2 checkpoints",
+           (), ("spenc.*.pt", "sonar_*encoder*.pt", "text_sonar_*.pt")),
+    Family("salmonn", (), "core.models.salmonn:load_salmonn",
+           "a folder with the SALMONN checkpoint, BEATs, Whisper and Vicuna", (),
+           ("salmonn*.pth", "salmonn*.pt")),
 )
 
 SHORT_NAMES: tuple[ShortName, ...] = (
@@ -73,6 +81,10 @@ SHORT_NAMES: tuple[ShortName, ...] = (
               "Qwen2-Audio 7B Instruct from the Hugging Face hub (8.4 B parameters)"),
     ShortName("qwen2-audio-tiny-random", "qwen2_audio", {"random": True},
               "tiny random Qwen2-Audio (tests)"),
+    ShortName("sonar-tiny-random", "sonar", {"random": True},
+              "tiny random SONAR text + speech encoders with attention pooler (tests)"),
+    ShortName("salmonn-tiny-random", "salmonn", {"random": True},
+              "tiny random SALMONN: Whisper + BEATs, window Q-Former, LoRA Llama (tests)"),
 )
 
 
@@ -102,7 +114,13 @@ def short_name(name: str) -> ShortName | None:
     return next((s for s in SHORT_NAMES if s.name == name), None)
 
 
+#: prefix of the pseudo model_type ``_model_type`` reports for a family recognised by its files
+_DIR_FAMILY = "crossmodal-lens-dir:"
+
+
 def family_for_model_type(model_type: str) -> Family | None:
+    if model_type.startswith(_DIR_FAMILY):
+        return family(model_type.removeprefix(_DIR_FAMILY))
     return next((f for f in FAMILIES if model_type in f.model_types), None)
 
 
@@ -137,6 +155,10 @@ def load_model(name: str, *, device: str | None = None, **kwargs: Any) -> ModelA
 def _model_type(name: str) -> str | None:
     """``model_type`` from a local directory's config.json, or from the hub's (or its cache's)."""
     path = Path(name).expanduser()
+    if path.is_dir() and not (path / "config.json").exists():
+        for fam in FAMILIES:
+            if any(any(path.glob(pattern)) for pattern in fam.dir_markers):
+                return fam.model_types[0] if fam.model_types else f"{_DIR_FAMILY}{fam.name}"
     if path.is_dir():
         try:
             config = json.loads((path / "config.json").read_text(encoding="utf-8"))
