@@ -237,13 +237,35 @@ def _empty_figure(title: str, message: str) -> go.Figure:
     return fig
 
 
+#: what tells two rows of one pairing apart besides the cell keys: never merged by a dedupe
+_IDENTITY_COLUMNS = ("run_id", "metric", "component_a", "component_b", "pooling")
+
+
 def _dedupe_cells(metrics: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One row per cell: a metric stored with several ``params`` keeps the first params string."""
+    """One row per cell: a metric stored with several ``params`` keeps the first params string.
+
+    Rows of different component pairs (Seamless' text_encoder vs speech_encoder and
+    text_decoder_text vs text_decoder_speech are both text-speech), runs, metrics or poolings are
+    different cells, whatever ``keys`` says.
+    """
     if metrics.empty:
         return metrics
+    keys = [*[c for c in _IDENTITY_COLUMNS if c in metrics.columns and c not in keys], *keys]
     sort_cols = [c for c in ("params",) if c in metrics.columns]
     frame = metrics.sort_values(sort_cols, kind="stable") if sort_cols else metrics
     return frame.drop_duplicates(keys, keep="first")
+
+
+def component_pairs(metrics: pd.DataFrame) -> list[tuple[str, str]]:
+    """Distinct (component_a, component_b) of metric rows, in stored order."""
+    if metrics.empty or not {"component_a", "component_b"} <= set(metrics.columns):
+        return []
+    return list(dict.fromkeys(zip(metrics["component_a"].astype(str),
+                                  metrics["component_b"].astype(str), strict=True)))
+
+
+def _pair_label(pair: tuple[str, str]) -> str:
+    return f"{pair[0]} vs {pair[1]}"
 
 
 # ----------------------------------------------------------------------------------------- heatmap
@@ -272,6 +294,10 @@ def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: s
     """
     title = f"{metric} · {pairing}" + (f" · {layer_label}" if layer_label else "")
     rows = metrics[metrics["pairing"] == pairing] if "pairing" in metrics else metrics.iloc[0:0]
+    pairs = component_pairs(rows)
+    if len(pairs) > 1:  # one heatmap = one component pair; never a mix of two
+        rows = rows[(rows["component_a"] == pairs[0][0]) & (rows["component_b"] == pairs[0][1])]
+        title += f" · {_pair_label(pairs[0])}"
     present = set(rows["lang_a"]) | set(rows["lang_b"]) if not rows.empty else set()
     wanted = langs if langs is not None else present
     order = language_order(languages, [lang for lang in wanted if lang in present])
@@ -429,6 +455,7 @@ def layer_curves_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
         return _empty_figure(title, "No same-language text-speech values for this selection.")
     rows = apply_view(_dedupe_cells(rows, ["lang_a", "layer_a", "layer_b"]), view)
     rows = rows.assign(x=_x_values(rows, x_axis)).sort_values("x")
+    pairs = component_pairs(rows) or [("", "")]
     order = language_order(languages, rows["lang_a"].unique())
     colours, names, levels = language_colours(languages, order), language_names(languages), \
         language_levels(languages)
@@ -436,13 +463,16 @@ def layer_curves_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
     symbols = ["circle", "square", "diamond", "triangle-up", "x", "star", "hexagon", "cross"]
     fig = go.Figure()
     _add_baseline(fig, rows, "shuffled baseline (mean ± 1.96 sd)")
-    seen_levels: dict[str, int] = {}
-    for lang in order:
+    dashes = ["solid", "dot", "dashdot", "longdash"]
+    for (index, pair), lang in ((p, lang) for p in enumerate(pairs) for lang in order):
         line = rows[rows["lang_a"] == lang]
+        if len(pairs) > 1:  # one line per language and component pair, never the two mixed
+            line = line[(line["component_a"] == pair[0]) & (line["component_b"] == pair[1])]
+            if line.empty:
+                continue
         level = levels.get(lang, "unknown")
         colour = colours[lang]
-        rank = seen_levels.get(level, 0)
-        seen_levels[level] = rank + 1
+        rank = order.index(lang) - order.index(next(x for x in order if levels.get(x) == level))
         whiskers = None
         if show_ci and line["shown_low"].notna().any():
             whiskers = dict(type="data", symmetric=False, array=line["shown_high"] - line["shown"],
@@ -451,9 +481,11 @@ def layer_curves_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
         hover = [f"<b>{_lang_label(lang, full_names, levels)}</b><br>"
                  f"layer: {html.escape(layer_name(r.layer_a, layer_names))}<br>" + _value_hover(r)
                  for _, r in line.iterrows()]
+        name = names.get(lang, lang) + (f" · {_pair_label(pair)}" if len(pairs) > 1 else "")
         fig.add_trace(go.Scatter(
-            x=line["x"], y=line["shown"], mode="lines+markers", name=names.get(lang, lang),
-            line=dict(color=colour, width=2), marker=dict(symbol=symbols[rank % len(symbols)], size=7),
+            x=line["x"], y=line["shown"], mode="lines+markers", name=name,
+            line=dict(color=colour, width=2, dash=dashes[index % len(dashes)] if index else None),
+            marker=dict(symbol=symbols[rank % len(symbols)], size=7),
             error_y=whiskers, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
             connectgaps=False,
             legendgroup=level, legendgrouptitle=dict(text=f"{level} resource"),
@@ -487,11 +519,14 @@ def pairing_series(metrics: pd.DataFrame, view: str = "raw") -> pd.DataFrame:
     """Per relative depth, the mean over language pairs of each comparison family, with a 95% CI.
 
     Families: cross-lingual text-text, speech-speech and text-speech, and same-language text-speech
-    (the modality gap alone). Grouping by depth keeps stacks of different lengths comparable;
+    (the modality gap alone). A family with several component pairs (Seamless' two text-speech
+    pairs) gives one series per pair (``series`` = family · pair; ``family``, ``components``).
+    Grouping by depth keeps stacks of different lengths comparable;
     ``layer_a`` is side a's layer there (for labels). The CI is mean ± 1.96·sd/√pairs over language
     pairs (normal approximation).
     """
-    columns = ["series", "layer_a", "depth", "mean", "ci_low", "ci_high", "baseline", "pairs"]
+    columns = ["series", "layer_a", "depth", "mean", "ci_low", "ci_high", "baseline", "pairs",
+               "family", "components"]
     needed = {"pairing", "lang_a", "lang_b", "layer_a"}
     if metrics.empty or not needed <= set(metrics.columns):
         return pd.DataFrame(columns=columns)
@@ -509,17 +544,23 @@ def pairing_series(metrics: pd.DataFrame, view: str = "raw") -> pd.DataFrame:
         "text-speech (same language)": (rows["pairing"] == "text-speech") & same,
     }
     parts = []
-    for series, mask in families.items():
+    for family, mask in families.items():
         subset = rows[mask & rows["shown"].notna()]
-        if subset.empty:
-            continue
-        stats = subset.groupby("depth", sort=True).agg(
-            layer_a=("layer_a", "first"), mean=("shown", "mean"), sd=("shown", "std"),
-            pairs=("shown", "size"), baseline=("shown_baseline", "mean")).reset_index()
-        half = Z95 * stats["sd"].fillna(0.0) / np.sqrt(stats["pairs"])
-        stats["ci_low"], stats["ci_high"] = stats["mean"] - half, stats["mean"] + half
-        stats["series"] = series
-        parts.append(stats[columns])
+        pairs = component_pairs(subset) or [None]
+        for pair in pairs:  # a family of several component pairs: one series per pair
+            own = subset if pair is None else subset[(subset["component_a"] == pair[0])
+                                                     & (subset["component_b"] == pair[1])]
+            if own.empty:
+                continue
+            stats = own.groupby("depth", sort=True).agg(
+                layer_a=("layer_a", "first"), mean=("shown", "mean"), sd=("shown", "std"),
+                pairs=("shown", "size"), baseline=("shown_baseline", "mean")).reset_index()
+            half = Z95 * stats["sd"].fillna(0.0) / np.sqrt(stats["pairs"])
+            stats["ci_low"], stats["ci_high"] = stats["mean"] - half, stats["mean"] + half
+            stats["series"] = family + (f" · {_pair_label(pair)}" if len(pairs) > 1 else "")
+            stats["family"] = family
+            stats["components"] = _pair_label(pair) if pair is not None else ""
+            parts.append(stats[columns])
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
@@ -539,8 +580,11 @@ def pairing_curves_figure(metrics: pd.DataFrame, *, metric: str, view: str = "ra
         return _empty_figure(title, "No metric values for this selection.")
     series = series.assign(x=series["depth"])
     fig = go.Figure()
+    first_of_family: dict[str, str] = {}
     for name, line in series.groupby("series", sort=False):
-        colour = SERIES_COLOURS.get(name, BASELINE_COLOUR)
+        family = str(line["family"].iloc[0])
+        colour = SERIES_COLOURS.get(family, BASELINE_COLOUR)
+        dash = None if first_of_family.setdefault(family, name) == name else "dot"
         if show_ci:
             band = _band(line["x"], line["ci_low"], line["ci_high"], colour, f"{name} CI", name,
                          opacity=0.18)
@@ -553,7 +597,7 @@ def pairing_curves_figure(metrics: pd.DataFrame, *, metric: str, view: str = "ra
                  for _, r in line.iterrows()]
         fig.add_trace(go.Scatter(
             x=line["x"], y=line["mean"], mode="lines+markers", name=name, legendgroup=name,
-            line=dict(color=colour, width=3), hovertext=hover,
+            line=dict(color=colour, width=3, dash=dash), hovertext=hover,
             hovertemplate="%{hovertext}<extra></extra>",
         ))
         if line["baseline"].notna().any():
@@ -565,7 +609,7 @@ def pairing_curves_figure(metrics: pd.DataFrame, *, metric: str, view: str = "ra
     if x_axis == "depth":
         _layer_axis(fig, "depth", layer_names, [])
     else:  # name the depths with the layers of the same-language text-speech family's side a
-        anchor = series[series["series"] == "text-speech (same language)"]
+        anchor = series[series["family"] == "text-speech (same language)"]
         anchor = (anchor if not anchor.empty else series).drop_duplicates("depth")
         fig.update_xaxes(title=dict(text="layer (at matching relative depth)"), tickmode="array",
                          tickvals=list(anchor["depth"]),
@@ -784,18 +828,51 @@ def corpus_counts(items: pd.DataFrame) -> dict[str, int]:
             "Speech items": int((items["modality"] == "speech").sum())}
 
 
-def components_table(components: pd.DataFrame) -> pd.DataFrame:
-    """A run's components for display, layer names joined into one readable string."""
+def components_table(components: pd.DataFrame, layers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A run's components for display: layer names joined into one string, the stages along each
+    path ("frontend 1 · encoder 6", from the layers table), the representation space(s) and what
+    the component is fed besides its input (conditioning) as readable text."""
+    from dashboard.stages import stage_summary  # noqa: PLC0415 - stages imports nothing of ours
+
     table = components.copy()
     if "layer_names" in table:
         table["layer_names"] = [", ".join(map(str, names)) if names is not None else ""
                                 for names in table["layer_names"]]
-    return table
+    if layers is not None and not layers.empty and "component" in table:
+        table["stages"] = [stage_summary(layers, c) for c in table["component"]]
+        spaces = {str(c): ", ".join(dict.fromkeys(str(v) for v in group["space"].dropna()))
+                  for c, group in layers.groupby("component", sort=False)}
+        fallback = table["space"] if "space" in table else pd.Series("", index=table.index)
+        table["space"] = [spaces.get(str(c)) or f for c, f in zip(table["component"], fallback,
+                                                                   strict=True)]
+    if "conditioning" in table:
+        table["conditioning"] = [_conditioning_text(c) for c in table["conditioning"]]
+    first = [c for c in ("component", "modality", "space", "stages", "conditioning", "n_layers",
+                         "dim") if c in table.columns]
+    return table[first + [c for c in table.columns if c not in first]]
 
 
-def cer_figure(summary: pd.DataFrame) -> go.Figure:
-    """Median character error rate of the speech per language (how well the model hears it)."""
+def _conditioning_text(conditioning: object) -> str:
+    if isinstance(conditioning, str):
+        try:
+            conditioning = json.loads(conditioning)
+        except ValueError:
+            return conditioning
+    if not conditioning:
+        return "none (the input alone)"
+    if isinstance(conditioning, dict):
+        return "; ".join(f"{k}: {v}" for k, v in conditioning.items())
+    return str(conditioning)
+
+
+def cer_figure(summary: pd.DataFrame, *, unavailable: str | None = None) -> go.Figure:
+    """Median character error rate of the speech per language (how well the model hears it).
+
+    ``unavailable``: why the run has no CER (a text-only model, a model that cannot transcribe),
+    shown instead of bars."""
     title = "How well the model transcribes the speech (median CER per language)"
+    if unavailable:
+        return _empty_figure(title, html.escape(unavailable))
     data = summary.dropna(subset=["median CER (speech)"]) if not summary.empty else summary
     if data.empty:
         return _empty_figure(title, "No character error rates stored (speech was not transcribed).")

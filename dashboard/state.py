@@ -24,6 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from core.store import Store
+from dashboard import availability as availability_
 from dashboard import charts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -160,6 +161,12 @@ def layers(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
+def run_config(ref: StoreRef, run_id: str) -> dict:
+    """A run's config, parsed (model_info, modality_pairs, transcribed, ...)."""
+    return dict(_read(ref, lambda s: s.run(run_id))["config"] or {})
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
 def schema_version(ref: StoreRef) -> int:
     return _read(ref, lambda s: s.schema_version())
 
@@ -195,6 +202,18 @@ def metric_layers(ref: StoreRef, run_id: str, metric: str, pairing: str) -> pd.D
             .sort_values(["component_a", "component_b", "layer_a"]).reset_index(drop=True))
 
 
+def availability(ref: StoreRef, run_id: str, model: str, metric: str,
+                 pairing: str) -> "availability_.Availability":
+    """Whether ``metric`` can be drawn for ``pairing`` in a run, and why not (see
+    ``dashboard.availability.pairing_availability``, which decides; this only gathers its inputs)."""
+    stored = metric_layers(ref, run_id, metric, pairing)
+    return availability_.pairing_availability(
+        pairing, metric, components(ref, run_id), layers(ref, run_id),
+        stored_pairs=list(zip(stored["component_a"], stored["component_b"], strict=True)),
+        metric_names=metric_names(ref, run_id), model=model,
+        modality_pairs=run_config(ref, run_id).get("modality_pairs"))
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def projection_maps(ref: StoreRef, run_id: str) -> pd.DataFrame:
     """The run's stored 2-D maps (see ``charts.projection_maps``)."""
@@ -227,8 +246,8 @@ def findings(ref: StoreRef, run_id: str, metric: str) -> list:
 @dataclass(frozen=True)
 class Selection:
     """What the shared sidebar widgets currently say."""
-    run_id: str
-    model: str
+    run_id: str = ""
+    model: str = ""
     metric: str | None = None
     pairing: str | None = None
     layer: int | None = None
@@ -283,17 +302,22 @@ def _remember(key: str) -> Any:
     return st.session_state[key]
 
 
-def sidebar(ref: StoreRef, *, metric: bool = True, pairing: bool = False, layer: bool = False,
-            langs: bool = True, view: bool = True) -> Selection:
+def sidebar(ref: StoreRef, *, run: bool = True, metric: bool = True, pairing: bool = False,
+            layer: bool = False, langs: bool = True, view: bool = True) -> Selection:
     """Draw the shared sidebar widgets a page needs and return their values.
 
-    Stops the page with a message when the store holds no runs or no metrics for the chosen run.
+    ``run=False`` (a page that picks several runs itself) draws no run picker, and no run-dependent
+    widget (metric, pairing, layer). Stops the page with a message when the store holds no runs or
+    no metrics for the chosen run.
     """
     runs_df = runs(ref)
     if runs_df.empty:
         st.warning(f"This store holds no runs yet. Build one with `{rebuild_command(ref.path)}`.")
         st.stop()
     sb = st.sidebar
+    if not run:
+        return Selection(langs=_language_picker(ref) if langs else (),
+                         view=_view_picker() if view else "raw")
     run_ids = list(runs_df["run_id"])
     complete = runs_df[runs_df["status"] == "complete"]
     default_run = (complete if not complete.empty else runs_df).iloc[-1]["run_id"]
@@ -327,13 +351,17 @@ def sidebar(ref: StoreRef, *, metric: bool = True, pairing: bool = False, layer:
     if langs:
         selection["langs"] = _language_picker(ref)
     if view:
-        _prepare("view", list(charts.VIEWS), "raw")
-        sb.radio("Show", list(charts.VIEWS), format_func=charts.VIEWS.get, key="view",
-                 help="raw: the metric itself. length-residualised: with the part that sentence "
-                      "length alone explains removed. minus shuffled baseline: distance from chance "
-                      "(0 = what mismatched sentence pairs score).")
-        selection["view"] = _remember("view")
+        selection["view"] = _view_picker()
     return Selection(**selection)
+
+
+def _view_picker() -> str:
+    _prepare("view", list(charts.VIEWS), "raw")
+    st.sidebar.radio("Show", list(charts.VIEWS), format_func=charts.VIEWS.get, key="view",
+                     help="raw: the metric itself. length-residualised: with the part that sentence "
+                          "length alone explains removed. minus shuffled baseline: distance from "
+                          "chance (0 = what mismatched sentence pairs score).")
+    return _remember("view")
 
 
 def _layer_slider(ref: StoreRef, run_id: str, metric: str, pairing: str) -> dict[str, Any]:

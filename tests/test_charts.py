@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import itertools
 import json
 
 import numpy as np
@@ -10,8 +11,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import charts
-from synthetic_store import LANGS, LAYER_NAMES, METRICS, NAN_CELL, synthetic_tables
+from dashboard import availability, charts, compare_charts, comparison
+from dashboard.stages import boundaries, stage_spans, stage_summary
+from synthetic_store import (
+    LANGS, LAYER_NAMES, METRICS, NAN_CELL, RUN_ID, SHARED_RUN_ID, TEXT_RUN_ID, synthetic_tables,
+)
 
 LEVEL_ORDER = ["eng_Latn", "deu_Latn", "spa_Latn", "hin_Deva", "swh_Latn", "yor_Latn"]
 
@@ -289,14 +293,29 @@ def test_pairing_curves_empty(languages):
 # ----------------------------------------------------------------------------------- projection
 
 def test_projection_maps_group_joint_members(tables):
-    rows = tables["projections"]
-    components = pd.DataFrame({"component": ["text_decoder", "speech_encoder"],
-                               "layer_names": [list(LAYER_NAMES), list(LAYER_NAMES)]})
-    maps = charts.projection_maps(rows[["component", "layer", "method", "params"]], components)
-    assert len(maps) == len(LAYER_NAMES)
-    assert maps.loc[0, "members"] == (("text_decoder", 0), ("speech_encoder", 0))
-    assert maps.loc[0, "components"] == "text_decoder + speech_encoder"
-    assert list(maps["label"]) == list(LAYER_NAMES)
+    # the speech-LLM run: text and speech meet in the LLM's space, mapped jointly there only
+    run = tables["runs"][SHARED_RUN_ID]
+    rows = run["projections"]
+    maps = charts.projection_maps(rows[["component", "layer", "method", "params"]],
+                                  run["components"])
+    joint = maps[maps["components"] == "llm_text + llm_speech"].reset_index(drop=True)
+    assert list(joint["members"]) == [(("llm_text", 2), ("llm_speech", 4)),
+                                      (("llm_text", 3), ("llm_speech", 5)),
+                                      (("llm_text", 4), ("llm_speech", 7))]
+    assert joint.loc[2, "label"] == "llm_text llm 4 · llm_speech llm 4"
+    assert joint.loc[0, "label"] == "llm_text llm 2 · llm_speech llm 1"
+    # points of the audio space are never mapped together with text
+    alone = maps[maps["components"] == "llm_speech"]
+    assert {m[0][1] for m in alone["members"]} == {0, 1, 2, 3, 6}
+
+
+def test_projection_maps_of_different_spaces_are_separate(tables):
+    rows = tables["projections"]  # Whisper-like: encoder and decoder spaces differ
+    maps = charts.projection_maps(rows[["component", "layer", "method", "params"]],
+                                  tables["components"])
+    assert sorted(set(maps["components"])) == ["speech_encoder", "text_decoder"]
+    assert len(maps) == 2 * len(LAYER_NAMES)
+    assert list(maps[maps["components"] == "text_decoder"]["label"]) == list(LAYER_NAMES)
 
 
 def test_projection_maps_without_joint_params_are_single_layers():
@@ -388,6 +407,21 @@ def test_corpus_counts_and_components_table(tables):
     assert table.loc[0, "layer_names"] == "embed, block 1"
 
 
+def test_components_table_shows_space_stages_and_conditioning(tables):
+    table = charts.components_table(tables["components"], tables["layers"]).set_index("component")
+    assert table.loc["speech_encoder", "stages"] == "frontend 1 · encoder 4"
+    assert table.loc["text_decoder", "stages"] == "frontend 1 · decoder 4"
+    assert table.loc["speech_encoder", "space"] == "synthetic-whisper/encoder"
+    assert table.loc["text_decoder", "space"] == "synthetic-whisper/decoder"
+    assert table.loc["text_decoder", "conditioning"] == "prompt: <|sot|><|{lang}|><|transcribe|>"
+    assert table.loc["speech_encoder", "conditioning"] == "none (the input alone)"
+    assert list(table.columns[:4]) == ["modality", "space", "stages", "conditioning"]
+    llm = tables["runs"][SHARED_RUN_ID]
+    speech = charts.components_table(llm["components"], llm["layers"]).set_index("component")
+    assert speech.loc["llm_speech", "stages"] == "frontend 1 · encoder 2 · projector 1 · llm 4"
+    assert speech.loc["llm_speech", "space"] == "synthetic-llm/audio, synthetic-llm/llm"
+
+
 def test_cer_figure_without_cer(languages):
     items = pd.DataFrame({"item_id": [0], "sentence_id": [0], "lang": ["eng_Latn"],
                           "modality": ["speech"], "text": ["x"], "cer": [np.nan]})
@@ -455,3 +489,205 @@ def test_every_metric_in_the_synthetic_tables_is_chartable(tables, languages):
             fig = charts.heatmap_figure(rows[rows.layer_a == 1], languages, pairing=pairing,
                                         metric=metric)
             assert _traces(fig, "heatmap")
+
+
+# ------------------------------------------------------------- what a run can show, and why not
+
+def _stored_pairs(metrics: pd.DataFrame, metric: str, pairing: str) -> list[tuple[str, str]]:
+    rows = metrics[(metrics.metric == metric) & (metrics.pairing == pairing)]
+    return list(dict.fromkeys(zip(rows.component_a, rows.component_b, strict=True)))
+
+
+def _availability(run: dict, metric: str, pairing: str, model: str = "m"):
+    metrics = run["metrics"]
+    return availability.pairing_availability(
+        pairing, metric, run["components"], run["layers"],
+        stored_pairs=_stored_pairs(metrics, metric, pairing),
+        metric_names=sorted(set(metrics.metric)), model=model)
+
+
+def test_cosine_across_spaces_is_explained_not_drawn(tables):
+    whisper = tables["runs"][RUN_ID]
+    answer = _availability(whisper, "paired_cosine", "text-speech", model="synthetic-whisper")
+    assert not answer.drawable and answer.reason == availability.CROSS_SPACE
+    assert answer.blocked == (("text_decoder", "speech_encoder"),)
+    for part in ("`text_decoder`", "`speech_encoder`", "`synthetic-whisper/decoder`",
+                 "`synthetic-whisper/encoder`", "compares coordinates", "undefined",
+                 "different representation spaces", "**svcca**", "**linear_cka**"):
+        assert part in answer.message, part
+    assert "**paired_cosine**" not in answer.message  # never suggested as its own alternative
+    # the same run draws basis-invariant metrics across spaces, and cosine within a component
+    assert _availability(whisper, "svcca", "text-speech").drawable
+    assert _availability(whisper, "paired_cosine", "text-text") == availability.Availability(True)
+
+
+def test_text_only_run_says_it_reads_only_text(tables):
+    e5 = tables["runs"][TEXT_RUN_ID]
+    for pairing in ("text-speech", "speech-speech"):
+        answer = _availability(e5, "svcca", pairing, model="synthetic-e5")
+        assert not answer.drawable and answer.reason == availability.TEXT_ONLY
+        assert "reads only text" in answer.message and "`text_encoder`" in answer.message
+        assert pairing in answer.message
+    assert _availability(e5, "paired_cosine", "text-text").drawable
+    assert availability.projection_note(e5["components"], "synthetic-e5").endswith(
+        "Its maps hold text items only.")
+    assert availability.projection_note(tables["components"], "w") == ""
+    separate = availability.projection_note(tables["components"], "w", joint_maps=False)
+    assert "mapped separately" in separate and "`synthetic-whisper/encoder`" in separate
+
+
+def test_shared_space_run_draws_cosine_between_text_and_speech(tables):
+    llm = tables["runs"][SHARED_RUN_ID]
+    answer = _availability(llm, "paired_cosine", "text-speech")
+    assert answer.drawable and not answer.message
+    stored = llm["metrics"]
+    cosine = stored[(stored.metric == "paired_cosine") & (stored.pairing == "text-speech")]
+    assert set(cosine["stage_b"]) == {"llm"}  # never the audio encoder's points
+    svcca = stored[(stored.metric == "svcca") & (stored.pairing == "text-speech")]
+    assert {"frontend", "encoder"} <= set(svcca["stage_b"])  # basis-invariant: every point
+
+
+def test_partly_blocked_pairs_are_drawn_with_a_note():
+    # Seamless-like: encoders in two spaces; the text decoder fed text or speech shares one
+    components = pd.DataFrame({
+        "component": ["text_encoder", "speech_encoder", "decoder_text", "decoder_speech"],
+        "modality": ["text", "speech", "text", "speech"],
+        "space": ["s/text_enc", "s/speech_enc", "s/decoder", "s/decoder"]})
+    answer = availability.pairing_availability(
+        "text-speech", "retrieval", components, None,
+        stored_pairs=[("decoder_text", "decoder_speech")], metric_names=["retrieval", "svcca"],
+        modality_pairs=[["text_encoder", "speech_encoder"], ["decoder_text", "decoder_speech"]])
+    assert answer.drawable and answer.reason == availability.CROSS_SPACE
+    assert answer.blocked == (("text_encoder", "speech_encoder"),)
+    assert "`s/text_enc`" in answer.message and "decoder_text" not in answer.message
+    nothing = availability.pairing_availability(
+        "text-speech", "svcca", components, None, stored_pairs=[], metric_names=["svcca"])
+    assert not nothing.drawable and nothing.reason == availability.NOT_STORED
+    missing = availability.pairing_availability(
+        "text-text", "mutual_knn", components, None, stored_pairs=[], metric_names=["svcca"])
+    assert not missing.drawable and missing.reason == availability.NOT_COMPUTED
+
+
+def test_cer_and_quantisation_notes(tables):
+    e5 = tables["runs"][TEXT_RUN_ID]["components"]
+    assert "reads only text" in availability.cer_unavailable_reason(e5, {}, "e5")
+    whisper = tables["components"]
+    assert availability.cer_unavailable_reason(whisper, {"transcribed": True}, "w") is None
+    assert "cannot transcribe" in availability.cer_unavailable_reason(
+        whisper, {"transcribe": True, "transcribed": False}, "w")
+    assert "--no-transcribe" in availability.cer_unavailable_reason(
+        whisper, {"transcribe": False, "transcribed": False}, "w")
+    note = availability.quantisation_note({"model_info": {"quantisation": "Q4_0 (4-bit)"}}, "e5")
+    assert "4-bit weights (dequantised)" in note and "Q4_0" in note
+    assert availability.quantisation_note({"model_info": {"quantisation": None}}, "w") is None
+    assert availability.quantisation_note({}, "w") is None
+    fig = charts.cer_figure(pd.DataFrame(), unavailable="e5 reads only text")
+    assert len(fig.data) == 0 and "reads only text" in fig.layout.annotations[0].text
+
+
+# ------------------------------------------------------- two component pairs of one pairing
+
+def _two_pair_rows() -> pd.DataFrame:
+    """Seamless-like: the same languages and layers for two text-speech component pairs."""
+    rows = []
+    for (a, b), value in ((("text_encoder", "speech_encoder"), 0.2),
+                          (("decoder_text", "decoder_speech"), 0.8)):
+        for layer in range(3):
+            for lang_a, lang_b in itertools.product(["eng_Latn", "deu_Latn"], repeat=2):
+                rows.append(_row(component_a=a, component_b=b, layer_a=layer, layer_b=layer,
+                                 depth=layer / 2, lang_a=lang_a, lang_b=lang_b,
+                                 value=value + 0.01 * layer, ci_low=value - 0.05,
+                                 ci_high=value + 0.05))
+    return pd.DataFrame(rows)
+
+
+def test_dedupes_never_merge_two_component_pairs(languages):
+    rows = _two_pair_rows()
+    assert len(charts._dedupe_cells(rows, ["lang_a", "lang_b", "layer_a", "layer_b"])) == len(rows)
+    series = charts.pairing_series(rows)
+    same = series[series["family"] == "text-speech (same language)"]
+    assert sorted(set(same["components"])) == ["decoder_text vs decoder_speech",
+                                               "text_encoder vs speech_encoder"]
+    by_pair = same.groupby("components")["mean"].mean()
+    assert by_pair["text_encoder vs speech_encoder"] == pytest.approx(0.21)
+    assert by_pair["decoder_text vs decoder_speech"] == pytest.approx(0.81)
+
+    curves = charts.layer_curves_figure(rows, languages, metric="svcca")
+    english = [t for t in _lines(curves) if t.name.startswith("English")]
+    assert len(english) == 2
+    assert sorted(np.round(t.y[0], 2) for t in english) == [0.2, 0.8]
+    assert all(len(t.x) == 3 for t in english)  # one point per layer, no zigzag between pairs
+
+    heat = charts.heatmap_figure(rows[rows.layer_a == 0], languages, pairing="text-speech",
+                                 metric="svcca")
+    z = np.asarray(heat.data[0].z, dtype=float)
+    assert np.unique(np.round(z, 6)).size == 1  # one pair's cells, never a mix of both
+    assert "text_encoder vs speech_encoder" in heat.layout.title.text
+
+
+# --------------------------------------------------------------------------- compare models
+
+def test_family_rows_and_curve_use_path_depth(tables):
+    llm = tables["runs"][SHARED_RUN_ID]["metrics"]
+    svcca = llm[llm.metric == "svcca"]
+    same = comparison.family_rows(svcca, "text-speech")
+    assert (same.lang_a == same.lang_b).all() and set(same.pairing) == {"text-speech"}
+    cross = comparison.family_rows(svcca, "text-text")
+    assert (cross.lang_a != cross.lang_b).all()
+    with pytest.raises(ValueError, match="unknown family"):
+        comparison.family_rows(svcca, "speech-text")
+
+    curve = comparison.family_curve(svcca, "text-speech")
+    # text-speech: x is the speech side's path depth (llm_speech: 8 points)
+    assert list(curve["depth"]) == pytest.approx(sorted(set(same["path_depth_b"])))
+    assert set(curve["component"]) == {"llm_speech"}
+    last = same[same.path_depth_b == 1.0]["value"]
+    got = curve[curve.depth == 1.0].iloc[0]
+    assert got["mean"] == pytest.approx(last.mean()) and got["pairs"] == 6
+    half = charts.Z95 * last.std() / np.sqrt(6)
+    assert got["ci_high"] - got["mean"] == pytest.approx(half)
+    assert got["baseline"] == pytest.approx(same[same.path_depth_b == 1.0]["baseline_mean"].mean())
+    text = comparison.family_curve(svcca, "text-text")
+    assert list(text["depth"]) == [0.0, 0.25, 0.5, 0.75, 1.0] and text["pairs"].eq(15).all()
+
+
+def test_stage_spans_and_boundaries(tables):
+    layers = tables["runs"][SHARED_RUN_ID]["layers"]
+    spans = stage_spans(layers, "llm_speech")
+    assert list(spans["stage"]) == ["frontend", "encoder", "projector", "llm"]
+    assert spans.iloc[1][["start", "end"]].tolist() == pytest.approx([1 / 7, 2 / 7])
+    assert boundaries(spans) == pytest.approx([0.5 / 7, 2.5 / 7, 3.5 / 7])
+    assert stage_summary(layers, "llm_speech") == "frontend 1 · encoder 2 · projector 1 · llm 4"
+    assert stage_spans(layers, "nothing").empty and boundaries(stage_spans(layers, "x")) == []
+
+
+def test_compare_figure_one_line_per_run_with_baselines_and_stages(tables):
+    curves, spans = [], []
+    for run_id, family_component in ((RUN_ID, "text_decoder"), (TEXT_RUN_ID, "text_encoder"),
+                                     (SHARED_RUN_ID, "llm_text")):
+        run = tables["runs"][run_id]
+        rows = run["metrics"][run["metrics"].metric == "svcca"]
+        curves.append(comparison.family_curve(rows, "text-text").assign(run=run_id))
+        spans.append(stage_spans(run["layers"], family_component).assign(run=run_id))
+    curves, spans = pd.concat(curves), pd.concat(spans)
+    colours = compare_charts.run_colours([RUN_ID, TEXT_RUN_ID, SHARED_RUN_ID])
+    fig = compare_charts.compare_figure(curves, spans, metric="svcca", family="text-text",
+                                        colours=colours)
+    solid = [t for t in _lines(fig) if t.line.dash is None]
+    dashed = [t for t in _lines(fig) if t.line.dash == "dash"]
+    assert [t.name for t in solid] == [RUN_ID, TEXT_RUN_ID, SHARED_RUN_ID]
+    assert [t.line.color for t in solid] == list(colours.values())
+    assert [t.name for t in dashed] == [f"{r}: shuffled baseline" for r in colours]
+    assert len([t for t in fig.data if t.fill == "toself"]) == 3
+    e5 = [t for t in solid if t.name == TEXT_RUN_ID][0]
+    assert len(e5.x) == 7 and e5.x[-1] == 1.0  # 7 points of its own path on the shared axis
+    # stage boundaries: Whisper-like and e5 one each (frontend | stack), the LLM's text path none
+    lines = [s for s in fig.layout.shapes if s.line.dash == "dot"]
+    assert sorted(s.line.color for s in lines) == sorted([colours[RUN_ID], colours[TEXT_RUN_ID]])
+    labels = {(a.text, a.font.color) for a in fig.layout.annotations}
+    assert ("decoder", colours[RUN_ID]) in labels and ("encoder", colours[TEXT_RUN_ID]) in labels
+    assert ("llm", colours[SHARED_RUN_ID]) in labels
+    assert "relative depth" in fig.layout.xaxis.title.text
+    empty = compare_charts.compare_figure(curves.iloc[0:0], spans, metric="svcca",
+                                          family="text-text")
+    assert len(empty.data) == 0 and empty.layout.annotations

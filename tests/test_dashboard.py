@@ -15,11 +15,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import state
-from synthetic_store import LAYER_NAMES, METRICS, RUN_ID, write_synthetic_store
+from synthetic_store import (
+    ALL_METRICS, E5_QUANTISATION, LAYER_NAMES, MODELS, RUN_ID, RUN_IDS, SHARED_RUN_ID, TEXT_RUN_ID,
+    write_synthetic_store,
+)
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 PAGES = {"views/overview.py": 1, "views/heatmap.py": 1, "views/layer_curves.py": 2,
-         "views/projection.py": 1, "views/findings.py": 1}
+         "views/compare.py": 1, "views/projection.py": 1, "views/findings.py": 1}
 TIMEOUT_S = 60
 
 
@@ -58,7 +61,8 @@ def test_page_renders_with_its_charts(app, page, n_charts):
     assert len(figures) >= n_charts
     for figure in figures:
         assert figure["data"], f"{page}: an empty chart"
-    assert at.sidebar.selectbox(key="run_id").value == RUN_ID
+    if page != "views/compare.py":  # the compare page picks its runs itself
+        assert at.sidebar.selectbox(key="run_id").value == RUN_ID
 
 
 def test_overview_lists_languages_runs_and_cer(app):
@@ -68,7 +72,7 @@ def test_overview_lists_languages_runs_and_cer(app):
     assert values["Languages"] == "6" and values["Speech items"] == "48"
     tables = [d.value for d in at.dataframe]
     runs = next(t for t in tables if "run_id" in t.columns)
-    assert list(runs["run_id"]) == [RUN_ID]
+    assert list(runs["run_id"]) == list(RUN_IDS)
     languages = next(t for t in tables if "mean CER (speech)" in t.columns)
     assert list(languages["resource level"]) == ["high"] * 3 + ["medium"] + ["low"] * 2
     assert "CER" in _figures(at)[0]["layout"]["title"]["text"]
@@ -77,7 +81,7 @@ def test_overview_lists_languages_runs_and_cer(app):
 def test_heatmap_widgets_and_changing_pairing_and_layer(app):
     at = _open(app, "views/heatmap.py")
     sidebar = at.sidebar
-    assert sidebar.selectbox(key="metric").options == sorted(METRICS)
+    assert sidebar.selectbox(key="metric").options == sorted(ALL_METRICS)
     assert sidebar.radio(key="pairing").value == "text-speech"
     assert sidebar.select_slider(key="layer").value == len(LAYER_NAMES) - 1
     assert sidebar.multiselect(key="langs").value[0] == "eng_Latn"
@@ -136,7 +140,11 @@ def test_layer_curves_toggles(app):
 
 def test_projection_colouring_and_sentence_link(app):
     at = _open(app, "views/projection.py")
-    assert at.selectbox(key="projection_component").value == "text_decoder + speech_encoder"
+    # the Whisper-like run's components live in two spaces: one map each, never a joint one
+    assert at.selectbox(key="projection_component").options == ["speech_encoder", "text_decoder"]
+    assert "mapped separately" in _infos(at)
+    at.sidebar.selectbox(key="run_id").set_value(SHARED_RUN_ID).run()
+    at.selectbox(key="projection_component").set_value("llm_text + llm_speech").run()
     at.radio(key="projection_colour").set_value("modality")
     at.selectbox(key="sentence").set_value(2)
     at.run()
@@ -156,6 +164,163 @@ def test_findings_page_shows_four_findings_with_verdicts(app):
     assert badges[0].startswith(":green-badge[holds")
     assert badges[1].startswith(":gray-badge[not enough data")
     assert len(at.get("plotly_chart")) == 3
+
+
+# --------------------------------------------------------------- every run: explain, don't draw
+
+def _with_run(at: AppTest, run_id: str, page: str, **sidebar) -> AppTest:
+    """Open ``page`` with ``run_id`` (and any other sidebar values) chosen."""
+    at.run()
+    at.sidebar.selectbox(key="run_id").set_value(run_id).run()
+    at.switch_page(page).run()
+    for key, value in sidebar.items():
+        widget = at.sidebar.radio(key=key) if key in ("pairing", "view") else \
+            at.sidebar.selectbox(key=key)
+        widget.set_value(value).run()
+    return at
+
+
+def _infos(at: AppTest) -> str:
+    return "\n".join(i.value for i in at.info)
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join([*(m.value for m in at.markdown), *(i.value for i in at.info),
+                      *(w.value for w in at.warning)])
+
+
+def _mean_lines(figure: dict) -> list[dict]:
+    return [t for t in figure["data"] if t.get("mode") == "lines+markers"]
+
+
+@pytest.mark.parametrize("run_id", RUN_IDS)
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_with_every_run(app, run_id, page):
+    at = _with_run(app, run_id, page)
+    _assert_clean(at, f"{page} ({run_id})")
+    figures = _figures(at)
+    drawn = [f for f in figures if f["data"]]
+    assert drawn or at.info, f"{page} ({run_id}): neither a chart nor an explanation"
+    for figure in figures:  # an empty chart must carry its reason
+        assert figure["data"] or figure["layout"].get("annotations"), f"{page}: a blank chart"
+
+
+def test_cosine_across_spaces_is_explained_on_heatmap_and_layer_curves(app):
+    at = _with_run(app, RUN_ID, "views/heatmap.py", metric="paired_cosine", pairing="text-speech")
+    _assert_clean(at, "heatmap, cosine across spaces")
+    assert not at.get("plotly_chart")
+    info = _infos(at)
+    for part in ("undefined", "different representation spaces", "compares coordinates",
+                 "`text_decoder`", "`synthetic-whisper/decoder`", "`speech_encoder`",
+                 "`synthetic-whisper/encoder`", "**svcca**", "**linear_cka**"):
+        assert part in info, part
+    at.sidebar.radio(key="pairing").set_value("text-text").run()  # within one space: drawn
+    assert _figures(at)[0]["data"] and not at.info
+
+    at.switch_page("views/layer_curves.py").run()
+    _assert_clean(at, "layer curves, cosine across spaces")
+    assert "undefined" in _infos(at)  # the per-language text-speech chart is replaced
+    (families,) = _figures(at)
+    assert [t["name"] for t in _mean_lines(families)] == ["text-text (cross-lingual)",
+                                                         "speech-speech (cross-lingual)"]
+    assert any(e.label.startswith("Not drawn: text-speech") for e in at.expander)
+
+
+def test_shared_space_run_draws_cosine_between_text_and_speech(app):
+    at = _with_run(app, SHARED_RUN_ID, "views/heatmap.py", metric="paired_cosine",
+                   pairing="text-speech")
+    _assert_clean(at, "heatmap, cosine in one space")
+    assert _figures(at)[0]["data"] and not at.info
+    assert at.sidebar.select_slider(key="layer").options == ["llm 2", "llm 3", "llm 4"]
+    at.switch_page("views/layer_curves.py").run()
+    per_language, families = _figures(at)
+    assert len(_mean_lines(per_language)) == 6
+    assert "text-speech (same language)" in [t["name"] for t in _mean_lines(families)]
+
+
+def test_text_only_run_says_it_reads_only_text(app):
+    at = _with_run(app, TEXT_RUN_ID, "views/heatmap.py", pairing="text-speech")
+    _assert_clean(at, "e5 heatmap text-speech")
+    assert not at.get("plotly_chart") and "This model reads only text" in _infos(at)
+    at.sidebar.radio(key="pairing").set_value("speech-speech").run()
+    assert not at.get("plotly_chart") and "This model reads only text" in _infos(at)
+    at.sidebar.radio(key="pairing").set_value("text-text").run()
+    assert _figures(at)[0]["data"] and not at.info
+
+    at.switch_page("views/layer_curves.py").run()
+    _assert_clean(at, "e5 layer curves")
+    assert "This model reads only text" in _infos(at)
+    (families,) = _figures(at)
+    assert [t["name"] for t in _mean_lines(families)] == ["text-text (cross-lingual)"]
+
+    at.switch_page("views/projection.py").run()
+    _assert_clean(at, "e5 projection")
+    assert "Its maps hold text items only" in _infos(at)
+    assert at.selectbox(key="projection_component").options == ["text_encoder"]
+    assert {t["name"] for t in _figures(at)[0]["data"] if t.get("legendgroup") == "symbols"} \
+        == {"text"}
+
+
+def test_overview_shows_spaces_stages_quantisation_and_cer_reason(app):
+    at = _with_run(app, TEXT_RUN_ID, "views/overview.py")
+    _assert_clean(at, "e5 overview")
+    warning = "\n".join(w.value for w in at.warning)
+    assert "4-bit weights (dequantised)" in warning and E5_QUANTISATION in warning
+    table = next(d.value for d in at.dataframe if "stages" in d.value.columns)
+    assert table.set_index("component").loc["text_encoder", "stages"] == "frontend 1 · encoder 6"
+    assert table.loc[0, "space"] == "synthetic-e5/encoder"
+    assert table.loc[0, "conditioning"] == "prompt: query: {text}"
+    cer = next(f for f in _figures(at) if "CER" in f["layout"]["title"]["text"])
+    assert not cer["data"] and "reads only text" in cer["layout"]["annotations"][0]["text"]
+
+    at.sidebar.selectbox(key="run_id").set_value(RUN_ID).run()
+    assert not at.warning  # full-precision weights: no note
+    table = next(d.value for d in at.dataframe if "stages" in d.value.columns)
+    table = table.set_index("component")
+    assert table.loc["speech_encoder", "space"] != table.loc["text_decoder", "space"]
+    assert table.loc["speech_encoder", "stages"] == "frontend 1 · encoder 4"
+    cer = next(f for f in _figures(at) if "CER" in f["layout"]["title"]["text"])
+    assert cer["data"]  # its own transcripts
+
+
+def test_compare_page_draws_every_comparable_run(app):
+    at = _open(app, "views/compare.py")
+    _assert_clean(at, "compare")
+    assert at.title[0].value == "Compare models"
+    assert at.multiselect(key="compare_runs").value == list(RUN_IDS)
+    (figure,) = _figures(at)
+    lines = _mean_lines(figure)
+    assert [t["name"] for t in lines] == [MODELS[r] for r in RUN_IDS]
+    assert len({t["line"]["color"] for t in lines}) == 3
+    baselines = [t for t in figure["data"] if t.get("line", {}).get("dash") == "dash"]
+    assert len(baselines) == 3
+    stages = {a["text"] for a in figure["layout"]["annotations"]}
+    assert {"frontend", "encoder", "decoder", "llm"} <= stages
+    assert not [s for s in at.subheader if s.value == "Not comparable"]
+
+    at.radio(key="compare_family").set_value("speech-speech").run()
+    _assert_clean(at, "compare speech-speech")
+    assert [t["name"] for t in _mean_lines(_figures(at)[0])] == [MODELS[SHARED_RUN_ID],
+                                                                 MODELS[RUN_ID]]
+    notes = [m.value for m in at.markdown if "not comparable, because" in m.value]
+    assert len(notes) == 1 and MODELS[TEXT_RUN_ID] in notes[0]
+    assert "reads only text" in notes[0]
+
+
+def test_compare_page_says_why_cosine_is_not_comparable(app):
+    at = _open(app, "views/compare.py")
+    at.selectbox(key="compare_metric").set_value("paired_cosine")
+    at.radio(key="compare_family").set_value("text-speech").run()
+    _assert_clean(at, "compare cosine text-speech")
+    (figure,) = _figures(at)
+    assert [t["name"] for t in _mean_lines(figure)] == [MODELS[SHARED_RUN_ID]]
+    assert "speech side" in figure["layout"]["xaxis"]["title"]["text"]
+    notes = {m.value.split("**")[1]: m.value for m in at.markdown
+             if "not comparable, because" in m.value}
+    assert set(notes) == {MODELS[TEXT_RUN_ID], MODELS[RUN_ID]}
+    assert "reads only text" in notes[MODELS[TEXT_RUN_ID]]
+    whisper = notes[MODELS[RUN_ID]]
+    assert "undefined" in whisper and "synthetic-whisper/encoder" in whisper
 
 
 # ---------------------------------------------------------------------------- the store itself
@@ -191,7 +356,7 @@ def test_a_republished_store_is_picked_up(tmp_path, monkeypatch):
     path = write_synthetic_store(tmp_path / "store.duckdb")
     monkeypatch.setenv(state.STORE_ENV, str(path))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S).run()
-    assert at.sidebar.selectbox(key="run_id").options == [f"synthetic-whisper · {RUN_ID}"]
+    assert at.sidebar.selectbox(key="run_id").options == [f"{MODELS[r]} · {r}" for r in RUN_IDS]
 
     from core.store import Store, publish_atomically
 
@@ -203,7 +368,7 @@ def test_a_republished_store_is_picked_up(tmp_path, monkeypatch):
     publish_atomically(replacement, path)
     at.run()
     _assert_clean(at, "after republish")
-    assert len(at.sidebar.selectbox(key="run_id").options) == 2
+    assert len(at.sidebar.selectbox(key="run_id").options) == len(RUN_IDS) + 1
 
 
 # ------------------------------------------------------------------------------- path resolution

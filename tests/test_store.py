@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.models.base import Component, LayerPoint, path_points
+from core.models.base import Component, path_points
 from core.store import SCHEMA_VERSION, SchemaMismatchError, Store, StoreError, publish_atomically
 from core.store import schema as schema_module
 from core.store.schema import MIGRATIONS, Migration

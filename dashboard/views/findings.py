@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import availability, charts, state
 
 st.title("Findings")
 st.caption("The four findings of Lee et al. (2024, arXiv:2411.17666), re-checked on the chosen run "
@@ -11,6 +11,10 @@ st.caption("The four findings of Lee et al. (2024, arXiv:2411.17666), re-checked
 
 ref = state.store_ref()
 sel = state.sidebar(ref, langs=False, view=False)
+only = availability.reads_only_message(state.components(ref, sel.run_id), sel.model)
+if only:
+    st.info(only + " All four findings involve speech, so none can be checked on this run.",
+            icon=":material/info:")
 for finding in state.findings(ref, sel.run_id, sel.metric):
     with st.container(border=True):
         st.subheader(f"{finding.id}. {finding.title}")

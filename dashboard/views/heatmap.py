@@ -11,6 +11,14 @@ st.caption("How similar two languages' representations of the same sentences are
 
 ref = state.store_ref()
 sel = state.sidebar(ref, pairing=True, layer=True)
+available = state.availability(ref, sel.run_id, sel.model, sel.metric, sel.pairing)
+if not available.drawable:
+    st.info(available.message, icon=":material/info:")
+    st.stop()
+if available.message:
+    with st.expander("Component pairs left out of this view", icon=":material/info:"):
+        st.markdown(available.message)
+
 rows = state.metrics(ref, sel.run_id, metric=sel.metric, pairing=sel.pairing, layer=sel.layer,
                      langs=sel.langs, components=sel.components)
 figure = charts.heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,

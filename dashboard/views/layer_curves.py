@@ -15,21 +15,59 @@ x_axis = right.radio("x axis", ["layer", "depth"], horizontal=True, key="x_axis"
                      format_func={"layer": "layer names", "depth": "relative depth"}.get)
 
 rows = state.metrics(ref, sel.run_id, metric=sel.metric, langs=sel.langs)
-layer_names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech")
+available = {pairing: state.availability(ref, sel.run_id, sel.model, sel.metric, pairing)
+             for pairing in charts.PAIRINGS}
 
-st.plotly_chart(charts.layer_curves_figure(rows, state.languages(ref), metric=sel.metric,
-                                           view=sel.view, show_ci=show_ci, x_axis=x_axis,
-                                           layer_names=layer_names, langs=sel.langs),
-                key="layer_curves")
-st.caption("One line per language, one colour family per resource level (blue: high, orange: "
-           "medium, pink: low); whiskers are 95% bootstrap CIs. Dashed grey: the shuffled-pairs "
-           "baseline (mean ± 1.96 sd). Click a legend entry to hide a language.")
+text_speech = available["text-speech"]
+cross_modal = rows[rows["pairing"] == "text-speech"]
+pairs = charts.component_pairs(cross_modal)
+if len(pairs) > 1:  # e.g. Seamless: encoders, and the text decoder fed text or speech
+    chosen = st.selectbox("Text-speech component pair", pairs, key="curves_components",
+                          format_func=lambda p: f"{p[0]} vs {p[1]}")
+    cross_modal = cross_modal[(cross_modal["component_a"] == chosen[0])
+                              & (cross_modal["component_b"] == chosen[1])]
+    names = state.component_layer_names(state.components(ref, sel.run_id), chosen[0])
+else:
+    names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech")
 
-st.plotly_chart(charts.pairing_curves_figure(rows, metric=sel.metric, view=sel.view,
-                                             show_ci=show_ci, x_axis=x_axis,
-                                             layer_names=layer_names),
-                key="pairing_curves")
-st.caption("Means over language pairs. Speech-speech below text-text = speech differs more across "
-           "languages than text (finding 3). Same-language text-speech below cross-lingual "
-           "text-text = the modality gap is larger than the language gap (finding 4). Bands: 95% "
-           "CI of the mean over language pairs; dashed: each family's shuffled baseline.")
+if text_speech.drawable:
+    st.plotly_chart(charts.layer_curves_figure(cross_modal, state.languages(ref), metric=sel.metric,
+                                               view=sel.view, show_ci=show_ci, x_axis=x_axis,
+                                               layer_names=names, langs=sel.langs),
+                    key="layer_curves")
+    st.caption("One line per language, one colour family per resource level (blue: high, orange: "
+               "medium, pink: low); whiskers are 95% bootstrap CIs. Dashed grey: the shuffled-pairs "
+               "baseline (mean ± 1.96 sd). Click a legend entry to hide a language.")
+    if text_speech.message:
+        with st.expander("Component pairs left out of this view", icon=":material/info:"):
+            st.markdown(text_speech.message)
+else:
+    st.subheader("Text vs speech of the same sentence, per language", divider="gray")
+    st.info(text_speech.message, icon=":material/info:")
+
+st.subheader("Comparison families", divider="gray")
+drawable = [p for p, a in available.items() if a.drawable]
+# one note per distinct reason (a text-only model gives the same one for both speech pairings)
+notes = list(dict.fromkeys(a.message for p, a in available.items() if not a.drawable or a.message))
+if drawable:
+    family_names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech") or \
+        state.pairing_layer_names(ref, sel.run_id, sel.metric, drawable[0])
+    st.plotly_chart(charts.pairing_curves_figure(rows[rows["pairing"].isin(drawable)],
+                                                 metric=sel.metric, view=sel.view, show_ci=show_ci,
+                                                 x_axis=x_axis, layer_names=family_names),
+                    key="pairing_curves")
+    st.caption("Means over language pairs. Speech-speech below text-text = speech differs more "
+               "across languages than text (finding 3). Same-language text-speech below "
+               "cross-lingual text-text = the modality gap is larger than the language gap "
+               "(finding 4). Bands: 95% CI of the mean over language pairs; dashed: each family's "
+               "shuffled baseline.")
+    missing = [p for p in charts.PAIRINGS if p not in drawable]
+    if notes:
+        label = (f"Not drawn: {', '.join(missing)}" if missing
+                 else "Component pairs left out of this view")
+        with st.expander(label, expanded=bool(missing), icon=":material/info:"):
+            for note in notes:
+                st.markdown(note)
+else:
+    for note in notes:
+        st.info(note, icon=":material/info:")

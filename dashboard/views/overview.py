@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import availability, charts, state
 
 st.title("Crossmodal Lens")
 st.markdown(
@@ -26,9 +26,23 @@ st.subheader("Runs in this store", divider="gray")
 st.caption(f"Store: `{ref.path}` (schema version {state.schema_version(ref)})")
 runs_df = state.runs(ref)
 st.dataframe(runs_df[["run_id", "model", "created_at", "status"]], hide_index=True)
+config = state.run_config(ref, sel.run_id)
+components_df = state.components(ref, sel.run_id)
 st.markdown(f"Components of **{sel.model}** (run `{sel.run_id}`):")
-st.dataframe(charts.components_table(state.components(ref, sel.run_id)), hide_index=True,
-             column_config={"description": st.column_config.TextColumn(width="large")})
+quantised = availability.quantisation_note(config, sel.model)
+if quantised:
+    st.warning(quantised, icon=":material/memory:")
+only = availability.reads_only_message(components_df, sel.model)
+if only:
+    st.info(only + " Its pages show the text-text comparisons only.", icon=":material/info:")
+st.dataframe(charts.components_table(components_df, state.layers(ref, sel.run_id)),
+             hide_index=True,
+             column_config={"description": st.column_config.TextColumn(width="large"),
+                            "conditioning": st.column_config.TextColumn(width="medium")})
+st.caption("space: the representation space a component's states live in; paired cosine and "
+           "retrieval are only defined between points of one space. stages: the parts of the "
+           "model's path the layer points cover, with their number of points. conditioning: what "
+           "the component is fed besides the input (prompt, forced target, context).")
 
 st.subheader("Corpus languages", divider="gray")
 st.caption("Ordered from high to low resource (hours of Whisper training data). The CER (character "
@@ -42,7 +56,8 @@ st.dataframe(summary, hide_index=True, height="content", column_config={
     "median CER (speech)": st.column_config.NumberColumn(format="percent"),
     "mean CER (speech)": st.column_config.NumberColumn(format="percent"),
 })
-st.plotly_chart(charts.cer_figure(summary), key="cer")
+st.plotly_chart(charts.cer_figure(summary, unavailable=availability.cer_unavailable_reason(
+    components_df, config, sel.model)), key="cer")
 
 st.subheader("How to read the plots", divider="gray")
 st.markdown("""
@@ -57,6 +72,7 @@ st.markdown("""
 - **Resource level** (high / medium / low) groups languages by how much data the model saw. Charts
   keep one colour family per level.
 - **Pages**: *Heatmap* compares every language pair at one layer; *Layer curves* follow the
-  similarity through the layers; *Projection* shows a 2-D map of the items; *Findings* checks the
-  reference study's four findings on this run.
+  similarity through the layers; *Compare models* overlays several runs on the relative depth along
+  each model's path; *Projection* shows a 2-D map of the items; *Findings* checks the reference
+  study's four findings on this run.
 """)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import availability, charts, state
 
 st.title("Projection (UMAP)")
 st.caption("Each point is one sentence in one language and modality, placed by UMAP so that items "
@@ -15,6 +15,12 @@ if maps.empty:
     st.info(f"Run `{sel.run_id}` has no stored projections. Rebuild the store with "
             "`python -m precompute build` (without `--no-umap`) to compute them.")
     st.stop()
+
+note = availability.projection_note(state.components(ref, sel.run_id), sel.model,
+                                    joint_maps=maps["components"].str.contains(" + ",
+                                                                               regex=False).any())
+if note:
+    st.info(note, icon=":material/info:")
 
 first, second, third = st.columns(3)
 component = first.selectbox("Component", list(dict.fromkeys(maps["components"])),

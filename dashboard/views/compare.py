@@ -1,0 +1,93 @@
+"""Several models on one axis: a comparison family's mean over languages by relative path depth."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import compare_charts, comparison, state
+from dashboard.stages import stage_spans
+
+st.title("Compare models")
+st.caption("One line per run (model): the mean over language pairs of one comparison family, "
+           "against the relative depth along the model's whole path, so models of different depth "
+           "and architecture share one axis. Dotted verticals in a run's colour mark where its "
+           "stages (front end, encoder, adaptor, LLM, ...) meet; dashed lines are each run's "
+           "shuffled-pairs baseline.")
+
+ref = state.store_ref()
+runs_df = state.runs(ref)
+sel = state.sidebar(ref, run=False)
+complete = runs_df[runs_df["status"] == "complete"]
+options = list((complete if not complete.empty else runs_df)["run_id"])
+models = runs_df.set_index("run_id")["model"].astype(str).to_dict()
+run_ids = st.multiselect("Runs (models)", options, default=options, key="compare_runs",
+                         format_func=lambda r: models[r] if models[r] == r
+                         else f"{models[r]} · {r}")
+if not run_ids:
+    st.info("Pick at least one run.")
+    st.stop()
+
+metrics = list(dict.fromkeys(m for r in run_ids for m in state.metric_names(ref, r)))
+if not metrics:
+    st.warning("None of the chosen runs has metrics stored.")
+    st.stop()
+left, right = st.columns([1, 2])
+metric = left.selectbox("Metric", metrics, key="compare_metric",
+                        index=metrics.index("svcca") if "svcca" in metrics else 0)
+family = right.radio("Comparison", list(comparison.FAMILIES), key="compare_family",
+                     format_func=comparison.FAMILIES.get, horizontal=True)
+pairing = family
+depth_note = ("x = depth along the speech side's path (side b): where on its way through the "
+              "model the speech meets the text" if family == "text-speech"
+              else "x = depth along side a's path (both sides are the same component)")
+show_ci = st.toggle("Show 95% confidence intervals", value=True, key="compare_ci")
+
+labels = {r: comparison.run_label(models[r], r, [models[o] for o in run_ids]) for r in run_ids}
+curves, spans, excluded = [], [], []
+pair_choice = st.container()
+for run_id in run_ids:
+    label = labels[run_id]
+    available = state.availability(ref, run_id, models[run_id], metric, pairing)
+    if not available.drawable:
+        excluded.append(comparison.not_comparable(label, available.message))
+        continue
+    rows = comparison.family_rows(state.metrics(ref, run_id, metric=metric, pairing=pairing,
+                                                langs=sel.langs), family)
+    pairs = comparison.component_pairs(rows)
+    if not pairs:
+        excluded.append(comparison.not_comparable(
+            label, f"it has no {comparison.FAMILIES[family]} rows for the chosen languages "
+                   "(cross-lingual families need at least two languages)."))
+        continue
+    chosen = pairs[0]
+    if len(pairs) > 1:
+        chosen = pair_choice.selectbox(f"Component pair of {label}", pairs, key=f"compare_{run_id}",
+                                       format_func=lambda p: f"{p[0]} vs {p[1]}")
+    curve = comparison.family_curve(rows, family, view=sel.view, components=chosen)
+    if curve.empty:
+        excluded.append(comparison.not_comparable(
+            label, f"its {metric} values are all missing for this view."))
+        continue
+    curves.append(curve.assign(run=label))
+    spans.append(stage_spans(state.layers(ref, run_id),
+                             comparison.depth_component(family, chosen)).assign(run=label))
+
+curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
+    columns=[*comparison.CURVE_COLUMNS, "run"])
+spans_df = pd.concat(spans, ignore_index=True) if spans else pd.DataFrame()
+if curves:
+    st.plotly_chart(compare_charts.compare_figure(
+        curves_df, spans_df, metric=metric, family=family, view=sel.view, show_ci=show_ci,
+        colours=compare_charts.run_colours([labels[r] for r in run_ids]),
+        depth_note=depth_note), key="compare")
+    st.caption("Bands: 95% CI of the mean over language pairs (the bootstrap CI where only one "
+               "pair is left). Stage names above the plot, one row per run, in the run's colour; "
+               "click a legend entry to hide a run.")
+else:
+    st.info(f"None of the chosen runs can be compared on {comparison.FAMILIES[family]} "
+            f"{metric}; see why below.", icon=":material/info:")
+
+if excluded:
+    st.subheader("Not comparable", divider="gray")
+    for entry in excluded:
+        with st.container(border=True):
+            st.markdown(f"**{entry['run']}**: not comparable, because:\n\n{entry['reason']}")
