@@ -23,7 +23,7 @@ from core.models.base import (
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY_MODELS = ["whisper-tiny-random", "seamless-m4t-v2-tiny-random", "qwen2-audio-tiny-random",
-               "e5-tiny-random", "sonar-tiny-random"]
+               "e5-tiny-random", "sonar-tiny-random", "salmonn-tiny-random"]
 LANG = "eng_Latn"
 SHORT_TEXT = "The cat sleeps."
 LONG_TEXT = ("My brother repairs old bicycles in the garage behind our house every Saturday "

@@ -654,7 +654,10 @@ def test_every_family_runs_the_whole_pipeline(model, tmp_path):
         else:
             assert set(metrics.pairing) == {"text-text"}
         # length adaptation: its after point pools over fewer positions than its before point
-        adapted = layers[layers.stage.isin(["length_adaptor", "pooler"])]
+        reducing = layers.stage.isin(["length_adaptor", "pooler"])
+        first = reducing & ~reducing.shift(fill_value=False) \
+            & (layers.component == layers.component.shift())
+        adapted = layers[first]  # the "after" point of each length-reducing stage
         lengths = store.length_adaptation(run_id)
         for point in adapted.itertuples():
             own = lengths[lengths.component == point.component].pivot(
