@@ -45,6 +45,39 @@ def tiny_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+#: Tiny random configs of every other family, built together into one store (one run each).
+STUDY_STORE_MODELS = ("seamless-m4t-v2-tiny-random", "qwen2-audio-tiny-random", "sonar-tiny-random",
+                      "salmonn-tiny-random", "e5-tiny-random")
+
+
+@pytest.fixture(scope="session")
+def study_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `precompute build` over 2 languages x 4 sentences with every model of
+    ``STUDY_STORE_MODELS`` (the whole pipeline per family, and a store to show side by side in
+    the dashboard). Read-only use only."""
+    from precompute.cli import main
+
+    root = tmp_path_factory.mktemp("study_store")
+    out = root / "study.duckdb"
+    argv = ["build", "--corpus", "bundled", "--langs", "eng_Latn,deu_Latn", "--n-sentences", "4",
+            "--out", str(out), "--device", "cpu", "--n-permutations", "2", "--n-bootstrap", "3",
+            "--max-transcript-tokens", "6", "--umap-n-neighbors", "3",
+            "--speech-cache", str(root / "speech")]
+    for model in STUDY_STORE_MODELS:
+        argv += ["--model", model]
+    code = main(argv)
+    if code != 0 or not out.is_file():
+        raise RuntimeError(f"building the study store failed (exit status {code}); run "
+                           f"`python -m precompute {' '.join(argv)}` by hand to see why")
+    return out
+
+
+def study_run(store, model: str) -> str:
+    """The run id of ``model`` in the study store."""
+    runs = store.runs()
+    return str(runs[runs.model == model].run_id.iloc[0])
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Small linear-algebra problems run fastest on one thread, and far faster on a busy shared

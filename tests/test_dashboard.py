@@ -389,15 +389,40 @@ def test_store_path_from_script_argument_env_or_default(tmp_path):
 
 # ------------------------------------------------------------------------- the tiny real store
 
-def test_every_page_on_the_tiny_real_store(request, monkeypatch):
-    try:
-        tiny = request.getfixturevalue("tiny_store_path")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/conftest.py provides no tiny_store_path fixture")
-    monkeypatch.setenv(state.STORE_ENV, str(tiny))
+def test_every_page_on_the_tiny_real_store(tiny_store_path, monkeypatch):
+    monkeypatch.setenv(state.STORE_ENV, str(tiny_store_path))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S).run()
     _assert_clean(at, "overview (tiny store)")
     for page in list(PAGES)[1:]:
         at.switch_page(page).run()
         _assert_clean(at, f"{page} (tiny store)")
         assert at.get("plotly_chart") or at.info, f"{page}: nothing drawn on the tiny store"
+
+
+# -------------------------------------------- every other family, side by side (study store)
+
+def test_every_family_side_by_side_on_the_compare_page(study_store_path, monkeypatch):
+    """Seamless, Qwen2-Audio, SONAR, SALMONN and e5 tiny runs of one real build: the compare page
+    overlays every run that has the family, by path depth with stage boundaries, and the heatmap
+    and layer curves of each run draw or explain."""
+    from core.store import Store
+    from tests.conftest import STUDY_STORE_MODELS
+
+    monkeypatch.setenv(state.STORE_ENV, str(study_store_path))
+    at = _open(AppTest.from_file(str(APP), default_timeout=TIMEOUT_S), "views/compare.py")
+    _assert_clean(at, "compare (study store)")
+    (figure,) = _figures(at)
+    assert {t["name"] for t in _mean_lines(figure)} == set(STUDY_STORE_MODELS)
+    stages = {a["text"] for a in figure["layout"]["annotations"]}
+    assert {"frontend", "encoder", "llm", "pooler"} <= stages
+    at.radio(key="compare_family").set_value("text-speech").run()
+    _assert_clean(at, "compare text-speech (study store)")
+    names = {t["name"] for t in _mean_lines(_figures(at)[0])}
+    assert names == set(STUDY_STORE_MODELS) - {"e5-tiny-random"}
+    with Store.open(study_store_path) as store:
+        run_ids = store.runs().run_id.tolist()
+    for run_id in run_ids:
+        for page in ("views/heatmap.py", "views/layer_curves.py"):
+            at = _with_run(AppTest.from_file(str(APP), default_timeout=TIMEOUT_S), run_id, page)
+            _assert_clean(at, f"{page} ({run_id})")
+            assert [f for f in _figures(at) if f["data"]] or at.info, f"{page} ({run_id})"

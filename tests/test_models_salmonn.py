@@ -471,18 +471,12 @@ def test_a_model_too_large_is_refused_before_loading(official_folder, monkeypatc
 # ---- the whole pipeline
 
 
-def test_the_whole_pipeline_runs(tmp_path):
+def test_the_whole_pipeline_runs(study_store_path):
     from core.store import Store
-    from precompute.cli import main
+    from tests.conftest import study_run
 
-    out = tmp_path / "s.duckdb"
-    argv = ["build", "--corpus", "bundled", "--langs", "eng_Latn,deu_Latn", "--n-sentences", "4",
-            "--model", NAME, "--out", str(out), "--device", "cpu", "--n-permutations", "2",
-            "--n-bootstrap", "3", "--umap-n-neighbors", "3", "--speech-cache",
-            str(tmp_path / "speech")]
-    assert main(argv) == 0
-    with Store.open(out) as store:
-        (run_id,) = store.runs().run_id
+    with Store.open(study_store_path) as store:
+        run_id = study_run(store, NAME)
         components = store.components(run_id)
         assert set(components.component) == {WHISPER_ENCODER, BEATS_ENCODER, QFORMER, LLM_SPEECH,
                                               LLM_TEXT}

@@ -354,18 +354,13 @@ def test_a_folder_of_speech_checkpoints_loads_lazily_through_the_registry(tiny, 
     assert not adapter.supports_language("swh_Latn")
 
 
-def test_the_pipeline_builds_a_store_with_cosine_only_at_the_sentence_embeddings(tmp_path):
+def test_the_pipeline_builds_a_store_with_cosine_only_at_the_sentence_embeddings(
+        study_store_path):
     from core.store import Store
-    from precompute.cli import main
+    from tests.conftest import study_run
 
-    out = tmp_path / "s.duckdb"
-    code = main(["build", "--corpus", "bundled", "--langs", "eng_Latn,deu_Latn", "--n-sentences",
-                 "4", "--model", "sonar-tiny-random", "--out", str(out), "--device", "cpu",
-                 "--n-permutations", "2", "--n-bootstrap", "3", "--umap-n-neighbors", "3",
-                 "--speech-cache", str(tmp_path / "speech")])
-    assert code == 0
-    store = Store.open(out)
-    run_id = store.runs().run_id.iloc[-1]
+    store = Store.open(study_store_path)
+    run_id = study_run(store, "sonar-tiny-random")
     cosine = store.metrics(run_id, metric="paired_cosine", pairing="text-speech")
     adapter = S.load_sonar(name="sonar-tiny-random", random=True, device="cpu")
     text, speech = adapter.components()

@@ -22,7 +22,13 @@ from core.store import Store
 from precompute import pipeline
 from precompute.cli import main
 from precompute.pairs import align_layers, metric_pairs, projection_groups
-from tests.conftest import TINY_STORE_LANGS, TINY_STORE_MODEL, TINY_STORE_N_SENTENCES
+from tests.conftest import (
+    STUDY_STORE_MODELS,
+    TINY_STORE_LANGS,
+    TINY_STORE_MODEL,
+    TINY_STORE_N_SENTENCES,
+    study_run,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -617,19 +623,14 @@ def test_recompute_errors_are_clear(tiny_copy, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------- every family end to end
-@pytest.mark.parametrize("model", ["seamless-m4t-v2-tiny-random", "qwen2-audio-tiny-random",
-                                   "e5-tiny-random"])
-def test_every_family_runs_the_whole_pipeline(model, tmp_path):
-    """Tiny random configs of the real architectures through `precompute build`: layer points with
-    their stages, lengths before/after length adaptation, metrics only where defined."""
-    out = tmp_path / "family.duckdb"
-    argv = ["build", "--corpus", "bundled", "--langs", "eng_Latn,deu_Latn", "--n-sentences", "4",
-            "--model", model, "--out", str(out), "--device", "cpu", "--n-permutations", "2",
-            "--n-bootstrap", "3", "--max-transcript-tokens", "6", "--umap-n-neighbors", "3",
-            "--speech-cache", str(tmp_path / "speech")]
-    assert main(argv) == 0
-    with Store.open(out) as store:
-        (run_id,) = store.runs().run_id
+@pytest.mark.parametrize("model", STUDY_STORE_MODELS)
+def test_every_family_runs_the_whole_pipeline(model, study_store_path):
+    """Tiny random configs of the real architectures through `precompute build` (one store, one
+    run each): layer points with their stages, lengths before/after length adaptation, metrics
+    only where defined."""
+    with Store.open(study_store_path) as store:
+        run_id = study_run(store, model)
+        assert store.run(run_id)["status"] == "complete"
         config = store.run(run_id)["config"]
         components = store.components(run_id)
         layers = store.layers(run_id)
