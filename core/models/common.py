@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.models.base import Component, ModelTooLargeError
+from core.models.base import Component, Extraction, ModelTooLargeError
 
 DTYPE_BYTES = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
 #: activations, buffers and the allocator's slack on top of the weights, for memory estimates
@@ -52,6 +52,18 @@ def package_versions(extra: Sequence[str] = ()) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = "not installed"
     return versions
+
+
+def extract_in_batches(comp: Component, items: Sequence, batch_size: int,
+                       pooled_batch) -> Extraction:
+    """Run ``pooled_batch(items[part]) -> (pooled, counts)`` batch by batch under inference mode
+    and assemble the component's Extraction (zeros-shaped for no items)."""
+    pooled = np.zeros((len(items), comp.n_layers, comp.dim), dtype=np.float32)
+    counts = np.zeros((len(items), comp.n_layers), dtype=np.int64)
+    with torch.inference_mode(), quiet_transformers():
+        for part in batches(len(items), batch_size):
+            pooled[part], counts[part] = pooled_batch(items[part])
+    return Extraction(pooled, counts)
 
 
 def batches(n: int, batch_size: int) -> Iterator[slice]:

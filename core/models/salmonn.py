@@ -118,9 +118,9 @@ from core.models.beats import (
 )
 from core.models.common import (
     DTYPE_BYTES,
-    batches,
     check_fits,
     check_inputs,
+    extract_in_batches,
     count_parameters,
     package_versions,
     pick_device,
@@ -1116,16 +1116,10 @@ class SalmonnAdapter(ModelAdapter):
         self.check_pooling(pooling)
         check_inputs(comp, inputs, langs)
         self._check_languages(langs)
-        pooled = np.zeros((len(inputs), comp.n_layers, comp.dim), dtype=np.float32)
-        counts = np.zeros((len(inputs), comp.n_layers), dtype=np.int64)
-        if not len(inputs):
-            return Extraction(pooled, counts)
-        items = (self._prepare_waves(inputs, sampling_rate) if comp.modality == "speech"
-                 else list(inputs))
-        with torch.inference_mode(), quiet_transformers():
-            for part in batches(len(items), batch_size):
-                pooled[part], counts[part] = self._pooled_batch(component, items[part], pooling)
-        return Extraction(pooled, counts)
+        items = (self._prepare_waves(inputs, sampling_rate) if comp.modality == "speech" and
+                 len(inputs) else list(inputs))
+        return extract_in_batches(comp, items, batch_size,
+                                  lambda part: self._pooled_batch(component, part, pooling))
 
     def token_counts(self, texts: Sequence[str], langs: Sequence[str]) -> list[int]:
         """Sentence tokens ``llm_text`` pools over (the text-side length for length baselines)."""

@@ -524,6 +524,37 @@ class WhisperAdapter(ModelAdapter):
         """Sentence tokens the text_decoder pools over: the text-side length for length baselines."""
         return [int(span.sum()) for span in self._text_ids(texts, langs)[2]]
 
+    # ---- language identification
+
+    def language_probabilities(self, waveform: np.ndarray, *,
+                               sampling_rate: int = SAMPLING_RATE) -> dict[str, float]:
+        """P(language | audio) over this model's language tokens (Whisper codes), summing to 1.
+
+        Whisper's own language identification: the decoder's logits at the position after
+        ``<|startoftranscript|>``, restricted to the language tokens and softmaxed. An English-only
+        checkpoint has no language tokens: ``{"en": 1.0}``. Only the first 30 s are heard.
+        """
+        self._check_inputs(SPEECH_ENCODER, [waveform], ["en"])
+        if not self._lang_to_id:
+            return {"en": 1.0}
+        waves = self._prepare_waveforms([waveform], sampling_rate)
+        sot = self.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+        tokens = list(self._lang_to_id)
+        with torch.inference_mode():
+            encoded = BaseModelOutput(last_hidden_state=self._encoder_outputs(waves))
+            ids = torch.tensor([[sot]], device=self.device)
+            logits = self.model(encoder_outputs=encoded, decoder_input_ids=ids).logits[0, -1]
+            chosen = logits[torch.tensor([self._lang_to_id[t] for t in tokens], device=self.device)]
+            probs = torch.softmax(chosen.float(), dim=-1).cpu().numpy()
+        return {tok.strip("<|>"): float(p) for tok, p in zip(tokens, probs, strict=True)}
+
+    def detect_language(self, waveform: np.ndarray, *,
+                        sampling_rate: int = SAMPLING_RATE) -> tuple[str, float]:
+        """(Whisper language code, its probability): the most likely language of the clip."""
+        probs = self.language_probabilities(waveform, sampling_rate=sampling_rate)
+        code = max(probs, key=probs.__getitem__)
+        return code, probs[code]
+
     # ---- transcription
 
     def transcribe(self, waveforms: Sequence[np.ndarray], langs: Sequence[str], *,
