@@ -14,17 +14,13 @@ to a temporary sibling directory and renamed into place, so a crash never leaves
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import math
-import os
 import re
-import shutil
 import struct
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +29,12 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import torch
 
-from core.models.cache import CACHE_ENV, cache_root, sha256_file  # noqa: F401 - re-exported
+from core.models.cache import (  # noqa: F401 - CACHE_ENV, cache_root re-exported
+    CACHE_ENV,
+    cache_root,
+    publish_converted,
+    sha256_file,
+)
 
 if TYPE_CHECKING:  # transformers is imported lazily, inside the functions that need it
     from transformers import WhisperConfig
@@ -559,13 +560,6 @@ def _write_converted(target: Path, packaged: PackagedWhisper, *, progress: bool)
     return provenance
 
 
-def _fsync_tree(directory: Path) -> None:
-    for path in directory.iterdir():
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
 def ensure_whisper_base_converted(cache_dir: Path | None = None, *, progress: bool = True,
                                   packaged: PackagedWhisper | None = None) -> Path:
     """Directory holding Whisper base as an HF model (converting the packaged CT2 weights once).
@@ -578,26 +572,8 @@ def ensure_whisper_base_converted(cache_dir: Path | None = None, *, progress: bo
     final = Path(cache_dir) if cache_dir is not None else whisper_base_cache_dir()
     if _cache_is_current(final, packaged):
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        _write_converted(tmp, packaged, progress=progress)
-        _fsync_tree(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is ordinary user data
-        if final.exists():
-            # stale (other versions) or incomplete cache from an older converter: move it aside first
-            stale = Path(tempfile.mkdtemp(prefix=f".{final.name}.stale-", dir=final.parent))
-            with contextlib.suppress(FileNotFoundError):  # another process may have removed it
-                os.replace(final, stale / final.name)
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not _cache_is_current(final, packaged):  # lost a race to a valid cache: fine
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return publish_converted(final, lambda tmp: _write_converted(tmp, packaged, progress=progress),
+                             lambda path: _cache_is_current(path, packaged))
 
 
 def read_provenance(directory: Path) -> dict:

