@@ -111,7 +111,11 @@ def display_order(langs: Sequence[str]) -> list[str]:
 
 def _read_lines(path: Path) -> list[str]:
     """One sentence per line; a blank line is an error (it would silently shift the alignment)."""
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    # "\n" only (and "\r\n"): str.splitlines would also break at U+2028, \x0b, \x1c, \x85...,
+    # which can occur inside a sentence and would shift every later line
+    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    if lines and lines[-1] in ("", "\r"):
+        lines.pop()  # the final newline ends the last line; it does not start another
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             raise ValueError(f"{path}:{number} is empty; every line must hold one sentence")
@@ -185,6 +189,13 @@ def load_bundled(root: Path | str | None = None, langs: Sequence[str] | None = N
 
 def _fleurs_rows(tsv: Path) -> dict[int, tuple[str, str]]:
     """FLEURS id -> (raw transcription, audio file name); the first clip of each id wins."""
+    try:
+        return _read_fleurs_rows(tsv)
+    except csv.Error as exc:  # NUL bytes, fields over the csv module's size limit
+        raise ValueError(f"{tsv} is not a readable FLEURS TSV: {exc}") from None
+
+
+def _read_fleurs_rows(tsv: Path) -> dict[int, tuple[str, str]]:
     rows: dict[int, tuple[str, str]] = {}
     with tsv.open(encoding="utf-8", newline="") as handle:
         for number, row in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
@@ -287,18 +298,21 @@ def speech_voice(corpus: ParallelCorpus, lang: str, position: int) -> str:
     return f"espeak-ng {audio.espeak_version()} {languages.espeak_voice(lang)}"
 
 
+def speech_waveform(corpus: ParallelCorpus, lang: str, position: int, *,
+                    cache_dir: Path | str | None = None) -> np.ndarray:
+    """16 kHz mono float32 speech of one sentence (``position`` in ``corpus.sentence_ids``):
+    the recording where the corpus has one, otherwise espeak-ng synthesis (cached on disk)."""
+    path = corpus.audio_paths[lang][position]
+    if path is not None:
+        return audio.load_audio(path)
+    return audio.synthesize(corpus.texts[lang][position], languages.espeak_voice(lang),
+                            cache_dir=cache_dir)
+
+
 def speech_waveforms(corpus: ParallelCorpus, lang: str, *, cache_dir: Path | str | None = None,
                      progress: bool = True) -> list[np.ndarray]:
-    """16 kHz mono float32 speech for every sentence of ``lang``: recorded where the corpus has a
-    file, otherwise synthesised with the language's espeak-ng voice (cached on disk)."""
-    voice = None
-    waveforms = []
-    items = zip(corpus.texts[lang], corpus.audio_paths[lang], strict=True)
-    for text, path in tqdm(items, total=len(corpus), desc=f"speech {lang}", disable=not progress,
-                           leave=False):
-        if path is not None:
-            waveforms.append(audio.load_audio(path))
-            continue
-        voice = voice or languages.espeak_voice(lang)
-        waveforms.append(audio.synthesize(text, voice, cache_dir=cache_dir))
-    return waveforms
+    """16 kHz mono float32 speech for every sentence of ``lang`` (see ``speech_waveform``; all in
+    memory: precompute streams ``speech_waveform`` instead)."""
+    return [speech_waveform(corpus, lang, position, cache_dir=cache_dir)
+            for position in tqdm(range(len(corpus)), desc=f"speech {lang}", disable=not progress,
+                                 leave=False)]

@@ -1,0 +1,102 @@
+"""Hypothesis fuzz of the corpus loaders: malformed TSV, odd encodings, odd line breaks, huge lines.
+
+Whatever the files hold, a loader either returns a corpus that keeps its promises (aligned, one
+non-empty sentence per line, the lines the file has) or raises ValueError / FileNotFoundError,
+which the CLI turns into a one-line error; never anything else.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.corpus import load_fleurs, load_line_aligned
+
+EXPECTED = (ValueError, FileNotFoundError)  # UnicodeDecodeError is a ValueError
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+line_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+huge = st.integers(min_value=100_000, max_value=300_000).map(lambda n: "x" * n)
+file_bytes = st.one_of(
+    st.binary(max_size=300),                                              # anything
+    st.lists(st.one_of(line_text, huge), max_size=6).map(                 # text, odd separators
+        lambda lines: "\n".join(lines).encode("utf-8")),
+    st.lists(line_text, max_size=6).map(lambda lines: "\r\n".join(lines).encode("utf-16")),
+    st.lists(line_text, max_size=6).map(lambda lines: "\n".join(lines).encode("latin-1", "replace")),
+)
+
+
+def _check_corpus(corpus) -> None:
+    n = len(corpus.sentence_ids)
+    assert corpus.sentence_ids == list(range(n))
+    for lang in corpus.langs:
+        texts = corpus.texts[lang]
+        assert len(texts) == n and len(corpus.audio_paths[lang]) == n
+        assert all(t and t == t.strip() and "\n" not in t for t in texts)
+
+
+@FUZZ
+@given(eng=file_bytes, deu=file_bytes)
+def test_line_aligned_loader_accepts_or_refuses_cleanly(eng, deu):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "eng_Latn.dev").write_bytes(eng)
+        (root / "deu_Latn.dev").write_bytes(deu)
+        try:
+            corpus = load_line_aligned(root)
+        except EXPECTED:
+            return
+        _check_corpus(corpus)
+        # a sentence per line of the file: nothing split on characters that are not line breaks
+        lines = eng.decode("utf-8-sig").split("\n")
+        if lines and lines[-1] in ("", "\r"):
+            lines = lines[:-1]
+        assert len(corpus) == len(lines)
+
+
+tsv_field = st.one_of(line_text, st.sampled_from(["0", "1", "-3", "", '"', '"quoted\tfield"',
+                                                  "1.wav", "2.wav"]), huge)
+tsv_row = st.one_of(
+    st.lists(tsv_field, min_size=0, max_size=9).map("\t".join),           # any shape
+    st.tuples(st.sampled_from(["0", "1", "2", "x"]), st.sampled_from(["0.wav", "1.wav", "nope"]),
+              line_text).map(lambda r: "\t".join([r[0], r[1], r[2], "n", "c", "1600", "MALE"])),
+)
+
+
+@FUZZ
+@given(rows_en=st.lists(tsv_row, max_size=5), rows_de=st.lists(tsv_row, max_size=5),
+       encoding=st.sampled_from(["utf-8", "utf-16", "latin-1"]))
+def test_fleurs_loader_accepts_or_refuses_cleanly(rows_en, rows_de, encoding):
+    import soundfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for locale, rows in (("en_us", rows_en), ("de_de", rows_de)):
+            audio = root / locale / "audio" / "test"
+            audio.mkdir(parents=True)
+            for i in range(2):
+                soundfile.write(audio / f"{i}.wav", np.zeros(160, dtype=np.float32), 16_000)
+            (root / locale / "test.tsv").write_bytes(
+                "\n".join(rows).encode(encoding, errors="replace"))
+        try:
+            corpus = load_fleurs(root)
+        except EXPECTED:
+            return
+        n = len(corpus.sentence_ids)
+        assert n >= 1 and corpus.sentence_ids == sorted(set(corpus.sentence_ids))
+        for lang in corpus.langs:
+            assert len(corpus.texts[lang]) == n
+            assert all(Path(p).is_file() for p in corpus.audio_paths[lang])
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\x0b", "\x1c", "\x85"])
+def test_characters_that_are_not_newlines_do_not_split_a_sentence(tmp_path, separator):
+    for lang in ("eng_Latn", "deu_Latn"):
+        (tmp_path / f"{lang}.dev").write_text(f"one{separator}half\ntwo\n", encoding="utf-8")
+    corpus = load_line_aligned(tmp_path)
+    assert len(corpus) == 2 and corpus.texts["eng_Latn"][0] == f"one{separator}half"
