@@ -15,7 +15,8 @@ MIN_POINTS = 4
 
 def umap_2d(x: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
             metric: str = "cosine") -> np.ndarray:
-    """Embed rows of ``x`` (n, dim) in 2-D; the same input and seed give the same map.
+    """Embed rows of ``x`` (n, dim) in 2-D; the same input and seed give the same map (repeated
+    rows are mapped once and share a place).
 
     ``n_neighbors`` is lowered to ``n - 1`` for small inputs (UMAP needs more points than
     neighbours). A fixed seed makes umap-learn run single-threaded, which is what makes it
@@ -32,6 +33,13 @@ def umap_2d(x: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, seed
         raise ValueError("umap_2d got NaN or infinite values; check the pooled states")
     if n_neighbors < 2:
         raise ValueError(f"n_neighbors must be at least 2, got {n_neighbors}")
+
+    # umap-learn is not reproducible on exactly repeated rows even with a seed (ties among
+    # neighbours): map each distinct row once and give its copies the same place.
+    unique, inverse = np.unique(x, axis=0, return_inverse=True)
+    if MIN_POINTS <= len(unique) < n:
+        return umap_2d(unique, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed,
+                       metric=metric)[inverse.reshape(-1)]
 
     import umap  # noqa: PLC0415 (slow import, see module docstring)
 
