@@ -21,6 +21,18 @@ _store_option = click.option(
     help="DuckDB store file.")
 
 
+def _shard(_ctx, _param, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected I/N, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise click.BadParameter(f"{value!r}: need N >= 1 and 0 <= I < N")
+    return index, count
+
+
 def _csv(_ctx, _param, value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -51,7 +63,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--model", "models", multiple=True, required=True,
               help="Short name, HF id or directory; repeat for several models (one run each).")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
-              help="Store to write (replaced atomically when the build succeeds).")
+              help="Store to add the runs to (created when absent; replaced atomically by a copy "
+              "holding the new runs; finished parts wait in <out>.parts/ for a rerun to resume).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: CUDA when available.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--n-permutations", type=click.IntRange(min=0), default=20, show_default=True,
@@ -80,15 +93,53 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               show_default=True,
               help="A corpus language a model does not know: refuse the build, or skip it for "
               "that model (recorded in the run's config).")
+@click.option("--shard", callback=_shard,
+              help="I/N: compute only shard I (0-based) of N (languages I, I+N, ...) and publish "
+              "nothing; run `merge` once all N are done. For SLURM arrays and other schedulers.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help="ray: run the shards as Ray tasks (RAY_ADDRESS names a cluster; else a local "
+              "one), one GPU per task where there are GPUs; needs requirements-ray.txt.")
+@click.option("--n-shards", type=click.IntRange(min=1),
+              help="Shards for --executor ray (default: the cluster's GPUs, else its CPUs, at "
+              "most one per language).")
 @click.pass_context
-def build(ctx: click.Context, **options) -> None:
-    """Build a store: speech, transcripts, pooled activations, metrics, projections."""
+def build(ctx: click.Context, shard, executor: str, n_shards: int | None, **options) -> None:
+    """Add runs to a store: speech, transcripts, pooled activations, metrics, projections."""
     from precompute.pipeline import build as run_build
 
     config = _run(ctx, lambda: BuildConfig(**options))
+    if shard is not None and executor == "ray":
+        raise click.UsageError("--shard runs one shard here; --executor ray runs them all: "
+                               "give one of them")
     with _sigterm_as_exit():  # so `kill` also removes the temporary store file
-        run_ids = _run(ctx, lambda: run_build(config, command_line=ctx.obj.get("argv")))
-    click.echo(f"wrote {config.out}: {', '.join(run_ids)}")
+        result = _run(ctx, lambda: run_build(config, command_line=ctx.obj.get("argv"),
+                                             shard=shard, executor=executor, n_shards=n_shards))
+    for run_id in result.complete:
+        click.echo(f"run {run_id} is already complete in {config.out}: nothing to do")
+    if shard is not None:
+        if result.pending:
+            click.echo(f"shard {shard[0]}/{shard[1]} done ({result.units_done} parts computed, "
+                       f"{result.units_skipped} already there); once every shard is done: "
+                       f"python -m precompute merge --store {config.out}")
+        return
+    if result.added:
+        click.echo(f"wrote {config.out}: {', '.join(result.added)}")
+
+
+@cli.command()
+@_store_option
+@click.pass_context
+def merge(ctx: click.Context, store_path: Path) -> None:
+    """Publish the runs whose `build --shard I/N` outputs are all there into the store."""
+    from precompute.pipeline import merge as run_merge
+
+    with _sigterm_as_exit():
+        result = _run(ctx, lambda: run_merge(store_path))
+    for run_id in result.complete:
+        click.echo(f"run {run_id} is already complete in {store_path}: nothing to do")
+    if result.added:
+        click.echo(f"wrote {store_path}: {', '.join(result.added)}")
 
 
 @cli.command()
@@ -237,15 +288,22 @@ def _complete_runs(store: Store) -> list[str]:
 def _run(ctx: click.Context, action):
     """Run ``action``; expected failures become a one-line error (full traceback with -v)."""
     from core.models.base import ModelTooLargeError
+    from core.models.registry import UnknownModelError, available_models
 
     try:
         return action()
     except (StoreError, BuildError, KeyError, ValueError, FileNotFoundError,
-            ModelTooLargeError) as exc:
+            ModelTooLargeError, OSError) as exc:
         if ctx.obj and ctx.obj.get("verbose"):
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        raise click.ClickException(f"{message}") from exc
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        lines = message.strip().splitlines() or [type(exc).__name__]
+        message = lines[0]
+        if isinstance(exc, UnknownModelError) and len(lines) > 1:
+            message += f" Short names: {', '.join(available_models())} (run with -v for families)"
+        elif len(lines) > 1:
+            message += " (run with -v for details)"
+        raise click.ClickException(message) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

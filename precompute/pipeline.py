@@ -1,35 +1,55 @@
 """The build: corpus -> speech -> transcripts -> pooled activations -> metrics -> projections -> store.
 
-Everything is written into a temporary file beside ``--out`` (``<out>.tmp-<pid>``) and moved over
-``--out`` in one step only when the whole build succeeded, so a dashboard never sees a half-built
-store. When the build fails (an exception, Ctrl-C, SIGTERM) the temporary file is deleted and
-``--out`` is left as it was; only SIGKILL or a power cut can leave a ``*.duckdb.tmp-<pid>`` file
-behind, which is safe to delete (git ignores it).
+One store holds many runs (one per model x configuration), built in pieces:
 
-Items (the corpus's texts and clips) are shared by all runs of a build; what depends on the model is
-stored per run (``run_items``): the transcript and CER of each clip by every model that can
-transcribe, the token count of each text by the run's own tokenizer. Each run's config says which
-text length its length baseline used (``text_length_unit``: tokens or characters), which pooling
-it used (``pooling``, also a column of every metric row) and what each component is fed
-(``components``: conditioning, spaces). Coordinate-wise metrics (paired cosine, retrieval) are
-computed only between points of one representation space.
+1. **Parts** (``run_shard``): per run and language, the items (speech synthesised or decoded one
+   clip at a time, durations kept, audio dropped), the run's token counts and transcripts, and each
+   component's pooled states (length-bucketed batches, one batch of audio in memory) are written
+   as Parquet parts under ``<out>.parts/<run_id>/`` (``precompute.staging``), each atomically.
+   ``--shard I/N`` computes only the languages at positions I, I + N, ... (any scheduler; all
+   shards name the same ``--out``); ``--executor ray`` runs the N shards as Ray tasks.
+2. **Metrics and maps** (``finish_job``): one part per metric group (pairing, components, side a's
+   layer; only those layers are read back) and per UMAP map.
+3. **Publish** (``publish_job``): under ``<out>.lock``, the store is copied to ``<out>.tmp-<pid>``
+   (or created), the run is added from its parts in one transaction, and the copy replaces
+   ``<out>`` atomically (readers keep the old file until they reopen; the dashboard notices the new
+   mtime). The run's parts are then removed.
+
+A run's id is ``<model>-<hash>`` of its configuration (``run_key``: every option that can change
+its rows, and a digest of the corpus), so rerunning a command finds the parts it had finished
+(resume, after an exception, Ctrl-C or SIGKILL) or the run already complete in the store (a no-op
+that says so), and a changed configuration is a new run beside the old ones. Items are shared by
+all runs of a store; a run whose corpus holds other sentences under the same ids is refused.
+Stores are never half-written: ``<out>`` changes only by an atomic rename, and bad input (unknown
+model or language, empty or misaligned corpus, unreadable audio, unreadable or other-schema store)
+is refused before anything is written.
+
+What depends on the model is stored per run (``run_items``): the transcript and CER of each clip by
+every model that can transcribe, the token count of each text by the run's own tokenizer. Each
+run's config says which text length its length baseline used (``text_length_unit``: tokens or
+characters), which pooling it used (``pooling``, also a column of every metric row) and what each
+component is fed (``components``: conditioning, spaces). Coordinate-wise metrics (paired cosine,
+retrieval) are computed only between points of one representation space.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import hashlib
 import importlib.metadata
 import inspect
+import json
 import logging
 import os
 import platform
 import re
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +60,7 @@ from tqdm.auto import tqdm
 from core.models.base import Component, Extraction, ModelAdapter
 from core.store import ACTIVATION_DTYPES, Store, compact_copy, publish_atomically
 from precompute.pairs import PairSpec, metric_pairs, projection_groups
+from precompute.staging import Workspace, remove_stale_temp_files, store_lock
 
 log = logging.getLogger("precompute")
 
@@ -124,57 +145,807 @@ class PreparedCorpus:
         return self.items[keep].reset_index(drop=True)
 
 
+# ---------------------------------------------------------------------- jobs (one per run)
+#: options that change no row of a run: left out of its identity (``run_key``). The corpus options
+#: are replaced by a digest of the corpus they select.
+_KEY_NEUTRAL = ("models", "out", "speech_cache", "corpus", "corpus_format", "split", "suffix",
+                "langs", "n_sentences")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to build: a model under one configuration, over one corpus."""
+
+    model: str
+    run_id: str
+    key: str
+
+
+@dataclass
+class BuildResult:
+    added: list[str] = field(default_factory=list)      # runs published into the store now
+    complete: list[str] = field(default_factory=list)   # runs the store already held: no-op
+    pending: list[str] = field(default_factory=list)    # runs left for `merge` (with --shard)
+    shard: tuple[int, int] | None = None                # set when only one shard ran
+    units_done: int = 0                                 # parts computed by this process
+    units_skipped: int = 0                              # parts found done (resumed)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [*self.complete, *self.added]
+
+
+def corpus_digest(corpus) -> str:
+    """sha256 of what a corpus feeds a run: languages, ids, texts and recordings (path + size)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([corpus.name, corpus.langs, corpus.sentence_ids]).encode())
+    for lang in corpus.langs:
+        digest.update(json.dumps(corpus.texts[lang], ensure_ascii=False).encode())
+        audio = [(p, _size(p)) if p is not None else None for p in corpus.audio_paths[lang]]
+        digest.update(json.dumps(audio).encode())
+    return digest.hexdigest()
+
+
+def run_key(config: BuildConfig, model: str, digest: str) -> str:
+    """A run's identity: its model, every option that can change its rows, and its corpus."""
+    options = {k: v for k, v in config.to_json().items() if k not in _KEY_NEUTRAL}
+    payload = json.dumps({"model": model, "options": options, "corpus": digest}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def run_id_for(model: str, key: str) -> str:
+    """``<model>-<first 12 hex digits of the run key>`` (characters other than letters, digits,
+    '.', '_' and '-' as '_'): the same configuration always names the same run."""
+    return f"{re.sub(r'[^A-Za-z0-9._-]', '_', model)}-{key[:12]}"
+
+
+def plan_jobs(config: BuildConfig, corpus) -> list[Job]:
+    digest = corpus_digest(corpus)
+    jobs = []
+    for model in config.models:
+        key = run_key(config, model, digest)
+        jobs.append(Job(model, run_id_for(model, key), key))
+    return jobs
+
+
 # ---------------------------------------------------------------------- the build
 def build(config: BuildConfig, *, load_model: Callable[..., ModelAdapter] | None = None,
-          command_line: Sequence[str] | None = None) -> list[str]:
-    """Build a store at ``config.out`` and return the new run ids (one per model).
+          command_line: Sequence[str] | None = None, shard: tuple[int, int] | None = None,
+          executor: str = "local", n_shards: int | None = None) -> BuildResult:
+    """Add one run per model to the store at ``config.out`` (created when absent).
 
-    ``command_line`` (the CLI arguments) is recorded in each run's config next to the parsed options.
+    Runs the store already holds complete are left alone (a no-op, reported in ``complete``).
+    Finished parts persist in ``<out>.parts/`` (see ``precompute.staging``), so rerunning the same
+    command after a crash or kill resumes. ``shard=(i, n)`` computes only shard i's languages and
+    publishes nothing (``merge`` does, once every shard is done); ``executor="ray"`` runs
+    ``n_shards`` shards as Ray tasks and then publishes.
     """
+    out = Path(config.out)
+    check_out_store(out)
+    corpus = load_corpus(config)
+    check_corpus(corpus, config)
+    if load_model is None:
+        check_models(config.models)
+    jobs = plan_jobs(config, corpus)
+    result = BuildResult(shard=shard)
+    complete = complete_runs(out)
+    if any(job.run_id not in complete for job in jobs):
+        check_items_fit(out, corpus)
+    pending = []
+    for job in jobs:
+        if job.run_id in complete:
+            log.info("run %s (%s) is already complete in %s: nothing to do", job.run_id,
+                     job.model, out)
+            result.complete.append(job.run_id)
+            Workspace(out).remove_job(job.run_id)  # a publish killed before cleaning up
+        else:
+            pending.append(job)
+    if not pending:
+        return result
+    log.info("corpus %s: %d languages x %d sentences (%s)", corpus.name, len(corpus.langs),
+             len(corpus.sentence_ids), corpus.source)
+    if executor == "ray":
+        from precompute.executors import run_ray_shards
+
+        done, skipped = run_ray_shards(config, pending, n_shards, command_line=command_line)
+    else:
+        done, skipped = run_shard(config, corpus, pending, shard or (0, 1),
+                                  load_model=load_model, command_line=command_line)
+    result.units_done, result.units_skipped = done, skipped
+    if shard is not None:
+        result.pending = [job.run_id for job in pending]
+        return result
+    for job in pending:
+        if finish_job(out, job.run_id) == "added":
+            result.added.append(job.run_id)
+        else:
+            result.complete.append(job.run_id)
+    return result
+
+
+def merge(out: Path) -> BuildResult:
+    """Publish every run whose parts all shards have finished (``python -m precompute merge``)."""
+    out = Path(out)
+    check_out_store(out)
+    workspace = Workspace(out)
+    run_ids = workspace.job_ids()
+    if not run_ids:
+        raise BuildError(f"nothing to merge: no {workspace.root} with shard outputs; run "
+                         "`python -m precompute build ... --out {out} --shard I/N` for every "
+                         "shard first".replace("{out}", str(out)))
+    missing = {run_id: missing_parts(workspace, workspace.read_job(run_id)) for run_id in run_ids}
+    unfinished = {run_id: parts for run_id, parts in missing.items() if parts}
+    if unfinished:
+        run_id, parts = next(iter(unfinished.items()))
+        raise BuildError(f"cannot merge {out}: run {run_id} lacks {len(parts)} parts (e.g. "
+                         f"{parts[0]}); finish every `--shard I/N` of its build, then merge again")
+    result = BuildResult()
+    for run_id in run_ids:
+        (result.added if finish_job(out, run_id) == "added" else result.complete).append(run_id)
+    return result
+
+
+def check_out_store(out: Path) -> None:
+    """``--out`` must be absent or a current-schema store (checked before anything is written)."""
+    if out.is_dir():
+        raise BuildError(f"--out {out} is a directory; name a store file, e.g. {out / 'lens.duckdb'}")
+    if out.exists():
+        with Store.open(out):  # StoreError / SchemaMismatchError: unreadable, newer or older
+            pass
+
+
+def check_items_fit(out: Path, corpus) -> None:
+    """A store holds one corpus: refuse (before any work) a corpus whose sentences differ from the
+    store's items under the same (lang, sentence_id)."""
+    from core import corpus as corpus_module
+
+    if not out.exists():
+        return
+    with Store.open(out) as store:
+        stored = store.items()
+    stored = stored[stored.lang.isin(corpus.langs)]
+    if stored.empty:
+        return
+    position = {sid: i for i, sid in enumerate(corpus.sentence_ids)}
+    voices: dict[tuple[str, int], str] = {}
+    for row in stored.itertuples():
+        i = position.get(int(row.sentence_id))
+        if i is None:
+            continue
+        expected_voice = None
+        if row.modality == "speech":
+            key = (row.lang, i)
+            if key not in voices:
+                voices[key] = corpus_module.speech_voice(corpus, row.lang, i)
+            expected_voice = voices[key]
+        if row.text != corpus.texts[row.lang][i] or (row.modality == "speech"
+                                                      and row.voice != expected_voice):
+            what = "text" if row.text != corpus.texts[row.lang][i] else "speech"
+            raise BuildError(
+                f"{out} already holds other {what} for {row.lang} sentence {row.sentence_id} "
+                f"({row.text!r}) than this corpus ({corpus.texts[row.lang][i]!r}); a store holds one "
+                "corpus: build this one into another --out")
+
+
+def complete_runs(out: Path) -> set[str]:
+    if not out.exists():
+        return set()
+    with Store.open(out) as store:
+        runs = store.runs()
+    return set(runs[runs.status == "complete"].run_id)
+
+
+def check_models(models: Sequence[str]) -> None:
+    """Every ``--model`` names a known model (no weights are loaded)."""
+    from core.models import registry
+
+    for name in models:
+        registry.resolve(name)
+
+
+def check_corpus(corpus, config: BuildConfig) -> None:
+    """Refuse, before anything is written, a corpus the build could not finish."""
+    from core import audio, languages
+
+    if not corpus.sentence_ids or not corpus.langs:
+        raise BuildError(f"corpus {corpus.name!r} ({corpus.source}) has no sentences; give a "
+                         "corpus with at least one line per language")
+    for lang in corpus.langs:
+        try:
+            languages.language(lang)
+        except KeyError:
+            raise BuildError(f"unknown language code {lang!r}: not in the language table "
+                             "(data/corpus/languages.tsv); use FLORES-200 codes such as "
+                             "eng_Latn or deu_Latn") from None
+    synthesised = [lang for lang in corpus.langs if any(p is None for p in corpus.audio_paths[lang])]
+    for lang in synthesised:
+        try:
+            languages.espeak_voice(lang)
+        except ValueError as exc:
+            raise BuildError(f"cannot make speech for {lang}: {exc}. Drop it with --langs, or use "
+                             "a corpus with recordings") from exc
+    if synthesised:
+        try:
+            audio.espeak_version()
+        except audio.EspeakError as exc:
+            raise BuildError(f"cannot make speech for {', '.join(synthesised)}: {exc}. Install "
+                             "espeak-ng, or use a corpus with recordings") from exc
+    import soundfile
+
+    for lang in corpus.langs:
+        for path in corpus.audio_paths[lang]:
+            if path is None:
+                continue
+            try:
+                soundfile.info(path)
+            except Exception as exc:  # noqa: BLE001 - libsndfile's errors have no common base
+                raise BuildError(f"cannot read audio {path} ({lang}): "
+                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                                 f"; replace the file or drop {lang} with --langs") from None
+
+
+# ---------------------------------------------------------------------- stage 1: parts, per shard
+def run_shard(config: BuildConfig, corpus, jobs: Sequence[Job], shard: tuple[int, int] = (0, 1), *,
+              load_model: Callable[..., ModelAdapter] | None = None,
+              command_line: Sequence[str] | None = None) -> tuple[int, int]:
+    """Compute shard ``i`` of ``n``'s parts of every job: its languages are the corpus languages at
+    positions i, i + n, ...; parts already there are skipped. Returns (computed, skipped)."""
     if load_model is None:
         from core.models.registry import load_model
-    out = Path(config.out)
-    with staged_store(out) as tmp, Store.create(tmp) as store:
-        corpus = load_corpus(config)
-        log.info("corpus %s: %d languages x %d sentences (%s)", corpus.name, len(corpus.langs),
-                 len(corpus.sentence_ids), corpus.source)
-        prepared = prepare_corpus(corpus, speech_cache=config.speech_cache)
-        store.add_languages(language_frame(prepared.langs))
-        item_ids = store.add_items(prepared.items.drop(columns=["position"]))
-        prepared.items.insert(0, "item_id", item_ids)
-        prepared.waveforms = {item_ids[i]: w for i, w in prepared.waveforms.items()}
+    index, count = shard
+    if not 0 <= index < count:
+        raise BuildError(f"--shard {index}/{count}: I must be in 0..{count - 1}")
+    shard_langs = [lang for i, lang in enumerate(corpus.langs) if i % count == index]
+    if not shard_langs:
+        log.warning("shard %d/%d has no languages (the corpus has %d)", index, count,
+                    len(corpus.langs))
+    workspace = Workspace(config.out)
+    workspace.remove_stale_temp_parts()
+    done = skipped = 0
+    versions: dict[str, Any] | None = None
+    for job in jobs:
+        plan = workspace.read_job(job.run_id)
+        if plan is not None:
+            own = [lang for lang in plan["run_langs"] if lang in shard_langs]
+            if not missing_parts(workspace, plan, own):
+                log.info("%s: shard %d/%d already done", job.run_id, index, count)
+                skipped += len(own)
+                continue
+        adapter = load_model(job.model, device=config.device)
+        versions = versions or collect_versions()
+        plan = workspace.write_job(job.run_id, make_plan(job, adapter, corpus, config, versions,
+                                                         command_line))
+        for lang in (lang for lang in plan["run_langs"] if lang in shard_langs):
+            d, s = run_language(workspace, plan, adapter, corpus, lang, config)
+            done, skipped = done + d, skipped + s
+        del adapter
+        gc.collect()  # free the model (and its GPU memory) before loading the next
+    return done, skipped
 
-        versions = collect_versions()
-        run_ids = []
-        for name in config.models:
-            adapter = load_model(name, device=config.device)
-            adapter.check_pooling(config.pooling)
-            run_langs = supported_langs(adapter, prepared.langs, config.unsupported_langs)
-            run_id = run_id_for(name)
-            run_config = {
-                **config.to_json(),
-                "command_line": list(command_line) if command_line is not None else None,
-                "model": name, "model_info": adapter.info(),
-                "corpus_name": prepared.name, "corpus_source": prepared.source,
-                "corpus_langs": prepared.langs, "n_sentence_ids": len(prepared.sentence_ids),
-                "run_langs": run_langs,
-                "skipped_langs": [lang for lang in prepared.langs if lang not in run_langs],
-                "transcribed": bool(config.transcribe and can_transcribe(adapter)),
-                "text_length_unit": "tokens" if can_count_tokens(adapter) else "characters",
-                "components": {c.name: {"modality": c.modality, "space": c.space,
-                                        "conditioning": c.conditioning}
-                               for c in adapter.components()},
-                "modality_pairs": [list(p) for p in adapter.modality_pairs()],
-            }
-            store.add_run(run_id, name, run_config, versions)
-            run_model(store, run_id, adapter, prepared, config, langs=run_langs,
-                      transcribe=run_config["transcribed"])
-            store.finish_run(run_id)
-            run_ids.append(run_id)
-            del adapter
-            gc.collect()  # free the model (and its GPU memory) before loading the next
-    log.info("published %s (runs: %s)", out, ", ".join(run_ids))
-    return run_ids
+
+def make_plan(job: Job, adapter: ModelAdapter, corpus, config: BuildConfig,
+              versions: dict[str, Any], command_line: Sequence[str] | None) -> dict[str, Any]:
+    """What a run computes (written once to its job.json): its config, components, languages."""
+    adapter.check_pooling(config.pooling)
+    run_langs = supported_langs(adapter, corpus.langs, config.unsupported_langs)
+    components = adapter.components()
+    speech_components = [c for c in components if c.modality == "speech"]
+    transcribe = bool(config.transcribe and can_transcribe(adapter))
+    run_config = {
+        **config.to_json(),
+        "command_line": list(command_line) if command_line is not None else None,
+        "model": job.model, "model_info": adapter.info(),
+        "corpus_name": corpus.name, "corpus_source": corpus.source,
+        "corpus_langs": list(corpus.langs), "n_sentence_ids": len(corpus.sentence_ids),
+        "run_langs": run_langs,
+        "skipped_langs": [lang for lang in corpus.langs if lang not in run_langs],
+        "transcribed": transcribe,
+        "text_length_unit": "tokens" if can_count_tokens(adapter) else "characters",
+        "components": {c.name: {"modality": c.modality, "space": c.space,
+                                "conditioning": c.conditioning} for c in components},
+        "modality_pairs": [list(p) for p in adapter.modality_pairs()],
+        "run_key": job.key,
+    }
+    return json.loads(json.dumps({
+        "run_id": job.run_id, "key": job.key, "model": job.model, "run_config": run_config,
+        "versions": versions, "run_langs": run_langs, "sentence_ids": list(corpus.sentence_ids),
+        "components": [component_to_json(c) for c in components],
+        "modality_pairs": [list(p) for p in adapter.modality_pairs()],
+        "count_tokens": can_count_tokens(adapter),
+        "transcribe_with": (None if not transcribe else
+                            speech_components[0].name if speech_components else "separate"),
+    }, default=_json_default))
+
+
+def missing_parts(workspace: Workspace, plan: dict[str, Any],
+                  langs: Sequence[str] | None = None) -> list[str]:
+    """The stage-1 parts of ``plan`` not yet written, for ``langs`` (default: the run's)."""
+    run_id = plan["run_id"]
+    missing = []
+    for lang in plan["run_langs"] if langs is None else langs:
+        names = [("items", lang)]
+        if plan["count_tokens"]:
+            names.append(("tokens", lang))
+        if plan["transcribe_with"]:
+            names.append(("transcripts", lang))
+        names += [("activations", c["name"], lang) for c in plan["components"]]
+        missing += ["/".join(n) for n in names if not workspace.has(run_id, *n)]
+    return missing
+
+
+def run_language(workspace: Workspace, plan: dict[str, Any], adapter: ModelAdapter, corpus,
+                 lang: str, config: BuildConfig) -> tuple[int, int]:
+    """One language's parts of one run: items, token counts, transcripts, each component's pooled
+    states. Each part is skipped when present and written atomically when computed."""
+    run_id = plan["run_id"]
+    done = skipped = 0
+    items = language_items(workspace, run_id, corpus, lang, config.speech_cache)
+    text = items[items.modality == "text"].reset_index(drop=True)
+    speech = items[items.modality == "speech"].reset_index(drop=True)
+
+    def waveform(row) -> np.ndarray:
+        return _waveform(corpus, lang, int(row.position), config.speech_cache)
+
+    if plan["count_tokens"]:
+        if workspace.has(run_id, "tokens", lang):
+            skipped += 1
+        else:
+            counts = adapter.token_counts(text.text.tolist(), text.lang.tolist())
+            workspace.write_part(pd.DataFrame({
+                "lang": text.lang, "modality": "text", "sentence_id": text.sentence_id,
+                "n_tokens": np.asarray(counts, dtype=np.int64)}), run_id, "tokens", lang)
+            done += 1
+    if plan["transcribe_with"] == "separate":
+        if workspace.has(run_id, "transcripts", lang):
+            skipped += 1
+        else:
+            transcriber = BatchTranscriber(adapter, config.max_transcript_tokens)
+            for batch in length_batches(speech, speech.duration_s.to_numpy(), config.batch_size):
+                transcriber(batch, [waveform(row) for row in batch.itertuples()])
+            workspace.write_part(transcriber.frame(), run_id, "transcripts", lang)
+            done += 1
+    for comp in adapter.components():
+        if workspace.has(run_id, "activations", comp.name, lang):
+            skipped += 1
+            continue
+        rows = text if comp.modality == "text" else speech
+        # Transcribe right after the first speech component's batches: the adapter can reuse the
+        # encoder pass it just made (Whisper caches its last encoder outputs).
+        transcriber = (BatchTranscriber(adapter, config.max_transcript_tokens)
+                       if plan["transcribe_with"] == comp.name else None)
+        extraction = component_states(adapter, comp, rows, waveform, config.batch_size,
+                                      after_batch=transcriber, pooling=config.pooling,
+                                      desc=f"{adapter.name} {comp.name} {lang}")
+        if transcriber is not None:  # before the activations part, which marks both done
+            workspace.write_part(transcriber.frame(), run_id, "transcripts", lang)
+        workspace.write_part(activation_frame(comp.name, rows, extraction,
+                                              config.activation_dtype),
+                             run_id, "activations", comp.name, lang)
+        done += 1
+    return done, skipped
+
+
+def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
+                   speech_cache: Path | None) -> pd.DataFrame:
+    """The items of one language (text, then speech with duration and voice), from its part or
+    made now; speech is synthesised or decoded one clip at a time and not kept."""
+    from core import audio
+    from core import corpus as corpus_module
+
+    if workspace.has(run_id, "items", lang):
+        return workspace.read_part(run_id, "items", lang)
+    rows: list[dict[str, Any]] = []
+    for position, sentence_id in enumerate(corpus.sentence_ids):
+        rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "text",
+                     "text": corpus.texts[lang][position], "position": position,
+                     "duration_s": None, "voice": None})
+    for position, sentence_id in enumerate(tqdm(corpus.sentence_ids, desc=f"speech {lang}",
+                                                leave=False)):
+        wave = _waveform(corpus, lang, position, speech_cache)
+        rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "speech",
+                     "text": corpus.texts[lang][position], "position": position,
+                     "duration_s": audio.duration_s(wave),
+                     "voice": corpus_module.speech_voice(corpus, lang, position)})
+        del wave
+    items = pd.DataFrame(rows, columns=["sentence_id", "lang", "modality", "text", "position",
+                                        "duration_s", "voice"])
+    items["duration_s"] = items.duration_s.astype("float64")
+    workspace.write_part(items, run_id, "items", lang)
+    return items
+
+
+def _waveform(corpus, lang: str, position: int, speech_cache: Path | None) -> np.ndarray:
+    from core import corpus as corpus_module
+    from core.audio import EspeakError
+
+    try:
+        wave = corpus_module.speech_waveform(corpus, lang, position, cache_dir=speech_cache)
+    except (ValueError, EspeakError) as exc:  # no espeak-ng, no voice, or undecodable audio
+        raise BuildError(f"cannot make speech for {lang}: {exc}. Drop it with --langs, or use a "
+                         "corpus with recordings") from exc
+    return np.asarray(wave, dtype=np.float32)
+
+
+def activation_frame(component: str, items: pd.DataFrame, extraction: Extraction,
+                     dtype: str) -> pd.DataFrame:
+    """A component's pooled states as part rows: one per (layer, item), vectors little-endian
+    ``dtype`` bytes (the store's encoding), ordered by layer."""
+    states = np.ascontiguousarray(extraction.pooled, dtype=np.dtype(dtype).newbyteorder("<"))
+    n_items, n_layers, dim = states.shape
+    by_layer = np.ascontiguousarray(states.transpose(1, 0, 2))
+    row_bytes = dim * by_layer.itemsize
+    buffer = by_layer.tobytes()
+    return pd.DataFrame({
+        "component": component,
+        "layer": np.repeat(np.arange(n_layers, dtype=np.int64), n_items),
+        "lang": np.tile(items.lang.to_numpy(), n_layers),
+        "modality": np.tile(items.modality.to_numpy(), n_layers),
+        "sentence_id": np.tile(items.sentence_id.to_numpy(dtype=np.int64), n_layers),
+        "dtype": dtype, "dim": dim,
+        "vector": [buffer[i * row_bytes:(i + 1) * row_bytes] for i in range(n_items * n_layers)],
+        "n_positions": extraction.n_positions.T.reshape(-1).astype(np.int64),
+    })
+
+
+def length_batches(items: pd.DataFrame, lengths: np.ndarray,
+                   batch_size: int) -> Iterator[pd.DataFrame]:
+    """``items`` in batches of similar length (shortest first, ties in item order), so little of
+    each batch is padding."""
+    order = np.argsort(np.asarray(lengths, dtype=np.float64), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield items.iloc[order[start:start + batch_size]]
+
+
+class BatchTranscriber:
+    """Transcribes speech batch by batch; ``frame`` gives transcript and CER per item seen.
+
+    How well the model hears the (often synthetic) speech. ``max_new_tokens`` caps decoding (a model
+    that hallucinates otherwise runs to its length limit); it is passed only to adapters whose
+    ``transcribe`` takes it.
+    """
+
+    def __init__(self, adapter: ModelAdapter, max_new_tokens: int | None = None) -> None:
+        self.adapter = adapter
+        self.extra: dict[str, Any] = {}
+        self.transcripts: list[str] = []
+        self.batches: list[pd.DataFrame] = []
+        if max_new_tokens is not None:
+            if "max_new_tokens" in inspect.signature(adapter.transcribe).parameters:
+                self.extra["max_new_tokens"] = max_new_tokens
+            else:
+                log.warning("%s: transcribe takes no max_new_tokens; --max-transcript-tokens "
+                            "ignored", adapter.name)
+
+    def __call__(self, batch: pd.DataFrame, waveforms: list[np.ndarray]) -> None:
+        self.transcripts += self.adapter.transcribe(waveforms, batch.lang.tolist(),
+                                                    batch_size=len(batch), **self.extra)
+        self.batches.append(batch[["lang", "modality", "sentence_id", "text"]])
+
+    def frame(self) -> pd.DataFrame:
+        """lang, modality, sentence_id, transcript, cer of every item transcribed, in item order."""
+        from core.asr_quality import character_error_rate
+
+        seen = pd.concat(self.batches, ignore_index=True) if self.batches else \
+            pd.DataFrame(columns=["lang", "modality", "sentence_id", "text"])
+        cer = [_cer(character_error_rate, ref, hyp, lang)
+               for ref, hyp, lang in zip(seen.text, self.transcripts, seen.lang, strict=True)]
+        out = seen.drop(columns=["text"]).assign(transcript=self.transcripts,
+                                                 cer=np.asarray(cer, dtype=np.float64))
+        return out.sort_values(["lang", "sentence_id"], kind="stable").reset_index(drop=True)
+
+
+def component_states(adapter: ModelAdapter, comp: Component, items: pd.DataFrame,
+                     waveform: Callable[[Any], np.ndarray], batch_size: int, *,
+                     after_batch: Callable[[pd.DataFrame, list], None] | None = None,
+                     pooling: str = "mean", desc: str | None = None) -> Extraction:
+    """Pooled states (n_items, n_layers, dim) and pooled position counts, rows in ``items`` order.
+
+    Items go through the model in length-bucketed batches; speech is loaded one batch at a time
+    (``waveform(row)``) and dropped after it, so memory holds one batch of audio. ``after_batch(batch,
+    inputs)`` runs after each batch (precompute transcribes there).
+    """
+    expected = (len(items), comp.n_layers, comp.dim)
+    states = np.zeros(expected, dtype=np.float32)
+    n_positions = np.zeros(expected[:2], dtype=np.int64)
+    lengths = (items.text.str.len().to_numpy() if comp.modality == "text"
+               else items.duration_s.to_numpy(dtype=np.float64))
+    row_of = pd.Series(np.arange(len(items)), index=items.index)
+    desc = (desc or f"{adapter.name} {comp.name}") + (" + transcribe" if after_batch else "")
+    n_batches = -(-len(items) // batch_size)
+    for batch in tqdm(length_batches(items, lengths, batch_size), total=n_batches, desc=desc,
+                      unit="batch", leave=False):
+        if comp.modality == "text":
+            inputs: list = batch.text.tolist()
+        else:
+            inputs = [waveform(row) for row in batch.itertuples()]
+        extra = {"targets": batch.text.tolist()} if adapter.reads_reference_text(comp.name) else {}
+        extraction = adapter.extract(comp.name, inputs, batch.lang.tolist(),
+                                     batch_size=batch_size, pooling=pooling, **extra)
+        pooled = np.asarray(extraction.pooled, dtype=np.float32)
+        counts = np.asarray(extraction.n_positions)
+        if pooled.shape != (len(batch), *expected[1:]):
+            raise RuntimeError(f"{adapter.name} {comp.name}: extract gave shape {pooled.shape}, "
+                               f"expected {(len(batch), *expected[1:])} (items, layers, dim)")
+        if counts.shape != (len(batch), expected[1]):
+            raise RuntimeError(f"{adapter.name} {comp.name}: extract gave n_positions of shape "
+                               f"{counts.shape}, expected {(len(batch), expected[1])}")
+        rows = row_of.loc[batch.index].to_numpy()
+        states[rows] = pooled
+        n_positions[rows] = counts
+        if after_batch is not None:
+            after_batch(batch, inputs)
+        del inputs
+    return Extraction(states, n_positions)
+
+
+# ---------------------------------------------------------------------- stage 2: metrics, maps, publish
+def finish_job(out: Path, run_id: str) -> str:
+    """Metrics and maps of a run whose stage-1 parts are all there (each group a part, resumable),
+    then publish it into the store. Returns "added", or "complete" when the store had it."""
+    workspace = Workspace(out)
+    plan = workspace.read_job(run_id)
+    if plan is None:
+        raise BuildError(f"no parts of run {run_id} in {workspace.root}; build it first")
+    missing = missing_parts(workspace, plan)
+    if missing:
+        raise BuildError(f"run {run_id}: {len(missing)} parts are missing (e.g. {missing[0]}); "
+                         "run every shard of the build, then `python -m precompute merge`")
+    config = config_from_json(plan["run_config"])
+    langs = list(plan["run_langs"])
+    components = [component_from_json(c) for c in plan["components"]]
+    modality_pairs = [tuple(p) for p in plan["modality_pairs"]]
+    prepared = prepared_from_parts(workspace, plan)
+    states = PartStates(workspace, run_id, prepared, components)
+    lengths = part_lengths(workspace, plan, prepared)
+
+    pairs = metric_pairs(components, langs, modality_pairs)
+    groups = metric_groups(pairs)
+    todo = [(gid, group) for gid, group in enumerate(groups)
+            if not workspace.has(run_id, "metrics", f"{gid:06d}")]
+    for gid, group in tqdm(todo, desc=f"metrics {run_id}", unit="group"):
+        frame = compute_metrics(components, states, prepared, lengths, config, langs=langs,
+                                modality_pairs=modality_pairs, pairs=group, progress=False)
+        workspace.write_part(_with_columns(frame, METRIC_PART_COLUMNS), run_id, "metrics",
+                             f"{gid:06d}")
+    if config.umap:
+        maps = projection_groups(components, modality_pairs)
+        todo = [(gid, g) for gid, g in enumerate(maps)
+                if not workspace.has(run_id, "projections", f"{gid:06d}")]
+        for gid, group in tqdm(todo, desc=f"umap {run_id}", unit="map"):
+            frame = compute_projections(components, states, prepared, config, langs=langs,
+                                        modality_pairs=modality_pairs, groups=[group],
+                                        progress=False)
+            if not frame.empty:
+                frame["params"] = [_json(p) for p in frame["params"]]
+            workspace.write_part(_with_columns(frame, PROJECTION_PART_COLUMNS), run_id,
+                                 "projections", f"{gid:06d}")
+    return publish_job(out, workspace, plan)
+
+
+METRIC_PART_COLUMNS = {
+    "pairing": object, "component_a": object, "component_b": object, "layer_a": "int64",
+    "layer_b": "int64", "depth": "float64", "lang_a": object, "lang_b": object,
+    "modality_a": object, "modality_b": object, "shared_space": bool, "metric": object,
+    "params": object, "n_samples": "int64", "value": "float64", "baseline_mean": "float64",
+    "baseline_std": "float64", "ci_low": "float64", "ci_high": "float64",
+    "length_baseline": "float64", "value_residualised": "float64", "pooling": object}
+PROJECTION_PART_COLUMNS = {
+    "component": object, "layer": "int64", "lang": object, "modality": object,
+    "sentence_id": "int64", "method": object, "x": "float64", "y": "float64", "params": object}
+
+
+def publish_job(out: Path, workspace: Workspace, plan: dict[str, Any]) -> str:
+    """Copy the store (or start one), add the run from its parts in one transaction, and publish
+    the copy atomically, all under the store's lock; then drop the run's parts."""
+    run_id = plan["run_id"]
+    with store_lock(out):
+        remove_stale_temp_files(out)
+        if run_id in complete_runs(out):
+            log.info("run %s is already complete in %s: nothing to do", run_id, out)
+            workspace.remove_job(run_id)
+            return "complete"
+        with staged_store(out) as tmp:
+            if out.exists():
+                _copy_store_file(out, tmp)
+                store = Store.open(tmp, read_only=False)
+            else:
+                store = Store.create(tmp)
+            with store, store.transaction():
+                add_run_from_parts(store, workspace, plan)
+        workspace.remove_job(run_id)
+    log.info("published %s (run %s added)", out, run_id)
+    return "added"
+
+
+def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any]) -> None:
+    run_id = plan["run_id"]
+    langs = list(plan["run_langs"])
+    components = [component_from_json(c) for c in plan["components"]]
+    items = pd.concat([workspace.read_part(run_id, "items", lang) for lang in langs],
+                      ignore_index=True)
+    items["_m"] = items.modality.map({"text": 0, "speech": 1})
+    items["_l"] = items.lang.map(langs.index)
+    items = items.sort_values(["_m", "_l", "position"]).drop(columns=["_m", "_l"])
+
+    known = set(store.languages().lang)
+    new_langs = [lang for lang in langs if lang not in known]
+    if new_langs:
+        store.add_languages(language_frame(new_langs))
+    existing = store.items()
+    key = ["lang", "modality", "sentence_id"]
+    both = items.merge(existing[[*key, "item_id", "text", "voice"]], on=key, how="left",
+                       suffixes=("", "_stored"))
+    clash = both[both.item_id.notna() & ((both.text != both.text_stored)
+                                         | ((both.modality == "speech")
+                                            & (both.voice != both.voice_stored)))]
+    if not clash.empty:
+        first = clash.iloc[0]
+        raise BuildError(
+            f"{store.path.name}: the store already holds other {first.modality} for "
+            f"{first.lang} sentence {first.sentence_id} ({first.text_stored!r} by "
+            f"{first.voice_stored or 'text'}) than this run's ({first.text!r}); a store holds one "
+            "corpus: build this one into another --out")
+    fresh = both[both.item_id.isna()]
+    if not fresh.empty:
+        store.add_items(fresh[["sentence_id", "lang", "modality", "text", "duration_s", "voice"]])
+    ids = store.items()[[*key, "item_id"]]
+
+    store.add_run(run_id, plan["model"], plan["run_config"], plan["versions"])
+    store.add_components(run_id, components)
+    for kind, columns in (("tokens", ["n_tokens"]), ("transcripts", ["transcript", "cer"])):
+        parts = [workspace.read_part(run_id, kind, lang) for lang in langs
+                 if workspace.has(run_id, kind, lang)]
+        if parts:
+            frame = pd.concat(parts, ignore_index=True).merge(ids, on=key, validate="one_to_one")
+            store.set_run_items(run_id, frame[["item_id", *columns]])
+    store.add_activation_parts(run_id, [workspace.part(run_id, "activations", c.name, lang)
+                                        for c in components for lang in langs])
+    for path in sorted((workspace.job_dir(run_id) / "metrics").glob("*.parquet")):
+        frame = workspace.read_part(run_id, "metrics", path.stem)
+        if not frame.empty:
+            store.add_metrics(run_id, frame)
+    projection_dir = workspace.job_dir(run_id) / "projections"
+    for path in sorted(projection_dir.glob("*.parquet")) if projection_dir.is_dir() else []:
+        frame = workspace.read_part(run_id, "projections", path.stem)
+        if not frame.empty:
+            store.add_projections(run_id, frame.merge(ids, on=key, validate="many_to_one"))
+    store.finish_run(run_id)
+
+
+def metric_groups(pairs: list[PairSpec]) -> list[list[PairSpec]]:
+    """Pairs grouped by (pairing, components, side a's layer), in first-appearance order: one
+    group's sides are one layer (or two around a length adaptor) of each language, so a group's
+    memory is bounded by a layer of the corpus, and each group is one resumable part."""
+    groups: dict[tuple, list[PairSpec]] = {}
+    for pair in pairs:
+        groups.setdefault((pair.pairing, pair.a.component, pair.b.component, pair.a.layer),
+                          []).append(pair)
+    return list(groups.values())
+
+
+def prepared_from_parts(workspace: Workspace, plan: dict[str, Any]) -> PreparedCorpus:
+    """The run's items (text then speech, languages in run order, sentences in corpus order), no
+    waveforms: what the metric and map stages index states by."""
+    langs = list(plan["run_langs"])
+    frames = [workspace.read_part(plan["run_id"], "items", lang) for lang in langs]
+    items = pd.concat(frames, ignore_index=True)
+    items["_m"] = items.modality.map({"text": 0, "speech": 1})
+    items["_l"] = items.lang.map(langs.index)
+    items = items.sort_values(["_m", "_l", "position"]).drop(columns=["_m", "_l"]) \
+        .reset_index(drop=True)
+    return PreparedCorpus(plan["run_config"]["corpus_name"], plan["run_config"]["corpus_source"],
+                          langs, list(plan["sentence_ids"]), items)
+
+
+def part_lengths(workspace: Workspace, plan: dict[str, Any],
+                 prepared: PreparedCorpus) -> dict[str, np.ndarray]:
+    """Text lengths (the run's token counts, else characters) and speech durations, in
+    ``prepared.modality_items`` order."""
+    text = prepared.modality_items("text")
+    if plan["count_tokens"]:
+        counts = pd.concat([workspace.read_part(plan["run_id"], "tokens", lang)
+                            for lang in plan["run_langs"]], ignore_index=True)
+        merged = text.merge(counts, on=["lang", "modality", "sentence_id"], how="left")
+        text_lengths = merged.n_tokens.to_numpy(dtype=np.float64)
+    else:
+        text_lengths = text.text.str.len().to_numpy(dtype=np.float64)
+    return {"text": text_lengths,
+            "speech": prepared.modality_items("speech").duration_s.to_numpy(dtype=np.float64)}
+
+
+class PartStates:
+    """``(component, layer) -> (n_items, dim)`` float32 read from the activation parts, rows in
+    ``prepared.modality_items`` order: only the layers a stage asks for are in memory."""
+
+    def __init__(self, workspace: Workspace, run_id: str, prepared: PreparedCorpus,
+                 components: list[Component]):
+        self.workspace, self.run_id, self.prepared = workspace, run_id, prepared
+        self.by_name = {c.name: c for c in components}
+
+    def __call__(self, component: str, layer: int) -> np.ndarray:
+        comp = self.by_name[component]
+        items = self.prepared.modality_items(comp.modality)
+        blocks = []
+        for lang, group in items.groupby("lang", sort=False):
+            part = self.workspace.read_part(self.run_id, "activations", component, lang,
+                                            where="layer = ?", params=[int(layer)])
+            row_of = pd.Series(np.arange(len(part)), index=part.sentence_id.to_numpy())
+            if len(part) != len(group) or not group.sentence_id.isin(row_of.index).all():
+                raise BuildError(f"{self.workspace.job_dir(self.run_id)}: activation part "
+                                 f"{component}/{lang} layer {layer} has {len(part)} rows for "
+                                 f"{len(group)} items; delete it and rerun the build")
+            dtype = np.dtype(str(part.dtype.iloc[0])).newbyteorder("<")
+            flat = np.frombuffer(b"".join(part.vector), dtype=dtype)
+            vectors = flat.reshape(len(part), int(part.dim.iloc[0])).astype(np.float32)
+            blocks.append(vectors[row_of.loc[group.sentence_id.to_numpy()].to_numpy()])
+        return np.concatenate(blocks) if blocks else np.zeros((0, comp.dim), np.float32)
+
+
+def component_to_json(comp: Component) -> dict[str, Any]:
+    return {"name": comp.name, "modality": comp.modality, "dim": comp.dim, "space": comp.space,
+            "description": comp.description, "conditioning": comp.conditioning,
+            "layers": [{"name": p.name, "stage": p.stage, "depth": p.depth, "space": p.space}
+                       for p in comp.layers]}
+
+
+def component_from_json(data: dict[str, Any]) -> Component:
+    from core.models.base import LayerPoint
+
+    layers = tuple(LayerPoint(p["name"], p["stage"], float(p["depth"]), p["space"])
+                   for p in data["layers"])
+    return Component(data["name"], data["modality"], int(data["dim"]), data["space"], layers,
+                     data["description"], dict(data["conditioning"] or {}))
+
+
+def config_from_json(data: dict[str, Any]) -> BuildConfig:
+    """The BuildConfig a run config (or ``BuildConfig.to_json``) records."""
+    names = {f.name: f for f in dataclasses.fields(BuildConfig)}
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in names:
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+        if name in ("out", "speech_cache") and value is not None:
+            value = Path(value)
+        kwargs[name] = value
+    return BuildConfig(**kwargs)
+
+
+def _with_columns(frame: pd.DataFrame, columns: dict[str, Any]) -> pd.DataFrame:
+    """``frame`` with exactly ``columns`` (an empty frame gets them typed, for its Parquet part)."""
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in columns.items()})
+    return frame[list(columns)]
+
+
+def _copy_store_file(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+    wal = source.with_name(source.name + ".wal")
+    if wal.exists():  # committed changes not yet folded into the file travel with it
+        shutil.copyfile(wal, target.with_name(target.name + ".wal"))
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True,
+                                                           default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (Path, datetime)):
+        return str(value)
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    raise TypeError(f"cannot record {type(value).__name__} as JSON: {value!r}")
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def supported_langs(adapter: ModelAdapter, langs: Sequence[str], policy: str) -> list[str]:
@@ -191,62 +962,6 @@ def supported_langs(adapter: ModelAdapter, langs: Sequence[str], policy: str) ->
     if not kept:
         raise BuildError(f"model {adapter.name!r} supports none of the corpus languages")
     return kept
-
-
-def run_model(store: Store, run_id: str, adapter: ModelAdapter, prepared: PreparedCorpus,
-              config: BuildConfig, *, langs: Sequence[str] | None = None,
-              transcribe: bool) -> None:
-    """One model's stages over ``langs`` (default: all), all written under ``run_id``."""
-    langs = list(langs) if langs is not None else list(prepared.langs)
-    components = adapter.components()
-    store.add_components(run_id, components)
-    modality_pairs = adapter.modality_pairs()
-
-    speech_components = [c for c in components if c.modality == "speech"]
-    speech_items = prepared.modality_items("speech", langs)
-    if transcribe and not speech_components and not speech_items.empty:
-        store.set_run_items(run_id, transcribe_items(adapter, prepared, speech_items,
-                                                     config.batch_size,
-                                                     max_new_tokens=config.max_transcript_tokens))
-    text_items = prepared.modality_items("text", langs)
-    text_lengths = text_length_values(adapter, text_items)
-    if can_count_tokens(adapter) and not text_items.empty:
-        store.set_run_items(run_id, pd.DataFrame({"item_id": text_items.item_id,
-                                                  "n_tokens": text_lengths.astype(np.int64)}))
-
-    states: dict[str, np.ndarray] = {}
-    for comp in components:
-        items = prepared.modality_items(comp.modality, langs)
-        if items.empty:
-            continue
-        # Transcribe right after the first speech component's batches: the adapter can reuse the
-        # encoder pass it just made (Whisper caches its last encoder outputs).
-        transcriber = None
-        if transcribe and comp is (speech_components[0] if speech_components else None):
-            transcriber = BatchTranscriber(adapter, config.max_transcript_tokens)
-        extraction = component_states(adapter, comp, items, prepared, config.batch_size,
-                                      after_batch=transcriber, pooling=config.pooling)
-        # Metrics and maps are computed from exactly the stored vectors, so that
-        # `precompute metrics` (which only has those) reproduces them.
-        states[comp.name] = stored_precision(extraction.pooled, config.activation_dtype)
-        if transcriber is not None:
-            store.set_run_items(run_id, transcriber.frame(items))
-        with store.transaction():
-            for layer in range(comp.n_layers):
-                store.add_activations(run_id, comp.name, layer, items.item_id.tolist(),
-                                      states[comp.name][:, layer, :], dtype=config.activation_dtype,
-                                      n_positions=extraction.n_positions[:, layer].tolist())
-
-    measured = [c for c in components if c.name in states]
-    lengths = {"text": text_lengths, "speech": speech_items.duration_s.to_numpy()}
-    metrics = compute_metrics(measured, states, prepared, lengths, config, langs=langs,
-                              modality_pairs=modality_pairs)
-    store.add_metrics(run_id, metrics)
-
-    if config.umap:
-        store.add_projections(run_id, compute_projections(measured, states, prepared, config,
-                                                          langs=langs,
-                                                          modality_pairs=modality_pairs))
 
 
 # ---------------------------------------------------------------------- stages
@@ -268,118 +983,6 @@ def load_corpus(config: BuildConfig):
                                            n_sentences=config.n_sentences)
 
 
-def prepare_corpus(corpus, *, speech_cache: Path | None = None) -> PreparedCorpus:
-    """Items for every (modality, lang, sentence); speech is recorded or synthesised (see core.corpus)."""
-    from core import audio
-    from core import corpus as corpus_module
-
-    rows: list[dict[str, Any]] = []
-    waveforms: dict[int, np.ndarray] = {}
-    for lang in corpus.langs:
-        for position, sentence_id in enumerate(corpus.sentence_ids):
-            rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "text",
-                         "text": corpus.texts[lang][position], "position": position})
-    for lang in tqdm(corpus.langs, desc="speech", unit="lang"):
-        waves = _speech_for(corpus_module, corpus, lang, speech_cache)
-        for position, (sentence_id, wave) in enumerate(zip(corpus.sentence_ids, waves, strict=True)):
-            waveforms[len(rows)] = np.asarray(wave, dtype=np.float32)
-            rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "speech",
-                         "text": corpus.texts[lang][position], "position": position,
-                         "voice": corpus_module.speech_voice(corpus, lang, position),
-                         "duration_s": audio.duration_s(wave)})
-    items = pd.DataFrame(rows, columns=["sentence_id", "lang", "modality", "text", "position",
-                                        "duration_s", "voice"])
-    return PreparedCorpus(corpus.name, corpus.source, list(corpus.langs), list(corpus.sentence_ids),
-                          items, waveforms)
-
-
-def _speech_for(corpus_module, corpus, lang: str, speech_cache: Path | None) -> list[np.ndarray]:
-    from core.audio import EspeakError
-
-    try:
-        return corpus_module.speech_waveforms(corpus, lang, cache_dir=speech_cache)
-    except (ValueError, EspeakError) as exc:  # no espeak-ng, or no voice for this language
-        raise BuildError(f"cannot make speech for {lang}: {exc}. Drop it with --langs, or use a "
-                         "corpus with recordings") from exc
-
-
-class BatchTranscriber:
-    """Transcribes speech batch by batch; ``frame`` gives transcript and CER per item.
-
-    How well the model hears the (often synthetic) speech. ``max_new_tokens`` caps decoding (a model
-    that hallucinates otherwise runs to its length limit); it is passed only to adapters whose
-    ``transcribe`` takes it.
-    """
-
-    def __init__(self, adapter: ModelAdapter, max_new_tokens: int | None = None) -> None:
-        self.adapter = adapter
-        self.extra: dict[str, Any] = {}
-        self.transcripts: list[str] = []
-        if max_new_tokens is not None:
-            if "max_new_tokens" in inspect.signature(adapter.transcribe).parameters:
-                self.extra["max_new_tokens"] = max_new_tokens
-            else:
-                log.warning("%s: transcribe takes no max_new_tokens; --max-transcript-tokens "
-                            "ignored", adapter.name)
-
-    def __call__(self, batch: pd.DataFrame, waveforms: list[np.ndarray]) -> None:
-        self.transcripts += self.adapter.transcribe(waveforms, batch.lang.tolist(),
-                                                    batch_size=len(batch), **self.extra)
-
-    def frame(self, items: pd.DataFrame) -> pd.DataFrame:
-        from core.asr_quality import character_error_rate
-
-        cer = [_cer(character_error_rate, ref, hyp, lang)
-               for ref, hyp, lang in zip(items.text, self.transcripts, items.lang, strict=True)]
-        return pd.DataFrame({"item_id": items.item_id, "transcript": self.transcripts, "cer": cer})
-
-
-def transcribe_items(adapter: ModelAdapter, prepared: PreparedCorpus, items: pd.DataFrame,
-                     batch_size: int, *, max_new_tokens: int | None = None) -> pd.DataFrame:
-    """Transcript and CER per speech item, for adapters that transcribe but expose no speech component."""
-    transcriber = BatchTranscriber(adapter, max_new_tokens)
-    for start in tqdm(range(0, len(items), batch_size), desc=f"transcribe {adapter.name}",
-                      unit="batch"):
-        batch = items.iloc[start:start + batch_size]
-        transcriber(batch, [prepared.waveforms[i] for i in batch.item_id])
-    return transcriber.frame(items)
-
-
-def component_states(adapter: ModelAdapter, comp: Component, items: pd.DataFrame,
-                     prepared: PreparedCorpus, batch_size: int, *,
-                     after_batch: Callable[[pd.DataFrame, list], None] | None = None,
-                     pooling: str = "mean") -> Extraction:
-    """Pooled states (n_items, n_layers, dim) and pooled position counts, rows in ``items`` order.
-
-    ``after_batch(batch, inputs)`` runs after each batch (precompute transcribes there).
-    """
-    pooled, counts = [], []
-    desc = f"{adapter.name} {comp.name}" + (" + transcribe" if after_batch else "")
-    for start in tqdm(range(0, len(items), batch_size), desc=desc, unit="batch"):
-        batch = items.iloc[start:start + batch_size]
-        if comp.modality == "text":
-            inputs: Sequence = batch.text.tolist()
-        else:
-            inputs = [prepared.waveforms[i] for i in batch.item_id]
-        extra = {"targets": batch.text.tolist()} if adapter.reads_reference_text(comp.name) else {}
-        extraction = adapter.extract(comp.name, inputs, batch.lang.tolist(),
-                                     batch_size=batch_size, pooling=pooling, **extra)
-        pooled.append(extraction.pooled)
-        counts.append(extraction.n_positions)
-        if after_batch is not None:
-            after_batch(batch, list(inputs))
-    states = np.concatenate(pooled).astype(np.float32, copy=False)
-    expected = (len(items), comp.n_layers, comp.dim)
-    if states.shape != expected:
-        raise RuntimeError(f"{adapter.name} {comp.name}: extract gave shape {states.shape}, "
-                           f"expected {expected} (items, layers, dim)")
-    n_positions = np.concatenate(counts).astype(np.int64)
-    if n_positions.shape != expected[:2]:
-        raise RuntimeError(f"{adapter.name} {comp.name}: extract gave n_positions of shape "
-                           f"{n_positions.shape}, expected {expected[:2]}")
-    return Extraction(states, n_positions)
-
-
 def stored_precision(states: np.ndarray, dtype: str) -> np.ndarray:
     """``states`` rounded to the store's activation dtype, as float32 (what reading them back gives)."""
     return np.asarray(states).astype(dtype).astype(np.float32, copy=False)
@@ -393,24 +996,33 @@ def text_length_values(adapter: ModelAdapter, text_items: pd.DataFrame) -> np.nd
     return text_items.text.str.len().to_numpy(dtype=np.float64)
 
 
-def compute_metrics(components: list[Component], states: dict[str, np.ndarray],
+def compute_metrics(components: list[Component],
+                    states: dict[str, np.ndarray] | Callable[[str, int], np.ndarray],
                     prepared: PreparedCorpus, lengths: dict[str, np.ndarray],
                     config: BuildConfig, *, langs: Sequence[str] | None = None,
-                    modality_pairs: list[tuple[str, str]] | None = None) -> pd.DataFrame:
+                    modality_pairs: list[tuple[str, str]] | None = None,
+                    pairs: list[PairSpec] | None = None, progress: bool = True) -> pd.DataFrame:
     """The run's metrics grid as store rows (one per pair, layer and metric).
 
-    Coordinate-wise metrics (``NEEDS_SHARED_SPACE``: paired cosine, retrieval) are computed only for
-    pairs whose points share a representation space; the other metrics for every pair.
+    ``states``: per component (n_items, n_layers, dim), or a function ``(component, layer) ->
+    (n_items, dim)`` (rows in ``prepared.modality_items`` order) that loads only what is asked.
+    ``pairs`` (default: all of ``metric_pairs``) restricts the grid to some pairs (the build
+    computes one ``metric_groups`` group at a time). Coordinate-wise metrics
+    (``NEEDS_SHARED_SPACE``: paired cosine, retrieval) are computed only for pairs whose points
+    share a representation space; the other metrics for every pair.
     """
     from core.metrics.grid import compute_grid
     from core.metrics.similarity import NEEDS_SHARED_SPACE
 
     langs = list(langs) if langs is not None else list(prepared.langs)
     modality_of = {c.name: c.modality for c in components}
-    pairs = metric_pairs(components, langs, modality_pairs)
+    if pairs is None:
+        pairs = metric_pairs(components, langs, modality_pairs)
     if not pairs:
         return pd.DataFrame()
+    layer_of = _layer_getter(states)
     rows = {m: _rows_by_lang(prepared.modality_items(m, langs)) for m in ("text", "speech")}
+    layers: dict[tuple[str, int], np.ndarray] = {}
     sides: dict[str, np.ndarray] = {}
     side_lengths: dict[str, np.ndarray] = {}
     for spec in pairs:
@@ -418,15 +1030,19 @@ def compute_metrics(components: list[Component], states: dict[str, np.ndarray],
             if side.key not in sides:
                 modality = modality_of[side.component]
                 index = rows[modality][side.lang]
-                sides[side.key] = states[side.component][index, side.layer, :]
+                point = (side.component, side.layer)
+                if point not in layers:
+                    layers[point] = layer_of(*point)
+                sides[side.key] = layers[point][index]
                 side_lengths[side.key] = lengths[modality][index]
+    del layers
     specs = metric_specs(config.metrics)
     groups = [([p for p in pairs if p.shared_space], specs),
               ([p for p in pairs if not p.shared_space],
                [m for m in specs if m.name not in NEEDS_SHARED_SPACE])]
     frames = []
-    with tqdm(total=None, desc="metrics", unit="step") as bar:
-        def progress(done: int, total: int) -> None:
+    with tqdm(total=None, desc="metrics", unit="step", disable=not progress) as bar:
+        def report(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()
@@ -437,9 +1053,15 @@ def compute_metrics(components: list[Component], states: dict[str, np.ndarray],
             grid = compute_grid(sides, [(p.a.key, p.b.key) for p in group], group_specs,
                                 lengths=side_lengths, n_permutations=config.n_permutations,
                                 n_bootstrap=config.n_bootstrap, seed=config.seed,
-                                device=config.device, progress=progress)
+                                device=config.device, progress=report)
             frames.append(metric_rows(grid, group, pooling=config.pooling))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _layer_getter(states) -> Callable[[str, int], np.ndarray]:
+    if callable(states):
+        return states
+    return lambda component, layer: states[component][:, layer, :]
 
 
 def metric_rows(grid: pd.DataFrame, pairs: list[PairSpec], *, pooling: str = "mean") -> pd.DataFrame:
@@ -475,22 +1097,32 @@ def metric_specs(names: Sequence[str] | None) -> list:
     return [known[n] for n in names]
 
 
-def compute_projections(components: list[Component], states: dict[str, np.ndarray],
+def compute_projections(components: list[Component],
+                        states: dict[str, np.ndarray] | Callable[[str, int], np.ndarray],
                         prepared: PreparedCorpus, config: BuildConfig, *,
                         langs: Sequence[str] | None = None,
-                        modality_pairs: list[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """UMAP maps per layer point; text and speech items together only where they share a space."""
+                        modality_pairs: list[tuple[str, str]] | None = None,
+                        groups: list[list[tuple[str, int]]] | None = None,
+                        progress: bool = True) -> pd.DataFrame:
+    """UMAP maps per layer point; text and speech items together only where they share a space.
+
+    ``groups`` (default: all of ``projection_groups``) restricts which maps are made. Rows name
+    their item by ``item_id`` where the items have one, and always by lang, modality, sentence_id.
+    """
     from core.projection import MIN_POINTS, umap_2d, umap_params
 
     by_name = {c.name: c for c in components}
-    groups = projection_groups(components, modality_pairs)
+    layer_of = _layer_getter(states)
+    if groups is None:
+        groups = projection_groups(components, modality_pairs)
     frames = []
-    for group in tqdm(groups, desc="umap", unit="layer"):
+    for group in tqdm(groups, desc="umap", unit="layer", disable=not progress):
         blocks, members = [], []
         for name, layer in group:
             items = prepared.modality_items(by_name[name].modality, langs)
-            blocks.append(states[name][:, layer, :])
-            members.append(pd.DataFrame({"component": name, "layer": layer, "item_id": items.item_id}))
+            blocks.append(layer_of(name, layer))
+            keys = [c for c in ("item_id", "lang", "modality", "sentence_id") if c in items]
+            members.append(items[keys].assign(component=name, layer=layer))
         x = np.concatenate(blocks)
         if x.shape[0] < MIN_POINTS:
             log.warning("no UMAP for %s: %d items, at least %d needed", group, x.shape[0], MIN_POINTS)
@@ -521,12 +1153,6 @@ def can_transcribe(adapter: ModelAdapter) -> bool:
 
 def can_count_tokens(adapter: ModelAdapter) -> bool:
     return callable(getattr(adapter, "token_counts", None))
-
-
-def run_id_for(model: str, now: datetime | None = None) -> str:
-    """``<model>-<UTC time>``, with characters other than letters, digits, '.', '_' and '-' as '_'."""
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{re.sub(r'[^A-Za-z0-9._-]', '_', model)}-{stamp}"
 
 
 def temp_path_for(out: Path) -> Path:

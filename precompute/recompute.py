@@ -32,6 +32,7 @@ from core.models.base import Component, LayerPoint
 from core.store import Store
 from precompute import pipeline
 from precompute.pipeline import BuildConfig, BuildError, PreparedCorpus
+from precompute.staging import store_lock
 
 log = logging.getLogger("precompute")
 
@@ -71,7 +72,8 @@ def recompute(store_path: str | Path, run_ids: Sequence[str] | None = None,
         run_ids = runs_to_recompute(original, run_ids)
         for run_id in run_ids:
             settings_for(original.run(run_id), options)  # unknown metric names fail here
-    with pipeline.staged_store(store_path, compact=True) as tmp:
+    # the store's lock: a build publishing meanwhile would otherwise be overwritten by our copy
+    with store_lock(store_path), pipeline.staged_store(store_path, compact=True) as tmp:
         with Store.open(store_path):  # held open while copying: no writer can start
             _copy_store(store_path, tmp)
         with Store.open(tmp, read_only=False) as store:

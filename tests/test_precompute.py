@@ -212,8 +212,8 @@ class FakeAdapter(ModelAdapter):
         return [len(t.split()) for t in texts]
 
 
-def _fake_speech(corpus, lang, *, cache_dir=None, progress=True):
-    return [np.full((p + 1) * SAMPLES_PER_POSITION, 0.1, dtype=np.float32) for p in range(len(corpus))]
+def _fake_speech(corpus, lang, position, *, cache_dir=None):
+    return np.full((position + 1) * SAMPLES_PER_POSITION, 0.1, dtype=np.float32)
 
 
 @pytest.fixture
@@ -223,12 +223,16 @@ def fake_setup(tmp_path, monkeypatch):
     corpus_dir.mkdir()
     for lang, texts in FAKE_CORPUS.items():
         (corpus_dir / f"{lang}.dev").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    monkeypatch.setattr(core.corpus, "speech_waveforms", _fake_speech)
+    _fake_registry(monkeypatch)
+    return corpus_dir
+
+
+def _fake_registry(monkeypatch) -> None:
+    monkeypatch.setattr(core.corpus, "speech_waveform", _fake_speech)
     monkeypatch.setattr(registry, "FAMILIES",
                         (*registry.FAMILIES, registry.Family("fake", (), FakeAdapter, "fake")))
     monkeypatch.setattr(registry, "SHORT_NAMES",
                         (*registry.SHORT_NAMES, registry.ShortName("fake-model", "fake")))
-    return corpus_dir
 
 
 def _fake_argv(corpus_dir: Path, out: Path, *extra: str) -> list[str]:
@@ -349,7 +353,14 @@ def test_crash_mid_build_keeps_the_old_store(fake_setup, tmp_path, monkeypatch):
     with Store.open(out) as store:
         assert store.runs().run_id.tolist() == old_runs
         assert store.runs().status.tolist() == ["complete"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "lens.duckdb"]  # no temp files
+    # no temp store; the finished parts wait in lens.duckdb.parts/ for a rerun to resume from
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "lens.duckdb", "lens.duckdb.parts"]
+    monkeypatch.undo()
+    _fake_registry(monkeypatch)
+    assert main(_fake_argv(fake_setup, out, "--metrics", "svcca")) == 0  # resumes, then publishes
+    with Store.open(out) as store:
+        assert store.runs().run_id.tolist()[0] == old_runs[0] and len(store.runs()) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "lens.duckdb"]
 
 
 def test_sigterm_mid_build_removes_the_temp_file(tmp_path):
@@ -358,15 +369,17 @@ def test_sigterm_mid_build_removes_the_temp_file(tmp_path):
             "--model", "whisper-tiny-random", "--out", str(out), "--speech-cache", str(tmp_path / "c")]
     process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob("killed.duckdb.tmp-*")):
+    while not list(tmp_path.glob("killed.duckdb.parts/*/items/*.parquet")):
         assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "the build never created its temporary file"
+        assert time.monotonic() < deadline, "the build never wrote a part"
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     # 143 (SystemExit from our handler), or 1 when DuckDB turned the signal into "Query interrupted"
     assert process.wait(timeout=60) != 0
     process.stderr.close()
-    assert not out.exists() and not list(tmp_path.glob("killed.duckdb*"))
+    # no store, no temp file (store or part): only the finished parts, for a rerun to resume from
+    assert not out.exists() and not list(tmp_path.rglob("*.tmp-*"))
+    assert {p.name for p in tmp_path.glob("killed.duckdb*")} <= {"killed.duckdb.parts"}
 
 
 def test_build_errors_are_clear(fake_setup, tmp_path, capsys):

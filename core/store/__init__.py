@@ -457,6 +457,28 @@ class Store:
         with self.transaction():
             self._insert("activations", frame)
 
+    def add_activation_parts(self, run_id: str, paths: Sequence[str | os.PathLike]) -> int:
+        """Pooled vectors from Parquet parts (``precompute.staging``: component, layer, lang,
+        modality, sentence_id, dtype, dim, vector, n_positions), matched to items by (lang,
+        modality, sentence_id) inside DuckDB (no vector passes through Python). Every part row
+        must match an item; returns the rows added."""
+        files = [str(p) for p in paths]
+        if not files:
+            return 0
+        con = self._connection()
+        with self.transaction():
+            expected = con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0]
+            added = con.execute(
+                "INSERT INTO activations (run_id, component, layer, item_id, dtype, dim, vector, "
+                "n_positions) SELECT ?, p.component, p.layer, i.item_id, p.dtype, p.dim, p.vector, "
+                "p.n_positions FROM read_parquet(?) p JOIN items i ON i.lang = p.lang "
+                "AND i.modality = p.modality AND i.sentence_id = p.sentence_id",
+                [run_id, files]).fetchall()[0][0]
+            if added != expected:
+                raise StoreError(f"activation parts of {run_id}: {expected - added} of {expected} "
+                                 "rows name no stored item")
+        return int(added)
+
     def add_metrics(self, run_id: str, df: pd.DataFrame) -> None:
         """Metric rows; coordinate-wise metrics (paired cosine, retrieval) between points of
         different representation spaces are refused: they are not defined there."""
