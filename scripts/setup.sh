@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_system=0
+want_ray=0
 req=requirements.txt
 for arg in "$@"; do
   case "$arg" in
     --system) want_system=1 ;;
     --dev) req=requirements-dev.txt ;;
+    --ray) want_ray=1 ;;  # the optional Ray extra (precompute build --executor ray)
   esac
 done
 
@@ -38,4 +40,12 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r "$req"
   touch "$stamp"
+fi
+if [ "$want_ray" = 1 ]; then
+  ray_stamp=".venv/.installed-ray-$(cat requirements-ray.txt requirements.txt | sha1sum | cut -c1-12)"
+  if [ ! -f "$ray_stamp" ]; then
+    echo "[setup] installing requirements-ray.txt into .venv"
+    .venv/bin/python -m pip install --quiet -r requirements-ray.txt
+    touch "$ray_stamp"
+  fi
 fi
