@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import warnings
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -190,3 +193,209 @@ def load_audio(path_or_bytes: str | Path | bytes, sampling_rate: int = SAMPLING_
 def duration_s(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> float:
     """Length of a 1-D waveform in seconds."""
     return float(len(waveform)) / float(sampling_rate)
+
+
+# --------------------------------------------------------------------------------------------------
+# A user's upload: validated and decoded in memory, with a clear message for every bad case
+
+#: uploads larger than this are refused before decoding (also ``server.maxUploadSize`` in
+#: .streamlit/config.toml, in MB, so the browser refuses them first)
+MAX_UPLOAD_MB = 25
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+#: Whisper's window: a longer clip is not refused, its first 30 s are analysed (and the user told)
+MAX_ANALYSED_S = 30.0
+#: shorter than this holds no speech (and at most 5 Whisper frames)
+MIN_DURATION_S = 0.1
+#: a clip whose loudest 20 ms stays below this is silence (real FLEURS speech peaks near -54 dBFS
+#: in its loudest 20 ms; 16-bit dither sits near -90)
+SILENCE_DBFS = -70.0
+#: quieter than this (loudest 20 ms) is analysed with a warning
+QUIET_DBFS = -45.0
+#: share of samples at full scale above which the clip is reported as clipped (analysed anyway)
+CLIPPED_FRACTION = 0.001
+_CLIP_LEVEL = 0.999
+_RATE_RANGE = (1_000, 384_000)
+#: float files may exceed full scale a little (clipped later); beyond this they are garbage
+_MAX_SAMPLE = 16.0
+
+#: magic bytes -> format name, for messages and for the private temporary file's suffix
+_MAGIC: tuple[tuple[int, bytes, str, str], ...] = (
+    (0, b"RIFF", "WAV", ".wav"), (0, b"RF64", "WAV", ".wav"), (0, b"fLaC", "FLAC", ".flac"),
+    (0, b"OggS", "Ogg", ".ogg"), (0, b"ID3", "MP3", ".mp3"), (0, b"FORM", "AIFF", ".aiff"),
+    (4, b"ftyp", "MP4/M4A", ".m4a"), (0, b"\x1aE\xdf\xa3", "WebM/Matroska", ".webm"),
+)
+
+
+class AudioError(ValueError):
+    """An upload that cannot be analysed; the message says why, in words a user understands."""
+
+
+@dataclass
+class Recording:
+    """A validated upload, as the models want it (16 kHz mono float32), and what was done to it.
+
+    ``notes`` say what was converted (sample rate, channels) or cut (only the first
+    ``MAX_ANALYSED_S`` seconds are analysed); ``warnings`` what may distort the analysis (clipping).
+    """
+
+    waveform: np.ndarray
+    sha256: str
+    format: str
+    source_rate: int
+    channels: int
+    duration_s: float              # of the whole file
+    analysed_s: float              # of ``waveform``
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    sampling_rate: int = SAMPLING_RATE
+
+
+def sniff_format(data: bytes) -> tuple[str, str] | None:
+    """(format name, file suffix) from the first bytes, or None when no audio format is recognised."""
+    for offset, magic, name, suffix in _MAGIC:
+        if data[offset:offset + len(magic)] == magic:
+            return name, suffix
+    if len(data) >= 2 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0:  # MPEG audio frame sync
+        return "MP3", ".mp3"
+    return None
+
+
+def _decode_soundfile(data: bytes, max_s: float) -> tuple[np.ndarray, int, float]:
+    """(samples (frames, channels), rate, full duration) of at most ``max_s`` seconds."""
+    with sf.SoundFile(io.BytesIO(data)) as handle:
+        rate, frames = int(handle.samplerate), int(handle.frames)
+        _check_rate(rate)
+        wanted = min(frames, int(math.ceil(max_s * rate))) if frames > 0 else -1
+        samples = handle.read(frames=wanted, dtype="float32", always_2d=True)
+    full = frames / rate if frames > 0 else samples.shape[0] / rate
+    return samples, rate, full
+
+
+def _decode_audioread(data: bytes, suffix: str, max_s: float) -> tuple[np.ndarray, int, float]:
+    """Containers libsndfile cannot read (m4a/webm): audioread (ffmpeg/GStreamer) on a private
+    temporary file whose name is ours (``upload<suffix>``), removed on return."""
+    import audioread
+    from audioread.rawread import (
+        RawAudioFile,  # WAV/AIFF only: no help for these containers
+    )
+
+    if not [b for b in audioread.available_backends() if b is not RawAudioFile]:
+        raise AudioError(f"this machine has no decoder for {suffix.lstrip('.')} files (ffmpeg or "
+                         "GStreamer is needed); convert the file to WAV, FLAC, MP3 or Ogg/Opus and "
+                         "upload it again")
+    with tempfile.TemporaryDirectory(prefix="crossmodal-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        with audioread.audio_open(str(path)) as reader:
+            rate, full = int(reader.samplerate), float(reader.duration)
+        _check_rate(rate)
+        mono, rate = librosa.load(str(path), sr=None, mono=True, duration=max_s)
+    return mono[:, None].astype(np.float32), int(rate), full
+
+
+def _check_rate(rate: int) -> None:
+    if not _RATE_RANGE[0] <= rate <= _RATE_RANGE[1]:
+        raise AudioError(f"the file says its sample rate is {rate} Hz, which is not a real audio "
+                         f"rate ({_RATE_RANGE[0]}-{_RATE_RANGE[1]} Hz): the file is corrupt")
+
+
+def _loudest_window_dbfs(wave: np.ndarray, window: int = 320) -> float:
+    n = len(wave) // window
+    if n == 0:
+        power = float(np.mean(np.square(wave, dtype=np.float64)))
+    else:
+        blocks = wave[: n * window].astype(np.float64).reshape(n, window)
+        power = float(np.max(np.mean(np.square(blocks), axis=1)))
+    return 10.0 * math.log10(power) if power > 0 else -math.inf
+
+
+def decode_upload(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES,
+                  max_analysed_s: float = MAX_ANALYSED_S) -> Recording:
+    """Validate and decode an uploaded file (bytes, in memory) for analysis.
+
+    Raises ``AudioError`` (and nothing else) for: an empty file, a file over ``max_bytes``
+    (refused before decoding), bytes that are no audio format, a corrupt or truncated file, zero
+    duration or under ``MIN_DURATION_S``, invalid samples (NaN/inf), an impossible sample rate, and
+    silence (loudest 20 ms below ``SILENCE_DBFS``; below ``QUIET_DBFS`` is analysed with a
+    warning). Clips longer than ``max_analysed_s`` are not
+    refused: their first ``max_analysed_s`` seconds are analysed, and a note says so. Other sample
+    rates and stereo are converted to 16 kHz mono (noted); clipping is reported in ``warnings``.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise AudioError(f"expected the file's bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if not data:
+        raise AudioError("the file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise AudioError(f"the file is {len(data) / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} "
+                         "MB limit; upload a shorter clip (only the first 30 s are analysed anyway)")
+    sniffed = sniff_format(data)
+    name, suffix = sniffed if sniffed else ("unknown", ".bin")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                samples, rate, full_s = _decode_soundfile(data, max_analysed_s)
+            except AudioError:
+                raise
+            except Exception as sf_error:
+                if name not in ("MP4/M4A", "WebM/Matroska"):
+                    raise sf_error
+                samples, rate, full_s = _decode_audioread(data, suffix, max_analysed_s)
+    except AudioError:
+        raise
+    except Exception as error:
+        if sniffed is None:
+            raise AudioError("this is not an audio file (no WAV, FLAC, MP3, Ogg/Opus or M4A data "
+                             "found); upload a recording") from error
+        raise AudioError(f"the file looks like {name} but cannot be decoded: it is corrupt or "
+                         f"truncated ({' '.join(str(error).split())[:200]})") from error
+    return _check_decoded(samples, rate, full_s, name, hashlib.sha256(data).hexdigest(),
+                          max_analysed_s)
+
+
+def _check_decoded(samples: np.ndarray, rate: int, full_s: float, name: str, sha: str,
+                   max_analysed_s: float) -> Recording:
+    if samples.size == 0 or samples.shape[0] == 0:
+        raise AudioError(f"the {name} file holds no audio samples (zero duration)")
+    if not np.isfinite(samples).all():
+        raise AudioError(f"the {name} file holds invalid samples (NaN or infinity): it is corrupt")
+    peak = float(np.max(np.abs(samples)))
+    if peak > _MAX_SAMPLE:
+        raise AudioError(f"the {name} file holds sample values up to {peak:.3g}, far outside the "
+                         "[-1, 1] of audio: it is corrupt")
+    channels = int(samples.shape[1])
+    full_s = max(float(full_s), samples.shape[0] / rate)
+    if full_s < MIN_DURATION_S:
+        raise AudioError(f"the clip lasts {full_s * 1000:.0f} ms: too short to hold speech "
+                         f"(at least {MIN_DURATION_S * 1000:.0f} ms)")
+    notes, cautions = [], []
+    clipped = float(np.mean(np.abs(samples) >= _CLIP_LEVEL))
+    if clipped > CLIPPED_FRACTION:
+        cautions.append(f"the clip is clipped: {clipped:.1%} of its samples sit at full scale, so the "
+                        "model hears distortion; record again at a lower input level if you can")
+    if channels > 1:
+        notes.append(f"{channels} channels were mixed down to mono")
+    if rate != SAMPLING_RATE:
+        notes.append(f"resampled from {rate} Hz to {SAMPLING_RATE} Hz")
+    if full_s > max_analysed_s + 1.0 / rate:
+        notes.append(f"the clip lasts {full_s:.1f} s; only its first {max_analysed_s:.0f} s are "
+                     "analysed (Whisper's window)")
+    try:
+        wave = _to_model_format(samples, rate, SAMPLING_RATE)
+    except Exception as error:
+        raise AudioError(f"the {name} file could not be converted to 16 kHz mono ({error})") from error
+    wave = wave[: int(max_analysed_s * SAMPLING_RATE)]
+    if wave.size == 0 or not np.isfinite(wave).all():
+        raise AudioError(f"the {name} file holds no usable audio after conversion")
+    loudest = _loudest_window_dbfs(wave)
+    if loudest < SILENCE_DBFS:
+        level = "digital silence" if loudest == -math.inf else f"{loudest:.0f} dBFS at its loudest"
+        raise AudioError(f"the clip is silent ({level}; speech needs at least {SILENCE_DBFS:.0f} "
+                         "dBFS): check the microphone")
+    if loudest < QUIET_DBFS:
+        cautions.append(f"the clip is very quiet ({loudest:.0f} dBFS in its loudest 20 ms); the "
+                        "model may hear little of it")
+    return Recording(waveform=np.ascontiguousarray(wave, dtype=np.float32), sha256=sha, format=name,
+                     source_rate=int(rate), channels=channels, duration_s=full_s,
+                     analysed_s=len(wave) / SAMPLING_RATE, notes=notes, warnings=cautions)

@@ -215,3 +215,17 @@ def quantisation_note(config: dict, model: str) -> str | None:
     return (f"**{model} ran with {weights}:** {quantisation}. The weights were dequantised to "
             "float for the forward pass, so every state and metric here is the quantised model's, "
             "not the original float model's.")
+
+
+def recording_unavailable(components: pd.DataFrame, model: str,
+                          speech_runs: Sequence[str] = ()) -> str | None:
+    """Why a run cannot analyse a recording (it has no speech component) and what to pick
+    instead (``speech_runs``: this store's runs that read speech); None when it can."""
+    if "speech" in modalities(components):
+        return None
+    message = (reads_only_message(components, model) or f"`{model}` reads no speech.") + (
+        " It cannot take a recording: analysing your clip needs a model that hears speech.")
+    if speech_runs:
+        return message + " Switch to a run that hears speech (e.g. Whisper):"
+    return message + (" This store has no run that hears speech; build one with "
+                      "`python -m precompute build --model whisper-base`.")

@@ -32,7 +32,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 #: a fresh server must route it through app.py's st.navigation too
 PAGES = {"heatmap": 1, "": 1, "layer_curves": 2, "compare": 1, "projection": 1, "findings": 1}
 NAV_TITLES = ["Overview", "Heatmap", "Layer curves", "Compare models", "Projection (UMAP)",
-              "Findings"]
+              "Findings", "Your recording"]
 SERVER_START_TIMEOUT_S = 30
 PAGE_TIMEOUT_MS = 20_000
 VIEWPORT_WIDTH = 1400

@@ -417,7 +417,10 @@ class WhisperAdapter(ModelAdapter):
         keys = [_waveform_key(w) for w in waveforms]
         if all(k in self._encoder_cache for k in keys):
             return torch.stack([self._encoder_cache[k] for k in keys])
-        return self.model.model.encoder(self._features(waveforms)).last_hidden_state
+        encoded = self.model.model.encoder(self._features(waveforms)).last_hidden_state
+        for wave, output in zip(waveforms, encoded):  # language ID then transcript: one pass
+            self._remember_encoding(wave, output)
+        return encoded
 
     def silence_context(self) -> torch.Tensor:
         """Encoder output (post final LayerNorm, as the decoder reads it) for 30 s of silence."""

@@ -1,0 +1,178 @@
+"""Latency of "Your recording": from an uploaded file to every chart, split by stage.
+
+Stages, as the page runs them (dashboard/views/recording.py, without Streamlit):
+
+- decode: ``core.audio.decode_upload`` of the file's bytes (validation, resampling);
+- model: language identification (with ``--detect``), the transcript, and the per-layer states of
+  the clip (speech encoder) and of the transcript (text path): ``transcribe`` + ``clip_states``;
+- neighbours: ``core.recording.analyse`` against the run's stored states (neighbours, sentence
+  ranks, agreement with the corpus and its shuffled baseline, map placement, frame view);
+- charts: every figure of the page built and serialised to JSON (what ``st.plotly_chart`` sends).
+
+Once per process and reported apart: loading the model and reading the run's stored states. Clips
+are 5 s and 20 s of real English speech (FLEURS clips from ../shared, cut or joined) or espeak-ng
+sentences when ../shared is absent, uploaded as 16-bit WAV. Medians over ``--repeats`` runs after
+one warm-up run (results are not cached here, unlike the page).
+
+    .venv/bin/python -m bench.bench_recording --store data/crossmodal_lens.duckdb
+    .venv/bin/python -m bench.bench_recording --store S --device cuda --repeats 5 --detect
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+FLEURS = REPO_ROOT.parent / "shared" / "data" / "fleurs_clips" / "cuttledoc"
+RATE = 16_000
+STAGES = ("decode", "model", "neighbours", "charts")
+
+
+def speech(seconds: float) -> np.ndarray:
+    """``seconds`` of English speech at 16 kHz: FLEURS clips joined and cut, else espeak-ng."""
+    from core.audio import load_audio, synthesize
+
+    parts, total = [], 0
+    sources = sorted(FLEURS.glob("fleurs-en-00[158].ogg")) if FLEURS.is_dir() else []
+    while total < seconds * RATE:
+        if sources:
+            wave = load_audio(sources[len(parts) % len(sources)])
+        else:
+            wave = synthesize("The train to the airport leaves every fifteen minutes from the "
+                              "main station.", "en-us")
+        parts.append(wave)
+        total += len(wave)
+    return np.concatenate(parts)[: int(seconds * RATE)]
+
+
+def wav_bytes(wave: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, wave, RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def figures(result, clip, reference, languages) -> list:
+    """Every figure the page draws for ``result``."""
+    from dashboard import recording_charts as rc
+
+    figs = [rc.waveform_figure(clip.waveform, clip.sampling_rate)]
+    for component in dict.fromkeys(result.neighbours["component"]):
+        figs.append(rc.neighbour_score_figure(result.neighbours, languages, component))
+    if not result.ranks.empty:
+        figs.append(rc.sentence_rank_figure(result.ranks))
+    figs.append(rc.agreement_figure(result.agreement))
+    placements = result.placements
+    if not placements.empty:
+        placements = placements[placements["method"] == placements["method"].iloc[0]]
+        members = set(zip(placements["component"], placements["layer"], strict=True))
+        proj = reference.projections
+        points = proj[[(c, int(layer)) in members for c, layer in
+                       zip(proj["component"], proj["layer"], strict=True)]]
+        for component in dict.fromkeys(placements["component"]):
+            mine = placements[placements["component"] == component]
+            figs.append(rc.map_figure(points, placements, languages, component=component,
+                                      layer_names=dict(zip(mine["layer"], mine["layer_name"],
+                                                           strict=True))))
+    figs += [rc.frame_figure(view, clip.waveform, clip.sampling_rate) for view in result.frames]
+    return figs
+
+
+def one_run(data: bytes, adapter, reference, languages, lang: str, detect: bool) -> dict:
+    from core import recording
+    from core.audio import decode_upload
+
+    times = {}
+    start = time.perf_counter()
+    clip = decode_upload(data)
+    times["decode"] = time.perf_counter() - start
+
+    start = time.perf_counter()  # as dashboard.live.hear then dashboard.live.states
+    if detect:
+        adapter.detect_language(clip.waveform)
+    states = recording.clip_states(adapter, clip.waveform, lang, None)  # speech, then its
+    text = adapter.transcribe([clip.waveform], [lang])[0]               # transcript (cached pass)
+    times["transcript"] = time.perf_counter() - start
+    text_states = recording.clip_states(
+        adapter, clip.waveform, lang, text,
+        components=[c.name for c in adapter.components() if c.modality == "text"])
+    states.pooled.update(text_states.pooled)
+    states.text = text_states.text
+    times["model"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    result = recording.analyse(reference, states)
+    times["neighbours"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for fig in figures(result, clip, reference, languages):
+        fig.to_json()
+    times["charts"] = time.perf_counter() - start
+    times["total"] = sum(times[s] for s in STAGES)
+    times["n_words"] = len(text.split())
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--store", default=str(REPO_ROOT / "data" / "crossmodal_lens.duckdb"))
+    parser.add_argument("--run", default=None, help="run id (default: the store's first run of "
+                                                    "--model)")
+    parser.add_argument("--model", default="whisper-base")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--lang", default="eng_Latn")
+    parser.add_argument("--seconds", default="5,20")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--detect", action="store_true", help="identify the language too")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from core import recording
+    from core.models.registry import load_model
+    from core.store import Store
+
+    start = time.perf_counter()
+    with Store.open(args.store) as store:
+        runs = store.runs()
+        chosen = runs[runs["model"] == args.model] if args.run is None else \
+            runs[runs["run_id"] == args.run]
+        if chosen.empty:
+            print(f"no run of {args.model} in {args.store}", file=sys.stderr)
+            return 2
+        run_id = str(chosen["run_id"].iloc[0])
+        reference = recording.load_reference(store, run_id)
+        languages = store.languages()
+    reference_s = time.perf_counter() - start
+    start = time.perf_counter()
+    adapter = load_model(args.model, device=args.device, progress=False)
+    load_s = time.perf_counter() - start
+    n_items = len(next(iter(reference.points.values())).items)
+    print(f"store {args.store} run {run_id}: {len(reference.points)} points x {n_items} items; "
+          f"read in {reference_s:.2f} s; {args.model} loaded on {args.device} in {load_s:.2f} s; "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"{'clip':>6} " + " ".join(f"{s:>11}" for s in (*STAGES, "total")) + "   (median s)")
+    for seconds in (float(s) for s in args.seconds.split(",")):
+        data = wav_bytes(speech(seconds))
+        one_run(data, adapter, reference, languages, args.lang, args.detect)  # warm-up
+        runs_ = [one_run(data, adapter, reference, languages, args.lang, args.detect)
+                 for _ in range(args.repeats)]
+        medians = {k: statistics.median(r[k] for r in runs_) for k in (*STAGES, "total")}
+        print(f"{seconds:>5.0f}s " + " ".join(f"{medians[k]:>11.3f}" for k in (*STAGES, "total"))
+              + f"   ({runs_[0]['n_words']} words; model stage up to the transcript: "
+              f"{statistics.median(r['transcript'] for r in runs_):.3f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

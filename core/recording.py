@@ -1,0 +1,619 @@
+"""A user's own recording against a stored run: its neighbours, its text-vs-speech agreement, its
+place in the stored maps and where in the clip the sentence is carried (pure numpy, no streamlit).
+
+Two steps: ``clip_states(adapter, waveform, lang, text)`` runs the model once (speech components on
+the clip, text components on what is said); the functions below compare those states with a
+``Reference`` (``load_reference(store, run_id)``: the run's stored pooled states and 2-D maps).
+
+Similarity
+    **Cosine**, within one representation space only, as the store's ``paired_cosine`` and maps do.
+    A query state at (component, layer) is compared with the stored states of the same point, and
+    with another component's point at the nearest path depth when that point lives in the same
+    space (a speech LLM's text and speech paths); never across spaces (Whisper's encoder and
+    decoder are two spaces, so the recording's neighbours are stored speech, the transcript's stored
+    text).
+
+Text-vs-speech agreement (``agreement``)
+    Where the speech and text points share a space: the cosine of the recording's pooled state and
+    the transcript's. Where they do not (Whisper), a cosine between them is meaningless, so the
+    agreement is basis-free (representational similarity): the Pearson correlation, over the stored
+    *anchor* sentences (every (sentence, language) stored as both text and speech), of the
+    recording's cosines to the anchors' speech states with the transcript's cosines to the same
+    anchors' text states. It is 1 when the clip relates to the corpus exactly as its text does. The
+    corpus's own same-sentence pairs of the language get the same measure (each leaving its own
+    sentence out of the anchors; the clip leaves out the sentence it says when that is in the
+    corpus), and the shuffled baseline pairs each speech item with the text of another sentence of
+    that language (both sentences left out).
+
+Placement in the stored maps (``place_in_maps``)
+    No refit, no stored point moves: the clip's point in the map of a (component, layer) is the mean
+    of the 2-D positions of its ``k`` nearest stored items of that point (cosine in the full space),
+    weighted by their cosine clipped at 0 (equal weights when all are <= 0). Deterministic; ties go
+    to the lower item id. It says "near these items", not where UMAP would have put it.
+
+Frames (``frame_agreement``)
+    Per encoder frame (20 ms) and layer, the same agreement measure with one frame's state in place
+    of the pooled recording: cosine to the transcript's pooled text state in a shared space, else
+    the correlation of the frame's cosines to the anchors' speech states with the transcript's
+    cosines to their text states. High where a frame relates to the stored sentences the way the
+    sentence's text does. Frames are single 20 ms states compared with pooled clips, so values are
+    lower than the clip's and are read relative to each other (and to the pooled row).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+SIMILARITY = "cosine"
+DEFAULT_K = 5
+#: the transcript is taken to say a stored sentence when its CER against it is at most this
+MATCH_MAX_CER = 0.35
+#: shuffled pairings per corpus item for the baseline distribution
+N_SHUFFLES = 5
+RSA = "rsa"
+COSINE = "cosine"
+MEASURE_LABEL = {
+    COSINE: "cosine (shared space)",
+    RSA: "similarity-profile correlation over stored sentences (spaces differ)",
+}
+
+
+# ----------------------------------------------------------------------------- the stored side
+
+@dataclass
+class ReferencePoint:
+    """The stored pooled states of one (component, layer), unit-normalised for cosine."""
+
+    component: str
+    layer: int
+    name: str
+    depth: float
+    space: str
+    modality: str
+    items: pd.DataFrame            # item_id, sentence_id, lang, modality, text
+    unit: np.ndarray               # (n_items, dim) float32, rows of norm 1
+
+
+@dataclass
+class Reference:
+    """What a run stored, as the recording analysis needs it."""
+
+    run_id: str
+    model: str
+    components: pd.DataFrame       # component, modality, n_layers, dim, space, layer_names
+    points: dict[tuple[str, int], ReferencePoint]
+    projections: pd.DataFrame      # component, layer, item_id, method, x, y, params (+ item)
+    modality_pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def components_of(self, modality: str) -> list[str]:
+        return [str(c) for c in self.components.loc[self.components["modality"] == modality,
+                                                    "component"]]
+
+    def n_layers(self, component: str) -> int:
+        return sum(1 for comp, _ in self.points if comp == component)
+
+    def langs(self) -> list[str]:
+        return sorted({lang for p in self.points.values() for lang in p.items["lang"]})
+
+    def texts(self) -> pd.DataFrame:
+        """sentence_id, lang, text of the stored text items (any text point)."""
+        for point in self.points.values():
+            if point.modality == "text":
+                return point.items[["sentence_id", "lang", "text"]].drop_duplicates()
+        for point in self.points.values():
+            return point.items[["sentence_id", "lang", "text"]].drop_duplicates()
+        return pd.DataFrame(columns=["sentence_id", "lang", "text"])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def load_reference(store, run_id: str) -> Reference:
+    """Read a run's pooled states, layer points and maps through the Store's read API."""
+    run = store.run(run_id)
+    components = store.components(run_id)
+    layers = store.layers(run_id)
+    points: dict[tuple[str, int], ReferencePoint] = {}
+    for row in layers.itertuples():
+        comp = components[components["component"] == row.component].iloc[0]
+        items, vectors = store.activations(run_id, row.component, int(row.layer))
+        if items.empty:
+            continue
+        points[(str(row.component), int(row.layer))] = ReferencePoint(
+            component=str(row.component), layer=int(row.layer), name=str(row.name),
+            depth=float(row.depth), space=str(row.space if pd.notna(row.space) else comp["space"]),
+            modality=str(comp["modality"]),
+            items=items[["item_id", "sentence_id", "lang", "modality", "text"]].reset_index(drop=True),
+            unit=_unit(vectors))
+    config = run.get("config") or {}
+    pairs = [tuple(map(str, p)) for p in config.get("modality_pairs") or []]
+    if not pairs:
+        texts = [str(c) for c in components.loc[components["modality"] == "text", "component"]]
+        speech = [str(c) for c in components.loc[components["modality"] == "speech", "component"]]
+        pairs = [(t, s) for t in texts for s in speech]
+    return Reference(run_id=run_id, model=str(run["model"]), components=components, points=points,
+                     projections=store.projections(run_id), modality_pairs=pairs)
+
+
+# ------------------------------------------------------------------------------ the clip's side
+
+@dataclass
+class ClipStates:
+    """The model's states for one clip and what is said in it.
+
+    ``frames[c]``: (layers, frames, dim) states of speech component ``c`` at the frames holding
+    audio, ``frame_times_s`` their start times; ``pooled[c]``: (layers, dim) pooled states of every
+    component (speech: the clip; text: the transcript).
+    """
+
+    lang: str
+    text: str
+    pooled: dict[str, np.ndarray]
+    frames: dict[str, np.ndarray]
+    frame_times_s: dict[str, np.ndarray]
+
+
+def clip_states(adapter, waveform: np.ndarray, lang: str, text: str | None, *,
+                components: Iterable[str] | None = None) -> ClipStates:
+    """Token-level states of the clip (speech components) and of ``text`` (text components),
+    pooled as the store pools them. ``text`` None or blank: the text components are skipped."""
+    from core.models.base import pool_token_states
+
+    pooled, frames, times = {}, {}, {}
+    wanted = set(components) if components is not None else None
+    for comp in adapter.components():
+        if wanted is not None and comp.name not in wanted:
+            continue
+        if comp.modality == "speech":
+            states = adapter.token_states(comp.name, waveform, lang)
+            pooled[comp.name] = pool_token_states(states)
+            mask = np.asarray(states.pooled_mask[0], dtype=bool)
+            if all(np.array_equal(np.asarray(m, dtype=bool), mask) for m in states.pooled_mask):
+                frames[comp.name] = np.stack([layer[mask] for layer in states.layers])
+                t = states.times_s[0]
+                times[comp.name] = (np.asarray(t)[mask] if t is not None
+                                    else np.arange(int(mask.sum()), dtype=float))
+        elif text and text.strip():
+            pooled[comp.name] = pool_token_states(adapter.token_states(comp.name, text.strip(), lang))
+    return ClipStates(lang=lang, text=(text or "").strip(), pooled=pooled, frames=frames,
+                      frame_times_s=times)
+
+
+# ------------------------------------------------------------------------------- neighbours
+
+def candidate_points(reference: Reference, component: str, layer: int) -> list[tuple[str, int]]:
+    """Stored points a query at (component, layer) is compared with: that point, plus each other
+    component's point at the nearest path depth when it lives in the same space."""
+    own = reference.points.get((component, layer))
+    if own is None:
+        return []
+    out = [(component, layer)]
+    for other in dict.fromkeys(c for c, _ in reference.points):
+        if other == component:
+            continue
+        pts = [p for (c, _), p in reference.points.items() if c == other]
+        nearest = min(pts, key=lambda p: (abs(p.depth - own.depth), p.layer))
+        if nearest.space == own.space and nearest.unit.shape[1] == own.unit.shape[1]:
+            out.append((other, nearest.layer))
+    return out
+
+
+def _scores(reference: Reference, points: list[tuple[str, int]], query: np.ndarray) -> pd.DataFrame:
+    q = _unit(query)
+    frames = []
+    for comp, layer in points:
+        point = reference.points[(comp, layer)]
+        rows = point.items.copy()
+        rows["score"] = point.unit @ q
+        rows["stored_component"] = comp
+        rows["stored_layer"] = layer
+        frames.append(rows)
+    scored = pd.concat(frames, ignore_index=True)
+    return scored.sort_values(["score", "item_id"], ascending=[False, True],
+                              kind="stable").reset_index(drop=True)
+
+
+def _query_name(reference: Reference, component: str) -> str:
+    row = reference.components[reference.components["component"] == component]
+    return "recording" if not row.empty and row.iloc[0]["modality"] == "speech" else "transcript"
+
+
+def nearest_neighbours(reference: Reference, states: ClipStates, *, k: int = DEFAULT_K
+                       ) -> pd.DataFrame:
+    """The ``k`` nearest stored items per (component, layer) of every query state, best first.
+
+    Columns: component, layer, layer_name, depth, query ("recording" / "transcript"), rank (1 =
+    nearest), item_id, sentence_id, lang, modality, text, score (cosine), stored_component.
+    """
+    frames = []
+    for comp, pooled in states.pooled.items():
+        for layer in range(pooled.shape[0]):
+            points = candidate_points(reference, comp, layer)
+            if not points:
+                continue
+            top = _scores(reference, points, pooled[layer]).head(k).copy()
+            point = reference.points[(comp, layer)]
+            top.insert(0, "rank", np.arange(1, len(top) + 1))
+            top.insert(0, "query", _query_name(reference, comp))
+            top.insert(0, "depth", point.depth)
+            top.insert(0, "layer_name", point.name)
+            top.insert(0, "layer", layer)
+            top.insert(0, "component", comp)
+            frames.append(top)
+    columns = ["component", "layer", "layer_name", "depth", "query", "rank", "item_id",
+               "sentence_id", "lang", "modality", "text", "score", "stored_component"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def neighbour_table(neighbours: pd.DataFrame, component: str) -> pd.DataFrame:
+    """Layer x rank table of one component's neighbours: "lang · text (score)" per cell."""
+    rows = neighbours[neighbours["component"] == component]
+    if rows.empty:
+        return pd.DataFrame()
+    cells = rows.assign(cell=[f"{r.lang} · {_short(r.text)} ({r.score:.3f})"
+                              for r in rows.itertuples()])
+    table = cells.pivot_table(index=["layer", "layer_name"], columns="rank", values="cell",
+                              aggfunc="first")
+    table.columns = [f"#{c}" for c in table.columns]
+    table = table.reset_index().set_index("layer_name").drop(columns="layer")
+    table.index.name = "layer"
+    return table
+
+
+def _short(text: object, limit: int = 48) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def match_sentence(reference: Reference, text: str, lang: str | None = None
+                   ) -> tuple[int, float, str] | None:
+    """(sentence_id, CER, lang) of the stored sentence of ``lang`` (every language when None) that
+    the text says, when its CER is at most ``MATCH_MAX_CER``; None otherwise. Sentences whose
+    length alone rules them out (CER >= length difference / length) are skipped unmeasured."""
+    from core.asr_quality import levenshtein, normalise_text
+
+    if not text or not text.strip():
+        return None
+    stored = reference.texts()
+    if lang is not None:
+        stored = stored[stored["lang"] == lang]
+    best = None
+    for row in stored.itertuples():
+        if not isinstance(row.text, str) or not row.text.strip():
+            continue
+        ref_text, hyp = normalise_text(row.text, row.lang), normalise_text(text, row.lang)
+        if not ref_text or abs(len(ref_text) - len(hyp)) / len(ref_text) > MATCH_MAX_CER:
+            continue
+        cer = levenshtein(ref_text, hyp) / len(ref_text)
+        if best is None or cer < best[1]:
+            best = (int(row.sentence_id), float(cer), str(row.lang))
+    return best if best is not None and best[1] <= MATCH_MAX_CER else None
+
+
+def sentence_ranks(reference: Reference, states: ClipStates, sentence_id: int) -> pd.DataFrame:
+    """Per query and layer, the rank (1 = nearest) among all candidates of the best stored item of
+    ``sentence_id`` (any language), with its language and score."""
+    out = []
+    for comp, pooled in states.pooled.items():
+        for layer in range(pooled.shape[0]):
+            points = candidate_points(reference, comp, layer)
+            if not points:
+                continue
+            scored = _scores(reference, points, pooled[layer])
+            hits = np.flatnonzero(scored["sentence_id"].to_numpy() == sentence_id)
+            if hits.size == 0:
+                continue
+            first = scored.iloc[int(hits[0])]
+            point = reference.points[(comp, layer)]
+            out.append({"component": comp, "layer": layer, "layer_name": point.name,
+                        "depth": point.depth, "query": _query_name(reference, comp),
+                        "rank": int(hits[0]) + 1, "n_candidates": len(scored),
+                        "lang": first["lang"], "score": float(first["score"])})
+    return pd.DataFrame(out, columns=["component", "layer", "layer_name", "depth", "query", "rank",
+                                      "n_candidates", "lang", "score"])
+
+
+# ------------------------------------------------------------------------------ agreement
+
+def aligned_layer(n_from: int, n_to: int, layer: int) -> int:
+    """The layer of an ``n_to`` stack at the relative depth of ``layer`` in an ``n_from`` stack."""
+    if n_from <= 1 or n_to <= 1:
+        return 0
+    return int(math.floor(layer / (n_from - 1) * (n_to - 1) + 0.5))
+
+
+@dataclass
+class _Anchors:
+    sentence_ids: np.ndarray
+    langs: np.ndarray
+    speech: np.ndarray     # (J, d_s) unit
+    text: np.ndarray       # (J, d_t) unit
+
+
+def _anchors(reference: Reference, text_point: ReferencePoint, speech_point: ReferencePoint
+             ) -> _Anchors:
+    """Anchor sentences of a (text point, speech point): computed once per reference."""
+    key = (text_point.component, text_point.layer, speech_point.component, speech_point.layer)
+    cache = reference.__dict__.setdefault("_anchor_cache", {})
+    if key not in cache:
+        cache[key] = _build_anchors(text_point, speech_point)
+    return cache[key]
+
+
+def _build_anchors(text_point: ReferencePoint, speech_point: ReferencePoint) -> _Anchors:
+    keys_t = {(int(s), str(g)): i for i, (s, g) in
+              enumerate(zip(text_point.items["sentence_id"], text_point.items["lang"], strict=True))}
+    pairs = [(keys_t[(int(s), str(g))], j, int(s), str(g)) for j, (s, g) in
+             enumerate(zip(speech_point.items["sentence_id"], speech_point.items["lang"],
+                           strict=True)) if (int(s), str(g)) in keys_t]
+    ti = np.array([p[0] for p in pairs], dtype=int)
+    si = np.array([p[1] for p in pairs], dtype=int)
+    return _Anchors(np.array([p[2] for p in pairs], dtype=int), np.array([p[3] for p in pairs]),
+                    speech_point.unit[si] if len(pairs) else np.zeros((0, speech_point.unit.shape[1])),
+                    text_point.unit[ti] if len(pairs) else np.zeros((0, text_point.unit.shape[1])))
+
+
+def masked_pearson(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation of ``a`` and ``b`` (rows, J) over the columns ``mask`` keeps;
+    NaN where fewer than 3 columns are kept or a row is constant."""
+    a, b = np.atleast_2d(a).astype(np.float64), np.atleast_2d(b).astype(np.float64)
+    mask = np.broadcast_to(np.atleast_2d(mask), a.shape).astype(np.float64)
+    n = mask.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma = (a * mask).sum(axis=1) / n
+        mb = (b * mask).sum(axis=1) / n
+        da, db = (a - ma[:, None]) * mask, (b - mb[:, None]) * mask
+        r = (da * db).sum(axis=1) / np.sqrt((da ** 2).sum(axis=1) * (db ** 2).sum(axis=1))
+    r[n < 3] = np.nan
+    return r
+
+
+def _derangements(sentences: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
+    """``n`` permutations of positions that never map an item to one of the same sentence."""
+    rng = np.random.default_rng(seed)
+    out = []
+    m = len(sentences)
+    if len(np.unique(sentences)) < 2:
+        return out
+    for _ in range(n):
+        for _attempt in range(100):
+            perm = rng.permutation(m)
+            if not np.any(sentences[perm] == sentences):
+                out.append(perm)
+                break
+        else:  # few sentences: shift by one distinct sentence instead
+            order = np.argsort(sentences, kind="stable")
+            out.append(np.roll(order, 1)[np.argsort(order)])
+    return out
+
+
+def agreement(reference: Reference, states: ClipStates, sentence_id: int | None = None, *,
+              n_shuffles: int = N_SHUFFLES, seed: int = 0) -> pd.DataFrame:
+    """The clip's text-vs-speech agreement per layer, with the corpus's same-sentence pairs of the
+    clip's language and a shuffled baseline (see the module docstring for the measure).
+
+    Columns: text_component, speech_component, layer (speech), layer_name, text_layer, depth,
+    measure, kind ("recording" / "corpus" / "shuffled"), value, sentence_id, lang, corpus_scope
+    ("language" when the corpus has the clip's language, else "all languages").
+    """
+    rows = []
+    for text_comp, speech_comp in reference.modality_pairs:
+        if text_comp not in states.pooled or speech_comp not in states.pooled:
+            continue
+        n_s, n_t = reference.n_layers(speech_comp), reference.n_layers(text_comp)
+        for ls in range(n_s):
+            lt = aligned_layer(n_s, n_t, ls)
+            sp, tp = reference.points.get((speech_comp, ls)), reference.points.get((text_comp, lt))
+            if sp is None or tp is None:
+                continue
+            anchors = _anchors(reference, tp, sp)
+            in_lang = anchors.langs == states.lang
+            scope = "language" if in_lang.any() else "all languages"
+            chosen = np.flatnonzero(in_lang) if in_lang.any() else np.arange(len(anchors.langs))
+            shared = sp.space == tp.space and sp.unit.shape[1] == tp.unit.shape[1]
+            measure = COSINE if shared else RSA
+            u_s = _unit(states.pooled[speech_comp][ls])
+            u_t = _unit(states.pooled[text_comp][lt])
+            base = {"text_component": text_comp, "speech_component": speech_comp, "layer": ls,
+                    "layer_name": sp.name, "text_layer": lt, "depth": sp.depth,
+                    "measure": measure, "lang": states.lang, "corpus_scope": scope}
+            if shared:
+                clip_value = float(u_s @ u_t)
+                corpus = np.sum(anchors.speech[chosen] * anchors.text[chosen], axis=1)
+            else:
+                keep = anchors.sentence_ids != (-1 if sentence_id is None else sentence_id)
+                clip_value = float(masked_pearson(anchors.speech @ u_s, anchors.text @ u_t,
+                                                  keep)[0])
+                ps = anchors.speech[chosen] @ anchors.speech.T   # (items, anchors), reused
+                pt = anchors.text[chosen] @ anchors.text.T       # by the shuffles below
+                own = anchors.sentence_ids[chosen][:, None] != anchors.sentence_ids[None, :]
+                corpus = masked_pearson(ps, pt, own)
+            rows.append({**base, "kind": "recording", "value": clip_value,
+                         "sentence_id": sentence_id})
+            rows += [{**base, "kind": "corpus", "value": float(v),
+                      "sentence_id": int(s)} for v, s in zip(corpus, anchors.sentence_ids[chosen],
+                                                             strict=True)]
+            sentences = anchors.sentence_ids[chosen]
+            for perm in _derangements(sentences, n_shuffles, seed):
+                other = chosen[perm]
+                if shared:
+                    shuffled = np.sum(anchors.speech[chosen] * anchors.text[other], axis=1)
+                else:
+                    keep = own & own[perm]
+                    shuffled = masked_pearson(ps, pt[perm], keep)
+                rows += [{**base, "kind": "shuffled", "value": float(v), "sentence_id": int(s)}
+                         for v, s in zip(shuffled, sentences, strict=True)]
+    columns = ["text_component", "speech_component", "layer", "layer_name", "text_layer", "depth",
+               "measure", "kind", "value", "sentence_id", "lang", "corpus_scope"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def agreement_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per layer: the clip's value, the corpus's mean and 10-90 % range, the shuffled mean, and
+    the clip's percentile among the corpus's same-sentence pairs."""
+    out = []
+    for (text_comp, speech_comp, layer), group in rows.groupby(
+            ["text_component", "speech_component", "layer"], sort=True):
+        clip = group.loc[group["kind"] == "recording", "value"]
+        corpus = group.loc[group["kind"] == "corpus", "value"].dropna()
+        shuffled = group.loc[group["kind"] == "shuffled", "value"].dropna()
+        value = float(clip.iloc[0]) if len(clip) else math.nan
+        out.append({
+            "text_component": text_comp, "speech_component": speech_comp, "layer": int(layer),
+            "layer_name": group["layer_name"].iloc[0], "measure": group["measure"].iloc[0],
+            "recording": value,
+            "corpus_mean": float(corpus.mean()) if len(corpus) else math.nan,
+            "corpus_p10": float(corpus.quantile(0.1)) if len(corpus) else math.nan,
+            "corpus_p90": float(corpus.quantile(0.9)) if len(corpus) else math.nan,
+            "shuffled_mean": float(shuffled.mean()) if len(shuffled) else math.nan,
+            "percentile": (float((corpus < value).mean() * 100) if len(corpus)
+                           and not math.isnan(value) else math.nan),
+            "n_corpus": len(corpus), "corpus_scope": group["corpus_scope"].iloc[0]})
+    return pd.DataFrame(out)
+
+
+# ------------------------------------------------------------------------------ maps
+
+def place_in_maps(reference: Reference, states: ClipStates, *, k: int = DEFAULT_K) -> pd.DataFrame:
+    """The clip's (and transcript's) position in every stored map, without refitting: the
+    cosine-weighted mean position of the ``k`` nearest stored items of the same point.
+
+    Columns: component, layer, layer_name, method, params, query, x, y, neighbour_ids.
+    """
+    proj = reference.projections
+    out = []
+    if proj.empty:
+        return pd.DataFrame(columns=["component", "layer", "layer_name", "method", "params",
+                                     "query", "x", "y", "neighbour_ids"])
+    for (comp, layer, method), rows in proj.groupby(["component", "layer", "method"], sort=True):
+        comp, layer = str(comp), int(layer)
+        point = reference.points.get((comp, layer))
+        if point is None or comp not in states.pooled or layer >= states.pooled[comp].shape[0]:
+            continue
+        x, y, ids = weighted_position(point, rows, states.pooled[comp][layer], k=k)
+        out.append({"component": comp, "layer": layer, "layer_name": point.name,
+                    "method": method, "params": rows["params"].iloc[0],
+                    "query": _query_name(reference, comp), "x": x, "y": y, "neighbour_ids": ids})
+    return pd.DataFrame(out)
+
+
+def weighted_position(point: ReferencePoint, map_rows: pd.DataFrame, query: np.ndarray, *,
+                      k: int = DEFAULT_K) -> tuple[float, float, tuple[int, ...]]:
+    """(x, y, neighbour item ids): weighted mean of the map positions of the ``k`` nearest items."""
+    positions = map_rows.set_index("item_id")[["x", "y"]]
+    on_map = point.items["item_id"].isin(positions.index).to_numpy()
+    items = point.items[on_map].reset_index(drop=True)
+    if items.empty:
+        return math.nan, math.nan, ()
+    scores = point.unit[on_map] @ _unit(query)
+    order = np.lexsort((items["item_id"].to_numpy(), -scores))[:k]
+    weights = np.clip(scores[order].astype(np.float64), 0.0, None)
+    if weights.sum() <= 0:
+        weights = np.ones_like(weights)
+    ids = items["item_id"].to_numpy()[order]
+    xy = positions.loc[ids].to_numpy(dtype=np.float64)
+    x, y = (weights[:, None] * xy).sum(axis=0) / weights.sum()
+    return float(x), float(y), tuple(int(i) for i in ids)
+
+
+# ------------------------------------------------------------------------------ frames
+
+@dataclass
+class FrameView:
+    """Layers x frames agreement of one speech component with the transcript's text state."""
+
+    speech_component: str
+    text_component: str
+    measure: str
+    values: np.ndarray             # (layers, frames)
+    times_s: np.ndarray            # (frames,)
+    layer_names: list[str]
+    pooled: np.ndarray             # (layers,): the same measure for the pooled clip
+
+
+def frame_agreement(reference: Reference, states: ClipStates, sentence_id: int | None = None
+                    ) -> list[FrameView]:
+    """Per modality pair with frames: see the module docstring."""
+    views = []
+    for text_comp, speech_comp in reference.modality_pairs:
+        if speech_comp not in states.frames or text_comp not in states.pooled:
+            continue
+        frames = states.frames[speech_comp]
+        n_s, n_t = frames.shape[0], reference.n_layers(text_comp)
+        values, pooled, names, measure = [], [], [], RSA
+        for ls in range(n_s):
+            lt = aligned_layer(n_s, n_t, ls)
+            sp, tp = reference.points.get((speech_comp, ls)), reference.points.get((text_comp, lt))
+            if sp is None or tp is None:
+                continue
+            u_t = _unit(states.pooled[text_comp][lt])
+            f = _unit(frames[ls])
+            if sp.space == tp.space and sp.unit.shape[1] == tp.unit.shape[1]:
+                measure = COSINE
+                values.append(f @ u_t)
+                pooled.append(float(_unit(states.pooled[speech_comp][ls]) @ u_t))
+            else:
+                anchors = _anchors(reference, tp, sp)
+                keep = anchors.sentence_ids != (-1 if sentence_id is None else sentence_id)
+                profile_t = anchors.text @ u_t
+                values.append(masked_pearson(f @ anchors.speech.T,
+                                             np.broadcast_to(profile_t, (len(f), len(profile_t))),
+                                             keep))
+                pooled.append(float(masked_pearson(
+                    anchors.speech @ _unit(states.pooled[speech_comp][ls]), profile_t, keep)[0]))
+            names.append(sp.name)
+        if values:
+            views.append(FrameView(speech_comp, text_comp, measure, np.stack(values),
+                                   states.frame_times_s[speech_comp], names, np.array(pooled)))
+    return views
+
+
+# ------------------------------------------------------------------------------ everything
+
+@dataclass
+class ClipAnalysis:
+    """Everything the page draws for one clip (picklable, for st.cache_data)."""
+
+    lang: str
+    text: str
+    matched: tuple[int, float, str] | None
+    neighbours: pd.DataFrame
+    ranks: pd.DataFrame
+    agreement: pd.DataFrame
+    summary: pd.DataFrame
+    placements: pd.DataFrame
+    frames: list[FrameView]
+
+
+def analyse(reference: Reference, states: ClipStates, *, k: int = DEFAULT_K) -> ClipAnalysis:
+    matched = match_sentence(reference, states.text, states.lang)
+    sentence = matched[0] if matched else None
+    rows = agreement(reference, states, sentence)
+    return ClipAnalysis(
+        lang=states.lang, text=states.text, matched=matched,
+        neighbours=nearest_neighbours(reference, states, k=k),
+        ranks=(sentence_ranks(reference, states, sentence) if sentence is not None
+               else pd.DataFrame()),
+        agreement=rows, summary=agreement_summary(rows) if not rows.empty else pd.DataFrame(),
+        placements=place_in_maps(reference, states, k=k),
+        frames=frame_agreement(reference, states, sentence))
+
+
+def flores_for_whisper(code: str, prefer: Iterable[str] = ()) -> str | None:
+    """The FLORES-200 code for a Whisper language code: one of ``prefer`` (the store's languages)
+    when one maps to it, else the first in the language table; None when the table has none."""
+    from core.languages import known_languages, language
+
+    matches = [lang for lang in known_languages() if language(lang).whisper_code == code]
+    preferred = [lang for lang in prefer if lang in matches]
+    return (preferred or matches or [None])[0]

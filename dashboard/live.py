@@ -1,0 +1,149 @@
+"""Live inference for the "Your recording" page: the model, once per process, and cached results.
+
+- ``loaded_model(name)``: ``st.cache_resource``, so every session shares one copy; it carries a lock,
+  and every inference on it (language identification, transcription, states) holds that lock, so
+  concurrent analyses queue instead of loading a second copy or racing on one.
+- ``reference(ref, run_id)``: the run's stored pooled states and maps (``core.recording``), one copy
+  per process (``st.cache_resource``: it is read-only and too large to copy on every rerun).
+- ``decode``, ``hear``, ``states``, ``compare``: ``st.cache_data`` keyed on the clip's sha256 and the settings
+  (the waveform itself is passed as an unhashed ``_`` argument), so a rerun or a second visitor with
+  the same clip and settings reads the result instead of recomputing it.
+
+Nothing is written to disk: uploads are decoded from memory (``core.audio.decode_upload``; the one
+exception, a container libsndfile cannot read, goes through a private temporary folder that is
+removed at once, under a name of ours).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from core import recording
+from core.audio import Recording, decode_upload
+from dashboard import state
+
+#: what the page tells the user when a model cannot be loaded here
+LOAD_FAILED = "cannot be loaded on this machine"
+
+
+@dataclass
+class LoadedModel:
+    adapter: Any
+    lock: threading.Lock
+
+
+class ModelUnavailable(RuntimeError):
+    """The run's model cannot be loaded here; the message says why (memory needed, offline...)."""
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _load(name: str) -> LoadedModel:
+    from core.models.registry import load_model
+
+    with _LOAD_LOCK:  # two first visitors at once: one load, the other waits for it
+        return LoadedModel(load_model(name, progress=False), threading.Lock())
+
+
+def loaded_model(name: str) -> LoadedModel:
+    """The shared model, or ``ModelUnavailable`` with the reason (never a traceback)."""
+    from core.models.base import ModelTooLargeError
+
+    try:
+        return _load(name)
+    except ModelTooLargeError as error:
+        raise ModelUnavailable(f"`{name}` {LOAD_FAILED}: {error}") from error
+    except Exception as error:
+        text = " ".join(str(error).split())
+        raise ModelUnavailable(f"`{name}` {LOAD_FAILED}: {text[:600]}") from error
+
+
+@st.cache_resource(show_spinner="Reading the run's stored states…", max_entries=4)
+def reference(ref: state.StoreRef, run_id: str) -> recording.Reference:
+    return state._read(ref, lambda s: recording.load_reference(s, run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def decode(sha256: str, _data: bytes) -> Recording:
+    """``decode_upload`` of the bytes whose sha256 is given (raises ``AudioError``)."""
+    return decode_upload(_data)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def hear(model: str, sha256: str, _waveform: np.ndarray, lang: str | None,
+         prefer: tuple[str, ...]) -> dict:
+    """Language (given, or identified by the model) and the model's transcript of the clip.
+
+    Returns ``lang``, ``detected`` (Whisper code or None), ``probability``, ``transcript`` (None when
+    the model cannot transcribe) and ``speech``: the clip's states (speech components only). Raises ``UnsupportedLanguageError`` for a language the model lacks.
+    """
+    loaded = loaded_model(model)
+    adapter = loaded.adapter
+    detected = probability = None
+    with loaded.lock:
+        if lang is None:
+            if not hasattr(adapter, "detect_language"):
+                raise ValueError(f"`{model}` cannot identify languages: choose the language")
+            detected, probability = adapter.detect_language(_waveform)
+            lang = recording.flores_for_whisper(detected, prefer)
+            if lang is None:
+                raise ValueError(f"the model hears language `{detected}` (p = {probability:.2f}), "
+                                 "which the project's language table does not list: choose one")
+        if not adapter.supports_language(lang):
+            raise _unsupported(adapter, model, lang)
+        # the speech states first: Whisper's transcript then reuses their encoder pass
+        speech = recording.clip_states(adapter, _waveform, lang, None)
+        try:
+            transcript = adapter.transcribe([_waveform], [lang])[0]
+        except NotImplementedError:
+            transcript = None
+    return {"lang": lang, "detected": detected, "probability": probability,
+            "transcript": transcript, "speech": speech}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def states(model: str, sha256: str, _speech: recording.ClipStates, lang: str,
+           text: str) -> recording.ClipStates:
+    """The clip's speech states (``hear(...)["speech"]`` for the same sha256 and language) with
+    the text path's states of ``text`` added."""
+    loaded = loaded_model(model)
+    text_components = [c.name for c in loaded.adapter.components() if c.modality == "text"]
+    with loaded.lock:
+        text_states = recording.clip_states(loaded.adapter, np.zeros(0, np.float32), lang, text,
+                                            components=text_components)
+    return recording.ClipStates(lang=lang, text=text_states.text,
+                                pooled={**_speech.pooled, **text_states.pooled},
+                                frames=_speech.frames, frame_times_s=_speech.frame_times_s)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def compare(ref: state.StoreRef, run_id: str, model: str, sha256: str, lang: str, text: str,
+            k: int, _states: recording.ClipStates) -> recording.ClipAnalysis:
+    """The clip's states (those of ``states(model, sha256, ..., lang, text)``) against the run."""
+    return recording.analyse(reference(ref, run_id), _states, k=k)
+
+
+def _unsupported(adapter, model: str, lang: str) -> Exception:
+    """UnsupportedLanguageError naming the language and, for Whisper, why (its table entry)."""
+    from core.languages import language
+    from core.models.base import UnsupportedLanguageError
+
+    try:
+        name = f"{language(lang).name} ({lang})"
+    except KeyError:
+        name = lang
+    reason = ""
+    if hasattr(adapter, "whisper_language"):
+        try:
+            adapter.whisper_language(lang)
+        except UnsupportedLanguageError as error:
+            reason = str(error).split(". Use ", 1)[0]
+    return UnsupportedLanguageError(f"`{model}` does not know {name}" + (
+        f": {reason}" if reason else "") + ". Choose another language.")

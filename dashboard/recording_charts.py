@@ -1,0 +1,281 @@
+"""Figures of the "Your recording" page (pure: frames/arrays in, plotly Figures out; no streamlit)."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.recording import FrameView
+from dashboard.charts import (
+    BASELINE_COLOUR,
+    CATEGORICAL,
+    FONT,
+    OKABE_ITO,
+    _empty_figure,
+    _wrap,
+    language_names,
+    language_order,
+)
+
+RECORDING_COLOUR = OKABE_ITO["vermillion"]
+TRANSCRIPT_COLOUR = OKABE_ITO["blue"]
+QUERY_COLOURS = {"recording": RECORDING_COLOUR, "transcript": TRANSCRIPT_COLOUR}
+QUERY_SYMBOLS = {"recording": "star", "transcript": "x"}
+CORPUS_COLOUR = OKABE_ITO["green"]
+#: short value-axis titles (the page's caption gives the full description)
+AXIS_LABEL = {"cosine": "cosine", "rsa": "profile correlation (RSA)"}
+#: small multiples per row in the map figure
+MAP_COLUMNS = 4
+
+
+def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(title=dict(text=title), template="plotly_white", font=FONT, height=height,
+                      margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+def envelope(waveform: np.ndarray, sampling_rate: int, *, max_points: int = 1500
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, minima, maxima) per block: a waveform drawn with at most ``max_points`` columns."""
+    wave = np.asarray(waveform, dtype=np.float32)
+    if wave.size == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    block = max(1, math.ceil(wave.size / max_points))
+    n = math.ceil(wave.size / block)
+    padded = np.pad(wave, (0, n * block - wave.size), constant_values=np.nan).reshape(n, block)
+    times = np.arange(n) * block / sampling_rate
+    return times, np.nanmin(padded, axis=1), np.nanmax(padded, axis=1)
+
+
+def waveform_figure(waveform: np.ndarray, sampling_rate: int, *, title: str = "Waveform"
+                    ) -> go.Figure:
+    """The clip's waveform as a min/max envelope over time."""
+    times, low, high = envelope(waveform, sampling_rate)
+    if times.size == 0:
+        return _empty_figure(title, "No samples.")
+    fig = go.Figure([
+        go.Scatter(x=times, y=high, mode="lines", line=dict(width=0.6, color=RECORDING_COLOUR),
+                   hoverinfo="skip", showlegend=False),
+        go.Scatter(x=times, y=low, mode="lines", line=dict(width=0.6, color=RECORDING_COLOUR),
+                   fill="tonexty", fillcolor="rgba(213,94,0,0.45)", hoverinfo="skip",
+                   showlegend=False),
+    ])
+    fig.update_xaxes(title=dict(text="time (s)"), range=[0, len(waveform) / sampling_rate])
+    fig.update_yaxes(title=dict(text="amplitude"), range=[-1.05, 1.05])
+    return _layout(fig, title, 220).update_layout(margin=dict(l=10, r=10, t=40, b=10))
+
+
+def neighbour_score_figure(neighbours: pd.DataFrame, languages: pd.DataFrame, component: str,
+                           *, title: str | None = None) -> go.Figure:
+    """Cosine of the k nearest stored items per layer (one dot each, colour = its language,
+    label = its rank), the nearest joined by a line: how the neighbourhood changes over depth."""
+    rows = neighbours[neighbours["component"] == component]
+    title = title or f"Nearest stored items per layer · {component}"
+    if rows.empty:
+        return _empty_figure(title, "No stored states to compare with.")
+    names = language_names(languages)
+    order = language_order(languages, rows["lang"].unique())
+    palette = {lang: CATEGORICAL[i % len(CATEGORICAL)] for i, lang in enumerate(order)}
+    layer_names = list(dict.fromkeys(rows.sort_values("layer")["layer_name"]))
+    fig = go.Figure()
+    top = rows[rows["rank"] == 1].sort_values("layer")
+    fig.add_trace(go.Scatter(x=top["layer_name"], y=top["score"], mode="lines",
+                             line=dict(color=BASELINE_COLOUR, width=1.5), name="nearest",
+                             hoverinfo="skip"))
+    for lang in order:
+        subset = rows[rows["lang"] == lang]
+        hover = [f"#{r.rank} · <b>{html.escape(names.get(lang, lang))}</b> · {r.modality} · "
+                 f"sentence {r.sentence_id}<br>{_wrap(r.text)}<br>cosine {r.score:.4f}"
+                 for r in subset.itertuples()]
+        fig.add_trace(go.Scatter(
+            x=subset["layer_name"], y=subset["score"], mode="markers+text", name=names.get(lang, lang),
+            text=[str(r) for r in subset["rank"]], textposition="middle right",
+            textfont=dict(size=10, color="#555555"),
+            marker=dict(color=palette[lang], size=11, line=dict(width=0.6, color="white")),
+            hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
+    query = str(rows["query"].iloc[0])
+    fig.update_xaxes(title=dict(text="layer"), categoryorder="array", categoryarray=layer_names)
+    fig.update_yaxes(title=dict(text=f"cosine to the {query}"))
+    return _layout(fig, title, 420).update_layout(legend=dict(title=dict(text="neighbour language")))
+
+
+def sentence_rank_figure(ranks: pd.DataFrame, *, title: str = "Rank of the sentence you said"
+                         ) -> go.Figure:
+    """Per layer, the rank (1 = nearest) of the best stored item of the matched sentence."""
+    if ranks.empty:
+        return _empty_figure(title, "The sentence is not in the stored corpus.")
+    fig = go.Figure()
+    for (component, query), rows in ranks.groupby(["component", "query"], sort=False):
+        rows = rows.sort_values("layer")
+        hover = [f"{r.layer_name}: rank {r.rank} of {r.n_candidates} ({r.lang}, cosine "
+                 f"{r.score:.4f})" for r in rows.itertuples()]
+        fig.add_trace(go.Scatter(
+            x=rows["depth"], y=rows["rank"], mode="lines+markers", name=f"{query} ({component})",
+            line=dict(color=QUERY_COLOURS.get(query, BASELINE_COLOUR), width=2),
+            marker=dict(symbol=QUERY_SYMBOLS.get(query, "circle"), size=10),
+            hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
+    fig.update_xaxes(title=dict(text="path depth (0 = input, 1 = last layer)"), range=[-0.03, 1.03])
+    fig.update_yaxes(title=dict(text="rank among stored items (1 = nearest)"), autorange="reversed",
+                     type="log", dtick=1)
+    return _layout(fig, title, 360)
+
+
+def agreement_figure(rows: pd.DataFrame, *, title: str = "Your text-vs-speech agreement"
+                     ) -> go.Figure:
+    """Per layer: the corpus's same-sentence pairs (box), the shuffled baseline (grey box) and the
+    clip (line with stars)."""
+    if rows.empty:
+        return _empty_figure(title, "This run has no text and speech components to compare.")
+    first = rows.iloc[0]
+    names = list(dict.fromkeys(rows.sort_values("layer")["layer_name"]))
+    scope = first["corpus_scope"]
+    lang = first["lang"]
+    fig = go.Figure()
+    corpus = rows[rows["kind"] == "corpus"]
+    shuffled = rows[rows["kind"] == "shuffled"]
+    clip = rows[rows["kind"] == "recording"].sort_values("layer")
+    label = (f"corpus: same sentence ({lang})" if scope == "language"
+             else "corpus: same sentence (all languages)")
+    fig.add_trace(go.Box(x=corpus["layer_name"], y=corpus["value"], name=label, boxpoints="all",
+                         jitter=0.4, pointpos=0, marker=dict(color=CORPUS_COLOUR, size=4),
+                         line=dict(color=CORPUS_COLOUR), offsetgroup="corpus"))
+    fig.add_trace(go.Box(x=shuffled["layer_name"], y=shuffled["value"],
+                         name="shuffled baseline (other sentences)", boxpoints=False,
+                         marker=dict(color="#9A9A9A"), line=dict(color="#9A9A9A"),
+                         offsetgroup="shuffled"))
+    fig.add_trace(go.Scatter(x=clip["layer_name"], y=clip["value"], mode="lines+markers",
+                             name="your recording vs its transcript",
+                             line=dict(color=RECORDING_COLOUR, width=2.5),
+                             marker=dict(symbol="star", size=14, color=RECORDING_COLOUR,
+                                         line=dict(width=0.8, color="white"))))
+    fig.update_xaxes(title=dict(text=f"{first['speech_component']} layer (text layer at the same "
+                                     "depth)"), categoryorder="array", categoryarray=names)
+    fig.update_yaxes(title=dict(text=AXIS_LABEL.get(first["measure"], first["measure"])))
+    return _layout(fig, title, 440).update_layout(boxmode="group",
+                                                  legend=dict(orientation="h", y=-0.2))
+
+
+def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.DataFrame, *,
+               component: str, layer_names: dict[int, str] | None = None,
+               title: str | None = None) -> go.Figure:
+    """Small multiples, one per layer of ``component``: the stored map (points coloured by
+    language, faded) and the clip placed into it (star: recording, x: transcript), with lines to
+    the neighbours it was placed by."""
+    title = title or f"Your clip in the stored maps · {component}"
+    here = placements[placements["component"] == component] if not placements.empty else placements
+    if points.empty or here.empty:
+        return _empty_figure(title, "This run stored no 2-D maps for this component.")
+    layers = sorted(int(v) for v in here["layer"].unique())
+    rows_n = math.ceil(len(layers) / MAP_COLUMNS)
+    cols_n = min(MAP_COLUMNS, len(layers))
+    labels = [(layer_names or {}).get(layer, f"layer {layer}") for layer in layers]
+    fig = make_subplots(rows=rows_n, cols=cols_n, subplot_titles=labels,
+                        horizontal_spacing=0.03, vertical_spacing=0.08)
+    names = language_names(languages)
+    order = language_order(languages, points["lang"].dropna().unique())
+    palette = {lang: CATEGORICAL[i % len(CATEGORICAL)] for i, lang in enumerate(order)}
+    legend_done: set[str] = set()
+    # one trace per panel (colour per point) and one legend entry per language: a trace per
+    # language and panel would be hundreds of traces for a 20-language store
+    unique = points.drop_duplicates("item_id").set_index("item_id")
+    hover_of = {int(i): f"{html.escape(names.get(g, g))} · {m} · {html.escape(_short(t))}"
+                for i, g, m, t in zip(unique.index, unique["lang"], unique["modality"],
+                                      unique["text"], strict=True)}
+    # colours as numbers on a stepped colour scale: plotly validates a list of colour strings
+    # one by one, which costs seconds for a 20-language store
+    code_of = {lang: i for i, lang in enumerate(order)}
+    steps = [palette[lang] for lang in order] + [BASELINE_COLOUR]
+    scale = [pair for i, colour in enumerate(steps)
+             for pair in ((i / len(steps), colour), ((i + 1) / len(steps), colour))]
+    for lang in order:
+        fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=names.get(lang, lang),
+                                   marker=dict(color=palette[lang], size=7), hoverinfo="skip"),
+                      row=1, col=1)
+    point_components = points["component"].astype(str).to_numpy()
+    point_layers = points["layer"].astype(int).to_numpy()
+    for i, layer in enumerate(layers):
+        r, c = i // cols_n + 1, i % cols_n + 1
+        placed = here[here["layer"] == layer]
+        members = _map_members(placed["params"].iloc[0], component, layer)
+        chosen = np.zeros(len(points), dtype=bool)
+        for member_component, member_layer in members:
+            chosen |= (point_components == member_component) & (point_layers == member_layer)
+        stored = points[chosen]
+        fig.add_trace(go.Scattergl(
+            x=stored["x"], y=stored["y"], mode="markers", showlegend=False,
+            marker=dict(color=stored["lang"].map(code_of).fillna(len(order)).to_numpy(float),
+                        colorscale=scale, cmin=-0.5, cmax=len(order) + 0.5, size=7, opacity=0.55,
+                        showscale=False),
+            hovertext=[hover_of.get(int(item), "") for item in stored["item_id"]],
+            hovertemplate="%{hovertext}<extra></extra>"), row=r, col=c)
+        by_id = stored.drop_duplicates("item_id").set_index("item_id")
+        for p in placed.itertuples():
+            colour = QUERY_COLOURS.get(p.query, BASELINE_COLOUR)
+            ids = [i for i in p.neighbour_ids if i in by_id.index]
+            xs, ys = [], []
+            for item in ids:
+                xs += [p.x, float(by_id.loc[item, "x"]), None]
+                ys += [p.y, float(by_id.loc[item, "y"]), None]
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.8),
+                                     hoverinfo="skip", showlegend=False, legendgroup=p.query),
+                          row=r, col=c)
+            fig.add_trace(go.Scatter(
+                x=[p.x], y=[p.y], mode="markers", name=f"your {p.query}", legendgroup=p.query,
+                showlegend=f"q:{p.query}" not in legend_done,
+                marker=dict(symbol=QUERY_SYMBOLS.get(p.query, "circle"), size=13, color=colour,
+                            opacity=0.9, line=dict(width=1.0, color="white")),
+                hovertext=[f"your {p.query}, placed by its {len(ids)} nearest stored items"],
+                hovertemplate="%{hovertext}<extra></extra>"), row=r, col=c)
+            legend_done.add(f"q:{p.query}")
+    fig.update_xaxes(showticklabels=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False)
+    return _layout(fig, title, 60 + 300 * rows_n)
+
+
+def _short(text: object, limit: int = 90) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _map_members(params: object, component: str, layer: int) -> set[tuple[str, int]]:
+    from dashboard.charts import _joint_members
+
+    members = set(_joint_members(params))
+    return members or {(component, layer)}
+
+
+def frame_figure(view: FrameView, waveform: np.ndarray, sampling_rate: int, *,
+                 title: str | None = None) -> go.Figure:
+    """Waveform above, layers x time heatmap below (one column per 20 ms encoder frame)."""
+    title = title or (f"Where the clip carries the sentence · {view.speech_component} frames vs "
+                      f"the transcript through {view.text_component}")
+    if view.values.size == 0:
+        return _empty_figure(title, "No frames.")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.22, 0.78],
+                        vertical_spacing=0.04)
+    times, low, high = envelope(waveform, sampling_rate)
+    fig.add_trace(go.Scatter(x=times, y=high, mode="lines", line=dict(width=0.5,
+                             color=RECORDING_COLOUR), hoverinfo="skip", showlegend=False), 1, 1)
+    fig.add_trace(go.Scatter(x=times, y=low, mode="lines", line=dict(width=0.5,
+                             color=RECORDING_COLOUR), fill="tonexty",
+                             fillcolor="rgba(213,94,0,0.45)", hoverinfo="skip", showlegend=False),
+                  1, 1)
+    values = np.where(np.isfinite(view.values), view.values, np.nan)
+    limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    labels = [f"{name} (clip {pooled:+.2f})" for name, pooled in
+              zip(view.layer_names, view.pooled, strict=True)]
+    fig.add_trace(go.Heatmap(
+        z=values, x=view.times_s + 0.01, y=labels, zmid=0, zmin=-limit, zmax=limit,
+        colorscale="RdBu_r", colorbar=dict(title=dict(text="agreement"), len=0.75, y=0.38),
+        hovertemplate="%{y}<br>t = %{x:.2f} s<br>%{z:.3f}<extra></extra>"), 2, 1)
+    fig.update_yaxes(showticklabels=False, row=1, col=1, range=[-1.05, 1.05])
+    fig.update_xaxes(title=dict(text="time (s) · one column per 20 ms encoder frame"), row=2, col=1)
+    fig.update_yaxes(title=dict(text="layer"), row=2, col=1)
+    fig.update_traces(colorbar=dict(title=dict(text=AXIS_LABEL.get(view.measure, "agreement"))),
+                      selector=dict(type="heatmap"))
+    return _layout(fig, title, 200 + 42 * len(labels))
