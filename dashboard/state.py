@@ -320,7 +320,12 @@ def sidebar(ref: StoreRef, *, run: bool = True, metric: bool = True, pairing: bo
                          view=_view_picker() if view else "raw")
     run_ids = list(runs_df["run_id"])
     complete = runs_df[runs_df["status"] == "complete"]
-    default_run = (complete if not complete.empty else runs_df).iloc[-1]["run_id"]
+    # the newest complete run that reads speech (text-only runs, e.g. e5, would open most pages on
+    # an explanation), else the newest complete run
+    candidates = list((complete if not complete.empty else runs_df)["run_id"])
+    with_speech = [r for r in candidates
+                   if (components(ref, r)["modality"] == "speech").any()]
+    default_run = (with_speech or candidates)[-1]
     labels = {r.run_id: f"{r.model} · {r.run_id}" + ("" if r.status == "complete" else f" ({r.status})")
               for r in runs_df.itertuples()}
     _prepare("run_id", run_ids, default_run)
