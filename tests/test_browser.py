@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,11 +69,10 @@ def _wait_healthy(url: str, server: subprocess.Popen, deadline: float) -> None:
     raise TimeoutError(f"streamlit did not answer at {url} within {SERVER_START_TIMEOUT_S} s")
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory):
-    chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
-    store = Path(chosen) if chosen else write_synthetic_store(
-        tmp_path_factory.mktemp("browser") / "store.duckdb")
+@contextmanager
+def serve_dashboard(store: Path) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` on ``store`` at a free loopback port; yields its URL and
+    stops the server afterwards."""
     port = _free_port()
     env = {**os.environ, "CROSSMODAL_LENS_STORE": str(store)}
     server = subprocess.Popen(
@@ -92,11 +93,25 @@ def server_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
+def server_url(tmp_path_factory):
+    chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
+    store = Path(chosen) if chosen else write_synthetic_store(
+        tmp_path_factory.mktemp("browser") / "store.duckdb")
+    with serve_dashboard(store) as url:
+        yield url
+
+
+def artifacts_dir(tmp_path_factory) -> Path:
+    """$CROSSMODAL_LENS_ARTIFACTS, else a pytest temporary folder, for screenshots."""
     chosen = os.environ.get("CROSSMODAL_LENS_ARTIFACTS")
     directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    return artifacts_dir(tmp_path_factory)
 
 
 def _wait_for_app(page, min_charts: int) -> None:

@@ -6,10 +6,6 @@ audio, which must give the page's message instead of a traceback."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,13 +13,12 @@ import soundfile as sf
 from test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    SERVER_START_TIMEOUT_S,
     VIEWPORT_WIDTH,
     _fit_viewport_to_content,
-    _free_port,
     _save_png,
-    _wait_healthy,
+    artifacts_dir,
     playwright_api,
+    serve_dashboard,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,31 +32,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server_url(tiny_store_path):
-    port = _free_port()
-    env = {**os.environ, "CROSSMODAL_LENS_STORE": str(tiny_store_path)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
-         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server, time.monotonic() + SERVER_START_TIMEOUT_S)
+    with serve_dashboard(tiny_store_path) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> Path:
-    chosen = os.environ.get("CROSSMODAL_LENS_ARTIFACTS")
-    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return artifacts_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
