@@ -81,6 +81,9 @@ class Language:
     resource_level: str
     level_source: str
     notes: str = ""
+    #: A second espeak-ng voice (a variant of the first, e.g. ``de+f3``) for a voice-change
+    #: reference: the same sentence, language and synthesiser, another voice.
+    espeak_voice_2: str | None = None
 
 
 def level_for_hours(hours: float) -> str:
@@ -123,6 +126,7 @@ def _parse_row(row: dict[str, str], line_no: int, path: Path) -> Language:
         resource_level=level,
         level_source=(row.get("level_source") or "").strip(),
         notes=(row.get("notes") or "").strip(),
+        espeak_voice_2=_optional(row.get("espeak_voice_2") or ""),
     )
 
 
@@ -183,6 +187,18 @@ def espeak_voice(lang: str) -> str:
         why = f": {entry.notes}" if entry.notes else ""
         raise ValueError(f"{entry.name} ({entry.lang}) has no usable espeak-ng voice{why}")
     return entry.espeak_voice
+
+
+def espeak_voices(lang: str, n_voices: int = 1) -> list[str]:
+    """Up to ``n_voices`` espeak-ng voices for ``lang``: its voice, then its second voice where the
+    table has one (``espeak_voice_2``). The first raises like ``espeak_voice``."""
+    if n_voices < 1:
+        raise ValueError(f"n_voices must be >= 1, got {n_voices}")
+    voices = [espeak_voice(lang)]
+    second = language(lang).espeak_voice_2
+    if n_voices >= 2 and second is not None:
+        voices.append(second)
+    return voices
 
 
 def resource_level(lang: str) -> str:

@@ -131,7 +131,7 @@ def test_languages_frame_matches_store_columns():
                                    "level_source", "espeak_voice"]
     assert frame["lang"].tolist() == ["eng_Latn", "est_Latn", "zul_Latn"]
     assert frame["whisper_hours"].iloc[0] > 400_000
-    assert pd.isna(frame["whisper_hours"].iloc[1])  # exact hours not recorded
+    assert frame["whisper_hours"].iloc[1] == 41  # Radford et al. 2022, Fig. 11
     assert frame["whisper_hours"].iloc[2] == 0
     assert frame["espeak_voice"].iloc[0] == "en-us"
     assert pd.isna(frame["espeak_voice"].iloc[2])
@@ -152,3 +152,25 @@ def test_table_rejects_level_that_contradicts_hours(tmp_path):
 def test_bundled_table_path_is_inside_data_corpus():
     assert languages.LANGUAGES_TSV.parent.name == "corpus"
     assert languages.LANGUAGES_TSV.is_file()
+
+
+def test_every_language_has_checked_hours_and_a_source():
+    """Hours were checked against Radford et al. 2022, App. E, Fig. 11 (arXiv:2212.04356v1)."""
+    for lang in known_languages():
+        entry = language(lang)
+        assert entry.whisper_hours is not None, lang
+        assert "checked" in entry.level_source and ("Fig. 11" in entry.level_source), lang
+
+
+def test_second_voices_are_variants_spread_over_levels():
+    from core.languages import espeak_voices
+
+    with_two = [lang for lang in known_languages() if language(lang).espeak_voice_2 is not None]
+    assert len(with_two) >= 6
+    assert {resource_level(lang) for lang in with_two} == {"high", "medium", "low"}
+    for lang in with_two:
+        first, second = espeak_voices(lang, 2)
+        assert second != first and second.startswith(first.split("+")[0])
+    assert espeak_voices("eng_Latn", 1) == ["en-us"]
+    with pytest.raises(ValueError, match="n_voices"):
+        espeak_voices("eng_Latn", 0)
