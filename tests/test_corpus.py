@@ -37,8 +37,8 @@ def bundled() -> ParallelCorpus:
 
 
 def test_bundled_corpus_size_and_levels(bundled):
-    assert len(bundled) >= 60
-    assert len(bundled.langs) >= 16
+    assert len(bundled) >= 200  # enough sentences for SVCCA and bootstrap intervals to decide
+    assert len(bundled.langs) >= 20
     assert bundled.sentence_ids == list(range(len(bundled)))
     per_level = {level: [lang for lang in bundled.langs if resource_level(lang) == level]
                  for level in ("high", "medium", "low")}
@@ -61,8 +61,10 @@ def test_bundled_display_order_is_high_to_low(bundled):
 
 def test_bundled_text_hygiene(bundled):
     english = bundled.texts["eng_Latn"]
-    for text in english:
-        assert 5 <= len(text.split()) <= 15, text
+    words = np.array([len(text.split()) for text in english])
+    assert words.min() >= 3 and words.max() <= 22, (words.min(), words.max())
+    # varied in length, so length is not constant and length controls have something to control
+    assert (words <= 6).mean() >= 0.15 and (words >= 13).mean() >= 0.15
     for lang in bundled.langs:
         texts = bundled.texts[lang]
         assert len(set(texts)) == len(texts), f"{lang} repeats a sentence"
