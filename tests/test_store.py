@@ -161,7 +161,7 @@ def test_round_trip_every_table(tmp_path):
         assert store.projections("run-1", layer=0).empty
         assert store.counts() == {"runs": 1, "languages": 2, "items": 12, "run_items": 0,
                                   "components": 2, "layers": 6, "activations": 24, "metrics": 3,
-                                  "projections": 6}
+                                  "projections": 6, "run_languages": 0, "metric_variants": 0}
 
 
 def test_add_items_continues_ids_and_per_run_measurements(tmp_path):
@@ -300,7 +300,7 @@ def test_write_errors_are_clear(tmp_path):
         with pytest.raises(StoreError, match="expected an array"):
             store.add_activations("r", "c", 0, [0, 1], np.zeros((3, 4)))
         with pytest.raises(StoreError, match="dtype"):
-            store.add_activations("r", "c", 0, [0], np.zeros((1, 4)), dtype="int8")
+            store.add_activations("r", "c", 0, [0], np.zeros((1, 4)), dtype="int4")
         with pytest.raises(StoreError, match="missing required columns"):
             store.add_items(pd.DataFrame({"lang": ["x"]}))
         with pytest.raises(StoreError, match="modality"):

@@ -24,6 +24,7 @@ import pandas as pd
 
 from core.models.base import Component
 from core.store.schema import MIGRATIONS, MIGRATIONS_TABLE_SQL, SCHEMA_VERSION, Migration
+from core.store.vectors import VECTOR_DTYPES, decode_vectors, encode_vectors
 
 __all__ = [
     "ACTIVATION_DTYPES",
@@ -34,27 +35,31 @@ __all__ = [
     "publish_atomically",
 ]
 
-ACTIVATION_DTYPES = ("float16", "float32")
+ACTIVATION_DTYPES = VECTOR_DTYPES
 
 _LANGUAGE_COLUMNS = ["lang", "name", "resource_level", "whisper_hours", "level_source", "espeak_voice"]
-_ITEM_COLUMNS = ["sentence_id", "lang", "modality", "text", "duration_s", "voice"]
+_ITEM_COLUMNS = ["sentence_id", "lang", "modality", "text", "duration_s", "voice", "voice_rank"]
 _ITEM_UPDATABLE = ["duration_s", "voice"]
 #: measurements that depend on the run's model (tokenizer, ASR): stored per run in run_items
 _RUN_ITEM_COLUMNS = ["n_tokens", "transcript", "cer"]
 _METRIC_COLUMNS = ["pairing", "component_a", "component_b", "layer_a", "layer_b", "depth", "lang_a",
                    "lang_b", "modality_a", "modality_b", "metric", "params", "n_samples", "value",
                    "baseline_mean", "baseline_std", "ci_low", "ci_high", "length_baseline",
-                   "value_residualised", "pooling", "shared_space"]
+                   "value_residualised", "pooling", "shared_space", "ci_method", "resamples"]
 _METRIC_REQUIRED = ["pairing", "component_a", "component_b", "layer_a", "layer_b", "depth", "lang_a",
                     "lang_b", "modality_a", "modality_b", "metric", "n_samples", "pooling",
                     "shared_space"]
 #: metrics that compare coordinates, defined only between points of one representation space
 _SPACE_DEPENDENT_METRICS = ("paired_cosine", "retrieval")
 _PROJECTION_COLUMNS = ["component", "layer", "item_id", "method", "x", "y", "params"]
-_TABLES = ["runs", "languages", "items", "run_items", "components", "layers", "activations",
-           "metrics", "projections"]
+_TABLES = ["runs", "languages", "items", "run_items", "run_languages", "components", "layers",
+           "activations", "metrics", "metric_variants", "projections"]
+_RUN_LANGUAGE_COLUMNS = ["lang", "resource_level", "level_source"]
+_VARIANT_COLUMNS = ["variant", "pairing", "component_a", "component_b", "layer_a", "layer_b", "depth",
+                    "lang_a", "lang_b", "metric", "params", "n_samples", "value", "baseline_mean",
+                    "baseline_std"]
 _ITEM_SELECT = ("i.item_id, i.sentence_id, i.lang, i.modality, i.text, i.duration_s, m.n_tokens, "
-                "m.cer, m.transcript, i.voice")
+                "m.cer, m.transcript, i.voice, i.voice_rank")
 #: joins a run's measurements onto items; the run id is the first parameter (NULL: none)
 _RUN_ITEMS_JOIN = "LEFT JOIN run_items m ON m.item_id = i.item_id AND m.run_id = ?"
 
@@ -234,15 +239,22 @@ class Store:
     def languages(self) -> pd.DataFrame:
         return self._df(f"SELECT {', '.join(_LANGUAGE_COLUMNS)} FROM languages ORDER BY lang")
 
-    def items(self, modality: str | None = None, *, run_id: str | None = None) -> pd.DataFrame:
-        """Items; ``n_tokens``, ``cer`` and ``transcript`` are those of ``run_id`` (NULL without)."""
+    def items(self, modality: str | None = None, *, run_id: str | None = None,
+              all_voices: bool = False) -> pd.DataFrame:
+        """Items; ``n_tokens``, ``cer`` and ``transcript`` are those of ``run_id`` (NULL without).
+
+        Speech in a language's second voice (``voice_rank`` 1, a voice-change reference) is left
+        out unless ``all_voices``: everything else reads one item per (lang, modality, sentence)."""
         sql = f"SELECT {_ITEM_SELECT} FROM items i {_RUN_ITEMS_JOIN}"
         params: list[Any] = [run_id]
+        where = [] if all_voices else ["i.voice_rank = 0"]
         if modality is not None:
             _check_modality(modality)
-            sql += " WHERE i.modality = ?"
+            where.append("i.modality = ?")
             params.append(modality)
-        return self._df(sql + " ORDER BY i.lang, i.modality, i.sentence_id", params)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return self._df(sql + " ORDER BY i.lang, i.modality, i.voice_rank, i.sentence_id", params)
 
     def components(self, run_id: str) -> pd.DataFrame:
         df = self._df("SELECT component, modality, n_layers, dim, description, layer_names, space, "
@@ -266,7 +278,7 @@ class Store:
         return self._df(
             "SELECT a.component, a.layer, a.item_id, a.n_positions, i.lang, i.sentence_id "
             "FROM activations a JOIN items i ON i.item_id = a.item_id "
-            "WHERE a.run_id = ? AND a.n_positions IS NOT NULL "
+            "WHERE a.run_id = ? AND a.n_positions IS NOT NULL AND i.voice_rank = 0 "
             "ORDER BY a.component, a.layer, i.lang, i.sentence_id", [run_id])
 
     def metric_names(self, run_id: str) -> list[str]:
@@ -275,10 +287,12 @@ class Store:
         return [r[0] for r in rows]
 
     def metrics(self, run_id: str, *, metric: str | None = None, pairing: str | None = None,
-                layer: int | None = None, langs: Sequence[str] | None = None) -> pd.DataFrame:
+                layer: int | None = None, langs: Sequence[str] | None = None,
+                with_resamples: bool = False) -> pd.DataFrame:
         """Metric rows of a run with each side's stage and path depth (``stage_a``,
         ``path_depth_a``, ...); ``layer`` matches side a's layer, ``langs`` keeps rows whose two
-        languages are both listed."""
+        languages are both listed. ``resamples`` (bootstrap values, ``vectors.resample_matrix``)
+        only when ``with_resamples``: they are most of a row's bytes."""
         where, params = ["x.run_id = ?"], [run_id]
         if metric is not None:
             where.append("x.metric = ?")
@@ -292,7 +306,8 @@ class Store:
         if langs is not None:
             where.append("list_contains(?, x.lang_a) AND list_contains(?, x.lang_b)")
             params += [list(langs), list(langs)]
-        columns = ", ".join(f"x.{c}" for c in _METRIC_COLUMNS)
+        columns = ", ".join(f"x.{c}" for c in _METRIC_COLUMNS
+                            if with_resamples or c != "resamples")
         sql = (f"SELECT x.run_id, {columns}, la.stage AS stage_a, lb.stage AS stage_b, "
                "la.depth AS path_depth_a, lb.depth AS path_depth_b FROM metrics x "
                "LEFT JOIN layers la ON la.run_id = x.run_id AND la.component = x.component_a "
@@ -305,8 +320,10 @@ class Store:
         return self._df(sql, params)
 
     def activations(self, run_id: str, component: str, layer: int,
-                    langs: Sequence[str] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-        """Items and their pooled vectors (float32, one row per item), ordered by lang, sentence_id."""
+                    langs: Sequence[str] | None = None, *,
+                    voice_rank: int | None = 0) -> tuple[pd.DataFrame, np.ndarray]:
+        """Items and their pooled vectors (float32, one row per item), ordered by lang, voice
+        rank, sentence_id; ``voice_rank`` None gives every voice, else that voice's speech only."""
         sql = (f"SELECT {_ITEM_SELECT}, a.n_positions, a.dtype, a.dim, a.vector FROM activations a "
                f"JOIN items i ON i.item_id = a.item_id {_RUN_ITEMS_JOIN} "
                "WHERE a.run_id = ? AND a.component = ? AND a.layer = ?")
@@ -314,7 +331,10 @@ class Store:
         if langs is not None:
             sql += " AND list_contains(?, i.lang)"
             params.append(list(langs))
-        df = self._df(sql + " ORDER BY i.lang, i.sentence_id", params)
+        if voice_rank is not None:
+            sql += " AND i.voice_rank = ?"
+            params.append(int(voice_rank))
+        df = self._df(sql + " ORDER BY i.lang, i.voice_rank, i.sentence_id", params)
         vectors = _decode_vectors(df)
         items = df.drop(columns=["dtype", "dim", "vector"]).reset_index(drop=True)
         return items, vectors
@@ -351,6 +371,7 @@ class Store:
     def add_items(self, df: pd.DataFrame) -> list[int]:
         """Insert items, returning the new item ids in row order."""
         frame = _frame(df, _ITEM_COLUMNS, required=["sentence_id", "lang", "modality", "text"])
+        frame["voice_rank"] = pd.to_numeric(frame["voice_rank"]).fillna(0).astype("int64")
         for modality in frame["modality"].unique():
             _check_modality(modality)
         with self.transaction():
@@ -443,14 +464,11 @@ class Store:
         if array.ndim != 2 or array.shape[0] != len(item_ids):
             raise StoreError(f"activations for {component} layer {layer}: expected an array "
                              f"({len(item_ids)}, dim), got shape {array.shape}")
-        encoded = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
-        row_bytes = encoded.shape[1] * encoded.itemsize
-        buffer = encoded.tobytes()
         frame = pd.DataFrame({
             "run_id": run_id, "component": component, "layer": int(layer),
             "item_id": np.asarray(item_ids, dtype=np.int64), "dtype": dtype,
-            "dim": encoded.shape[1],
-            "vector": [buffer[i * row_bytes:(i + 1) * row_bytes] for i in range(len(item_ids))],
+            "dim": array.shape[1],
+            "vector": encode_vectors(array, dtype),
             "n_positions": (pd.array(np.asarray(n_positions, dtype=np.int64)) if n_positions
                             is not None else pd.array([None] * len(item_ids), dtype="Int64")),
         })
@@ -459,9 +477,9 @@ class Store:
 
     def add_activation_parts(self, run_id: str, paths: Sequence[str | os.PathLike]) -> int:
         """Pooled vectors from Parquet parts (``precompute.staging``: component, layer, lang,
-        modality, sentence_id, dtype, dim, vector, n_positions), matched to items by (lang,
-        modality, sentence_id) inside DuckDB (no vector passes through Python). Every part row
-        must match an item; returns the rows added."""
+        modality, sentence_id, voice_rank, dtype, dim, vector, n_positions), matched to items by
+        (lang, modality, sentence_id, voice_rank) inside DuckDB (no vector passes through Python).
+        Every part row must match an item; returns the rows added."""
         files = [str(p) for p in paths]
         if not files:
             return 0
@@ -472,7 +490,8 @@ class Store:
                 "INSERT INTO activations (run_id, component, layer, item_id, dtype, dim, vector, "
                 "n_positions) SELECT ?, p.component, p.layer, i.item_id, p.dtype, p.dim, p.vector, "
                 "p.n_positions FROM read_parquet(?) p JOIN items i ON i.lang = p.lang "
-                "AND i.modality = p.modality AND i.sentence_id = p.sentence_id",
+                "AND i.modality = p.modality AND i.sentence_id = p.sentence_id "
+                "AND i.voice_rank = p.voice_rank",
                 [run_id, files]).fetchall()[0][0]
             if added != expected:
                 raise StoreError(f"activation parts of {run_id}: {expected - added} of {expected} "
@@ -498,6 +517,38 @@ class Store:
         with self.transaction():
             self._insert("metrics", frame)
 
+    def add_metric_variants(self, run_id: str, df: pd.DataFrame) -> None:
+        """Rows of ``metric_variants`` (SVCCA at other k, length-matched values)."""
+        frame = _frame(df, _VARIANT_COLUMNS, required=_VARIANT_COLUMNS[:12])
+        frame["params"] = [_to_json(p) if not isinstance(p, str) and p is not None else p
+                           for p in frame["params"]]
+        frame.insert(0, "run_id", run_id)
+        with self.transaction():
+            self._insert("metric_variants", frame)
+
+    def metric_variants(self, run_id: str, variant: str | None = None) -> pd.DataFrame:
+        where, params = ["run_id = ?"], [run_id]
+        if variant is not None:
+            where.append("variant = ?")
+            params.append(variant)
+        return self._df(f"SELECT {', '.join(_VARIANT_COLUMNS)} FROM metric_variants "
+                        f"WHERE {' AND '.join(where)} ORDER BY variant, metric, pairing, "
+                        "component_a, component_b, layer_a, layer_b, lang_a, lang_b, params", params)
+
+    def set_run_languages(self, run_id: str, df: pd.DataFrame) -> None:
+        """The resource level this run reads per language, with its source."""
+        frame = _frame(df, _RUN_LANGUAGE_COLUMNS, required=_RUN_LANGUAGE_COLUMNS)
+        frame.insert(0, "run_id", run_id)
+        with self.transaction():
+            self._connection().execute("DELETE FROM run_languages WHERE run_id = ?", [run_id])
+            self._insert("run_languages", frame)
+
+    def run_languages(self, run_id: str) -> pd.DataFrame:
+        """lang, resource_level, level_source of a run (empty for runs built before migration 4:
+        read ``languages`` then, whose levels come from Whisper's training hours)."""
+        return self._df("SELECT lang, resource_level, level_source FROM run_languages "
+                        "WHERE run_id = ? ORDER BY lang", [run_id])
+
     def add_projections(self, run_id: str, df: pd.DataFrame) -> None:
         frame = _frame(df, _PROJECTION_COLUMNS,
                        required=["component", "layer", "item_id", "method", "x", "y"])
@@ -519,6 +570,7 @@ class Store:
     def delete_metrics(self, run_id: str) -> int:
         """Remove every metric row of a run (before writing recomputed ones); returns how many."""
         with self.transaction():
+            self._connection().execute("DELETE FROM metric_variants WHERE run_id = ?", [run_id])
             return self._connection().execute(
                 "DELETE FROM metrics WHERE run_id = ?", [run_id]).fetchall()[0][0]
 
@@ -646,9 +698,7 @@ def _decode_vectors(df: pd.DataFrame) -> np.ndarray:
     if len(dtypes) != 1 or len(dims) != 1:
         raise StoreError(f"mixed activation encodings in one layer: dtypes {list(dtypes)}, "
                          f"dims {list(dims)}")
-    dtype = np.dtype(str(dtypes[0])).newbyteorder("<")
-    flat = np.frombuffer(b"".join(df["vector"]), dtype=dtype)
-    return flat.reshape(len(df), int(dims[0])).astype(np.float32)
+    return decode_vectors(list(df["vector"]), str(dtypes[0]), int(dims[0]))
 
 
 def _to_json(value: Any) -> str:

@@ -185,10 +185,84 @@ UPDATE metrics SET pooling = 'mean', shared_space = (component_a = component_b);
 DELETE FROM metrics WHERE NOT shared_space AND metric IN ('paired_cosine', 'retrieval');
 """
 
+# Findings a reviewer accepts (issue 9). Items get a voice rank: the same sentence, language and
+# modality may be spoken by a second voice (a voice-change reference), so the unique key grows by it;
+# stores before it hold one voice per language (rank 0). Activations may be int8 with a per-vector
+# scale (the blob starts with the float32 scale; ``core.store.vectors``). Metric rows may carry their
+# bootstrap values (``resamples``: one value per resample, the same sentence resamples for every row
+# of a run with the same n_samples, so aggregates over rows are bootstrapped jointly), and the
+# interval type they state (``ci_method``). Each run records the resource level it reads per
+# language and its source (``run_languages``: Whisper's training hours, or a family's own). SVCCA's
+# sensitivity to k and length-matched values live in ``metric_variants``.
+_REVIEWED_FINDINGS = """
+DROP INDEX items_by_lang_modality;
+CREATE TABLE items_v4 (
+    item_id     INTEGER PRIMARY KEY,
+    sentence_id INTEGER NOT NULL,
+    lang        VARCHAR NOT NULL,
+    modality    VARCHAR NOT NULL CHECK (modality IN ('text', 'speech')),
+    text        VARCHAR NOT NULL,
+    duration_s  DOUBLE,
+    voice       VARCHAR,
+    voice_rank  INTEGER NOT NULL DEFAULT 0,  -- 0: the language's voice; 1: its second voice
+    UNIQUE (lang, modality, sentence_id, voice_rank)
+);
+INSERT INTO items_v4 (item_id, sentence_id, lang, modality, text, duration_s, voice, voice_rank)
+SELECT item_id, sentence_id, lang, modality, text, duration_s, voice, 0 FROM items;
+DROP TABLE items;
+ALTER TABLE items_v4 RENAME TO items;
+CREATE INDEX items_by_lang_modality ON items (lang, modality, voice_rank, sentence_id);
+CREATE TABLE activations_v4 (
+    run_id      VARCHAR NOT NULL,
+    component   VARCHAR NOT NULL,
+    layer       INTEGER NOT NULL,
+    item_id     INTEGER NOT NULL,
+    dtype       VARCHAR NOT NULL CHECK (dtype IN ('float16', 'float32', 'int8')),
+    dim         INTEGER NOT NULL,
+    vector      BLOB NOT NULL,      -- little-endian dtype[dim]; int8: float32 scale, then int8[dim]
+    n_positions INTEGER,
+    PRIMARY KEY (run_id, component, layer, item_id)
+);
+INSERT INTO activations_v4 (run_id, component, layer, item_id, dtype, dim, vector, n_positions)
+SELECT run_id, component, layer, item_id, dtype, dim, vector, n_positions FROM activations;
+DROP TABLE activations;
+ALTER TABLE activations_v4 RENAME TO activations;
+ALTER TABLE metrics ADD COLUMN resamples BLOB;        -- bootstrap values (core.store.vectors)
+ALTER TABLE metrics ADD COLUMN ci_method VARCHAR;     -- 'percentile' (older rows) or 'bootstrap_se'
+UPDATE metrics SET ci_method = 'percentile';
+CREATE TABLE run_languages (
+    run_id         VARCHAR NOT NULL,
+    lang           VARCHAR NOT NULL,
+    resource_level VARCHAR NOT NULL,
+    level_source   VARCHAR NOT NULL,  -- where the level comes from, for this run's model
+    PRIMARY KEY (run_id, lang)
+);
+CREATE TABLE metric_variants (
+    run_id        VARCHAR NOT NULL,
+    variant       VARCHAR NOT NULL,   -- 'svcca_k' (SVCCA at one k) or 'length_matched'
+    pairing       VARCHAR NOT NULL,
+    component_a   VARCHAR NOT NULL,
+    component_b   VARCHAR NOT NULL,
+    layer_a       INTEGER NOT NULL,
+    layer_b       INTEGER NOT NULL,
+    depth         DOUBLE NOT NULL,
+    lang_a        VARCHAR NOT NULL,
+    lang_b        VARCHAR NOT NULL,
+    metric        VARCHAR NOT NULL,
+    params        JSON,
+    n_samples     INTEGER NOT NULL,
+    value         DOUBLE,
+    baseline_mean DOUBLE,
+    baseline_std  DOUBLE
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core tables", _CORE_TABLES),
     Migration(2, "indexes for dashboard queries", _DASHBOARD_INDEXES),
     Migration(3, "interface v2: spaces, stages, pooling, per-run item measurements", _INTERFACE_V2),
+    Migration(4, "voices, int8 activations, bootstrap values, per-run resource levels",
+              _REVIEWED_FINDINGS),
 ]
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].id
