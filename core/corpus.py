@@ -291,21 +291,44 @@ def without_recordings(corpus: ParallelCorpus) -> ParallelCorpus:
     )
 
 
-def speech_voice(corpus: ParallelCorpus, lang: str, position: int) -> str:
-    """Who speaks item ``position``: ``espeak-ng <version> <voice>`` or ``recording``."""
+def voice_count(corpus: ParallelCorpus, lang: str, max_voices: int = 1) -> int:
+    """How many voices ``lang`` is spoken in (at most ``max_voices``): 1 for recordings (one
+    speaker per clip, as recorded), else the language table's espeak-ng voices (a second voice
+    where it has ``espeak_voice_2``)."""
+    if any(path is not None for path in corpus.audio_paths[lang]):
+        return 1
+    return len(languages.espeak_voices(lang, max_voices))
+
+
+def speech_voice(corpus: ParallelCorpus, lang: str, position: int, voice_rank: int = 0) -> str:
+    """Who speaks item ``position``: ``espeak-ng <version> <voice>`` or ``recording``;
+    ``voice_rank`` 1 is the language's second espeak-ng voice."""
     if corpus.audio_paths[lang][position] is not None:
+        if voice_rank:
+            raise ValueError(f"{lang} sentence {position} is a recording: it has one voice")
         return "recording"
-    return f"espeak-ng {audio.espeak_version()} {languages.espeak_voice(lang)}"
+    return f"espeak-ng {audio.espeak_version()} {_espeak_voice(lang, voice_rank)}"
+
+
+def _espeak_voice(lang: str, voice_rank: int) -> str:
+    voices = languages.espeak_voices(lang, voice_rank + 1)
+    if voice_rank >= len(voices):
+        raise ValueError(f"{lang} has no espeak-ng voice number {voice_rank + 1} in the language "
+                         "table (column espeak_voice_2)")
+    return voices[voice_rank]
 
 
 def speech_waveform(corpus: ParallelCorpus, lang: str, position: int, *,
-                    cache_dir: Path | str | None = None) -> np.ndarray:
+                    cache_dir: Path | str | None = None, voice_rank: int = 0) -> np.ndarray:
     """16 kHz mono float32 speech of one sentence (``position`` in ``corpus.sentence_ids``):
-    the recording where the corpus has one, otherwise espeak-ng synthesis (cached on disk)."""
+    the recording where the corpus has one, otherwise espeak-ng synthesis (cached on disk) in the
+    language's voice number ``voice_rank`` + 1."""
     path = corpus.audio_paths[lang][position]
     if path is not None:
+        if voice_rank:
+            raise ValueError(f"{lang} sentence {position} is a recording: it has one voice")
         return audio.load_audio(path)
-    return audio.synthesize(corpus.texts[lang][position], languages.espeak_voice(lang),
+    return audio.synthesize(corpus.texts[lang][position], _espeak_voice(lang, voice_rank),
                             cache_dir=cache_dir)
 
 

@@ -83,8 +83,16 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--speech-cache", type=click.Path(path_type=Path, file_okay=False),
               help="Directory caching synthesised speech between builds "
               "(default: $CROSSMODAL_LENS_CACHE/speech or ~/.cache/crossmodal-lens/speech).")
-@click.option("--activation-dtype", type=click.Choice(["float16", "float32"]), default="float16",
-              show_default=True, help="Storage precision of pooled activations.")
+@click.option("--transcribe-sample", type=click.IntRange(min=1),
+              help="Transcribe only the first N sentences of each language and voice (CER on a "
+              "sample; default: every clip).")
+@click.option("--voices", type=click.IntRange(1, 2), default=2, show_default=True,
+              help="Synthesised speech per language: 2 adds a second espeak-ng voice where the "
+              "language table has one (a voice-change reference for speech-speech similarity).")
+@click.option("--activation-dtype", type=click.Choice(["float16", "float32", "int8"]),
+              default="float16", show_default=True,
+              help="Storage precision of pooled activations (int8: per-vector scale, a quarter of "
+              "float32; metrics are computed from the stored values).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for permutations, bootstrap and UMAP.")
 @click.option("--pooling", type=click.Choice(["mean", "last"]), default="mean", show_default=True,

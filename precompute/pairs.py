@@ -3,7 +3,10 @@
 A *side* is one component's pooled states at one layer for one language (rows aligned by sentence).
 Pairings follow the study: the same modality across languages (lang_a < lang_b), and text against
 speech for every language pair including a language with itself, for the (text, speech) component
-pairs the adapter names (``ModelAdapter.modality_pairs``). Two layer stacks of different depth are
+pairs the adapter names (``ModelAdapter.modality_pairs``). Where a language's speech is also in a
+second voice, speech-speech pairs that language's first voice (side a) with its second (side b):
+the same sentence, language and model, another voice, so ``lang_a == lang_b`` in speech-speech
+rows means a voice change alone (the reference cross-lingual speech similarity is read against). Two layer stacks of different depth are
 compared at matching relative depth. Each pair records whether its two points share a
 representation space: only then are coordinate-wise metrics (paired cosine, retrieval) and joint
 2-D maps defined.
@@ -23,11 +26,13 @@ class Side:
     component: str
     layer: int
     lang: str
+    voice_rank: int = 0  # speech: 0 the language's voice, 1 its second voice
 
     @property
     def key(self) -> str:
         """A stable string key for compute_grid (keys travel through DataFrames)."""
-        return f"{self.component}|{self.layer}|{self.lang}"
+        voice = f"|voice{self.voice_rank}" if self.voice_rank else ""
+        return f"{self.component}|{self.layer}|{self.lang}{voice}"
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,13 @@ def align_layers(n_a: int, n_b: int) -> list[tuple[int, int, float]]:
 
 
 def metric_pairs(components: list[Component], langs: list[str],
-                 modality_pairs: list[tuple[str, str]] | None = None) -> list[PairSpec]:
+                 modality_pairs: list[tuple[str, str]] | None = None, *,
+                 second_voice_langs: list[str] | tuple[str, ...] = ()) -> list[PairSpec]:
     """Every side pair a run measures, in a stable order.
 
     ``modality_pairs`` are the (text component, speech component) pairs to compare; None: every
-    text component with every speech component.
+    text component with every speech component. ``second_voice_langs``: languages whose speech is
+    also in a second voice (each gets a voice-change pair per speech layer).
     """
     by_name = {c.name: c for c in components}
     text = [c for c in components if c.modality == "text"]
@@ -79,6 +86,11 @@ def metric_pairs(components: list[Component], langs: list[str],
                     pairs.append(PairSpec(pairing, Side(comp.name, layer, lang_a),
                                           Side(comp.name, layer, lang_b), comp.modality,
                                           comp.modality, depth, True))
+                if pairing == "speech-speech":
+                    for lang in sorted(set(second_voice_langs) & set(langs)):
+                        pairs.append(PairSpec(pairing, Side(comp.name, layer, lang),
+                                              Side(comp.name, layer, lang, 1), "speech", "speech",
+                                              depth, True))
     for t_name, s_name in modality_pairs:
         if t_name not in by_name or s_name not in by_name:
             continue  # a component the run did not measure (e.g. no speech items)

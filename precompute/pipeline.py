@@ -95,6 +95,8 @@ class BuildConfig:
     umap_min_dist: float = 0.1
     transcribe: bool = True
     max_transcript_tokens: int | None = None  # cap on generated tokens per clip; None: model's own
+    transcribe_sample: int | None = None  # transcribe the first N sentences per language and voice
+    voices: int = 2                       # espeak-ng voices per language (a 2nd where the table has one)
     speech_cache: Path | None = None
     activation_dtype: str = "float16"
     seed: int = 0
@@ -116,6 +118,10 @@ class BuildConfig:
             raise ValueError(f"--n-sentences must be >= 1, got {self.n_sentences}")
         if self.pooling not in ("mean", "last"):
             raise ValueError(f"--pooling must be 'mean' or 'last', got {self.pooling!r}")
+        if self.transcribe_sample is not None and self.transcribe_sample < 1:
+            raise ValueError(f"--transcribe-sample must be >= 1, got {self.transcribe_sample}")
+        if self.voices not in (1, 2):
+            raise ValueError(f"--voices must be 1 or 2, got {self.voices}")
         if self.unsupported_langs not in ("refuse", "skip"):
             raise ValueError("--unsupported-langs must be 'refuse' or 'skip', got "
                              f"{self.unsupported_langs!r}")
@@ -136,13 +142,27 @@ class PreparedCorpus:
     items: pd.DataFrame                     # one row per item, with item_id once stored
     waveforms: dict[int, np.ndarray] = field(default_factory=dict)  # item_id -> 16 kHz mono
 
-    def modality_items(self, modality: str, langs: Sequence[str] | None = None) -> pd.DataFrame:
+    def modality_items(self, modality: str, langs: Sequence[str] | None = None, *,
+                       voice_rank: int = 0) -> pd.DataFrame:
         """Items of one modality in the order pooled states are computed: lang order, then sentence
-        (only ``langs`` when given)."""
-        keep = self.items.modality == modality
+        (only ``langs`` when given); speech of voice ``voice_rank`` (0: each language's voice, 1:
+        its second voice, where it has one)."""
+        keep = (self.items.modality == modality) & (_voice_ranks(self.items) == voice_rank)
         if langs is not None:
             keep &= self.items.lang.isin(list(langs))
         return self.items[keep].reset_index(drop=True)
+
+    def second_voice_langs(self) -> list[str]:
+        """Languages (in run order) whose speech is also in a second voice."""
+        ranks = _voice_ranks(self.items)
+        present = set(self.items.lang[(self.items.modality == "speech") & (ranks == 1)])
+        return [lang for lang in self.langs if lang in present]
+
+
+def _voice_ranks(items: pd.DataFrame) -> pd.Series:
+    if "voice_rank" not in items:
+        return pd.Series(0, index=items.index)
+    return items.voice_rank.fillna(0).astype(int)
 
 
 # ---------------------------------------------------------------------- jobs (one per run)
@@ -479,12 +499,13 @@ def run_language(workspace: Workspace, plan: dict[str, Any], adapter: ModelAdapt
     states. Each part is skipped when present and written atomically when computed."""
     run_id = plan["run_id"]
     done = skipped = 0
-    items = language_items(workspace, run_id, corpus, lang, config.speech_cache)
+    items = language_items(workspace, run_id, corpus, lang, config.speech_cache, config.voices)
     text = items[items.modality == "text"].reset_index(drop=True)
     speech = items[items.modality == "speech"].reset_index(drop=True)
 
     def waveform(row) -> np.ndarray:
-        return _waveform(corpus, lang, int(row.position), config.speech_cache)
+        return _waveform(corpus, lang, int(row.position), config.speech_cache,
+                         int(getattr(row, "voice_rank", 0) or 0))
 
     if plan["count_tokens"]:
         if workspace.has(run_id, "tokens", lang):
@@ -499,7 +520,8 @@ def run_language(workspace: Workspace, plan: dict[str, Any], adapter: ModelAdapt
         if workspace.has(run_id, "transcripts", lang):
             skipped += 1
         else:
-            transcriber = BatchTranscriber(adapter, config.max_transcript_tokens)
+            transcriber = BatchTranscriber(adapter, config.max_transcript_tokens,
+                                           config.transcribe_sample)
             for batch in length_batches(speech, speech.duration_s.to_numpy(), config.batch_size):
                 transcriber(batch, [waveform(row) for row in batch.itertuples()])
             workspace.write_part(transcriber.frame(), run_id, "transcripts", lang)
@@ -511,7 +533,8 @@ def run_language(workspace: Workspace, plan: dict[str, Any], adapter: ModelAdapt
         rows = text if comp.modality == "text" else speech
         # Transcribe right after the first speech component's batches: the adapter can reuse the
         # encoder pass it just made (Whisper caches its last encoder outputs).
-        transcriber = (BatchTranscriber(adapter, config.max_transcript_tokens)
+        transcriber = (BatchTranscriber(adapter, config.max_transcript_tokens,
+                                        config.transcribe_sample)
                        if plan["transcribe_with"] == comp.name else None)
         extraction = component_states(adapter, comp, rows, waveform, config.batch_size,
                                       after_batch=transcriber, pooling=config.pooling,
@@ -526,9 +549,10 @@ def run_language(workspace: Workspace, plan: dict[str, Any], adapter: ModelAdapt
 
 
 def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
-                   speech_cache: Path | None) -> pd.DataFrame:
-    """The items of one language (text, then speech with duration and voice), from its part or
-    made now; speech is synthesised or decoded one clip at a time and not kept."""
+                   speech_cache: Path | None, voices: int = 1) -> pd.DataFrame:
+    """The items of one language (text, then speech with duration and voice, in up to ``voices``
+    voices), from its part or made now; speech is synthesised or decoded one clip at a time and
+    not kept."""
     from core import audio
     from core import corpus as corpus_module
 
@@ -539,27 +563,33 @@ def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
         rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "text",
                      "text": corpus.texts[lang][position], "position": position,
                      "duration_s": None, "voice": None})
-    for position, sentence_id in enumerate(tqdm(corpus.sentence_ids, desc=f"speech {lang}",
-                                                leave=False)):
-        wave = _waveform(corpus, lang, position, speech_cache)
-        rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "speech",
-                     "text": corpus.texts[lang][position], "position": position,
-                     "duration_s": audio.duration_s(wave),
-                     "voice": corpus_module.speech_voice(corpus, lang, position)})
-        del wave
+    n_voices = corpus_module.voice_count(corpus, lang, voices)
+    for voice_rank in range(n_voices):
+        for position, sentence_id in enumerate(tqdm(corpus.sentence_ids, leave=False,
+                                                    desc=f"speech {lang} voice {voice_rank + 1}")):
+            wave = _waveform(corpus, lang, position, speech_cache, voice_rank)
+            rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "speech",
+                         "text": corpus.texts[lang][position], "position": position,
+                         "duration_s": audio.duration_s(wave),
+                         "voice": corpus_module.speech_voice(corpus, lang, position, voice_rank),
+                         "voice_rank": voice_rank})
+            del wave
     items = pd.DataFrame(rows, columns=["sentence_id", "lang", "modality", "text", "position",
-                                        "duration_s", "voice"])
+                                        "duration_s", "voice", "voice_rank"])
     items["duration_s"] = items.duration_s.astype("float64")
+    items["voice_rank"] = items.voice_rank.fillna(0).astype("int64")
     workspace.write_part(items, run_id, "items", lang)
     return items
 
 
-def _waveform(corpus, lang: str, position: int, speech_cache: Path | None) -> np.ndarray:
+def _waveform(corpus, lang: str, position: int, speech_cache: Path | None,
+              voice_rank: int = 0) -> np.ndarray:
     from core import corpus as corpus_module
     from core.audio import EspeakError
 
     try:
-        wave = corpus_module.speech_waveform(corpus, lang, position, cache_dir=speech_cache)
+        wave = corpus_module.speech_waveform(corpus, lang, position, cache_dir=speech_cache,
+                                             voice_rank=voice_rank)
     except (ValueError, EspeakError) as exc:  # no espeak-ng, no voice, or undecodable audio
         raise BuildError(f"cannot make speech for {lang}: {exc}. Drop it with --langs, or use a "
                          "corpus with recordings") from exc
@@ -568,21 +598,24 @@ def _waveform(corpus, lang: str, position: int, speech_cache: Path | None) -> np
 
 def activation_frame(component: str, items: pd.DataFrame, extraction: Extraction,
                      dtype: str) -> pd.DataFrame:
-    """A component's pooled states as part rows: one per (layer, item), vectors little-endian
-    ``dtype`` bytes (the store's encoding), ordered by layer."""
-    states = np.ascontiguousarray(extraction.pooled, dtype=np.dtype(dtype).newbyteorder("<"))
+    """A component's pooled states as part rows: one per (layer, item), vectors in the store's
+    ``dtype`` encoding (``core.store.vectors``), ordered by layer."""
+    from core.store.vectors import encode_vectors
+
+    states = np.asarray(extraction.pooled, dtype=np.float32)
     n_items, n_layers, dim = states.shape
-    by_layer = np.ascontiguousarray(states.transpose(1, 0, 2))
-    row_bytes = dim * by_layer.itemsize
-    buffer = by_layer.tobytes()
+    by_layer = states.transpose(1, 0, 2).reshape(n_layers * n_items, dim)
+    voice_rank = (items.voice_rank.fillna(0).to_numpy(dtype=np.int64) if "voice_rank" in items
+                  else np.zeros(n_items, dtype=np.int64))
     return pd.DataFrame({
         "component": component,
         "layer": np.repeat(np.arange(n_layers, dtype=np.int64), n_items),
         "lang": np.tile(items.lang.to_numpy(), n_layers),
         "modality": np.tile(items.modality.to_numpy(), n_layers),
         "sentence_id": np.tile(items.sentence_id.to_numpy(dtype=np.int64), n_layers),
+        "voice_rank": np.tile(voice_rank, n_layers),
         "dtype": dtype, "dim": dim,
-        "vector": [buffer[i * row_bytes:(i + 1) * row_bytes] for i in range(n_items * n_layers)],
+        "vector": encode_vectors(by_layer, dtype),
         "n_positions": extraction.n_positions.T.reshape(-1).astype(np.int64),
     })
 
@@ -604,8 +637,10 @@ class BatchTranscriber:
     ``transcribe`` takes it.
     """
 
-    def __init__(self, adapter: ModelAdapter, max_new_tokens: int | None = None) -> None:
+    def __init__(self, adapter: ModelAdapter, max_new_tokens: int | None = None,
+                 sample: int | None = None) -> None:
         self.adapter = adapter
+        self.sample = sample  # only sentences at positions < sample (per language and voice)
         self.extra: dict[str, Any] = {}
         self.transcripts: list[str] = []
         self.batches: list[pd.DataFrame] = []
@@ -617,21 +652,32 @@ class BatchTranscriber:
                             "ignored", adapter.name)
 
     def __call__(self, batch: pd.DataFrame, waveforms: list[np.ndarray]) -> None:
+        if self.sample is not None:
+            chosen = (batch.position < self.sample).to_numpy()
+            if not chosen.any():
+                return
+            batch = batch[chosen]
+            waveforms = [w for w, keep in zip(waveforms, chosen, strict=True) if keep]
         self.transcripts += self.adapter.transcribe(waveforms, batch.lang.tolist(),
                                                     batch_size=len(batch), **self.extra)
-        self.batches.append(batch[["lang", "modality", "sentence_id", "text"]])
+        if "voice_rank" not in batch:
+            batch = batch.assign(voice_rank=0)
+        self.batches.append(batch[["lang", "modality", "sentence_id", "voice_rank", "text"]])
 
     def frame(self) -> pd.DataFrame:
-        """lang, modality, sentence_id, transcript, cer of every item transcribed, in item order."""
+        """lang, modality, sentence_id, voice_rank, transcript, cer of every item transcribed, in
+        item order."""
         from core.asr_quality import character_error_rate
 
         seen = pd.concat(self.batches, ignore_index=True) if self.batches else \
-            pd.DataFrame(columns=["lang", "modality", "sentence_id", "text"])
+            pd.DataFrame(columns=["lang", "modality", "sentence_id", "voice_rank", "text"])
         cer = [_cer(character_error_rate, ref, hyp, lang)
                for ref, hyp, lang in zip(seen.text, self.transcripts, seen.lang, strict=True)]
         out = seen.drop(columns=["text"]).assign(transcript=self.transcripts,
                                                  cer=np.asarray(cer, dtype=np.float64))
-        return out.sort_values(["lang", "sentence_id"], kind="stable").reset_index(drop=True)
+        out["voice_rank"] = out.voice_rank.astype("int64")
+        return out.sort_values(["lang", "voice_rank", "sentence_id"],
+                               kind="stable").reset_index(drop=True)
 
 
 def component_states(adapter: ModelAdapter, comp: Component, items: pd.DataFrame,
@@ -698,7 +744,8 @@ def finish_job(out: Path, run_id: str) -> str:
     states = PartStates(workspace, run_id, prepared, components)
     lengths = part_lengths(workspace, plan, prepared)
 
-    pairs = metric_pairs(components, langs, modality_pairs)
+    pairs = metric_pairs(components, langs, modality_pairs,
+                         second_voice_langs=prepared.second_voice_langs())
     groups = metric_groups(pairs)
     todo = [(gid, group) for gid, group in enumerate(groups)
             if not workspace.has(run_id, "metrics", f"{gid:06d}")]
@@ -765,14 +812,15 @@ def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any])
                       ignore_index=True)
     items["_m"] = items.modality.map({"text": 0, "speech": 1})
     items["_l"] = items.lang.map(langs.index)
-    items = items.sort_values(["_m", "_l", "position"]).drop(columns=["_m", "_l"])
+    items["voice_rank"] = _voice_ranks(items)
+    items = items.sort_values(["_m", "_l", "voice_rank", "position"]).drop(columns=["_m", "_l"])
 
     known = set(store.languages().lang)
     new_langs = [lang for lang in langs if lang not in known]
     if new_langs:
         store.add_languages(language_frame(new_langs))
-    existing = store.items()
-    key = ["lang", "modality", "sentence_id"]
+    existing = store.items(all_voices=True)
+    key = ["lang", "modality", "sentence_id", "voice_rank"]
     both = items.merge(existing[[*key, "item_id", "text", "voice"]], on=key, how="left",
                        suffixes=("", "_stored"))
     clash = both[both.item_id.notna() & ((both.text != both.text_stored)
@@ -787,8 +835,9 @@ def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any])
             "corpus: build this one into another --out")
     fresh = both[both.item_id.isna()]
     if not fresh.empty:
-        store.add_items(fresh[["sentence_id", "lang", "modality", "text", "duration_s", "voice"]])
-    ids = store.items()[[*key, "item_id"]]
+        store.add_items(fresh[["sentence_id", "lang", "modality", "text", "duration_s", "voice",
+                               "voice_rank"]])
+    ids = store.items(all_voices=True)[[*key, "item_id"]]
 
     store.add_run(run_id, plan["model"], plan["run_config"], plan["versions"])
     store.add_components(run_id, components)
@@ -796,7 +845,9 @@ def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any])
         parts = [workspace.read_part(run_id, kind, lang) for lang in langs
                  if workspace.has(run_id, kind, lang)]
         if parts:
-            frame = pd.concat(parts, ignore_index=True).merge(ids, on=key, validate="one_to_one")
+            frame = pd.concat(parts, ignore_index=True)
+            frame["voice_rank"] = _voice_ranks(frame)
+            frame = frame.merge(ids, on=key, validate="one_to_one")
             store.set_run_items(run_id, frame[["item_id", *columns]])
     store.add_activation_parts(run_id, [workspace.part(run_id, "activations", c.name, lang)
                                         for c in components for lang in langs])
@@ -808,6 +859,7 @@ def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any])
     for path in sorted(projection_dir.glob("*.parquet")) if projection_dir.is_dir() else []:
         frame = workspace.read_part(run_id, "projections", path.stem)
         if not frame.empty:
+            frame["voice_rank"] = _voice_ranks(frame)
             store.add_projections(run_id, frame.merge(ids, on=key, validate="many_to_one"))
     store.finish_run(run_id)
 
@@ -831,7 +883,8 @@ def prepared_from_parts(workspace: Workspace, plan: dict[str, Any]) -> PreparedC
     items = pd.concat(frames, ignore_index=True)
     items["_m"] = items.modality.map({"text": 0, "speech": 1})
     items["_l"] = items.lang.map(langs.index)
-    items = items.sort_values(["_m", "_l", "position"]).drop(columns=["_m", "_l"]) \
+    items["voice_rank"] = _voice_ranks(items)
+    items = items.sort_values(["_m", "_l", "voice_rank", "position"]).drop(columns=["_m", "_l"]) \
         .reset_index(drop=True)
     return PreparedCorpus(plan["run_config"]["corpus_name"], plan["run_config"]["corpus_source"],
                           langs, list(plan["sentence_ids"]), items)
@@ -850,7 +903,9 @@ def part_lengths(workspace: Workspace, plan: dict[str, Any],
     else:
         text_lengths = text.text.str.len().to_numpy(dtype=np.float64)
     return {"text": text_lengths,
-            "speech": prepared.modality_items("speech").duration_s.to_numpy(dtype=np.float64)}
+            "speech": prepared.modality_items("speech").duration_s.to_numpy(dtype=np.float64),
+            ("speech", 1): prepared.modality_items("speech", voice_rank=1)
+            .duration_s.to_numpy(dtype=np.float64)}
 
 
 class PartStates:
@@ -862,21 +917,24 @@ class PartStates:
         self.workspace, self.run_id, self.prepared = workspace, run_id, prepared
         self.by_name = {c.name: c for c in components}
 
-    def __call__(self, component: str, layer: int) -> np.ndarray:
+    def __call__(self, component: str, layer: int, voice_rank: int = 0) -> np.ndarray:
+        from core.store.vectors import decode_vectors
+
         comp = self.by_name[component]
-        items = self.prepared.modality_items(comp.modality)
+        items = self.prepared.modality_items(comp.modality, voice_rank=voice_rank)
         blocks = []
         for lang, group in items.groupby("lang", sort=False):
             part = self.workspace.read_part(self.run_id, "activations", component, lang,
-                                            where="layer = ?", params=[int(layer)])
+                                            where="layer = ? AND voice_rank = ?",
+                                            params=[int(layer), int(voice_rank)])
             row_of = pd.Series(np.arange(len(part)), index=part.sentence_id.to_numpy())
             if len(part) != len(group) or not group.sentence_id.isin(row_of.index).all():
                 raise BuildError(f"{self.workspace.job_dir(self.run_id)}: activation part "
-                                 f"{component}/{lang} layer {layer} has {len(part)} rows for "
-                                 f"{len(group)} items; delete it and rerun the build")
-            dtype = np.dtype(str(part.dtype.iloc[0])).newbyteorder("<")
-            flat = np.frombuffer(b"".join(part.vector), dtype=dtype)
-            vectors = flat.reshape(len(part), int(part.dim.iloc[0])).astype(np.float32)
+                                 f"{component}/{lang} layer {layer} voice {voice_rank + 1} has "
+                                 f"{len(part)} rows for {len(group)} items; delete it and rerun "
+                                 "the build")
+            vectors = decode_vectors(list(part.vector), str(part.dtype.iloc[0]),
+                                     int(part.dim.iloc[0]))
             blocks.append(vectors[row_of.loc[group.sentence_id.to_numpy()].to_numpy()])
         return np.concatenate(blocks) if blocks else np.zeros((0, comp.dim), np.float32)
 
@@ -1017,24 +1075,27 @@ def compute_metrics(components: list[Component],
     langs = list(langs) if langs is not None else list(prepared.langs)
     modality_of = {c.name: c.modality for c in components}
     if pairs is None:
-        pairs = metric_pairs(components, langs, modality_pairs)
+        pairs = metric_pairs(components, langs, modality_pairs,
+                             second_voice_langs=prepared.second_voice_langs())
     if not pairs:
         return pd.DataFrame()
     layer_of = _layer_getter(states)
-    rows = {m: _rows_by_lang(prepared.modality_items(m, langs)) for m in ("text", "speech")}
-    layers: dict[tuple[str, int], np.ndarray] = {}
+    rows = {(m, v): _rows_by_lang(prepared.modality_items(m, langs, voice_rank=v))
+            for m in ("text", "speech") for v in (0, 1)}
+    layers: dict[tuple[str, int, int], np.ndarray] = {}
     sides: dict[str, np.ndarray] = {}
     side_lengths: dict[str, np.ndarray] = {}
     for spec in pairs:
         for side in (spec.a, spec.b):
             if side.key not in sides:
                 modality = modality_of[side.component]
-                index = rows[modality][side.lang]
-                point = (side.component, side.layer)
+                index = rows[(modality, side.voice_rank)][side.lang]
+                point = (side.component, side.layer, side.voice_rank)
                 if point not in layers:
                     layers[point] = layer_of(*point)
                 sides[side.key] = layers[point][index]
-                side_lengths[side.key] = lengths[modality][index]
+                side_lengths[side.key] = lengths[(modality, side.voice_rank)][index] \
+                    if side.voice_rank else lengths[modality][index]
     del layers
     specs = metric_specs(config.metrics)
     groups = [([p for p in pairs if p.shared_space], specs),
@@ -1058,10 +1119,16 @@ def compute_metrics(components: list[Component],
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _layer_getter(states) -> Callable[[str, int], np.ndarray]:
+def _layer_getter(states) -> Callable[[str, int, int], np.ndarray]:
+    """``(component, layer, voice_rank) -> (n_items, dim)``; dict states hold a second voice's
+    speech under the key ``(component, 1)``."""
     if callable(states):
         return states
-    return lambda component, layer: states[component][:, layer, :]
+
+    def layer_of(component: str, layer: int, voice_rank: int = 0) -> np.ndarray:
+        key = (component, voice_rank) if voice_rank else component
+        return states[key][:, layer, :]
+    return layer_of
 
 
 def metric_rows(grid: pd.DataFrame, pairs: list[PairSpec], *, pooling: str = "mean") -> pd.DataFrame:

@@ -141,7 +141,9 @@ def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
     text_lengths, text_unit = stored_text_lengths(prepared.modality_items("text"),
                                                   recorded.get("text_length_unit"))
     lengths = {"text": text_lengths,
-               "speech": prepared.modality_items("speech").duration_s.to_numpy(dtype=np.float64)}
+               "speech": prepared.modality_items("speech").duration_s.to_numpy(dtype=np.float64),
+               ("speech", 1): prepared.modality_items("speech", voice_rank=1)
+               .duration_s.to_numpy(dtype=np.float64)}
     pairs = recorded.get("modality_pairs")
     modality_pairs = [tuple(p) for p in pairs] if pairs is not None else None
 
@@ -212,7 +214,7 @@ def stored_corpus(store: Store, corpus_langs: Sequence[str] | None,
     ``position`` is the sentence's index in the corpus, what the build aligns languages by. Items
     carry ``run_id``'s own measurements (token counts).
     """
-    items = store.items(run_id=run_id)
+    items = store.items(run_id=run_id, all_voices=True)
     langs = list(corpus_langs) if corpus_langs else store.languages().lang.tolist()
     missing = sorted(set(langs) - set(items.lang))
     if missing:
@@ -221,11 +223,11 @@ def stored_corpus(store: Store, corpus_langs: Sequence[str] | None,
     items = items[items.lang.isin(langs)].copy()
     items["_modality_rank"] = items.modality.map(MODALITIES.index)
     items["_lang_rank"] = items.lang.map(langs.index)
-    items = items.sort_values(["_modality_rank", "_lang_rank", "item_id"]) \
+    items = items.sort_values(["_modality_rank", "_lang_rank", "voice_rank", "item_id"]) \
         .drop(columns=["_modality_rank", "_lang_rank"]).reset_index(drop=True)
 
     sentence_ids: list[int] | None = None
-    for (modality, lang), group in items.groupby(["modality", "lang"], sort=False):
+    for (modality, lang, _), group in items.groupby(["modality", "lang", "voice_rank"], sort=False):
         if modality not in modalities:
             continue
         ids = group.sentence_id.tolist()
@@ -242,16 +244,22 @@ def stored_corpus(store: Store, corpus_langs: Sequence[str] | None,
 
 
 def stored_states(store: Store, run_id: str, components: list[Component],
-                  prepared: PreparedCorpus) -> dict[str, np.ndarray]:
-    """Per component (n_items, n_layers, dim) float32, rows in ``prepared.modality_items`` order."""
-    states: dict[str, np.ndarray] = {}
-    total = sum(c.n_layers for c in components)
+                  prepared: PreparedCorpus) -> dict:
+    """Per component (n_items, n_layers, dim) float32, rows in ``prepared.modality_items`` order;
+    a speech component's second-voice items under ``(component, 1)``."""
+    states: dict = {}
+    second = bool(prepared.second_voice_langs())
+    todo = [(comp, 0) for comp in components] + \
+        [(comp, 1) for comp in components if second and comp.modality == "speech"]
+    total = sum(c.n_layers for c, _ in todo)
     with tqdm(total=total, desc=f"load activations {run_id}", unit="layer") as bar:
-        for comp in components:
-            item_ids = prepared.modality_items(comp.modality).item_id.to_numpy()
+        for comp, voice_rank in todo:
+            item_ids = prepared.modality_items(comp.modality, voice_rank=voice_rank) \
+                .item_id.to_numpy()
             array = np.empty((len(item_ids), comp.n_layers, comp.dim), dtype=np.float32)
             for layer in range(comp.n_layers):
-                frame, vectors = store.activations(run_id, comp.name, layer)
+                frame, vectors = store.activations(run_id, comp.name, layer,
+                                                   voice_rank=voice_rank)
                 row_of = pd.Series(np.arange(len(frame)), index=frame.item_id.to_numpy())
                 if len(frame) != len(item_ids) or not row_of.index.isin(item_ids).all() \
                         or vectors.shape[1] != comp.dim:
@@ -262,7 +270,7 @@ def stored_states(store: Store, run_id: str, components: list[Component],
                         "incomplete, rebuild it with `python -m precompute build`")
                 array[:, layer, :] = vectors[row_of.loc[item_ids].to_numpy()]
                 bar.update(1)
-            states[comp.name] = array
+            states[(comp.name, 1) if voice_rank else comp.name] = array
     return states
 
 

@@ -18,7 +18,7 @@ import pytest
 import core.corpus
 from core.models import registry
 from core.models.base import Component, Extraction, ModelAdapter, TokenStates, path_points
-from core.store import Store
+from core.store import SCHEMA_VERSION, Store
 from precompute import pipeline
 from precompute.cli import main
 from precompute.pairs import align_layers, metric_pairs, projection_groups
@@ -212,8 +212,9 @@ class FakeAdapter(ModelAdapter):
         return [len(t.split()) for t in texts]
 
 
-def _fake_speech(corpus, lang, position, *, cache_dir=None):
-    return np.full((position + 1) * SAMPLES_PER_POSITION, 0.1, dtype=np.float32)
+def _fake_speech(corpus, lang, position, *, cache_dir=None, voice_rank=0):
+    # the second voice is quieter: same length (the fake model reads position from it)
+    return np.full((position + 1) * SAMPLES_PER_POSITION, 0.1 / (1 + voice_rank), dtype=np.float32)
 
 
 @pytest.fixture
@@ -295,8 +296,20 @@ def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
         assert by_layer[0] < by_layer[1] < by_layer[2] == pytest.approx(1.0)
         speech_pairs = store.metrics(run_id, pairing="speech-speech")
         assert sorted(speech_pairs.layer_a.unique()) == [0, 1, 2, 3, 4]
-        assert (speech_pairs.lang_a < speech_pairs.lang_b).all()
-        n_pairs = 3 * 3 + 5 * 3 + 3 * 9  # text-text, speech-speech, text-speech
+        cross = speech_pairs[speech_pairs.lang_a != speech_pairs.lang_b]
+        assert (cross.lang_a < cross.lang_b).all()
+        # all three languages have a second espeak-ng voice in the table: each gets a voice-change
+        # row per layer and metric (same language, first voice vs second)
+        voice = speech_pairs[speech_pairs.lang_a == speech_pairs.lang_b]
+        assert set(voice.lang_a) == {"eng_Latn", "deu_Latn", "swh_Latn"}
+        assert len(voice) == 3 * 5 * speech_pairs.metric.nunique()
+        with_voices = store.items("speech", all_voices=True)
+        second = with_voices[with_voices.voice_rank == 1]
+        assert sorted(set(second.lang)) == ["deu_Latn", "eng_Latn", "swh_Latn"]
+        assert len(second) == 3 * 6
+        assert second.voice.str.endswith("+f3").all()
+        assert not store.items("speech").voice_rank.any()
+        n_pairs = 3 * 3 + 5 * (3 + 3) + 3 * 9  # text-text, speech-speech (+ 3 voice pairs), text-speech
         assert len(store.metrics(run_id)) == n_pairs * 6
         assert set(store.metrics(run_id).pooling) == {"mean"}
         assert store.metrics(run_id).shared_space.all()
@@ -328,7 +341,7 @@ def test_build_records_every_model_as_its_own_run(fake_setup, tmp_path, monkeypa
         assert store.items("speech").transcript.isna().all()  # no run named: no measurement
         assert store.metric_names(runs.run_id.iloc[1]) == ["paired_cosine", "svcca"]
         assert store.counts()["projections"] == 0
-        assert store.counts()["items"] == 36  # shared by both runs
+        assert store.counts()["items"] == 36 + 3 * 6  # shared by both runs (with second voices)
 
 
 def test_crash_mid_build_keeps_the_old_store(fake_setup, tmp_path, monkeypatch):
@@ -468,7 +481,10 @@ def test_tiny_store_end_to_end(tiny_store_path):
         # Whisper's encoder and decoder streams are different spaces: text-speech pairs get no
         # paired cosine or retrieval, the other pairings every metric
         n_metrics = len(store.metric_names(run_id))
-        assert len(metrics) == (3 + 3) * n_layers * n_metrics + 9 * n_layers * (n_metrics - 2)
+        with_voices = store.items("speech", all_voices=True)
+        n_second = with_voices[with_voices.voice_rank == 1].lang.nunique()  # voice-change pairs
+        assert len(metrics) == (3 + 3 + n_second) * n_layers * n_metrics \
+            + 9 * n_layers * (n_metrics - 2)
         text_speech = metrics[metrics.pairing == "text-speech"]
         assert not text_speech.shared_space.any()
         assert set(text_speech.metric) == {"svcca", "linear_cka", "cka_debiased", "mutual_knn"}
@@ -483,7 +499,7 @@ def test_tiny_store_end_to_end(tiny_store_path):
 def test_info_prints_runs_schema_and_counts(tiny_store_path, capsys):
     assert main(["info", "--store", str(tiny_store_path)]) == 0
     out = capsys.readouterr().out
-    assert "schema version: 3" in out
+    assert f"schema version: {SCHEMA_VERSION}" in out
     assert f"model={TINY_STORE_MODEL}" in out and "status=complete" in out
     n_items = 2 * len(TINY_STORE_LANGS) * TINY_STORE_N_SENTENCES
     assert f"items={n_items}" in out and "languages (3): eng_Latn, ita_Latn, swh_Latn" in out
