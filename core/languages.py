@@ -30,6 +30,9 @@ LANGUAGES_TSV = Path(__file__).resolve().parents[1] / "data" / "corpus" / "langu
 RESOURCE_LEVELS: tuple[str, ...] = ("high", "medium", "low")
 HIGH_MIN_HOURS = 5_000.0
 MEDIUM_MIN_HOURS = 100.0
+#: where every level of the table comes from
+WHISPER_HOURS_SOURCE = ("Whisper's multilingual speech recognition training hours (Radford et al. "
+                        "2022, App. E, Fig. 11; levels: high >= 5,000 h, medium >= 100 h, low < 100 h)")
 
 #: other spellings callers may use for the same language
 ALIASES: dict[str, str] = {"cmn_Hans": "zho_Hans"}
@@ -199,6 +202,17 @@ def espeak_voices(lang: str, n_voices: int = 1) -> list[str]:
     if n_voices >= 2 and second is not None:
         voices.append(second)
     return voices
+
+
+def proxy_levels(langs: Iterable[str], model: str) -> pd.DataFrame:
+    """lang, resource_level, level_source for a model whose family publishes no per-language
+    training amounts: Whisper's levels, labelled as a proxy (how much speech of a language exists
+    on the web correlates across models' data, but this model's own amounts are unknown)."""
+    langs = list(langs)
+    return pd.DataFrame({
+        "lang": langs, "resource_level": [resource_level(lang) for lang in langs],
+        "level_source": [f"proxy: {model} publishes no per-language training amounts; "
+                         + WHISPER_HOURS_SOURCE] * len(langs)})
 
 
 def resource_level(lang: str) -> str:

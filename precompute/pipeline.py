@@ -472,6 +472,7 @@ def make_plan(job: Job, adapter: ModelAdapter, corpus, config: BuildConfig,
         "components": [component_to_json(c) for c in components],
         "modality_pairs": [list(p) for p in adapter.modality_pairs()],
         "count_tokens": can_count_tokens(adapter),
+        "resource_levels": run_resource_levels(adapter, run_langs),
         "transcribe_with": (None if not transcribe else
                             speech_components[0].name if speech_components else "separate"),
     }, default=_json_default))
@@ -841,6 +842,9 @@ def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any])
 
     store.add_run(run_id, plan["model"], plan["run_config"], plan["versions"])
     store.add_components(run_id, components)
+    levels = plan.get("resource_levels")
+    store.set_run_languages(run_id, pd.DataFrame(levels) if levels else
+                            _proxy_levels(langs, plan["model"]))
     for kind, columns in (("tokens", ["n_tokens"]), ("transcripts", ["transcript", "cer"])):
         parts = [workspace.read_part(run_id, kind, lang) for lang in langs
                  if workspace.has(run_id, kind, lang)]
@@ -1212,6 +1216,25 @@ def language_frame(langs: Sequence[str]) -> pd.DataFrame:
     from core import languages
 
     return languages.languages_frame(langs)
+
+
+def run_resource_levels(adapter: ModelAdapter, langs: Sequence[str]) -> dict[str, list]:
+    """The run's resource level per language with its source (the family's own, else Whisper's
+    training hours as a labelled proxy), as JSON-ready columns."""
+    own = adapter.resource_levels(langs)
+    if own is None:
+        frame = _proxy_levels(langs, adapter.name)
+    else:
+        frame = pd.DataFrame({"lang": list(langs),
+                              "resource_level": [own.levels[lang] for lang in langs],
+                              "level_source": own.source})
+    return {column: frame[column].tolist() for column in frame.columns}
+
+
+def _proxy_levels(langs: Sequence[str], model: str) -> pd.DataFrame:
+    from core import languages
+
+    return languages.proxy_levels(langs, model)
 
 
 def can_transcribe(adapter: ModelAdapter) -> bool:

@@ -309,6 +309,10 @@ def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
         assert len(second) == 3 * 6
         assert second.voice.str.endswith("+f3").all()
         assert not store.items("speech").voice_rank.any()
+        # the fake family publishes no per-language amounts: Whisper's levels, labelled a proxy
+        levels = store.run_languages(run_id)
+        assert levels.lang.tolist() == sorted(FAKE_LANGS)
+        assert levels.level_source.str.startswith("proxy: fake-model").all()
         n_pairs = 3 * 3 + 5 * (3 + 3) + 3 * 9  # text-text, speech-speech (+ 3 voice pairs), text-speech
         assert len(store.metrics(run_id)) == n_pairs * 6
         assert set(store.metrics(run_id).pooling) == {"mean"}
@@ -475,6 +479,9 @@ def test_tiny_store_end_to_end(tiny_store_path):
         assert len(speech) == n_items and speech.duration_s.gt(0.5).all()
         assert speech.transcript.notna().all() and speech.cer.notna().all()
         assert speech.voice.str.startswith("espeak-ng").all()
+        levels = store.run_languages(run_id)  # Whisper brings its own levels
+        assert set(levels.resource_level) == {"high", "medium", "low"}
+        assert levels.level_source.str.startswith("this model's training data").all()
         items, vectors = store.activations(run_id, "speech_encoder", n_layers - 1)
         assert vectors.shape == (n_items, int(components.dim.iloc[0])) and np.isfinite(vectors).all()
         metrics = store.metrics(run_id)
@@ -501,7 +508,8 @@ def test_info_prints_runs_schema_and_counts(tiny_store_path, capsys):
     out = capsys.readouterr().out
     assert f"schema version: {SCHEMA_VERSION}" in out
     assert f"model={TINY_STORE_MODEL}" in out and "status=complete" in out
-    n_items = 2 * len(TINY_STORE_LANGS) * TINY_STORE_N_SENTENCES
+    # text, speech, and speech in a second voice (all three tiny-store languages have one)
+    n_items = 3 * len(TINY_STORE_LANGS) * TINY_STORE_N_SENTENCES
     assert f"items={n_items}" in out and "languages (3): eng_Latn, ita_Latn, swh_Latn" in out
 
 

@@ -203,6 +203,15 @@ def _check_pooling(pooling: str) -> None:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
+
+@dataclass(frozen=True)
+class ResourceLevels:
+    """A model's resource level per language ("high", "medium", "low") and where it comes from."""
+
+    levels: dict[str, str]
+    source: str
+
+
 class ModelAdapter(ABC):
     """Loads one model and returns per-layer states for texts or waveforms.
 
@@ -266,6 +275,12 @@ class ModelAdapter(ABC):
     def supports_language(self, lang: str) -> bool:
         """Whether the model has this corpus language (FLORES-200 code)."""
         return True
+
+    def resource_levels(self, langs: Sequence[str]) -> ResourceLevels | None:
+        """How much of each language this model was trained on, as a level, with its source; None
+        when the family publishes no per-language amounts (findings then read Whisper's training
+        hours as a stated proxy: ``core.languages.proxy_levels``)."""
+        return None
 
     def transcribe(self, waveforms: Sequence[np.ndarray], langs: Sequence[str],
                    *, sampling_rate: int = 16_000, batch_size: int = 8) -> list[str]:

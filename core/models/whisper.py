@@ -42,6 +42,7 @@ from core.models.base import (
     Extraction,
     ModelAdapter,
     Pooling,
+    ResourceLevels,
     TokenStates,
     UnsupportedLanguageError,
     path_points,
@@ -358,6 +359,14 @@ class WhisperAdapter(ModelAdapter):
         comp = self.component(component)
         check_inputs(comp, inputs, langs)
         return comp
+
+    def resource_levels(self, langs: Sequence[str]) -> ResourceLevels:
+        """Whisper's own: its training hours per language (Radford et al. 2022, App. E, Fig. 11),
+        in the language table's thresholds."""
+        from core import languages
+
+        return ResourceLevels({lang: languages.resource_level(lang) for lang in langs},
+                              "this model's training data: " + languages.WHISPER_HOURS_SOURCE)
 
     def supports_language(self, lang: str) -> bool:
         try:
