@@ -776,7 +776,8 @@ METRIC_PART_COLUMNS = {
     "modality_a": object, "modality_b": object, "shared_space": bool, "metric": object,
     "params": object, "n_samples": "int64", "value": "float64", "baseline_mean": "float64",
     "baseline_std": "float64", "ci_low": "float64", "ci_high": "float64",
-    "length_baseline": "float64", "value_residualised": "float64", "pooling": object}
+    "length_baseline": "float64", "value_residualised": "float64", "pooling": object,
+    "ci_method": object, "resamples": object}
 PROJECTION_PART_COLUMNS = {
     "component": object, "layer": "int64", "lang": object, "modality": object,
     "sentence_id": "int64", "method": object, "x": "float64", "y": "float64", "params": object}
@@ -1149,7 +1150,12 @@ def metric_rows(grid: pd.DataFrame, pairs: list[PairSpec], *, pooling: str = "me
         "modality_a": [s.modality_a for s in specs], "modality_b": [s.modality_b for s in specs],
         "shared_space": [s.shared_space for s in specs],
     })
+    from core.store.vectors import encode_resamples
+
     values = grid.drop(columns=["key_a", "key_b"]).reset_index(drop=True)
+    if "resamples" in values:  # bootstrap values as the store's blob (aggregates need them)
+        values["resamples"] = [encode_resamples(v) if v is not None else None
+                               for v in values["resamples"]]
     out = pd.concat([described, values], axis=1)
     out["pooling"] = pooling
     return out

@@ -38,7 +38,8 @@ from core.metrics.similarity import (METRIC_NAMES, RANKING_DECIMALS, SVCCA_EPSIL
                                      SVCCA_WARN_FRACTION, default_svcca_k, k_for_variance)
 
 COLUMNS = ["key_a", "key_b", "metric", "params", "n_samples", "value", "baseline_mean",
-           "baseline_std", "ci_low", "ci_high", "length_baseline", "value_residualised"]
+           "baseline_std", "ci_low", "ci_high", "length_baseline", "value_residualised",
+           "ci_method", "resamples"]
 #: Keys of the ``params`` JSON that report what was chosen rather than what to pass to a metric.
 REPORTED_PARAMS = frozenset({"k_x", "k_y"})
 _ALLOWED_PARAMS = {"svcca": {"k", "variance"}, "mutual_knn": {"k"}, "retrieval": {"direction"},
@@ -871,7 +872,10 @@ def compute_grid(
         main = _Pair(side("raw", key_a), side("raw", key_b), with_nulls=True)
         residual = length = None
         if lengths is not None:
-            residual = _Pair(side("residual", key_a), side("residual", key_b), with_nulls=False)
+            try:
+                residual = _Pair(side("residual", key_a), side("residual", key_b), with_nulls=False)
+            except ValueError:  # too few sentences for the length basis
+                residual = None
             try:
                 length = _Pair(side("length", key_a), side("length", key_b), with_nulls=False)
             except ValueError:  # every sentence of a side has the same length
@@ -884,7 +888,7 @@ def compute_grid(
             if spec.name == "svcca" and largest_k > SVCCA_WARN_FRACTION * main.n:
                 saturated.add((largest_k, main.n))
             baseline_mean, baseline_std = nulls.summarise_null(values.null)
-            ci_low, ci_high = nulls.percentile_interval(values.boot, ci_level)
+            ci_low, ci_high = nulls.se_interval(values.value, values.boot, ci_level)
             rows.append({
                 "key_a": key_a, "key_b": key_b, "metric": spec.name,
                 "params": json.dumps({**params, **reported}, sort_keys=True), "n_samples": main.n,
@@ -894,6 +898,8 @@ def compute_grid(
                 else _metric_values(spec.name, params, length)[0].value,
                 "value_residualised": _NAN if residual is None
                 else _metric_values(spec.name, params, residual)[0].value,
+                "ci_method": nulls.CI_METHOD,
+                "resamples": np.asarray(values.boot, dtype=np.float64),
             })
         return rows
 

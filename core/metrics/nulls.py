@@ -5,9 +5,12 @@ data already score well above 0 (SVCCA, CKA) and two sides that both only encode
 can look alike. These reference helpers give, for any metric of ``core.metrics.similarity``:
 
 - a shuffled-pairs baseline: the metric after permuting the sentences of one side;
-- a percentile bootstrap confidence interval over sentences (rows resampled jointly on both sides);
+- a bootstrap confidence interval over sentences (rows resampled jointly on both sides): the value
+  +/- 1.96 bootstrap SDs (percentile intervals of SVCCA/CKA sit above the value, see
+  ``bootstrap_ci``);
 - a length-only baseline: the metric between features built from each side's sentence length alone;
-- a length-residualised value: the metric after regressing log length out of each side.
+- a length-residualised value: the metric after regressing a smooth non-linear function of log
+  length (the first ``RESIDUAL_LENGTH_FEATURES`` of the same cosine basis) out of each side.
 
 The permutations and resamples come from ``permutation_indices`` / ``bootstrap_indices``, which depend
 only on (seed, n_samples): the batched grid draws the very same index sets, so both agree exactly.
@@ -23,7 +26,13 @@ from core.metrics.similarity import Metric, as_matrix
 
 #: Number of length-only features; enough for SVCCA with the default k (at most 20).
 LENGTH_FEATURES = 32
+#: Basis functions of log length regressed out by ``residualise_length``: smooth functions (the
+#: cosine basis up to frequency 8, i.e. any shape resolved to 1/8 of the length range), few enough
+#: to leave most of n = 60..1000 sentences' degrees of freedom.
+RESIDUAL_LENGTH_FEATURES = 8
 DEFAULT_CI_LEVEL = 0.95
+#: ``ci_method`` of every interval made here (the store records it per metric row)
+CI_METHOD = "bootstrap_se"
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class NullDistribution:
 
 @dataclass(frozen=True)
 class ConfidenceInterval:
-    """Percentile bootstrap interval with the bootstrap values it came from."""
+    """Bootstrap interval (value +/- z * bootstrap SD) with the bootstrap values it came from."""
 
     low: float
     high: float
@@ -83,6 +92,21 @@ def percentile_interval(values: np.ndarray, level: float = DEFAULT_CI_LEVEL) -> 
     return float(low), float(high)
 
 
+def se_interval(value: float, boot_values: np.ndarray,
+                level: float = DEFAULT_CI_LEVEL) -> tuple[float, float]:
+    """value +/- z * SD of the bootstrap values (NaN ignored; NaN with fewer than 2 usable)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"CI level must be in (0, 1), got {level}")
+    values = np.asarray(boot_values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size < 2 or not np.isfinite(value):
+        return float("nan"), float("nan")
+    from statistics import NormalDist
+
+    half = NormalDist().inv_cdf((1 + level) / 2) * float(finite.std(ddof=1))
+    return float(value - half), float(value + half)
+
+
 def shuffled_baseline(metric: Metric, x: np.ndarray, y: np.ndarray, *, n_permutations: int = 20,
                       seed: int = 0, permutations: np.ndarray | None = None) -> NullDistribution:
     """The metric when y's sentences are shuffled: the level reached by chance pairing."""
@@ -96,18 +120,23 @@ def shuffled_baseline(metric: Metric, x: np.ndarray, y: np.ndarray, *, n_permuta
 def bootstrap_ci(metric: Metric, x: np.ndarray, y: np.ndarray, *, n_bootstrap: int = 200,
                  level: float = DEFAULT_CI_LEVEL, seed: int = 0,
                  resamples: np.ndarray | None = None) -> ConfidenceInterval:
-    """Percentile CI over sentences, resampling the same rows on both sides.
+    """CI over sentences, resampling the same rows on both sides: the metric's value +/- z bootstrap
+    SDs.
 
     A resample that the metric cannot use (e.g. too few distinct sentences) counts as NaN. SVCCA and
-    CKA are biased upwards at small n and a resample holds only ~63% distinct sentences, so for weakly
-    related data their interval can sit above the value itself: read it as sampling spread, next to
-    the shuffled-pairs baseline.
+    CKA are biased upwards at small n and a resample holds only ~63% distinct sentences, so the
+    bootstrap distribution sits above the value (a percentile interval may not even contain it); its
+    spread is what the bootstrap measures well, so the interval is centred on the value.
     """
     if resamples is None:
         resamples = bootstrap_indices(len(x), n_bootstrap, seed)
     values = np.array([_value_or_nan(metric, x[rows], y[rows], rows) for rows in resamples],
                       dtype=np.float64)
-    low, high = percentile_interval(values, level)
+    try:
+        value = metric(x, y)
+    except ValueError:
+        value = float("nan")
+    low, high = se_interval(value, values, level)
     return ConfidenceInterval(low, high, level, values)
 
 
@@ -152,12 +181,29 @@ def length_baseline(metric: Metric, lengths_x: np.ndarray, lengths_y: np.ndarray
     return metric(length_features(lengths_x, n_features), length_features(lengths_y, n_features))
 
 
-def residualise_length(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """x minus its least-squares fit on [1, log length]: what x holds beyond a linear length code."""
-    x, log_length = as_matrix("x", x), _log_lengths(lengths)
-    if len(log_length) != len(x):
-        raise ValueError(f"got {len(log_length)} lengths for {len(x)} sentences")
-    design = np.column_stack([np.ones(len(x)), log_length])
+def length_design(lengths: np.ndarray, n_features: int = RESIDUAL_LENGTH_FEATURES) -> np.ndarray:
+    """[1, log length, cos(pi j u) / j for j = 1..n_features]: a smooth non-linear basis of log
+    length (u = log length scaled to [0, 1]); equal lengths only: [1]."""
+    log_length = _log_lengths(lengths)
+    columns = [np.ones(len(log_length))]
+    if log_length.max() > log_length.min():
+        columns.append(log_length)
+        columns.extend(length_features(lengths, n_features).T)
+    return np.column_stack(columns)
+
+
+def residualise_length(x: np.ndarray, lengths: np.ndarray,
+                       n_features: int = RESIDUAL_LENGTH_FEATURES) -> np.ndarray:
+    """x minus its least-squares fit on ``length_design``: what x holds beyond any smooth function
+    of sentence length (layer 0 of a transformer, a mean of positional embeddings, encodes length
+    non-linearly, which a linear fit on log length leaves in)."""
+    x = as_matrix("x", x)
+    if len(np.asarray(lengths).reshape(-1)) != len(x):
+        raise ValueError(f"got {len(np.asarray(lengths).reshape(-1))} lengths for {len(x)} sentences")
+    design = length_design(lengths, n_features)
+    if design.shape[1] >= len(x):
+        raise ValueError(f"{len(x)} sentences cannot be residualised on {design.shape[1]} length "
+                         "terms; use more sentences")
     coefficients, *_ = np.linalg.lstsq(design, x, rcond=None)
     return x - design @ coefficients
 
