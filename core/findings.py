@@ -1,4 +1,4 @@
-"""The reference study's four findings, re-checked on a run's metrics table (pure pandas).
+"""The reference study's four findings, re-checked on a run's metrics table (pure pandas/numpy).
 
 Lee et al. (2024, arXiv:2411.17666) report that, in multimodal models:
 1. text-speech similarity of the same sentence rises over layers, after modality-specific early layers;
@@ -8,11 +8,11 @@ Lee et al. (2024, arXiv:2411.17666) report that, in multimodal models:
 ``compute_findings`` turns a metrics table into a verdict per finding with the numbers behind it, so a
 reader can see at once whether this run agrees, disagrees, or cannot tell.
 
-Uncertainty: every metrics row carries a bootstrap CI over sentences; its width gives a standard error
-(SE = width / (2 x 1.96), the grid's CIs being 95%). A mean over languages or layers gets the mean of
-the SEs (exact if their errors are fully correlated -- they share sentences -- and conservative
-otherwise); a difference between two such means gets sqrt(SE1^2 + SE2^2). Intervals reported here are
-estimate +/- 1.96 SE.
+Every verdict compares chance-corrected values (value minus the row's own shuffled-pairs baseline;
+``core.metrics.joint`` says why), aggregated over languages and layers and bootstrapped jointly over
+the same sentence resamples; raw values, baselines and corrected values are reported side by side,
+with the verdict the raw values would have given. A verdict needs enough sentences and resamples
+(``joint.MIN_SENTENCES``, ``joint.MIN_RESAMPLES``) and never rests on a zero-width interval.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-HOLDS, DOES_NOT_HOLD, NOT_ENOUGH_DATA = "holds", "does not hold", "not enough data"
-Z_95 = 1.959963984540054
+from core.metrics import joint
+from core.metrics.joint import DOES_NOT_HOLD, HOLDS, NOT_ENOUGH_DATA, Aggregate
+
+Z_95 = joint.Z_95
 #: Stage labels of points whose output is shorter than their input (``core.models.base``): Seamless'
 #: length adaptor, Qwen2-Audio's pooling, SONAR's attention pooler. Findings read these labels (the
 #: metric rows' ``stage_b``), never free-text descriptions.
@@ -34,6 +36,8 @@ LENGTH_REDUCING_STAGES = frozenset({"length_adaptor", "pooler"})
 NEEDS_SHARED_SPACE = frozenset({"paired_cosine", "retrieval"})
 #: Depth thirds compared in finding 1.
 EARLY_DEPTH, LATE_DEPTH = 1 / 3, 2 / 3
+#: A baseline within this fraction of the value leaves little above chance: warn (SVCCA's k).
+BASELINE_WARN_FRACTION = 0.8
 _TITLES = {
     1: "Text-speech similarity rises over layers after the modality-specific first layers",
     2: "Length adaptation narrows the modality gap",
@@ -46,71 +50,58 @@ _LEVEL_ORDER = {"high": 0, "medium": 1, "low": 2}
 
 @dataclass(frozen=True)
 class Finding:
-    """One finding: a verdict ("holds", "does not hold", "not enough data"), a sentence or two with
-    the numbers, and the per-layer / per-level numbers behind it."""
+    """One finding: a verdict ("holds", "does not hold", "not enough data") on chance-corrected
+    values, the verdict raw values would give, a sentence or two with the numbers, and the per-layer
+    / per-level numbers behind it (``value`` corrected, ``raw``, ``baseline``)."""
 
     id: int
     title: str
     verdict: str
     summary: str
     details: pd.DataFrame = field(default_factory=pd.DataFrame)
+    raw_verdict: str = ""
+    effect: Aggregate | None = None
 
 
 @dataclass(frozen=True)
-class _Estimate:
-    value: float
-    se: float
+class _Context:
+    n_permutations: int | None
 
-    @property
-    def low(self) -> float:
-        return self.value - Z_95 * self.se
+    def combine(self, *parts: tuple[pd.DataFrame, float]) -> Aggregate:
+        return joint.corrected_combination([(rows, _boot(rows), weight) for rows, weight in parts],
+                                           n_permutations=self.n_permutations)
 
-    @property
-    def high(self) -> float:
-        return self.value + Z_95 * self.se
-
-    def __sub__(self, other: _Estimate) -> _Estimate:
-        return _Estimate(self.value - other.value, math.hypot(self.se, other.se))
-
-    def gap(self) -> _Estimate:
-        """1 - similarity."""
-        return _Estimate(1.0 - self.value, self.se)
-
-    def text(self, signed: bool = False) -> str:
-        number = f"{self.value:+.3f}" if signed else f"{self.value:.3f}"
-        if not math.isfinite(self.se):
-            return f"{number} (no CI)"
-        return f"{number} [95% CI {self.low:.3f}, {self.high:.3f}]"
+    def mean(self, rows: pd.DataFrame) -> Aggregate:
+        return self.combine((rows, 1.0))
 
 
-def _mean_estimate(values, ses) -> _Estimate:
-    """Mean of values, with the mean of their (finite) SEs; see the module docstring."""
-    values, ses = np.asarray(values, dtype=float), np.asarray(ses, dtype=float)
-    finite_se = ses[np.isfinite(ses)]
-    return _Estimate(float(values.mean()), float(finite_se.mean()) if finite_se.size else math.nan)
+def _boot(rows: pd.DataFrame) -> np.ndarray | None:
+    if "boot" not in rows or rows.empty:
+        return None
+    widths = {len(b) for b in rows["boot"]}
+    if len(widths) != 1 or 0 in widths:
+        return None
+    return np.stack(rows["boot"].to_list())
 
 
-def _average(estimates: list[_Estimate]) -> _Estimate:
-    return _mean_estimate([e.value for e in estimates], [e.se for e in estimates])
+def _finish(finding_id: int, effect: Aggregate, summary: str, details: pd.DataFrame) -> Finding:
+    verdict = effect.verdict()
+    raw = joint.raw_verdict(effect)
+    if not effect.decisive:
+        summary += f" Not decided: {effect.reason}."
+    elif verdict == NOT_ENOUGH_DATA:
+        summary += (" The 95% CI of the corrected effect includes 0, so these sentences cannot tell "
+                    "either way: use more sentences (or languages) to decide.")
+    if raw != verdict:
+        summary += (f" Raw values (not corrected for chance) would say: {raw}, from baselines that "
+                    f"differ by {effect.baseline:+.3f}.")
+    return Finding(finding_id, _TITLES[finding_id], verdict, summary, details, raw, effect)
 
 
-def _verdict(estimate: _Estimate) -> str:
-    """Holds when the 95% interval lies above 0, does not hold when it lies below; an interval
-    that straddles 0 cannot tell either way with these sentences."""
-    if not math.isfinite(estimate.se):
-        return NOT_ENOUGH_DATA
-    if estimate.low > 0:
-        return HOLDS
-    if estimate.high < 0:
-        return DOES_NOT_HOLD
-    return NOT_ENOUGH_DATA
-
-
-def _undecided_note(estimate: _Estimate) -> str:
-    if _verdict(estimate) != NOT_ENOUGH_DATA:
-        return ""
-    return (" The 95% CI includes 0, so these sentences cannot tell either way: use more sentences "
-            "(or languages) to decide.")
+def _agg_record(aggregate: Aggregate, **extra) -> dict:
+    return {**extra, "value": aggregate.corrected, "ci_low": aggregate.low,
+            "ci_high": aggregate.high, "raw": aggregate.raw, "baseline": aggregate.baseline,
+            "n_rows": aggregate.n_rows}
 
 
 # ------------------------------------------------------------------------------ selecting the rows
@@ -129,7 +120,8 @@ def _params_key(params) -> str:
 
 
 def _metric_rows(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Rows of ``metric`` with a value, one configuration (the most common), and an SE per row."""
+    """Rows of ``metric`` with a value, one configuration (the most common), and each row's
+    bootstrap values (``boot``, decoded from the store's ``resamples``; empty when not stored)."""
     rows = metrics[metrics["metric"] == metric]
     rows = rows[np.isfinite(rows["value"].astype(float))].copy()
     if rows.empty:
@@ -137,8 +129,13 @@ def _metric_rows(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
     if "params" in rows:
         config = rows["params"].map(_params_key)
         rows = rows[config == config.value_counts().index[0]].copy()
-    rows["se"] = (rows["ci_high"].astype(float) - rows["ci_low"].astype(float)) / (2 * Z_95)
     rows["depth"] = rows["depth"].astype(float).round(6)
+    if "boot" not in rows:
+        from core.store.vectors import decode_resamples
+
+        blobs = rows["resamples"] if "resamples" in rows else [None] * len(rows)
+        rows["boot"] = [decode_resamples(b if isinstance(b, (bytes, bytearray, memoryview)) or b is None
+                                         else bytes(b)) for b in blobs]
     return rows
 
 
@@ -162,12 +159,13 @@ class _Parts:
     cross_modal: pd.DataFrame  # text-speech, same language, main components
     text_text: pd.DataFrame
     speech_speech: pd.DataFrame
+    voice: pd.DataFrame  # speech-speech, same language: first voice vs second voice
 
 
 def _parts(rows: pd.DataFrame) -> _Parts:
     empty = rows.iloc[0:0]
     if rows.empty:
-        return _Parts(None, None, empty, empty, empty)
+        return _Parts(None, None, empty, empty, empty, empty)
     text_speech = rows[(rows["pairing"] == "text-speech") & (rows["lang_a"] == rows["lang_b"])]
     text_component = speech_component = None
     if not text_speech.empty:
@@ -184,23 +182,26 @@ def _parts(rows: pd.DataFrame) -> _Parts:
             found["component_a"].value_counts().index[0]
         return found[(found["component_a"] == chosen) & (found["component_b"] == chosen)]
 
+    speech_speech = same_modality("speech-speech", speech_component)
+    voice = rows[(rows["pairing"] == "speech-speech") & (rows["lang_a"] == rows["lang_b"])]
+    if not speech_speech.empty:
+        voice = voice[voice["component_a"] == speech_speech["component_a"].iloc[0]]
     return _Parts(text_component, speech_component, text_speech,
-                  same_modality("text-text", text_component),
-                  same_modality("speech-speech", speech_component))
+                  same_modality("text-text", text_component), speech_speech, voice)
 
 
-def _per_depth(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean over languages per depth, with the SE of that mean and the baselines."""
-    grouped = rows.groupby("depth", sort=True)
-    table = grouped.agg(layer_a=("layer_a", "first"), layer_b=("layer_b", "first"),
-                        value=("value", "mean"), baseline_mean=("baseline_mean", "mean"),
-                        length_baseline=("length_baseline", "mean"),
-                        value_residualised=("value_residualised", "mean"),
-                        n=("value", "size")).reset_index()
-    table["se"] = [_mean_estimate(group["value"], group["se"]).se for _, group in grouped]
-    table["ci_low"] = table["value"] - Z_95 * table["se"]
-    table["ci_high"] = table["value"] + Z_95 * table["se"]
-    return table
+def _per_depth(rows: pd.DataFrame, ctx: _Context, series: str) -> pd.DataFrame:
+    """Per depth: the corrected mean over languages with its joint interval, raw and baseline."""
+    records = []
+    for depth, group in rows.groupby("depth", sort=True):
+        aggregate = ctx.mean(group)
+        records.append(_agg_record(
+            aggregate, depth=depth, layer_a=int(group["layer_a"].iloc[0]),
+            layer_b=int(group["layer_b"].iloc[0]), series=series,
+            length_baseline=float(pd.to_numeric(group["length_baseline"]).mean()),
+            value_residualised=float(pd.to_numeric(group["value_residualised"]).mean()),
+            n_langs=int(group["lang_a"].nunique())))
+    return pd.DataFrame(records)
 
 
 def _match_depths(depths_a, depths_b) -> list[tuple[float, float]]:
@@ -214,13 +215,19 @@ def _match_depths(depths_a, depths_b) -> list[tuple[float, float]]:
 
 
 def _not_enough(finding_id: int, reason: str) -> Finding:
-    return Finding(finding_id, _TITLES[finding_id], NOT_ENOUGH_DATA, reason)
+    return Finding(finding_id, _TITLES[finding_id], NOT_ENOUGH_DATA, reason, raw_verdict=NOT_ENOUGH_DATA)
+
+
+def _side_by_side(aggregate: Aggregate) -> str:
+    """raw, baseline and corrected of one effect, in one phrase."""
+    return (f"raw {aggregate.raw:+.3f}, shuffled baselines {aggregate.baseline:+.3f}, above "
+            f"baseline {aggregate.text()}")
 
 
 # ------------------------------------------------------------------------------------ the findings
 
 
-def _convergence(parts: _Parts, metric: str) -> Finding:
+def _convergence(parts: _Parts, metric: str, ctx: _Context) -> Finding:
     rows = parts.cross_modal
     if rows.empty:
         if metric in NEEDS_SHARED_SPACE:
@@ -230,33 +237,31 @@ def _convergence(parts: _Parts, metric: str) -> Finding:
                                   "SVCCA, CKA or mutual kNN.")
         return _not_enough(1, f"No same-language text-speech rows for {metric}: the run needs a text "
                               f"and a speech component over the same sentences.")
-    table = _per_depth(rows)
-    early, late = table[table["depth"] <= EARLY_DEPTH + 1e-9], table[table["depth"] >= LATE_DEPTH - 1e-9]
-    if len(table) < 3 or early.empty or late.empty:
-        return _not_enough(1, f"Only {len(table)} layer depth(s) of text-speech {metric}; comparing "
+    early = rows[rows["depth"] <= EARLY_DEPTH + 1e-9]
+    late = rows[rows["depth"] >= LATE_DEPTH - 1e-9]
+    n_depths = rows["depth"].nunique()
+    if n_depths < 3 or early.empty or late.empty:
+        return _not_enough(1, f"Only {n_depths} layer depth(s) of text-speech {metric}; comparing "
                               f"first and last layers needs at least 3.")
-    early_estimate = _mean_estimate(early["value"], early["se"])
-    late_estimate = _mean_estimate(late["value"], late["se"])
-    rise = late_estimate - early_estimate
+    early_agg, late_agg = ctx.mean(early), ctx.mean(late)
+    rise = ctx.combine((late, 1.0), (early, -1.0))
     summary = (f"Same-sentence text-speech {metric} ({parts.text_component} vs "
-               f"{parts.speech_component}, mean over {rows['lang_a'].nunique()} languages) is "
-               f"{early_estimate.text()} over the first third of the layers and "
-               f"{late_estimate.text()} over the last third, a change of {rise.text(signed=True)}; "
-               f"the shuffled-pairs baseline in the last third is {late['baseline_mean'].mean():.3f}.")
-    verdict = _verdict(rise)
-    summary += _undecided_note(rise)
-    details = table.assign(series="text-speech, same language")[
-        ["depth", "layer_a", "layer_b", "series", "value", "ci_low", "ci_high", "baseline_mean",
-         "length_baseline", "value_residualised", "n"]].rename(columns={"n": "n_langs"})
-    return Finding(1, _TITLES[1], verdict, summary, details)
+               f"{parts.speech_component}, mean over {rows['lang_a'].nunique()} languages): over the "
+               f"first third of the layers raw {early_agg.raw:.3f} (shuffled baseline "
+               f"{early_agg.baseline:.3f}), over the last third raw {late_agg.raw:.3f} (baseline "
+               f"{late_agg.baseline:.3f}). Rise, last minus first third: {_side_by_side(rise)}.")
+    details = _per_depth(rows, ctx, "text-speech, same language")
+    return _finish(1, rise, summary, details)
 
 
-def _length_adaptation(rows: pd.DataFrame, parts: _Parts, languages: pd.DataFrame,
-                       metric: str) -> Finding:
+def _length_adaptation(rows: pd.DataFrame, parts: _Parts, levels: dict[str, str], metric: str,
+                       ctx: _Context) -> Finding:
     """Modality gap just before vs just after a length-reducing stage, per resource level.
 
     The speech path's points are labelled by stage: the first ``length_adaptor``/``pooler`` point is
-    compared with the point before it, against the same text layer side.
+    compared with the point before it, against the same text layer side. Narrowing of the gap (1 -
+    similarity) = corrected similarity after minus before; "mostly for high-resource languages" =
+    the high-resource narrowing minus the low-resource one, with its own interval.
     """
     if parts.text_component is None:
         return _not_enough(2, f"No same-language text-speech rows for {metric} to compare against.")
@@ -282,119 +287,168 @@ def _length_adaptation(rows: pd.DataFrame, parts: _Parts, languages: pd.DataFram
     if plain.empty or with_adaptation.empty:
         return _not_enough(2, f"Missing same-language text-speech {metric} rows just before and "
                               f"after the length adaptation of {name} (layer {first}).")
-    levels = dict(zip(languages["lang"], languages["resource_level"])) \
-        if languages is not None and not languages.empty else {}
-    records, overall = [], {}
-    for label, subset in (("without", plain), ("with", with_adaptation)):
-        overall[label] = _mean_estimate(subset["value"], subset["se"]).gap()
-        for level, group in subset.groupby(subset["lang_a"].map(levels).fillna("unknown")):
-            gap = _mean_estimate(group["value"], group["se"]).gap()
-            speech_layer = int(group["layer_b"].iloc[0])
-            records.append({"resource_level": level, "adaptation": label,
-                            "component": f"{group['component_b'].iloc[0]} layer {speech_layer}",
-                            "text_layer": int(group["layer_a"].iloc[0]), "gap": gap.value,
-                            "ci_low": gap.low, "ci_high": gap.high,
-                            "n_langs": group["lang_a"].nunique()})
-    narrowing = overall["without"] - overall["with"]
+    level_of = lambda frame: frame["lang_a"].map(levels).fillna("unknown")  # noqa: E731
+    narrowing = ctx.combine((with_adaptation, 1.0), (plain, -1.0))
+    records, by_level = [], {}
+    for level in sorted(set(level_of(with_adaptation)), key=lambda v: _LEVEL_ORDER.get(v, 9)):
+        after = with_adaptation[level_of(with_adaptation) == level]
+        before = plain[level_of(plain) == level]
+        common = set(after["lang_a"]) & set(before["lang_a"])
+        after, before = after[after["lang_a"].isin(common)], before[before["lang_a"].isin(common)]
+        if after.empty:
+            continue
+        by_level[level] = (after, before)
+        for label, subset, speech_layer in (("without", before, first - 1), ("with", after, first)):
+            records.append(_agg_record(ctx.mean(subset), resource_level=level, adaptation=label,
+                                       component=f"{name} layer {speech_layer}",
+                                       text_layer=int(text_layer), n_langs=len(common)))
+        records.append(_agg_record(ctx.combine((after, 1.0), (before, -1.0)), resource_level=level,
+                                   adaptation="narrowing (with minus without)",
+                                   component=f"{name} layers {first - 1} to {first}",
+                                   text_layer=int(text_layer), n_langs=len(common)))
     details = pd.DataFrame(records)
-    details = details.assign(order=details["resource_level"].map(_LEVEL_ORDER).fillna(len(_LEVEL_ORDER)))
-    details = details.sort_values(["order", "adaptation"], ascending=[True, False]) \
-        .drop(columns="order").reset_index(drop=True)
-    gaps = details.pivot(index="resource_level", columns="adaptation", values="gap")
-    per_level = "; ".join(f"{level} {gaps.loc[level, 'with']:.3f} vs {gaps.loc[level, 'without']:.3f}"
-                          for level in details["resource_level"].unique())
-    summary = (f"Modality gap (1 - same-sentence text-speech {metric}) at the speech output: "
-               f"{overall['with'].text()} with length adaptation ({name}) vs "
-               f"{overall['without'].text()} without, narrowed by {narrowing.text(signed=True)}. "
-               f"Per resource level, with vs without: {per_level}.")
-    verdict = _verdict(narrowing)
-    summary += _undecided_note(narrowing)
-    return Finding(2, _TITLES[2], verdict, summary, details)
+    summary = (f"Same-sentence text-speech {metric} at the speech output, just after vs just before "
+               f"the length adaptation of {name} (layer {first}), against text layer {text_layer}: "
+               f"the gap narrows by {_side_by_side(narrowing)} (a narrowing is a rise in "
+               "similarity).")
+    if "high" in by_level and "low" in by_level:
+        (high_after, high_before), (low_after, low_before) = by_level["high"], by_level["low"]
+        mostly_high = ctx.combine((high_after, 1.0), (high_before, -1.0), (low_after, -1.0),
+                                  (low_before, 1.0))
+        summary += (f" High- minus low-resource narrowing: {mostly_high.text()} "
+                    f"({mostly_high.verdict()} that it is larger for high-resource languages).")
+        details = pd.concat([details, pd.DataFrame([_agg_record(
+            mostly_high, resource_level="high minus low", adaptation="narrowing difference",
+            component=name, text_layer=int(text_layer), n_langs=0)])], ignore_index=True)
+    else:
+        summary += " (No high- and low-resource languages both: the per-level effect is undefined.)"
+    return _finish(2, narrowing, summary, details)
 
 
-def _speech_vs_text(parts: _Parts, metric: str) -> Finding:
+def _speech_vs_text(parts: _Parts, metric: str, ctx: _Context) -> Finding:
     text, speech = parts.text_text, parts.speech_speech
     if text.empty or speech.empty:
         return _not_enough(3, f"Needs cross-lingual text-text and speech-speech {metric} rows (at "
                               f"least two languages with text and speech).")
-    records, differences = [], []
+    matched = []
     for depth_text, depth_speech in _match_depths(text["depth"], speech["depth"]):
-        at_text = text[text["depth"] == depth_text].set_index(["lang_a", "lang_b"])
-        at_speech = speech[speech["depth"] == depth_speech].set_index(["lang_a", "lang_b"])
-        common = at_text.index.intersection(at_speech.index)
-        if common.empty:
+        at_text = text[text["depth"] == depth_text]
+        at_speech = speech[speech["depth"] == depth_speech]
+        common = set(zip(at_text["lang_a"], at_text["lang_b"])) & \
+            set(zip(at_speech["lang_a"], at_speech["lang_b"]))
+        if not common:
             continue
-        text_estimate = _mean_estimate(at_text.loc[common, "value"], at_text.loc[common, "se"])
-        speech_estimate = _mean_estimate(at_speech.loc[common, "value"], at_speech.loc[common, "se"])
-        difference = text_estimate - speech_estimate
-        differences.append(difference)
-        for series, estimate in (("text-text", text_estimate), ("speech-speech", speech_estimate),
-                                 ("text minus speech", difference)):
-            records.append({"depth": depth_text, "series": series, "value": estimate.value,
-                            "ci_low": estimate.low, "ci_high": estimate.high,
-                            "n_lang_pairs": len(common)})
-    if not differences:
+        keep = lambda frame: frame[[pair in common for pair in zip(frame["lang_a"],  # noqa: E731
+                                                                   frame["lang_b"])]]
+        matched.append((depth_text, depth_speech, keep(at_text), keep(at_speech)))
+    if not matched:
         return _not_enough(3, f"No language pair has both text-text and speech-speech {metric} rows.")
-    overall = _average(differences)
-    details = pd.DataFrame(records)
-    means = details.groupby("series")["value"].mean()
-    summary = (f"Averaged over {len(differences)} depths and {details['n_lang_pairs'].max()} language "
-               f"pairs, cross-lingual {metric} is {means['text-text']:.3f} for text "
-               f"({parts.text_component}) and {means['speech-speech']:.3f} for speech "
-               f"({parts.speech_component}); text minus speech = {overall.text(signed=True)}.")
-    verdict = _verdict(overall)
-    summary += _undecided_note(overall)
-    return Finding(3, _TITLES[3], verdict, summary, details)
+    weight = 1.0 / len(matched)
+    overall = ctx.combine(*[(t, weight) for _, _, t, _ in matched],
+                          *[(sp, -weight) for _, _, _, sp in matched])
+    records = []
+    for depth_text, depth_speech, at_text, at_speech in matched:
+        records.append(_agg_record(ctx.mean(at_text), depth=depth_text, series="text-text",
+                                   n_lang_pairs=len(at_text)))
+        records.append(_agg_record(ctx.mean(at_speech), depth=depth_text, series="speech-speech",
+                                   n_lang_pairs=len(at_speech)))
+        records.append(_agg_record(ctx.combine((at_text, 1.0), (at_speech, -1.0)), depth=depth_text,
+                                   series="text minus speech", n_lang_pairs=len(at_text)))
+    summary = (f"Cross-lingual {metric}, text ({parts.text_component}) minus speech "
+               f"({parts.speech_component}), averaged over {len(matched)} depths and "
+               f"{max(len(t) for _, _, t, _ in matched)} language pairs: {_side_by_side(overall)}.")
+    voice = parts.voice
+    if not voice.empty:
+        voice_langs = sorted(set(voice["lang_a"]))
+        by_depth = []
+        for depth, group in voice.groupby("depth", sort=True):
+            cross = speech[(speech["depth"] == depth) & speech["lang_a"].isin(voice_langs)
+                           & speech["lang_b"].isin(voice_langs)]
+            records.append(_agg_record(ctx.mean(group), depth=depth,
+                                       series="speech, same language, another voice",
+                                       n_lang_pairs=len(group)))
+            if not cross.empty:
+                by_depth.append((group, cross))
+        if by_depth:
+            w = 1.0 / len(by_depth)
+            voice_mean = ctx.combine(*[(g, w) for g, _ in by_depth])
+            language_beyond_voice = ctx.combine(*[(g, w) for g, _ in by_depth],
+                                                *[(c, -w) for _, c in by_depth])
+            summary += (f" Voice reference ({len(voice_langs)} languages with a second voice): the "
+                        f"same sentence in another voice scores {voice_mean.raw:.3f} raw "
+                        f"({voice_mean.text(signed=False)} above baseline); another language lowers "
+                        f"speech similarity by {language_beyond_voice.text()} more than a change of "
+                        "voice alone.")
+    return _finish(3, overall, summary, pd.DataFrame(records))
 
 
-def _gaps(parts: _Parts, metric: str) -> Finding:
+def _gaps(parts: _Parts, metric: str, ctx: _Context) -> Finding:
     cross_modal, text = parts.cross_modal, parts.text_text
     if cross_modal.empty or text.empty:
         return _not_enough(4, f"Needs same-language text-speech rows and cross-lingual text-text rows "
                               f"for {metric} (at least two languages).")
-    records, differences = [], []
-    for depth_modal, depth_text in _match_depths(cross_modal["depth"], text["depth"]):
-        at_modal = cross_modal[cross_modal["depth"] == depth_modal]
-        at_text = text[text["depth"] == depth_text]
-        modality_gap = _mean_estimate(at_modal["value"], at_modal["se"]).gap()
-        language_gap = _mean_estimate(at_text["value"], at_text["se"]).gap()
-        differences.append(modality_gap - language_gap)
-        for series, estimate in (("modality gap", modality_gap), ("language gap", language_gap)):
-            records.append({"depth": depth_modal, "series": series, "gap": estimate.value,
-                            "ci_low": estimate.low, "ci_high": estimate.high})
-    overall = _average(differences)
-    details = pd.DataFrame(records)
-    means = details.groupby("series")["gap"].mean()
-    larger = "modality gap" if overall.value > 0 else "language gap"
-    summary = (f"Mean over {len(differences)} depths: modality gap (1 - same-sentence text-speech "
-               f"{metric}) {means['modality gap']:.3f}, language gap (1 - cross-lingual text-text "
-               f"{metric}) {means['language gap']:.3f}; the {larger} is larger by "
-               f"{abs(overall.value):.3f} (difference {overall.text(signed=True)}).")
-    verdict = _verdict(overall)
-    summary += _undecided_note(overall)
-    return Finding(4, _TITLES[4], verdict, summary, details)
+    matched = [(depth_modal, cross_modal[cross_modal["depth"] == depth_modal],
+                text[text["depth"] == depth_text])
+               for depth_modal, depth_text in _match_depths(cross_modal["depth"], text["depth"])]
+    weight = 1.0 / len(matched)
+    # modality gap minus language gap = (1 - text-speech) - (1 - text-text) = text-text - text-speech
+    overall = ctx.combine(*[(t, weight) for _, _, t in matched],
+                          *[(m, -weight) for _, m, _ in matched])
+    records = []
+    for depth, at_modal, at_text in matched:
+        for series, rows_ in (("text-speech, same language", at_modal),
+                              ("text-text, cross-lingual", at_text)):
+            records.append(_agg_record(ctx.mean(rows_), depth=depth, series=series))
+        records.append(_agg_record(ctx.combine((at_text, 1.0), (at_modal, -1.0)), depth=depth,
+                                   series="modality gap minus language gap"))
+    larger = "modality gap" if overall.corrected > 0 else "language gap"
+    summary = (f"Mean over {len(matched)} depths: modality gap (1 - same-sentence text-speech "
+               f"{metric}) {1 - ctx.mean(cross_modal).raw:.3f} raw, language gap (1 - cross-lingual "
+               f"text-text {metric}) {1 - ctx.mean(text).raw:.3f} raw. Modality gap minus language "
+               f"gap (= text-text minus text-speech similarity): {_side_by_side(overall)}; above "
+               f"chance the {larger} is larger.")
+    return _finish(4, overall, summary, pd.DataFrame(records))
+
+
+def run_levels(languages: pd.DataFrame, run_languages: pd.DataFrame | None) -> pd.DataFrame:
+    """lang, resource_level (and level_source) a run's findings read: the run's own levels
+    (``Store.run_languages``: its family's, or Whisper's as a labelled proxy) where recorded, else
+    the store's language table (Whisper's training hours)."""
+    if run_languages is not None and not run_languages.empty:
+        return run_languages[[c for c in ("lang", "resource_level", "level_source")
+                              if c in run_languages]].reset_index(drop=True)
+    return languages
 
 
 def compute_findings(metrics: pd.DataFrame, languages: pd.DataFrame, components: pd.DataFrame, *,
-                     metric: str = "svcca") -> list[Finding]:
-    """The four findings for one run's metrics table (columns of the store's ``metrics`` table)."""
+                     metric: str = "svcca", n_permutations: int | None = None) -> list[Finding]:
+    """The four findings for one run's metrics table (columns of the store's ``metrics`` table, with
+    ``resamples`` for intervals); ``languages``: lang and resource_level (the run's own levels,
+    ``Store.run_languages``, where it has them); ``n_permutations``: the run's, for the baselines'
+    own uncertainty."""
     rows = _metric_rows(metrics, metric) if metrics is not None and not metrics.empty else pd.DataFrame()
     if rows.empty:
         known = sorted(metrics["metric"].unique()) if metrics is not None and "metric" in metrics else []
         reason = (f"No rows with a value for metric {metric!r}"
                   + (f" (this run has: {', '.join(known)})." if known else "."))
         return [_not_enough(i, reason) for i in _TITLES]
+    ctx = _Context(n_permutations)
+    levels = dict(zip(languages["lang"], languages["resource_level"])) \
+        if languages is not None and not languages.empty else {}
     parts = _parts(rows)
-    return [_convergence(parts, metric),
-            _length_adaptation(rows, parts, languages, metric),
-            _speech_vs_text(parts, metric), _gaps(parts, metric)]
+    return [_convergence(parts, metric, ctx),
+            _length_adaptation(rows, parts, levels, metric, ctx),
+            _speech_vs_text(parts, metric, ctx), _gaps(parts, metric, ctx)]
 
 
 def format_findings(findings: list[Finding]) -> str:
-    """Plain text: each finding's verdict, summary and details table."""
+    """Plain text: each finding's verdict (and the raw one where it differs), summary and details."""
     blocks = []
     for finding in findings:
-        lines = [f"{finding.id}. {finding.title}: {finding.verdict.upper()}", f"   {finding.summary}"]
+        raw = (f" (raw values: {finding.raw_verdict})"
+               if finding.raw_verdict and finding.raw_verdict != finding.verdict else "")
+        lines = [f"{finding.id}. {finding.title}: {finding.verdict.upper()}{raw}",
+                 f"   {finding.summary}"]
         if finding.details is not None and not finding.details.empty:
             table = finding.details.to_string(index=False, float_format=lambda v: f"{v:.3f}")
             lines += ["   " + line for line in table.splitlines()]

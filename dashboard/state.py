@@ -235,10 +235,20 @@ def projection(ref: StoreRef, run_id: str, members: tuple[tuple[str, int], ...],
 
 @st.cache_data(show_spinner="Computing the findings…", max_entries=32)
 def findings(ref: StoreRef, run_id: str, metric: str) -> list:
-    from core.findings import compute_findings  # noqa: PLC0415 - only the Findings page needs it
+    """The four findings on chance-corrected, jointly bootstrapped values (the rows' bootstrap
+    values are read here only: most of a row's bytes), with the run's own resource levels."""
+    from core.findings import compute_findings, run_levels  # noqa: PLC0415 - Findings page only
 
-    return compute_findings(metrics(ref, run_id, metric=metric), languages(ref),
-                            components(ref, run_id), metric=metric)
+    rows = _read(ref, lambda s: s.metrics(run_id, metric=metric, with_resamples=True))
+    return compute_findings(rows, run_levels(languages(ref), run_languages(ref, run_id)),
+                            components(ref, run_id), metric=metric,
+                            n_permutations=run_config(ref, run_id).get("n_permutations"))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_languages(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """The run's resource level per language and its source (empty for older stores)."""
+    return _read(ref, lambda s: s.run_languages(run_id))
 
 
 # ---------------------------------------------------------------------------------- the sidebar

@@ -200,8 +200,11 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
             blocks = []
             for rid in run_ids:
                 store.run(rid)  # clear error for an unknown run id
-                found = findings.compute_findings(store.metrics(rid), store.languages(),
-                                                  store.components(rid), metric=metric)
+                found = findings.compute_findings(
+                    store.metrics(rid, metric=metric, with_resamples=True),
+                    findings.run_levels(store.languages(), store.run_languages(rid)),
+                    store.components(rid), metric=metric,
+                    n_permutations=store.run(rid)["config"].get("n_permutations"))
                 blocks.append(f"== {rid} ==\n{findings.format_findings(found)}")
             return "\n\n".join(blocks)
 

@@ -9,10 +9,15 @@ import pytest
 
 from core import findings
 from core.findings import DOES_NOT_HOLD, HOLDS, NOT_ENOUGH_DATA
+from core.store.vectors import encode_resamples
 
 LANGS = {"eng_Latn": "high", "deu_Latn": "high", "hin_Deva": "medium", "swh_Latn": "low",
          "yor_Latn": "low"}
-SE = 0.01  # per-row standard error; CIs are value +/- 1.96 SE
+SE = 0.01  # per-row bootstrap SD; CIs are value +/- 1.96 SE
+N_BOOT = 200
+#: resample b moves every row together (the same sentences) plus a little on its own
+_SHARED = np.random.default_rng(0).standard_normal(N_BOOT)
+_OWN = np.random.default_rng(1)
 
 
 def _stage(modality, layer):
@@ -20,15 +25,17 @@ def _stage(modality, layer):
 
 
 def _row(pairing, component_a, component_b, layer_a, layer_b, depth, lang_a, lang_b, value, metric,
-         stage_b=None):
+         stage_b=None, baseline=0.1):
     modality_a, modality_b = pairing.split("-")
+    boot = value + SE * (0.8 * _SHARED + 0.6 * _OWN.standard_normal(N_BOOT))
     return {"stage_a": _stage(modality_a, layer_a),
             "stage_b": stage_b or _stage(modality_b, layer_b),"pairing": pairing, "component_a": component_a, "component_b": component_b,
             "layer_a": layer_a, "layer_b": layer_b, "depth": depth, "lang_a": lang_a, "lang_b": lang_b,
             "modality_a": modality_a, "modality_b": modality_b, "metric": metric,
-            "params": json.dumps({"k": 4, "variance": None}), "n_samples": 50, "value": value,
-            "baseline_mean": 0.1, "baseline_std": 0.02, "ci_low": value - 1.96 * SE,
-            "ci_high": value + 1.96 * SE, "length_baseline": 0.05, "value_residualised": value - 0.02}
+            "params": json.dumps({"k": 4, "variance": None}), "n_samples": 60, "value": value,
+            "baseline_mean": baseline, "baseline_std": 0.02, "ci_low": value - 1.96 * SE,
+            "ci_high": value + 1.96 * SE, "length_baseline": 0.05, "value_residualised": value - 0.02,
+            "resamples": encode_resamples(boot)}
 
 
 def metrics_table(*, cross_modal=lambda depth: 0.2 + 0.5 * depth, text_text=lambda depth: 0.7,
@@ -88,8 +95,10 @@ def test_study_shaped_table_confirms_findings_1_3_4_and_lacks_data_for_2():
     assert found[4].verdict == HOLDS and "modality gap is larger" in found[4].summary
     # numbers the summaries promise: early third 0.2 + 0.5 * mean(0, 0.25) and late 0.2 + 0.5 * mean(0.75, 1)
     early, late = 0.2 + 0.5 * np.mean([0, 0.25]), 0.2 + 0.5 * np.mean([0.75, 1.0])
-    assert f"{early:.3f} [95% CI" in found[1].summary and f"{late:.3f} [95% CI" in found[1].summary
-    assert "0.100" in found[1].summary  # shuffled baseline
+    assert f"raw {early:.3f}" in found[1].summary and f"raw {late:.3f}" in found[1].summary
+    assert "baseline 0.100" in found[1].summary  # shuffled baseline
+    assert found[1].effect.corrected == pytest.approx(late - early)  # equal baselines cancel
+    assert found[1].raw_verdict == HOLDS
 
 
 def test_flat_or_falling_similarity_does_not_hold():
@@ -101,16 +110,21 @@ def test_flat_or_falling_similarity_does_not_hold():
 
 
 def test_a_rise_within_the_noise_cannot_be_decided():
-    found = _verdicts(metrics_table(cross_modal=lambda depth: 0.4 + 0.01 * depth))
+    # shared sentence noise cancels in the joint difference: only a rise far below it is undecided
+    found = _verdicts(metrics_table(cross_modal=lambda depth: 0.4 + 0.001 * depth))
     assert found[1].verdict == NOT_ENOUGH_DATA
-    assert "CI includes 0" in found[1].summary
+    assert "includes 0" in found[1].summary
 
 
 def test_finding_1_details_have_one_row_per_depth_with_cis():
     details = _verdicts(metrics_table())[1].details
     assert details["depth"].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
-    np.testing.assert_allclose(details["value"], 0.2 + 0.5 * details["depth"])
-    np.testing.assert_allclose(details["ci_high"] - details["ci_low"], 2 * 1.96 * SE, rtol=1e-3)
+    np.testing.assert_allclose(details["raw"], 0.2 + 0.5 * details["depth"], atol=1e-9)
+    np.testing.assert_allclose(details["value"], details["raw"] - 0.1, atol=1e-9)  # corrected
+    width = details["ci_high"] - details["ci_low"]
+    # a mean over 5 languages whose errors are mostly shared: narrower than one row's, wider than
+    # what independence (1 / sqrt(5)) would claim
+    assert (width < 2 * 1.96 * SE * 1.1).all() and (width > 2 * 1.96 * SE / np.sqrt(5)).all()
     assert (details["n_langs"] == len(LANGS)).all()
 
 
@@ -119,12 +133,15 @@ def test_length_adaptation_narrowing_the_gap_mostly_for_high_resource_languages(
     found = _verdicts(metrics_table(adapted_value=narrowing.get), adapted=True)
     assert found[2].verdict == HOLDS
     details = found[2].details.set_index(["resource_level", "adaptation"])
-    assert details.loc[("high", "with"), "gap"] == pytest.approx(0.1)
-    assert details.loc[("low", "without"), "gap"] == pytest.approx(0.3)
+    assert details.loc[("high", "with"), "raw"] == pytest.approx(0.9)
+    assert details.loc[("low", "without"), "raw"] == pytest.approx(0.7)
     assert details.loc[("high", "with"), "n_langs"] == 2
+    assert details.loc[("high", "narrowing (with minus without)"), "value"] == pytest.approx(0.2)
+    # its own effect: high- minus low-resource narrowing, 0.2 - 0.02
+    assert details.loc[("high minus low", "narrowing difference"), "value"] == pytest.approx(0.18)
+    assert "holds that it is larger for high-resource languages" in found[2].summary
     assert found[2].details["resource_level"].tolist()[:2] == ["high", "high"]
-    assert set(found[2].details.component) == {"speech_encoder layer 4",  # just before the adaptor
-                                              "speech_encoder layer 5"}
+    assert {"speech_encoder layer 4", "speech_encoder layer 5"} <= set(found[2].details.component)
     assert found[1].verdict == HOLDS and "speech_encoder" in found[1].summary
 
 
@@ -155,7 +172,7 @@ def test_a_length_adaptor_layer_is_compared_with_the_layer_before_it():
     found = findings.compute_findings(table, languages_table(), components_table())
     assert found[1].verdict == HOLDS
     assert found[0].verdict in (HOLDS, DOES_NOT_HOLD)
-    assert set(found[1].details["component"]) == {"speech_encoder layer 3", "speech_encoder layer 4"}
+    assert {"speech_encoder layer 3", "speech_encoder layer 4"} <= set(found[1].details["component"])
 
 
 def test_single_language_and_too_few_layers_lack_data():
@@ -188,3 +205,47 @@ def test_format_findings_is_plain_text_with_every_verdict():
     for finding_id, verdict in ((1, "HOLDS"), (2, "NOT ENOUGH DATA"), (3, "HOLDS"), (4, "HOLDS")):
         assert f"{finding_id}. " in text and verdict in text
     assert "depth" in text and "modality gap" in text
+
+
+def test_a_raw_difference_from_different_chance_levels_does_not_hold():
+    """Text-text with a higher shuffled baseline than text-speech: the raw modality-vs-language gap
+    difference (0.2) is all floor; after correction it is 0 and finding 4 must not hold, while the
+    raw values would have said it does."""
+    table = metrics_table(cross_modal=lambda depth: 0.5, text_text=lambda depth: 0.7)
+    table.loc[table.pairing == "text-text", "baseline_mean"] = 0.3  # text-speech keeps 0.1
+    found = _verdicts(table)
+    assert found[4].effect.raw == pytest.approx(0.2) and found[4].effect.corrected == pytest.approx(0.0)
+    assert found[4].verdict == NOT_ENOUGH_DATA and found[4].raw_verdict == HOLDS
+    assert "Raw values (not corrected for chance) would say: holds" in found[4].summary
+    text = findings.format_findings(list(found.values()))
+    assert "(raw values: holds)" in text
+
+
+def test_without_bootstrap_values_nothing_is_decided():
+    table = metrics_table().drop(columns="resamples")
+    found = _verdicts(table)
+    assert all(f.verdict == NOT_ENOUGH_DATA for f in found.values())
+    assert "no bootstrap values" in found[1].summary
+
+
+def test_too_few_sentences_decide_nothing():
+    found = _verdicts(metrics_table().assign(n_samples=20))
+    assert found[1].verdict == NOT_ENOUGH_DATA and "only 20 sentences" in found[1].summary
+
+
+def test_voice_reference_is_read_beside_cross_lingual_speech():
+    table = metrics_table(speech_speech=lambda depth: 0.45)
+    voice = [findings_row for findings_row in table.to_dict("records")
+             if findings_row["pairing"] == "speech-speech" and findings_row["lang_a"] == "deu_Latn"
+             and findings_row["lang_b"] == "eng_Latn"]
+    extra = []
+    for row in voice:  # deu and eng also spoken by a second voice: similarity 0.85
+        for lang in ("deu_Latn", "eng_Latn"):
+            extra.append({**row, "lang_a": lang, "lang_b": lang, "value": 0.85,
+                          "resamples": encode_resamples(0.85 + SE * _SHARED)})
+    found = _verdicts(pd.concat([table, pd.DataFrame(extra)], ignore_index=True))
+    assert found[3].verdict == HOLDS
+    assert "Voice reference (2 languages with a second voice)" in found[3].summary
+    assert "0.850 raw" in found[3].summary
+    series = set(found[3].details["series"])
+    assert "speech, same language, another voice" in series

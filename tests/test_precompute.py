@@ -517,11 +517,14 @@ def test_report_prints_findings(tiny_store_path, capsys):
     from core import findings
     with Store.open(tiny_store_path) as store:
         run_id = store.runs().run_id.iloc[0]
-        expected = findings.format_findings(findings.compute_findings(
-            store.metrics(run_id), store.languages(), store.components(run_id), metric="svcca"))
     assert main(["report", "--store", str(tiny_store_path)]) == 0
     out = capsys.readouterr().out
-    assert f"== {run_id} ==" in out and expected.strip() in out
+    assert f"== {run_id} ==" in out
+    for title in findings._TITLES.values():
+        assert title in out
+    # six sentences are below the minimum evidence: nothing is decided, and the report says why
+    assert out.count("NOT ENOUGH DATA") == 4
+    assert f"only {TINY_STORE_N_SENTENCES} sentences" in out
     assert main(["report", "--store", str(tiny_store_path), "--run", "no-such-run"]) == 1
     assert "no run 'no-such-run'" in capsys.readouterr().err
 
