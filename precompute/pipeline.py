@@ -755,6 +755,13 @@ def finish_job(out: Path, run_id: str) -> str:
                                 modality_pairs=modality_pairs, pairs=group, progress=False)
         workspace.write_part(_with_columns(frame, METRIC_PART_COLUMNS), run_id, "metrics",
                              f"{gid:06d}")
+    todo = [(gid, group) for gid, group in enumerate(groups)
+            if not workspace.has(run_id, "variants", f"{gid:06d}")]
+    for gid, group in tqdm(todo, desc=f"svcca k and length-matched {run_id}", unit="group"):
+        frame = compute_metric_variants(components, states, prepared, lengths, config, group,
+                                        langs=langs)
+        workspace.write_part(_with_columns(frame, VARIANT_PART_COLUMNS), run_id, "variants",
+                             f"{gid:06d}")
     if config.umap:
         maps = projection_groups(components, modality_pairs)
         todo = [(gid, g) for gid, g in enumerate(maps)
@@ -778,6 +785,11 @@ METRIC_PART_COLUMNS = {
     "baseline_std": "float64", "ci_low": "float64", "ci_high": "float64",
     "length_baseline": "float64", "value_residualised": "float64", "pooling": object,
     "ci_method": object, "resamples": object}
+VARIANT_PART_COLUMNS = {
+    "variant": object, "pairing": object, "component_a": object, "component_b": object,
+    "layer_a": "int64", "layer_b": "int64", "depth": "float64", "lang_a": object, "lang_b": object,
+    "metric": object, "params": object, "n_samples": "int64", "value": "float64",
+    "baseline_mean": "float64", "baseline_std": "float64"}
 PROJECTION_PART_COLUMNS = {
     "component": object, "layer": "int64", "lang": object, "modality": object,
     "sentence_id": "int64", "method": object, "x": "float64", "y": "float64", "params": object}
@@ -860,6 +872,11 @@ def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any])
         frame = workspace.read_part(run_id, "metrics", path.stem)
         if not frame.empty:
             store.add_metrics(run_id, frame)
+    variant_dir = workspace.job_dir(run_id) / "variants"
+    for path in sorted(variant_dir.glob("*.parquet")) if variant_dir.is_dir() else []:
+        frame = workspace.read_part(run_id, "variants", path.stem)
+        if not frame.empty:
+            store.add_metric_variants(run_id, frame)
     projection_dir = workspace.job_dir(run_id) / "projections"
     for path in sorted(projection_dir.glob("*.parquet")) if projection_dir.is_dir() else []:
         frame = workspace.read_part(run_id, "projections", path.stem)
@@ -1078,30 +1095,12 @@ def compute_metrics(components: list[Component],
     from core.metrics.similarity import NEEDS_SHARED_SPACE
 
     langs = list(langs) if langs is not None else list(prepared.langs)
-    modality_of = {c.name: c.modality for c in components}
     if pairs is None:
         pairs = metric_pairs(components, langs, modality_pairs,
                              second_voice_langs=prepared.second_voice_langs())
     if not pairs:
         return pd.DataFrame()
-    layer_of = _layer_getter(states)
-    rows = {(m, v): _rows_by_lang(prepared.modality_items(m, langs, voice_rank=v))
-            for m in ("text", "speech") for v in (0, 1)}
-    layers: dict[tuple[str, int, int], np.ndarray] = {}
-    sides: dict[str, np.ndarray] = {}
-    side_lengths: dict[str, np.ndarray] = {}
-    for spec in pairs:
-        for side in (spec.a, spec.b):
-            if side.key not in sides:
-                modality = modality_of[side.component]
-                index = rows[(modality, side.voice_rank)][side.lang]
-                point = (side.component, side.layer, side.voice_rank)
-                if point not in layers:
-                    layers[point] = layer_of(*point)
-                sides[side.key] = layers[point][index]
-                side_lengths[side.key] = lengths[(modality, side.voice_rank)][index] \
-                    if side.voice_rank else lengths[modality][index]
-    del layers
+    sides, side_lengths = pair_sides(components, states, prepared, lengths, langs, pairs)
     specs = metric_specs(config.metrics)
     groups = [([p for p in pairs if p.shared_space], specs),
               ([p for p in pairs if not p.shared_space],
@@ -1122,6 +1121,48 @@ def compute_metrics(components: list[Component],
                                 device=config.device, progress=report)
             frames.append(metric_rows(grid, group, pooling=config.pooling))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def pair_sides(components: list[Component], states, prepared: PreparedCorpus,
+               lengths: dict, langs: Sequence[str], pairs: list[PairSpec]
+               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each side of ``pairs`` as (n_sentences, dim) rows in sentence order, and its lengths, keyed
+    by ``Side.key`` (what ``compute_grid`` takes)."""
+    modality_of = {c.name: c.modality for c in components}
+    layer_of = _layer_getter(states)
+    rows = {(m, v): _rows_by_lang(prepared.modality_items(m, langs, voice_rank=v))
+            for m in ("text", "speech") for v in (0, 1)}
+    layers: dict[tuple[str, int, int], np.ndarray] = {}
+    sides: dict[str, np.ndarray] = {}
+    side_lengths: dict[str, np.ndarray] = {}
+    for spec in pairs:
+        for side in (spec.a, spec.b):
+            if side.key not in sides:
+                modality = modality_of[side.component]
+                index = rows[(modality, side.voice_rank)][side.lang]
+                point = (side.component, side.layer, side.voice_rank)
+                if point not in layers:
+                    layers[point] = layer_of(*point)
+                sides[side.key] = layers[point][index]
+                side_lengths[side.key] = lengths[(modality, side.voice_rank)][index] \
+                    if side.voice_rank else lengths[modality][index]
+    return sides, side_lengths
+
+
+def compute_metric_variants(components: list[Component], states, prepared: PreparedCorpus,
+                            lengths: dict, config: BuildConfig, pairs: list[PairSpec], *,
+                            langs: Sequence[str] | None = None) -> pd.DataFrame:
+    """SVCCA at other k and length-matched SVCCA for the pairs findings read
+    (``precompute.variants``)."""
+    from precompute.variants import compute_variants, variant_pairs
+
+    chosen = variant_pairs(pairs)
+    if not chosen:
+        return pd.DataFrame()
+    langs = list(langs) if langs is not None else list(prepared.langs)
+    sides, side_lengths = pair_sides(components, states, prepared, lengths, langs, chosen)
+    return compute_variants(sides, side_lengths, chosen, n_permutations=config.n_permutations,
+                            seed=config.seed, device=config.device)
 
 
 def _layer_getter(states) -> Callable[[str, int, int], np.ndarray]:

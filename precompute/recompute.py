@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from core.models.base import Component, LayerPoint
 from core.store import Store
 from precompute import pipeline
+from precompute.pairs import metric_pairs
 from precompute.pipeline import BuildConfig, BuildError, PreparedCorpus
 from precompute.staging import store_lock
 
@@ -150,14 +151,20 @@ def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
     log.info("%s: recomputing metrics%s", run_id, " and UMAP maps" if config.umap else "")
     metrics = pipeline.compute_metrics(components, states, prepared, lengths, config,
                                        modality_pairs=modality_pairs)
+    all_pairs = metric_pairs(components, list(prepared.langs), modality_pairs,
+                             second_voice_langs=prepared.second_voice_langs())
+    variants = pipeline.compute_metric_variants(components, states, prepared, lengths, config,
+                                                all_pairs)
     projections = pipeline.compute_projections(components, states, prepared, config,
                                                modality_pairs=modality_pairs) \
         if config.umap else None
 
     with store.transaction():
-        store.delete_metrics(run_id)
+        store.delete_metrics(run_id)  # and the run's metric variants
         if not metrics.empty:
             store.add_metrics(run_id, metrics)
+        if not variants.empty:
+            store.add_metric_variants(run_id, variants)
         if projections is not None:
             store.delete_projections(run_id)
             if not projections.empty:

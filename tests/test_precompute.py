@@ -318,6 +318,16 @@ def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
         assert set(store.metrics(run_id).pooling) == {"mean"}
         assert store.metrics(run_id).shared_space.all()
         assert store.metrics(run_id).length_baseline.notna().any()
+        # bootstrap values stored per row, intervals centred on the value
+        rows = store.metrics(run_id, metric="svcca", with_resamples=True)
+        assert rows.resamples.notna().all() and set(rows.ci_method) == {"bootstrap_se"}
+        finite = rows[rows.ci_low.notna()]
+        assert ((finite.ci_low <= finite.value) & (finite.value <= finite.ci_high)).all()
+        # SVCCA at the k the 6 sentences allow (k < n / 2), for the pairs findings read
+        variants = store.metric_variants(run_id)
+        assert set(variants.variant) == {"svcca_k"}  # 6 sentences: too few to length-match
+        assert {json.loads(p)["k"] for p in variants.params} == {2}
+        assert not ((variants.pairing == "text-speech") & (variants.lang_a != variants.lang_b)).any()
 
         # projections: joint text+speech maps at matching depths, speech-only for the others
         projections = store.projections(run_id)
