@@ -441,6 +441,68 @@ def compute_findings(metrics: pd.DataFrame, languages: pd.DataFrame, components:
             _speech_vs_text(parts, metric, ctx), _gaps(parts, metric, ctx)]
 
 
+def pair_family(pairing: str, lang_a: str, lang_b: str) -> str:
+    """The comparison a metric row belongs to, as the findings read it."""
+    same = lang_a == lang_b
+    if pairing == "text-speech":
+        return "text-speech, same language" if same else "text-speech, cross-lingual"
+    if pairing == "speech-speech" and same:
+        return "speech, same language, another voice"
+    return f"{pairing}, cross-lingual"
+
+
+def _families(rows: pd.DataFrame) -> pd.Series:
+    return pd.Series([pair_family(p, a, b) for p, a, b in
+                      zip(rows["pairing"], rows["lang_a"], rows["lang_b"])], index=rows.index,
+                     dtype=object)
+
+
+def k_sensitivity(variants: pd.DataFrame) -> pd.DataFrame:
+    """SVCCA and its shuffled baseline against k, per comparison family (means over pairs and
+    layers), with ``warn`` where the baseline reaches ``BASELINE_WARN_FRACTION`` of the value: there
+    SVCCA says little beyond chance at that k and n."""
+    columns = ["family", "k", "value", "baseline", "above_baseline", "n_rows", "n_samples", "warn"]
+    rows = variants[variants["variant"] == "svcca_k"] if variants is not None and not variants.empty \
+        else pd.DataFrame()
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    rows = rows.assign(family=_families(rows), k=[int(json.loads(p)["k"]) for p in rows["params"]])
+    rows = rows[np.isfinite(pd.to_numeric(rows["value"], errors="coerce"))]
+    table = rows.groupby(["family", "k"], sort=True).agg(
+        value=("value", "mean"), baseline=("baseline_mean", "mean"), n_rows=("value", "size"),
+        n_samples=("n_samples", "max")).reset_index()
+    table["above_baseline"] = table["value"] - table["baseline"]
+    table["warn"] = table["baseline"] >= BASELINE_WARN_FRACTION * table["value"]
+    return table[columns]
+
+
+def length_matched_summary(metrics: pd.DataFrame, variants: pd.DataFrame,
+                           metric: str = "svcca") -> pd.DataFrame:
+    """Per comparison family: the mean of value - baseline on all sentences (the main rows) and on
+    the length-matched sentences only (``metric_variants``), with how many sentences were kept: how
+    much of an effect survives when length cannot carry it."""
+    columns = ["family", "all_sentences", "length_matched", "n_all", "n_matched", "n_pairs"]
+    if variants is None or variants.empty or metrics is None or metrics.empty:
+        return pd.DataFrame(columns=columns)
+    matched = variants[variants["variant"] == "length_matched"]
+    full = _metric_rows(metrics, metric)
+    if matched.empty or full.empty:
+        return pd.DataFrame(columns=columns)
+    key = ["pairing", "component_a", "component_b", "layer_a", "layer_b", "lang_a", "lang_b"]
+    both = full[key + ["value", "baseline_mean", "n_samples"]].merge(
+        matched[key + ["value", "baseline_mean", "n_samples"]], on=key, suffixes=("", "_matched"))
+    if both.empty:
+        return pd.DataFrame(columns=columns)
+    both["family"] = _families(both)
+    both["all_sentences"] = both["value"] - both["baseline_mean"]
+    both["length_matched"] = both["value_matched"] - both["baseline_mean_matched"]
+    table = both.groupby("family", sort=True).agg(
+        all_sentences=("all_sentences", "mean"), length_matched=("length_matched", "mean"),
+        n_all=("n_samples", "max"), n_matched=("n_samples_matched", "median"),
+        n_pairs=("value", "size")).reset_index()
+    return table[columns]
+
+
 def format_findings(findings: list[Finding]) -> str:
     """Plain text: each finding's verdict (and the raw one where it differs), summary and details."""
     blocks = []

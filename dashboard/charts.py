@@ -19,6 +19,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.languages import RESOURCE_LEVELS as CORE_RESOURCE_LEVELS
+from core.metrics.joint import mean_interval
+from core.store.vectors import bootstrap_matrix
 
 PAIRINGS: tuple[str, ...] = ("text-text", "speech-speech", "text-speech")
 
@@ -54,11 +56,21 @@ CATEGORICAL: tuple[str, ...] = (
     "#44AA99", "#661100", "#DDCC77", "#AA4499", "#888888",
 )
 BASELINE_COLOUR = "#555555"
-SERIES_COLOURS: dict[str, str] = {
+#: the comparison families of the layer curves
+FAMILY_COLOURS: dict[str, str] = {
     "text-text (cross-lingual)": OKABE_ITO["blue"],
     "speech-speech (cross-lingual)": OKABE_ITO["orange"],
     "text-speech (cross-lingual)": OKABE_ITO["green"],
     "text-speech (same language)": OKABE_ITO["vermillion"],
+    "speech-speech (same language, another voice)": OKABE_ITO["purple"],
+}
+SERIES_COLOURS: dict[str, str] = {
+    **FAMILY_COLOURS,
+    # finding details
+    "text-text": OKABE_ITO["blue"], "speech-speech": OKABE_ITO["orange"],
+    "speech, same language, another voice": OKABE_ITO["purple"],
+    "text-speech, same language": OKABE_ITO["vermillion"],
+    "text-text, cross-lingual": OKABE_ITO["blue"],
 }
 FONT = dict(family="Inter, 'Source Sans Pro', Arial, sans-serif", size=13)
 Z95 = 1.959963984540054
@@ -522,11 +534,14 @@ def pairing_series(metrics: pd.DataFrame, view: str = "raw") -> pd.DataFrame:
     (the modality gap alone). A family with several component pairs (Seamless' two text-speech
     pairs) gives one series per pair (``series`` = family · pair; ``family``, ``components``).
     Grouping by depth keeps stacks of different lengths comparable;
-    ``layer_a`` is side a's layer there (for labels). The CI is mean ± 1.96·sd/√pairs over language
-    pairs (normal approximation).
+    ``layer_a`` is side a's layer there (for labels). The CI is bootstrapped jointly over the
+    language pairs of a depth (the same sentence resamples for every row: ``core.metrics.joint.
+    mean_interval``) where the rows carry their bootstrap values, else from their spread as if
+    independent (``ci_method`` says which). Speech-speech rows of one language (voice change) are
+    their own family.
     """
-    columns = ["series", "layer_a", "depth", "mean", "ci_low", "ci_high", "baseline", "pairs",
-               "family", "components"]
+    columns = ["series", "layer_a", "depth", "mean", "ci_low", "ci_high", "ci_method", "baseline",
+               "pairs", "family", "components"]
     needed = {"pairing", "lang_a", "lang_b", "layer_a"}
     if metrics.empty or not needed <= set(metrics.columns):
         return pd.DataFrame(columns=columns)
@@ -542,6 +557,7 @@ def pairing_series(metrics: pd.DataFrame, view: str = "raw") -> pd.DataFrame:
         "speech-speech (cross-lingual)": (rows["pairing"] == "speech-speech") & ~same,
         "text-speech (cross-lingual)": (rows["pairing"] == "text-speech") & ~same,
         "text-speech (same language)": (rows["pairing"] == "text-speech") & same,
+        "speech-speech (same language, another voice)": (rows["pairing"] == "speech-speech") & same,
     }
     parts = []
     for family, mask in families.items():
@@ -552,11 +568,17 @@ def pairing_series(metrics: pd.DataFrame, view: str = "raw") -> pd.DataFrame:
                                                      & (subset["component_b"] == pair[1])]
             if own.empty:
                 continue
-            stats = own.groupby("depth", sort=True).agg(
-                layer_a=("layer_a", "first"), mean=("shown", "mean"), sd=("shown", "std"),
-                pairs=("shown", "size"), baseline=("shown_baseline", "mean")).reset_index()
-            half = Z95 * stats["sd"].fillna(0.0) / np.sqrt(stats["pairs"])
-            stats["ci_low"], stats["ci_high"] = stats["mean"] - half, stats["mean"] + half
+            records = []
+            for depth, at in own.groupby("depth", sort=True):
+                boot = bootstrap_matrix(at) if view != "residualised" else None
+                offsets = at["baseline_mean"].to_numpy() if view == "minus_baseline" else None
+                mean, low, high, method = mean_interval(at["shown"].to_numpy(), boot, offsets)
+                if view == "residualised":
+                    low = high = np.nan  # no bootstrap of residualised values is stored
+                records.append({"depth": depth, "layer_a": at["layer_a"].iloc[0], "mean": mean,
+                                "ci_low": low, "ci_high": high, "ci_method": method,
+                                "pairs": len(at), "baseline": at["shown_baseline"].mean()})
+            stats = pd.DataFrame(records)
             stats["series"] = family + (f" · {_pair_label(pair)}" if len(pairs) > 1 else "")
             stats["family"] = family
             stats["components"] = _pair_label(pair) if pair is not None else ""
@@ -592,7 +614,7 @@ def pairing_curves_figure(metrics: pd.DataFrame, *, metric: str, view: str = "ra
                 fig.add_trace(band)
         hover = [f"<b>{name}</b><br>relative depth: {_fmt(r.depth, 2)} (layer {_fmt_int(r.layer_a)} "
                  f"of side a)<br>mean: <b>{_fmt(r['mean'])}</b><br>"
-                 f"95% CI of the mean: [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]<br>"
+                 f"95% CI of the mean: [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] ({r.ci_method})<br>"
                  f"shuffled baseline: {_fmt(r.baseline)}<br>language pairs: {_fmt_int(r.pairs)}"
                  for _, r in line.iterrows()]
         fig.add_trace(go.Scatter(
@@ -922,7 +944,7 @@ _X_COLUMNS = ("depth", "relative_depth", "layer", "layer_a")
 _Y_COLUMNS = ("value", "gap", "mean", "similarity", "difference", "delta")
 _LINE_SERIES = ("series", "pairing", "comparison", "modality", "group", "component", "lang")
 _BAR_CATEGORIES = ("resource_level", "level", "lang", "name", "pairing", "series")
-_BAR_COLOURS = ("component", "series", "modality", "pairing", "group")
+_BAR_COLOURS = ("adaptation", "component", "series", "modality", "pairing", "group")
 
 
 def finding_figure(details: pd.DataFrame, *, metric: str = "", title: str = "") -> go.Figure | None:
@@ -983,4 +1005,38 @@ def finding_figure(details: pd.DataFrame, *, metric: str = "", title: str = "") 
     fig.update_layout(title=dict(text=title), template="plotly_white", font=FONT, height=360,
                       showlegend=show_legend, legend=dict(orientation="h", y=-0.25, x=0),
                       margin=dict(l=10, r=10, t=50 if title else 20, b=10))
+    return fig
+
+
+# ------------------------------------------------------------------------------ SVCCA's k sensitivity
+
+def k_sensitivity_figure(table: pd.DataFrame, *, title: str = "") -> go.Figure:
+    """SVCCA (solid) and its shuffled baseline (dashed) against k, one colour per comparison family
+    (``core.findings.k_sensitivity``); hollow markers where the baseline reaches 80% of the value."""
+    title = title or "SVCCA and its shuffled baseline against k (means over pairs and layers)"
+    if table is None or table.empty:
+        return _empty_figure(title, "No SVCCA-at-k rows in this run (built before they existed).")
+    fig = go.Figure()
+    for i, (family, line) in enumerate(table.groupby("family", sort=False)):
+        colour = SERIES_COLOURS.get(str(family), CATEGORICAL[i % len(CATEGORICAL)])
+        line = line.sort_values("k")
+        symbols = ["circle-open" if w else "circle" for w in line["warn"]]
+        hover = [f"<b>{family}</b><br>k = {int(r.k)} (n = {int(r.n_samples)} sentences)<br>"
+                 f"SVCCA {_fmt(r.value)}, baseline {_fmt(r.baseline)}, above it "
+                 f"{_fmt(r.above_baseline)}" + ("<br><b>baseline near the value</b>" if r.warn else "")
+                 for r in line.itertuples()]
+        fig.add_trace(go.Scatter(x=line["k"], y=line["value"], mode="lines+markers", name=str(family),
+                                 legendgroup=str(family), line=dict(color=colour, width=2.5),
+                                 marker=dict(symbol=symbols, size=9), hovertext=hover,
+                                 hovertemplate="%{hovertext}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=line["k"], y=line["baseline"], mode="lines",
+                                 name=f"{family}: shuffled baseline", legendgroup=str(family),
+                                 showlegend=False, line=dict(color=colour, width=1.5, dash="dash"),
+                                 hovertemplate=f"{family}<br>baseline at k=%{{x}}: %{{y:.3f}}"
+                                               "<extra></extra>"))
+    fig.update_xaxes(title=dict(text="k (SVCCA directions kept, log scale)"), type="log",
+                     tickvals=sorted(table["k"].unique()))
+    fig.update_yaxes(title=dict(text="SVCCA (solid) and shuffled baseline (dashed)"))
+    fig.update_layout(title=dict(text=title), template="plotly_white", font=FONT, height=400,
+                      legend=dict(orientation="h", y=-0.22, x=0), margin=dict(l=10, r=10, t=50, b=10))
     return fig

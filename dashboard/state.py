@@ -184,11 +184,13 @@ def metric_names(ref: StoreRef, run_id: str) -> list[str]:
 @st.cache_data(show_spinner="Loading metrics…", max_entries=256)
 def metrics(ref: StoreRef, run_id: str, *, metric: str | None = None, pairing: str | None = None,
             layer: int | None = None, langs: tuple[str, ...] | None = None,
-            components: tuple[str, str] | None = None) -> pd.DataFrame:
+            components: tuple[str, str] | None = None, resamples: bool = False) -> pd.DataFrame:
     """Metric rows; ``components`` = (component_a, component_b) keeps one component pair, for models
-    with several components of a modality."""
+    with several components of a modality; ``resamples`` adds each row's bootstrap values (for
+    joint intervals of means over rows)."""
     rows = _read(ref, lambda s: s.metrics(run_id, metric=metric, pairing=pairing, layer=layer,
-                                          langs=list(langs) if langs is not None else None))
+                                          langs=list(langs) if langs is not None else None,
+                                          with_resamples=resamples))
     if components is not None:
         rows = rows[(rows["component_a"] == components[0]) & (rows["component_b"] == components[1])]
     return rows.reset_index(drop=True)
@@ -243,6 +245,12 @@ def findings(ref: StoreRef, run_id: str, metric: str) -> list:
     return compute_findings(rows, run_levels(languages(ref), run_languages(ref, run_id)),
                             components(ref, run_id), metric=metric,
                             n_permutations=run_config(ref, run_id).get("n_permutations"))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def metric_variants(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """SVCCA at other k and length-matched values of a run (empty for older stores)."""
+    return _read(ref, lambda s: s.metric_variants(run_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -255,7 +255,10 @@ def test_layer_curves_residualised_has_no_shuffled_baseline(tables, languages):
 def test_pairing_series_means_and_confidence(tables):
     rows = _metric_rows(tables)
     series = charts.pairing_series(rows)
-    assert set(series["series"]) == set(charts.SERIES_COLOURS)
+    # every family but the voice change (these rows have no second voice)
+    assert set(series["series"]) == set(charts.FAMILY_COLOURS) - {
+        "speech-speech (same language, another voice)"}
+    assert set(series["ci_method"]) == {"independent rows (no bootstrap values)"}
     layer = 2
     text_text = rows[(rows.pairing == "text-text") & (rows.layer_a == layer)]["value"].dropna()
     got = series[(series.series == "text-text (cross-lingual)") & (series.layer_a == layer)].iloc[0]
@@ -272,12 +275,30 @@ def test_pairing_series_means_and_confidence(tables):
     assert speech.iloc[0]["pairs"] == 14 and np.isfinite(speech.iloc[0]["mean"])
 
 
+def test_pairing_series_bootstraps_shared_errors_jointly(tables):
+    """Rows whose bootstrap values move together (the same sentences): the interval of their mean
+    is as wide as one row's, not sqrt(pairs) times narrower as independence would claim."""
+    from core.store.vectors import encode_resamples
+
+    rows = _metric_rows(tables)
+    rows = rows[(rows.pairing == "text-text") & rows["value"].notna()].copy()
+    shared = np.random.default_rng(0).standard_normal(200) * 0.05
+    rows["resamples"] = [encode_resamples(v + shared) for v in rows["value"]]
+    series = charts.pairing_series(rows)
+    got = series[series.layer_a == 2].iloc[0]
+    assert got["ci_method"] == "joint bootstrap"
+    assert got["ci_high"] - got["mean"] == pytest.approx(1.96 * shared.std(ddof=1), rel=0.02)
+    minus = charts.pairing_series(rows, view="minus_baseline")
+    assert minus[minus.layer_a == 2].iloc[0]["ci_high"] - minus[minus.layer_a == 2].iloc[0]["mean"] \
+        == pytest.approx(1.96 * shared.std(ddof=1), rel=0.02)
+
+
 def test_pairing_curves_figure_has_four_families_and_their_baselines(tables):
     fig = charts.pairing_curves_figure(_metric_rows(tables), metric="svcca",
                                        layer_names=LAYER_NAMES)
     solid = [t for t in _lines(fig) if t.line.dash is None]
     dashed = [t for t in _lines(fig) if t.line.dash == "dash"]
-    assert [t.name for t in solid] == list(charts.SERIES_COLOURS)
+    assert [t.name for t in solid] == list(charts.FAMILY_COLOURS)[:4]
     assert len(dashed) == 4
     assert len([t for t in fig.data if t.fill == "toself"]) == 4
     no_ci = charts.pairing_curves_figure(_metric_rows(tables), metric="svcca", show_ci=False)

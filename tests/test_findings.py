@@ -249,3 +249,40 @@ def test_voice_reference_is_read_beside_cross_lingual_speech():
     assert "0.850 raw" in found[3].summary
     series = set(found[3].details["series"])
     assert "speech, same language, another voice" in series
+
+
+def _variants() -> pd.DataFrame:
+    rows = []
+    for k, value, baseline in ((2, 0.6, 0.2), (8, 0.7, 0.4), (32, 0.9, 0.8)):
+        for lang_a, lang_b, pairing in (("deu_Latn", "eng_Latn", "text-text"),
+                                        ("eng_Latn", "eng_Latn", "text-speech")):
+            rows.append({"variant": "svcca_k", "pairing": pairing, "component_a": "text_decoder",
+                         "component_b": "text_decoder", "layer_a": 1, "layer_b": 1, "depth": 0.25,
+                         "lang_a": lang_a, "lang_b": lang_b, "metric": "svcca",
+                         "params": json.dumps({"k": k, "variance": None}), "n_samples": 200,
+                         "value": value, "baseline_mean": baseline, "baseline_std": 0.01})
+    return pd.DataFrame(rows)
+
+
+def test_k_sensitivity_warns_where_the_baseline_nears_the_value():
+    table = findings.k_sensitivity(_variants())
+    assert set(table.family) == {"text-text, cross-lingual", "text-speech, same language"}
+    text = table[table.family == "text-text, cross-lingual"].set_index("k")
+    assert text.loc[8, "above_baseline"] == pytest.approx(0.3)
+    assert text["warn"].tolist() == [False, False, True]  # 0.8 >= 0.8 * 0.9
+    assert findings.k_sensitivity(pd.DataFrame()).empty
+    from dashboard import charts
+    fig = charts.k_sensitivity_figure(table)
+    assert len(fig.data) == 4 and fig.layout.xaxis.type == "log"
+
+
+def test_length_matched_summary_pairs_full_and_matched_rows():
+    table = metrics_table()
+    first = table[(table.pairing == "text-text") & (table.layer_a == 1)].iloc[[0]]
+    matched = first.assign(variant="length_matched", value=first.value - 0.3, n_samples=80)
+    summary = findings.length_matched_summary(table, matched)
+    row = summary.set_index("family").loc["text-text, cross-lingual"]
+    assert row.all_sentences == pytest.approx(0.7 - 0.1)
+    assert row.length_matched == pytest.approx(0.4 - 0.1)
+    assert row.n_matched == 80 and row.n_pairs == 1
+    assert findings.length_matched_summary(table, pd.DataFrame()).empty

@@ -196,3 +196,31 @@ def raw_verdict(aggregate: Aggregate) -> str:
     if aggregate.raw + Z_95 * aggregate.se < 0:
         return DOES_NOT_HOLD
     return NOT_ENOUGH_DATA
+
+
+def mean_interval(values: np.ndarray, boot: np.ndarray | None,
+                  offsets: np.ndarray | None = None) -> tuple[float, float, float, str]:
+    """(mean, low, high, method) of a mean over rows, e.g. one layer's language pairs in a curve.
+
+    With bootstrap values (rows x B, the same resamples for every row) the interval is the mean
+    +/- 1.96 SDs over resamples of the resample's mean (``offsets`` per row, e.g. the baseline for
+    a minus-baseline view, are subtracted from each row's values); without, the rows are treated
+    as independent (mean +/- 1.96 sd / sqrt(rows)), which understates the spread of rows that share
+    languages and sentences, and ``method`` says so.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return math.nan, math.nan, math.nan, "none"
+    mean = float(np.mean(values))
+    if boot is not None and np.asarray(boot).ndim == 2 and np.asarray(boot).shape[1] > 1:
+        boot = np.asarray(boot, dtype=np.float64)
+        shift = np.zeros(len(values)) if offsets is None else np.asarray(offsets, dtype=np.float64)
+        per_resample = np.mean(boot - shift[:, None], axis=0)
+        usable = per_resample[np.isfinite(per_resample)]
+        if usable.size > 1:
+            half = Z_95 * float(usable.std(ddof=1))
+            return mean, mean - half, mean + half, "joint bootstrap"
+    if values.size < 2:
+        return mean, math.nan, math.nan, "none"
+    half = Z_95 * float(values.std(ddof=1)) / math.sqrt(values.size)
+    return mean, mean - half, mean + half, "independent rows (no bootstrap values)"

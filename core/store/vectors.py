@@ -14,6 +14,7 @@ most (high - low) / 508 per value: far below the spread that intervals are read 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -106,3 +107,18 @@ def resample_matrix(blobs: Sequence[bytes | None]) -> np.ndarray:
     for i, values in enumerate(decoded):
         out[i, :len(values)] = values
     return out
+
+
+def bootstrap_matrix(frame) -> np.ndarray | None:
+    """(rows, B) bootstrap values of metric rows read ``with_resamples`` (None when a row has none
+    or rows differ in B): what joint intervals over those rows need."""
+    if "resamples" not in frame or len(frame) == 0:
+        return None
+    blobs = [None if b is None or (isinstance(b, float) and math.isnan(b)) else bytes(b)
+             for b in frame["resamples"]]
+    if any(b is None for b in blobs):
+        return None
+    decoded = [decode_resamples(b) for b in blobs]
+    if len({len(d) for d in decoded}) != 1:
+        return None
+    return np.stack(decoded)

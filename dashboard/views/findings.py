@@ -2,12 +2,17 @@
 
 import streamlit as st
 
+from core import findings as findings_core
 from dashboard import availability, charts, state
 
 st.title("Findings")
 st.caption("The four findings of Lee et al. (2024, arXiv:2411.17666), re-checked on the chosen run "
-           "and metric from the stored values and their bootstrap CIs. A finding *holds* when its "
-           "effect's 95% CI excludes zero in the reported direction.")
+           "and metric. Verdicts compare values **above their own shuffled-pairs baseline** (value − "
+           "baseline: pairings of different chance levels are never compared raw), averaged over "
+           "languages and layers with 95% intervals bootstrapped jointly over the same sentence "
+           "resamples. A finding *holds* when the interval of its corrected effect excludes zero in "
+           "the reported direction; too few sentences or resamples, or a zero-width interval, decide "
+           "nothing.")
 
 ref = state.store_ref()
 sel = state.sidebar(ref, langs=False, view=False)
@@ -15,14 +20,54 @@ only = availability.reads_only_message(state.components(ref, sel.run_id), sel.mo
 if only:
     st.info(only + " All four findings involve speech, so none can be checked on this run.",
             icon=":material/info:")
+levels = state.run_languages(ref, sel.run_id)
+if not levels.empty:
+    st.caption(f"Resource levels of this run: {levels['level_source'].iloc[0]}")
 for finding in state.findings(ref, sel.run_id, sel.metric):
     with st.container(border=True):
         st.subheader(f"{finding.id}. {finding.title}")
-        st.badge(str(finding.verdict), color=charts.verdict_colour(finding.verdict))
+        badges = st.columns([1, 3])
+        with badges[0]:
+            st.badge(str(finding.verdict), color=charts.verdict_colour(finding.verdict))
+        if finding.raw_verdict and finding.raw_verdict != finding.verdict:
+            with badges[1]:
+                st.badge(f"raw values would say: {finding.raw_verdict}", color="gray")
         st.markdown(finding.summary)
-        figure = charts.finding_figure(finding.details, metric=sel.metric)
+        figure = charts.finding_figure(finding.details, metric=f"{sel.metric} − shuffled baseline")
         if figure is not None:
             st.plotly_chart(figure, key=f"finding_{finding.id}")
         if finding.details is not None and not finding.details.empty:
-            with st.expander("Numbers behind it"):
+            with st.expander("Numbers behind it (value: corrected; raw and baseline beside it)"):
                 st.dataframe(finding.details, hide_index=True)
+
+variants = state.metric_variants(ref, sel.run_id)
+st.subheader("How SVCCA's value and chance level move with k", divider="gray")
+sensitivity = findings_core.k_sensitivity(variants)
+st.plotly_chart(charts.k_sensitivity_figure(sensitivity), key="k_sensitivity")
+warned = sensitivity[sensitivity["warn"]] if not sensitivity.empty else sensitivity
+if not warned.empty:
+    st.warning("The shuffled baseline reaches 80% of the value for "
+               + "; ".join(f"{family} at k ≥ {int(group['k'].min())}"
+                           for family, group in warned.groupby("family"))
+               + ": at those k, SVCCA of these sentences says little beyond chance.",
+               icon=":material/warning:")
+st.caption("SVCCA of unrelated data rises towards 1 as k approaches the number of sentences, so a "
+           "value is read against its baseline at the same k. Hollow markers: baseline at 80% of "
+           "the value or more.")
+
+st.subheader("Does it survive length matching?", divider="gray")
+matched = findings_core.length_matched_summary(state.metrics(ref, sel.run_id, metric="svcca"),
+                                               variants)
+if matched.empty:
+    st.info("No length-matched rows in this run (too few sentences near the median length, or a "
+            "store built before they existed).", icon=":material/info:")
+else:
+    st.dataframe(matched, hide_index=True, column_config={
+        "all_sentences": st.column_config.NumberColumn("SVCCA − baseline, all sentences",
+                                                       format="%.3f"),
+        "length_matched": st.column_config.NumberColumn("SVCCA − baseline, length-matched",
+                                                        format="%.3f"),
+        "n_matched": st.column_config.NumberColumn("sentences kept (median)", format="%d")})
+    st.caption("Length-matched: only sentences within 25% of the median length on both sides, so "
+               "length hardly varies and cannot carry the similarity; each pair has its own "
+               "baseline on its subset. Means over pairs and layers.")

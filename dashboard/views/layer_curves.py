@@ -14,7 +14,7 @@ show_ci = left.toggle("Show 95% confidence intervals", value=True, key="show_ci"
 x_axis = right.radio("x axis", ["layer", "depth"], horizontal=True, key="x_axis",
                      format_func={"layer": "layer names", "depth": "relative depth"}.get)
 
-rows = state.metrics(ref, sel.run_id, metric=sel.metric, langs=sel.langs)
+rows = state.metrics(ref, sel.run_id, metric=sel.metric, langs=sel.langs, resamples=True)
 available = {pairing: state.availability(ref, sel.run_id, sel.model, sel.metric, pairing)
              for pairing in charts.PAIRINGS}
 
@@ -59,8 +59,11 @@ if drawable:
     st.caption("Means over language pairs. Speech-speech below text-text = speech differs more "
                "across languages than text (finding 3). Same-language text-speech below "
                "cross-lingual text-text = the modality gap is larger than the language gap "
-               "(finding 4). Bands: 95% CI of the mean over language pairs; dashed: each family's "
-               "shuffled baseline.")
+               "(finding 4). Purple: the same sentence and language in a second voice (where a "
+               "language has one): how far a change of voice alone moves speech similarity. Bands: "
+               "95% CI of the mean over language pairs, bootstrapped jointly over the same sentence "
+               "resamples (pairs share languages and sentences, so they are not independent); "
+               "dashed: each family's shuffled baseline.")
     missing = [p for p in charts.PAIRINGS if p not in drawable]
     if notes:
         label = (f"Not drawn: {', '.join(missing)}" if missing
