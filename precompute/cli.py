@@ -89,6 +89,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--voices", type=click.IntRange(1, 2), default=2, show_default=True,
               help="Synthesised speech per language: 2 adds a second espeak-ng voice where the "
               "language table has one (a voice-change reference for speech-speech similarity).")
+@click.option("--store-activations/--no-store-activations", default=True, show_default=True,
+              help="Keep the pooled activations in the store (needed by `metrics` recomputation "
+              "and the Your recording page); without, the run keeps metrics and maps only.")
 @click.option("--activation-dtype", type=click.Choice(["float16", "float32", "int8"]),
               default="float16", show_default=True,
               help="Storage precision of pooled activations (int8: per-vector scale, a quarter of "

@@ -97,6 +97,7 @@ class BuildConfig:
     max_transcript_tokens: int | None = None  # cap on generated tokens per clip; None: model's own
     transcribe_sample: int | None = None  # transcribe the first N sentences per language and voice
     voices: int = 2                       # espeak-ng voices per language (a 2nd where the table has one)
+    store_activations: bool = True        # False: metrics and maps only (a smaller store; no recompute)
     speech_cache: Path | None = None
     activation_dtype: str = "float16"
     seed: int = 0
@@ -866,8 +867,9 @@ def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any])
             frame["voice_rank"] = _voice_ranks(frame)
             frame = frame.merge(ids, on=key, validate="one_to_one")
             store.set_run_items(run_id, frame[["item_id", *columns]])
-    store.add_activation_parts(run_id, [workspace.part(run_id, "activations", c.name, lang)
-                                        for c in components for lang in langs])
+    if plan["run_config"].get("store_activations", True):
+        store.add_activation_parts(run_id, [workspace.part(run_id, "activations", c.name, lang)
+                                            for c in components for lang in langs])
     for path in sorted((workspace.job_dir(run_id) / "metrics").glob("*.parquet")):
         frame = workspace.read_part(run_id, "metrics", path.stem)
         if not frame.empty:

@@ -740,3 +740,17 @@ def test_last_token_pooling_is_recorded_and_refused_where_unsupported(fake_setup
     out = tmp_path / "last.duckdb"
     assert main(_fake_argv(fake_setup, out, "--no-umap", "--pooling", "last")) == 1
     assert "supports pooling ['mean'], not 'last'" in capsys.readouterr().err
+
+
+def test_a_run_without_stored_activations_keeps_its_metrics_and_refuses_recompute(
+        fake_setup, tmp_path, capsys):
+    out = tmp_path / "small.duckdb"
+    assert main(_fake_argv(fake_setup, out, "--no-umap", "--metrics", "svcca",
+                           "--no-store-activations")) == 0
+    with Store.open(out) as store:
+        run_id = store.runs().run_id.iloc[0]
+        assert store.counts()["activations"] == 0
+        assert not store.metrics(run_id).empty and store.run(run_id)["config"]["store_activations"] is False
+    capsys.readouterr()
+    assert main(["metrics", "--store", str(out)]) == 1
+    assert "no stored activations" in capsys.readouterr().err
