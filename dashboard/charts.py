@@ -816,9 +816,11 @@ def _add_sentence_links(fig: go.Figure, points: pd.DataFrame, order: Sequence[st
 
 # ---------------------------------------------------------------------------------------- overview
 
-def language_summary(items: pd.DataFrame, languages: pd.DataFrame) -> pd.DataFrame:
-    """Per corpus language: name, resource level, Whisper hours, item counts, median and mean
-    speech CER."""
+def language_summary(items: pd.DataFrame, languages: pd.DataFrame,
+                     voices: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per corpus language: name, resource level, Whisper hours, item counts, voices (``voices``:
+    lang, voice_rank, voice of the store's speech), median and mean speech CER and how many clips
+    the CER comes from (a build may transcribe a sample)."""
     table = _language_table(languages)
     langs = language_order(languages, list(table.index) + (
         list(items["lang"].dropna().unique()) if "lang" in items else []))
@@ -837,6 +839,11 @@ def language_summary(items: pd.DataFrame, languages: pd.DataFrame) -> pd.DataFra
     # The median is the headline: a clip the model loops on scores CER > 1 and drags the mean.
     out["median CER (speech)"] = out["lang"].map(cer.median() if cer is not None else {})
     out["mean CER (speech)"] = out["lang"].map(cer.mean() if cer is not None else {})
+    out["CER clips"] = out["lang"].map(cer.count() if cer is not None else {}).fillna(0).astype(int)
+    if voices is not None and not voices.empty:
+        named = voices.sort_values(["lang", "voice_rank"]).drop_duplicates(["lang", "voice_rank"])
+        named = named.assign(short=named["voice"].astype(str).str.split().str[-1])
+        out["voices"] = out["lang"].map(named.groupby("lang")["short"].agg(" + ".join)).fillna("")
     return out
 
 

@@ -154,6 +154,13 @@ def items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
     return _read(ref, lambda s: s.items(run_id=run_id))
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def voices(ref: StoreRef) -> pd.DataFrame:
+    """lang, voice_rank, voice of the store's speech items (every voice)."""
+    frame = _read(ref, lambda s: s.items("speech", all_voices=True))
+    return frame[["lang", "voice_rank", "voice"]].drop_duplicates().reset_index(drop=True)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def layers(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
     """Layer points (stage, depth, space) of one run, or of every run."""

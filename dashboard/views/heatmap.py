@@ -7,7 +7,10 @@ from dashboard import charts, state
 st.title("Heatmap")
 st.caption("How similar two languages' representations of the same sentences are, at one layer. "
            "For text-speech, rows are the text language and columns the speech language, so the "
-           "diagonal is the same sentence in the same language across modalities.")
+           "diagonal is the same sentence in the same language across modalities. For speech-speech, "
+           "a filled diagonal cell is the same sentence in the same language spoken by a second voice "
+           "(where the corpus has one): how much a change of voice alone moves the similarity, the "
+           "reference to read the cross-lingual cells against.")
 
 ref = state.store_ref()
 sel = state.sidebar(ref, pairing=True, layer=True)

@@ -17,7 +17,7 @@ ref = state.store_ref()
 sel = state.sidebar(ref, metric=False, langs=False, view=False)
 languages_df = state.languages(ref)
 items_df = state.items(ref, sel.run_id)
-summary = charts.language_summary(items_df, languages_df)
+summary = charts.language_summary(items_df, languages_df, state.voices(ref))
 
 for column, (label, count) in zip(st.columns(4), charts.corpus_counts(items_df).items(), strict=True):
     column.metric(label, count)
@@ -50,7 +50,11 @@ st.caption("Ordered from high to low resource (hours of Whisper training data). 
            "transcribe) says how well it hears each language's speech "
            "- synthetic espeak-ng speech unless the corpus brought recordings. A high CER means that "
            "language's speech side is hard to hear, which lowers every similarity involving it. The mean "
-           "can exceed 100%: a clip the model loops on produces more characters than the reference.")
+           "can exceed 100%: a clip the model loops on produces more characters than the reference. "
+           "CER clips: how many clips it comes from (a build may transcribe a sample per language "
+           "and voice). Voices: the espeak-ng voices; a second voice (e.g. `de+f3`) speaks every "
+           "sentence again, as a voice-change reference for speech-speech similarity (the diagonal "
+           "of the speech-speech heatmap).")
 st.dataframe(summary, hide_index=True, height="content", column_config={
     "whisper hours": st.column_config.NumberColumn(format="%.0f"),
     "median CER (speech)": st.column_config.NumberColumn(format="percent"),
@@ -68,7 +72,10 @@ st.markdown("""
   *minus shuffled baseline* plots exactly that distance.
 - **Length-residualised**: speech length and text length correlate with many states; this view removes
   the part of the value that length alone predicts.
-- **CIs** are 95% bootstrap intervals over sentences; when they overlap, do not read the difference.
+- **CIs** are 95% intervals over sentences: the value ± 1.96 bootstrap standard deviations
+  (percentile intervals of SVCCA/CKA sit above the value, because a resample repeats sentences).
+  Means over languages or layers are bootstrapped jointly: every row uses the same sentence
+  resamples, so their shared noise is neither ignored nor double-counted.
 - **Resource level** (high / medium / low) groups languages by how much data the model saw. Charts
   keep one colour family per level.
 - **Pages**: *Heatmap* compares every language pair at one layer; *Layer curves* follow the
