@@ -182,7 +182,7 @@ def _tiny_argv(out: Path, cache: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "precompute", "build", "--langs", "eng_Latn,deu_Latn",
             "--n-sentences", "3", "--model", "whisper-tiny-random", "--out", str(out),
             "--device", "cpu", "--n-permutations", "2", "--n-bootstrap", "2",
-            "--max-transcript-tokens", "4", "--batch-size", "2", "--no-umap",
+            "--max-transcript-tokens", "4", "--batch-size", "2", "--no-umap", "--voices", "1",
             "--speech-cache", str(cache), *extra]
 
 
