@@ -285,3 +285,25 @@ def test_speech_for_bundled_corpus_with_espeak(bundled, tmp_path):
         assert wave.dtype == np.float32 and 1.0 < len(wave) / SAMPLING_RATE < 8.0
     assert speech_voice(two, "swh_Latn", 0).startswith("espeak-ng ")
     assert speech_voice(two, "swh_Latn", 0).endswith(" sw")
+
+
+@needs_espeak
+def test_second_voices_are_recorded_and_sound_different(bundled, tmp_path):
+    """A language with a second voice speaks each sentence twice, differently; recordings and
+    languages without one have one voice."""
+    from core.corpus import speech_waveform, voice_count
+
+    one = bundled.subset(["deu_Latn", "fra_Latn"], n_sentences=1)
+    assert voice_count(one, "deu_Latn", 2) == 2 and voice_count(one, "fra_Latn", 2) == 1
+    assert voice_count(one, "deu_Latn", 1) == 1
+    first, second = (speech_voice(one, "deu_Latn", 0, rank) for rank in (0, 1))
+    assert first.endswith(" de") and second.endswith(" de+f3")
+    a, b = (speech_waveform(one, "deu_Latn", 0, cache_dir=tmp_path, voice_rank=rank)
+            for rank in (0, 1))
+    assert a.shape != b.shape or not np.allclose(a, b)
+    # another voice: different pitch, so the spectra differ well beyond the amplitude
+    spectrum = [np.abs(np.fft.rfft(w[:16000], n=16000)) for w in (a, b)]
+    peak = [int(np.argmax(s[60:400])) + 60 for s in spectrum]  # fundamental region, 60-400 Hz
+    assert peak[0] != peak[1]
+    with pytest.raises(ValueError, match="no espeak-ng voice number 2"):
+        speech_waveform(one, "fra_Latn", 0, cache_dir=tmp_path, voice_rank=1)

@@ -412,3 +412,60 @@ def test_compact_copy_keeps_every_row_and_drops_deleted_space(tmp_path):
         pd.testing.assert_frame_equal(store.metrics("run-1"), metrics)
     with pytest.raises(FileExistsError):
         compact_copy(path, copy)
+
+
+def test_a_schema_3_store_is_upgraded_with_its_rows_kept(tmp_path, monkeypatch):
+    """Migration 4 rebuilds items and activations (new key and dtype check): nothing is lost, old
+    speech is voice 0, old intervals are marked percentile, int8 vectors can be added after."""
+    import core.store as store_module
+
+    path = tmp_path / "old.duckdb"
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:3])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 3)
+    with Store.create(path) as store:
+        store._connection().execute(
+            "INSERT INTO items (item_id, sentence_id, lang, modality, text, duration_s, voice) "
+            "VALUES (0, 0, 'eng_Latn', 'text', 'hi', NULL, NULL), "
+            "(1, 0, 'eng_Latn', 'speech', 'hi', 1.5, 'espeak-ng 1.51 en-us')")
+        store._connection().execute(
+            "INSERT INTO activations VALUES ('r', 'c', 0, 1, 'float16', 2, ?, 3)",
+            [np.array([1.0, -2.0], dtype="<f2").tobytes()])
+        store._connection().execute(
+            "INSERT INTO metrics (run_id, pairing, component_a, component_b, layer_a, layer_b, depth, "
+            "lang_a, lang_b, modality_a, modality_b, metric, n_samples, value) VALUES ('r', "
+            "'text-speech', 'a', 'b', 0, 0, 0.0, 'eng_Latn', 'eng_Latn', 'text', 'speech', 'svcca', "
+            "60, 0.5)")
+    monkeypatch.undo()
+    with Store.open(path, read_only=False) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        items = store.items(all_voices=True)
+        assert sorted(items.item_id) == [0, 1]
+        assert (items.voice_rank == 0).all() and len(items) == 2
+        frame, vectors = store.activations("r", "c", 0)
+        np.testing.assert_array_equal(vectors, [[1.0, -2.0]])
+        assert frame.n_positions.tolist() == [3]
+        assert store.metrics("r").ci_method.tolist() == ["percentile"]
+        store.add_items(pd.DataFrame({"sentence_id": [0], "lang": ["eng_Latn"], "modality": ["speech"],
+                                      "text": ["hi"], "voice": ["espeak-ng 1.51 en-us+f3"],
+                                      "voice_rank": [1]}))
+        assert len(store.items()) == 2 and len(store.items(all_voices=True)) == 3
+        second = store.items(all_voices=True).query("voice_rank == 1").item_id.iloc[0]
+        store.add_activations("r", "c", 0, [second], np.array([[0.5, 0.25]]), dtype="int8")
+        _, primary = store.activations("r", "c", 0)
+        _, other = store.activations("r", "c", 0, voice_rank=1)
+        assert primary.shape == (1, 2)
+        np.testing.assert_allclose(other, [[0.5, 0.25]], atol=0.5 / 254)
+
+
+def test_int8_vectors_stay_within_half_a_step():
+    from core.store.vectors import decode_vectors, encode_vectors
+
+    x = np.random.default_rng(0).standard_normal((50, 384)).astype(np.float32) * 3
+    x[0] = 0.0  # an all-zero vector survives
+    decoded = decode_vectors(encode_vectors(x, "int8"), "int8", 384)
+    step = np.abs(x).max(axis=1, keepdims=True) / 127
+    assert (np.abs(decoded - x) <= step / 2 + 1e-6).all()
+    assert not decoded[0].any()
+    np.testing.assert_array_equal(decode_vectors(encode_vectors(x, "float32"), "float32", 384), x)
+    with pytest.raises(ValueError, match="finite"):
+        encode_vectors(np.array([[np.inf, 1.0]]), "int8")
