@@ -131,11 +131,10 @@ def _metric_rows(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
         rows = rows[config == config.value_counts().index[0]].copy()
     rows["depth"] = rows["depth"].astype(float).round(6)
     if "boot" not in rows:
-        from core.store.vectors import decode_resamples
+        from core.store.vectors import as_blob, decode_resamples
 
         blobs = rows["resamples"] if "resamples" in rows else [None] * len(rows)
-        rows["boot"] = [decode_resamples(b if isinstance(b, (bytes, bytearray, memoryview)) or b is None
-                                         else bytes(b)) for b in blobs]
+        rows["boot"] = [decode_resamples(as_blob(b)) for b in blobs]
     return rows
 
 

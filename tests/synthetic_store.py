@@ -47,6 +47,10 @@ METRICS = ("svcca", "linear_cka")
 COORDINATE_METRIC = "paired_cosine"
 ALL_METRICS = (*METRICS, COORDINATE_METRIC)
 N_SENTENCES = 8
+#: the metric rows stand for a study of this many sentences (enough for the findings to decide);
+#: the items are a small sample for the item-level pages
+METRIC_SENTENCES = 200
+N_RESAMPLES = 200
 LAYER_NAMES = ("embed", "block 1", "block 2", "block 3", "block 4")
 #: lang, name, resource level, training hours (made up), espeak voice
 LANGUAGES = (
@@ -161,11 +165,14 @@ def metrics_frame(rng: np.random.Generator, components: tuple[Component, ...] = 
     if modality_pairs is None:
         modality_pairs = [(t.name, s.name) for t in components if t.modality == "text"
                           for s in components if s.modality == "speech"]
+    from core.store.vectors import encode_resamples
+
+    shared = rng.standard_normal(N_RESAMPLES)  # resample b moves every row together (same sentences)
     rows = []
     for metric in ALL_METRICS:
         for pairing, a, b, layer_a, layer_b, depth in _layer_pairs(components, modality_pairs):
-            shared = a.layer_space(layer_a) == b.layer_space(layer_b)
-            if metric == COORDINATE_METRIC and not shared:
+            same_space = a.layer_space(layer_a) == b.layer_space(layer_b)
+            if metric == COORDINATE_METRIC and not same_space:
                 continue
             if a.modality == b.modality:
                 pairs = list(itertools.combinations(LANGS, 2))
@@ -183,10 +190,13 @@ def metrics_frame(rng: np.random.Generator, components: tuple[Component, ...] = 
                     "layer_a": layer_a, "layer_b": layer_b, "depth": depth, "lang_a": lang_a,
                     "lang_b": lang_b, "modality_a": a.modality, "modality_b": b.modality,
                     "metric": metric, "params": {"k": 4} if metric == "svcca" else {},
-                    "n_samples": N_SENTENCES, "value": value, "baseline_mean": baseline,
+                    "n_samples": METRIC_SENTENCES, "value": value, "baseline_mean": baseline,
                     "baseline_std": 0.02, "ci_low": value - 0.04, "ci_high": value + 0.04,
+                    "ci_method": "bootstrap_se",
+                    "resamples": encode_resamples(value + 0.02 * (0.8 * shared + 0.6 * rng.standard_normal(
+                        N_RESAMPLES))),
                     "length_baseline": length, "value_residualised": value - length,
-                    "pooling": "mean", "shared_space": shared,
+                    "pooling": "mean", "shared_space": same_space,
                 })
     return pd.DataFrame(rows)
 

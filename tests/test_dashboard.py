@@ -157,8 +157,12 @@ def test_projection_colouring_and_sentence_link(app):
 def test_findings_page_shows_four_findings_with_verdicts(app):
     at = _open(app, "views/findings.py")
     _assert_clean(at, "findings")
-    assert [s.value.split(".")[0] for s in at.subheader] == ["1", "2", "3", "4"]
-    badges = [m.value for m in at.markdown if "-badge[" in m.value]
+    headers = [s.value for s in at.subheader]
+    assert [h.split(".")[0] for h in headers[:4]] == ["1", "2", "3", "4"]
+    assert headers[4:] == ["How SVCCA's value and chance level move with k",
+                           "Does it survive length matching?"]
+    badges = [m.value for m in at.markdown if "-badge[" in m.value
+              and "raw values would say" not in m.value]
     assert len(badges) == 4
     # the synthetic numbers rise with depth (finding 1); Whisper-like run: no length adaptor (2)
     assert badges[0].startswith(":green-badge[holds")

@@ -114,11 +114,25 @@ def bootstrap_matrix(frame) -> np.ndarray | None:
     or rows differ in B): what joint intervals over those rows need."""
     if "resamples" not in frame or len(frame) == 0:
         return None
-    blobs = [None if b is None or (isinstance(b, float) and math.isnan(b)) else bytes(b)
-             for b in frame["resamples"]]
+    blobs = [as_blob(b) for b in frame["resamples"]]
     if any(b is None for b in blobs):
         return None
     decoded = [decode_resamples(b) for b in blobs]
     if len({len(d) for d in decoded}) != 1:
         return None
     return np.stack(decoded)
+
+
+def as_blob(value) -> bytes | None:
+    """A BLOB cell as bytes; None for NULL however pandas spells it (None, NaN, pd.NA)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if value is None or value is pd_na() or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return bytes(value)
+
+
+def pd_na():
+    import pandas as pd
+
+    return pd.NA

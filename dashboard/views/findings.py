@@ -43,7 +43,12 @@ for finding in state.findings(ref, sel.run_id, sel.metric):
 variants = state.metric_variants(ref, sel.run_id)
 st.subheader("How SVCCA's value and chance level move with k", divider="gray")
 sensitivity = findings_core.k_sensitivity(variants)
-st.plotly_chart(charts.k_sensitivity_figure(sensitivity), key="k_sensitivity")
+if sensitivity.empty:
+    st.info("This run has no SVCCA-at-k rows (a store built before they existed, or SVCCA not "
+            "computed): rebuild it, or run `python -m precompute metrics` on it.",
+            icon=":material/info:")
+else:
+    st.plotly_chart(charts.k_sensitivity_figure(sensitivity), key="k_sensitivity")
 warned = sensitivity[sensitivity["warn"]] if not sensitivity.empty else sensitivity
 if not warned.empty:
     st.warning("The shuffled baseline reaches 80% of the value for "
