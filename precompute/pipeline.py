@@ -889,13 +889,14 @@ def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any])
 
 
 def metric_groups(pairs: list[PairSpec]) -> list[list[PairSpec]]:
-    """Pairs grouped by (pairing, components, side a's layer), in first-appearance order: one
-    group's sides are one layer (or two around a length adaptor) of each language, so a group's
-    memory is bounded by a layer of the corpus, and each group is one resumable part."""
-    groups: dict[tuple, list[PairSpec]] = {}
+    """Pairs grouped by the relative depth of side a, in first-appearance order: one group holds
+    every pairing at one depth (text-text, speech-speech and text-speech of one layer, or two
+    around a length adaptor), so each side is computed once for all its pairings (its bootstrap
+    directions dominate the cost), a group's memory is bounded by a layer of the corpus per
+    component, and each group is one resumable part."""
+    groups: dict[float, list[PairSpec]] = {}
     for pair in pairs:
-        groups.setdefault((pair.pairing, pair.a.component, pair.b.component, pair.a.layer),
-                          []).append(pair)
+        groups.setdefault(round(float(pair.depth), 6), []).append(pair)
     return list(groups.values())
 
 
@@ -1104,25 +1105,24 @@ def compute_metrics(components: list[Component],
         return pd.DataFrame()
     sides, side_lengths = pair_sides(components, states, prepared, lengths, langs, pairs)
     specs = metric_specs(config.metrics)
-    groups = [([p for p in pairs if p.shared_space], specs),
-              ([p for p in pairs if not p.shared_space],
-               [m for m in specs if m.name not in NEEDS_SHARED_SPACE])]
-    frames = []
+    across = [m for m in specs if m.name not in NEEDS_SHARED_SPACE]
+    chosen = [(p, specs if p.shared_space else across) for p in pairs]
+    chosen = [(p, m) for p, m in chosen if m]
+    if not chosen:
+        return pd.DataFrame()
     with tqdm(total=None, desc="metrics", unit="step", disable=not progress) as bar:
         def report(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()
 
-        for group, group_specs in groups:
-            if not group or not group_specs:
-                continue
-            grid = compute_grid(sides, [(p.a.key, p.b.key) for p in group], group_specs,
-                                lengths=side_lengths, n_permutations=config.n_permutations,
-                                n_bootstrap=config.n_bootstrap, seed=config.seed,
-                                device=config.device, progress=report)
-            frames.append(metric_rows(grid, group, pooling=config.pooling))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        # one grid for every pair: each side's SVD, Gram matrix and bootstrap directions once
+        grid = compute_grid(sides, [(p.a.key, p.b.key) for p, _ in chosen], specs,
+                            lengths=side_lengths, n_permutations=config.n_permutations,
+                            n_bootstrap=config.n_bootstrap, seed=config.seed,
+                            device=config.device, progress=report,
+                            pair_metrics=[m for _, m in chosen])
+    return metric_rows(grid, [p for p, _ in chosen], pooling=config.pooling)
 
 
 def pair_sides(components: list[Component], states, prepared: PreparedCorpus,

@@ -834,6 +834,7 @@ def compute_grid(
     device: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     ci_level: float = nulls.DEFAULT_CI_LEVEL,
+    pair_metrics: list[list[MetricSpec]] | None = None,
 ) -> pd.DataFrame:
     """Every metric for every pair, with shuffled baseline, bootstrap CI and length controls.
 
@@ -842,7 +843,12 @@ def compute_grid(
     and ``value_residualised`` (NaN otherwise). A metric that cannot be computed for a pair (e.g.
     paired_cosine across different dims, svcca k above min(n - 1, dims)) gives a NaN row. Rows come
     in the order of ``pairs``, metrics in the order given. ``progress(done, total)`` counts pairs.
+    ``pair_metrics[i]`` (a sub-list of ``metrics``) restricts pair i's metrics: one call can then
+    cover pairs that take different metrics while every side's SVD, Gram matrix and bootstrap
+    directions are computed once.
     """
+    if pair_metrics is not None and len(pair_metrics) != len(pairs):
+        raise ValueError(f"pair_metrics has {len(pair_metrics)} entries for {len(pairs)} pairs")
     arrays = _validate(sides, pairs, lengths)
     torch_device = pick_device(device)
     requests = _svcca_requests(arrays, pairs, metrics)
@@ -868,7 +874,7 @@ def compute_grid(
             return _Side(as_tensor)
         return cache.get((variant, key), build)
 
-    def pair_rows(key_a: Hashable, key_b: Hashable) -> list[dict]:
+    def pair_rows(key_a: Hashable, key_b: Hashable, specs: list[MetricSpec]) -> list[dict]:
         main = _Pair(side("raw", key_a), side("raw", key_b), with_nulls=True)
         residual = length = None
         if lengths is not None:
@@ -881,7 +887,7 @@ def compute_grid(
             except ValueError:  # every sentence of a side has the same length
                 length = None
         rows = []
-        for spec in metrics:
+        for spec in specs:
             params = resolve_params(spec, main.n, main.a.dims, main.b.dims)
             values, reported = _metric_values(spec.name, params, main)
             largest_k = max(reported.values(), default=params.get("k") or 0)
@@ -908,7 +914,8 @@ def compute_grid(
         for group in _processing_order(pairs):
             for index in group:
                 key_a, key_b = pairs[index]
-                rows_by_pair[index] = pair_rows(key_a, key_b)
+                rows_by_pair[index] = pair_rows(
+                    key_a, key_b, metrics if pair_metrics is None else pair_metrics[index])
                 cache.trim(keep={(variant, key) for variant in ("raw", "residual", "length")
                                  for key in (key_a, key_b)})
                 if progress is not None:
