@@ -140,13 +140,16 @@ def build(ctx: click.Context, shard, executor: str, n_shards: int | None, **opti
 
 @cli.command()
 @_store_option
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes computing the metric groups (each gets its share of the CPU "
+              "threads); the result is the same.")
 @click.pass_context
-def merge(ctx: click.Context, store_path: Path) -> None:
+def merge(ctx: click.Context, store_path: Path, workers: int) -> None:
     """Publish the runs whose `build --shard I/N` outputs are all there into the store."""
     from precompute.pipeline import merge as run_merge
 
     with _sigterm_as_exit():
-        result = _run(ctx, lambda: run_merge(store_path))
+        result = _run(ctx, lambda: run_merge(store_path, workers=workers))
     for run_id in result.complete:
         click.echo(f"run {run_id} is already complete in {store_path}: nothing to do")
     if result.added:

@@ -284,7 +284,7 @@ def build(config: BuildConfig, *, load_model: Callable[..., ModelAdapter] | None
     return result
 
 
-def merge(out: Path) -> BuildResult:
+def merge(out: Path, workers: int = 1) -> BuildResult:
     """Publish every run whose parts all shards have finished (``python -m precompute merge``)."""
     out = Path(out)
     check_out_store(out)
@@ -302,7 +302,8 @@ def merge(out: Path) -> BuildResult:
                          f"{parts[0]}); finish every `--shard I/N` of its build, then merge again")
     result = BuildResult()
     for run_id in run_ids:
-        (result.added if finish_job(out, run_id) == "added" else result.complete).append(run_id)
+        (result.added if finish_job(out, run_id, workers=workers) == "added"
+         else result.complete).append(run_id)
     return result
 
 
@@ -727,9 +728,14 @@ def component_states(adapter: ModelAdapter, comp: Component, items: pd.DataFrame
 
 
 # ---------------------------------------------------------------------- stage 2: metrics, maps, publish
-def finish_job(out: Path, run_id: str) -> str:
+def finish_job(out: Path, run_id: str, *, workers: int = 1) -> str:
     """Metrics and maps of a run whose stage-1 parts are all there (each group a part, resumable),
-    then publish it into the store. Returns "added", or "complete" when the store had it."""
+    then publish it into the store. Returns "added", or "complete" when the store had it.
+
+    ``workers`` > 1 computes the metric groups in that many processes (each with its share of the
+    CPU threads): most of a group's time is many small tensor operations per pair, which one
+    process does not spread over the cores. The parts are the same whoever computes them.
+    """
     workspace = Workspace(out)
     plan = workspace.read_job(run_id)
     if plan is None:
@@ -749,20 +755,24 @@ def finish_job(out: Path, run_id: str) -> str:
     pairs = metric_pairs(components, langs, modality_pairs,
                          second_voice_langs=prepared.second_voice_langs())
     groups = metric_groups(pairs)
-    todo = [(gid, group) for gid, group in enumerate(groups)
-            if not workspace.has(run_id, "metrics", f"{gid:06d}")]
-    for gid, group in tqdm(todo, desc=f"metrics {run_id}", unit="group"):
-        frame = compute_metrics(components, states, prepared, lengths, config, langs=langs,
-                                modality_pairs=modality_pairs, pairs=group, progress=False)
-        workspace.write_part(_with_columns(frame, METRIC_PART_COLUMNS), run_id, "metrics",
-                             f"{gid:06d}")
-    todo = [(gid, group) for gid, group in enumerate(groups)
-            if not workspace.has(run_id, "variants", f"{gid:06d}")]
-    for gid, group in tqdm(todo, desc=f"svcca k and length-matched {run_id}", unit="group"):
-        frame = compute_metric_variants(components, states, prepared, lengths, config, group,
-                                        langs=langs)
-        workspace.write_part(_with_columns(frame, VARIANT_PART_COLUMNS), run_id, "variants",
-                             f"{gid:06d}")
+    todo = [gid for gid in range(len(groups))
+            if not (workspace.has(run_id, "metrics", f"{gid:06d}")
+                    and workspace.has(run_id, "variants", f"{gid:06d}"))]
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_limit_threads, initargs=(threads,)) as pool:
+            futures = [pool.submit(metric_group_parts, str(out), run_id, gid) for gid in todo]
+            for future in tqdm(as_completed(futures), total=len(futures),
+                               desc=f"metrics {run_id} ({workers} workers)", unit="group"):
+                future.result()
+    else:
+        for gid in tqdm(todo, desc=f"metrics {run_id}", unit="group"):
+            _group_parts(workspace, run_id, gid, groups[gid], components, states, prepared,
+                         lengths, config, langs, modality_pairs)
     if config.umap:
         maps = projection_groups(components, modality_pairs)
         todo = [(gid, g) for gid, g in enumerate(maps)
@@ -776,6 +786,44 @@ def finish_job(out: Path, run_id: str) -> str:
             workspace.write_part(_with_columns(frame, PROJECTION_PART_COLUMNS), run_id,
                                  "projections", f"{gid:06d}")
     return publish_job(out, workspace, plan)
+
+
+def _group_parts(workspace: Workspace, run_id: str, gid: int, group: list[PairSpec],
+                 components, states, prepared, lengths, config: BuildConfig, langs,
+                 modality_pairs) -> None:
+    """One metric group's metrics part and variants part (each skipped when present)."""
+    name = f"{gid:06d}"
+    if not workspace.has(run_id, "metrics", name):
+        frame = compute_metrics(components, states, prepared, lengths, config, langs=langs,
+                                modality_pairs=modality_pairs, pairs=group, progress=False)
+        workspace.write_part(_with_columns(frame, METRIC_PART_COLUMNS), run_id, "metrics", name)
+    if not workspace.has(run_id, "variants", name):
+        frame = compute_metric_variants(components, states, prepared, lengths, config, group,
+                                        langs=langs)
+        workspace.write_part(_with_columns(frame, VARIANT_PART_COLUMNS), run_id, "variants", name)
+
+
+def metric_group_parts(out: str, run_id: str, gid: int) -> None:
+    """A worker process's share of ``finish_job``: group ``gid`` of a run, from its parts."""
+    workspace = Workspace(Path(out))
+    plan = workspace.read_job(run_id)
+    config = config_from_json(plan["run_config"])
+    langs = list(plan["run_langs"])
+    components = [component_from_json(c) for c in plan["components"]]
+    modality_pairs = [tuple(p) for p in plan["modality_pairs"]]
+    prepared = prepared_from_parts(workspace, plan)
+    states = PartStates(workspace, run_id, prepared, components)
+    lengths = part_lengths(workspace, plan, prepared)
+    groups = metric_groups(metric_pairs(components, langs, modality_pairs,
+                                        second_voice_langs=prepared.second_voice_langs()))
+    _group_parts(workspace, run_id, gid, groups[gid], components, states, prepared, lengths,
+                 config, langs, modality_pairs)
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 METRIC_PART_COLUMNS = {
