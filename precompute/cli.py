@@ -104,6 +104,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               show_default=True,
               help="A corpus language a model does not know: refuse the build, or skip it for "
               "that model (recorded in the run's config).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes computing the metric groups after extraction (the result is the "
+              "same; each gets its share of the CPU threads).")
 @click.option("--shard", callback=_shard,
               help="I/N: compute only shard I (0-based) of N (languages I, I+N, ...) and publish "
               "nothing; run `merge` once all N are done. For SLURM arrays and other schedulers.")

@@ -98,6 +98,7 @@ class BuildConfig:
     transcribe_sample: int | None = None  # transcribe the first N sentences per language and voice
     voices: int = 2                       # espeak-ng voices per language (a 2nd where the table has one)
     store_activations: bool = True        # False: metrics and maps only (a smaller store; no recompute)
+    workers: int = 1                      # processes for the metric groups (changes no row)
     speech_cache: Path | None = None
     activation_dtype: str = "float16"
     seed: int = 0
@@ -170,7 +171,7 @@ def _voice_ranks(items: pd.DataFrame) -> pd.Series:
 #: options that change no row of a run: left out of its identity (``run_key``). The corpus options
 #: are replaced by a digest of the corpus they select.
 _KEY_NEUTRAL = ("models", "out", "speech_cache", "corpus", "corpus_format", "split", "suffix",
-                "langs", "n_sentences")
+                "langs", "n_sentences", "workers")
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,7 @@ def build(config: BuildConfig, *, load_model: Callable[..., ModelAdapter] | None
         result.pending = [job.run_id for job in pending]
         return result
     for job in pending:
-        if finish_job(out, job.run_id) == "added":
+        if finish_job(out, job.run_id, workers=config.workers) == "added":
             result.added.append(job.run_id)
         else:
             result.complete.append(job.run_id)
