@@ -745,17 +745,10 @@ def finish_job(out: Path, run_id: str, *, workers: int = 1) -> str:
     if missing:
         raise BuildError(f"run {run_id}: {len(missing)} parts are missing (e.g. {missing[0]}); "
                          "run every shard of the build, then `python -m precompute merge`")
-    config = config_from_json(plan["run_config"])
-    langs = list(plan["run_langs"])
-    components = [component_from_json(c) for c in plan["components"]]
-    modality_pairs = [tuple(p) for p in plan["modality_pairs"]]
-    prepared = prepared_from_parts(workspace, plan)
-    states = PartStates(workspace, run_id, prepared, components)
-    lengths = part_lengths(workspace, plan, prepared)
-
-    pairs = metric_pairs(components, langs, modality_pairs,
-                         second_voice_langs=prepared.second_voice_langs())
-    groups = metric_groups(pairs)
+    run = _RunParts.read(workspace, plan)
+    config, langs, components = run.config, run.langs, run.components
+    modality_pairs, prepared, states = run.modality_pairs, run.prepared, run.states
+    groups = run.groups
     todo = [gid for gid in range(len(groups))
             if not (workspace.has(run_id, "metrics", f"{gid:06d}")
                     and workspace.has(run_id, "variants", f"{gid:06d}"))]
@@ -772,8 +765,7 @@ def finish_job(out: Path, run_id: str, *, workers: int = 1) -> str:
                 future.result()
     else:
         for gid in tqdm(todo, desc=f"metrics {run_id}", unit="group"):
-            _group_parts(workspace, run_id, gid, groups[gid], components, states, prepared,
-                         lengths, config, langs, modality_pairs)
+            _group_parts(workspace, run, gid)
     if config.umap:
         maps = projection_groups(components, modality_pairs)
         todo = [(gid, g) for gid, g in enumerate(maps)
@@ -789,36 +781,55 @@ def finish_job(out: Path, run_id: str, *, workers: int = 1) -> str:
     return publish_job(out, workspace, plan)
 
 
-def _group_parts(workspace: Workspace, run_id: str, gid: int, group: list[PairSpec],
-                 components, states, prepared, lengths, config: BuildConfig, langs,
-                 modality_pairs) -> None:
+@dataclass
+class _RunParts:
+    """What the metric and map stages of a run read from its plan and stage-1 parts (the same in
+    ``finish_job`` and in each ``--workers`` process)."""
+
+    run_id: str
+    config: BuildConfig
+    langs: list[str]
+    components: list[Component]
+    modality_pairs: list[tuple[str, str]]
+    prepared: PreparedCorpus
+    states: PartStates
+    lengths: dict
+    groups: list[list[PairSpec]]
+
+    @classmethod
+    def read(cls, workspace: Workspace, plan: dict[str, Any]) -> _RunParts:
+        run_id = plan["run_id"]
+        langs = list(plan["run_langs"])
+        components = [component_from_json(c) for c in plan["components"]]
+        modality_pairs = [tuple(p) for p in plan["modality_pairs"]]
+        prepared = prepared_from_parts(workspace, plan)
+        groups = metric_groups(metric_pairs(components, langs, modality_pairs,
+                                            second_voice_langs=prepared.second_voice_langs()))
+        return cls(run_id, config_from_json(plan["run_config"]), langs, components,
+                   modality_pairs, prepared, PartStates(workspace, run_id, prepared, components),
+                   part_lengths(workspace, plan, prepared), groups)
+
+
+def _group_parts(workspace: Workspace, run: _RunParts, gid: int) -> None:
     """One metric group's metrics part and variants part (each skipped when present)."""
-    name = f"{gid:06d}"
-    if not workspace.has(run_id, "metrics", name):
-        frame = compute_metrics(components, states, prepared, lengths, config, langs=langs,
-                                modality_pairs=modality_pairs, pairs=group, progress=False)
-        workspace.write_part(_with_columns(frame, METRIC_PART_COLUMNS), run_id, "metrics", name)
-    if not workspace.has(run_id, "variants", name):
-        frame = compute_metric_variants(components, states, prepared, lengths, config, group,
-                                        langs=langs)
-        workspace.write_part(_with_columns(frame, VARIANT_PART_COLUMNS), run_id, "variants", name)
+    name, group = f"{gid:06d}", run.groups[gid]
+    if not workspace.has(run.run_id, "metrics", name):
+        frame = compute_metrics(run.components, run.states, run.prepared, run.lengths, run.config,
+                                langs=run.langs, modality_pairs=run.modality_pairs, pairs=group,
+                                progress=False)
+        workspace.write_part(_with_columns(frame, METRIC_PART_COLUMNS), run.run_id, "metrics",
+                             name)
+    if not workspace.has(run.run_id, "variants", name):
+        frame = compute_metric_variants(run.components, run.states, run.prepared, run.lengths,
+                                        run.config, group, langs=run.langs)
+        workspace.write_part(_with_columns(frame, VARIANT_PART_COLUMNS), run.run_id, "variants",
+                             name)
 
 
 def metric_group_parts(out: str, run_id: str, gid: int) -> None:
     """A worker process's share of ``finish_job``: group ``gid`` of a run, from its parts."""
     workspace = Workspace(Path(out))
-    plan = workspace.read_job(run_id)
-    config = config_from_json(plan["run_config"])
-    langs = list(plan["run_langs"])
-    components = [component_from_json(c) for c in plan["components"]]
-    modality_pairs = [tuple(p) for p in plan["modality_pairs"]]
-    prepared = prepared_from_parts(workspace, plan)
-    states = PartStates(workspace, run_id, prepared, components)
-    lengths = part_lengths(workspace, plan, prepared)
-    groups = metric_groups(metric_pairs(components, langs, modality_pairs,
-                                        second_voice_langs=prepared.second_voice_langs()))
-    _group_parts(workspace, run_id, gid, groups[gid], components, states, prepared, lengths,
-                 config, langs, modality_pairs)
+    _group_parts(workspace, _RunParts.read(workspace, workspace.read_job(run_id)), gid)
 
 
 def _limit_threads(threads: int) -> None:

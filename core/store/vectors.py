@@ -14,10 +14,10 @@ most (high - low) / 508 per value: far below the spread that intervals are read 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 VECTOR_DTYPES = ("float16", "float32", "int8")
 _SCALE = np.dtype("<f4")
@@ -127,12 +127,4 @@ def as_blob(value) -> bytes | None:
     """A BLOB cell as bytes; None for NULL however pandas spells it (None, NaN, pd.NA)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    if value is None or value is pd_na() or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return bytes(value)
-
-
-def pd_na():
-    import pandas as pd
-
-    return pd.NA
+    return None if value is None or pd.isna(value) else bytes(value)
