@@ -117,6 +117,43 @@ def test_masked_pearson_matches_numpy():
     for i in range(4):
         assert got[i] == pytest.approx(np.corrcoef(a[i, mask], b[i, mask])[0, 1])
     assert np.isnan(rec.masked_pearson(a[:1], b[:1], np.arange(30) < 2))[0]
+    # per-row masks (float32 after centring): close to float64 even on anisotropic profiles,
+    # cosines near 0.9 that vary by a few hundredths, where raw moments would cancel
+    a, b = 0.9 + 0.03 * rng.standard_normal((6, 4000)), 0.8 + 0.05 * rng.standard_normal((6, 4000))
+    rows = rng.random((6, 4000)) > 0.01
+    got = rec.masked_pearson(a, b, rows)
+    for i in range(6):
+        assert got[i] == pytest.approx(np.corrcoef(a[i, rows[i]], b[i, rows[i]])[0, 1], abs=1e-6)
+
+
+def test_masked_pearson_same_columns_path_equals_per_row_masks():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((5, 40)), rng.standard_normal((5, 40))
+    mask = rng.random(40) > 0.4
+    np.testing.assert_allclose(rec.masked_pearson(a, b, mask),
+                               rec.masked_pearson(a, b, np.tile(mask, (5, 1))), atol=1e-6)
+    # one profile against many rows (the frame view) broadcasts like the per-row path
+    np.testing.assert_allclose(rec.masked_pearson(a, b[:1], mask),
+                               rec.masked_pearson(a, np.tile(b[:1], (5, 1)), np.tile(mask, (5, 1))),
+                               atol=1e-6)
+
+
+def test_corpus_side_is_computed_once_and_reused_unchanged(corpus):
+    """The corpus and shuffled rows do not depend on the clip: a second clip reads them from the
+    reference's cache, and they equal those of a fresh reference."""
+    ref = _reference(corpus["text"], corpus["speech"], corpus["sentences"], corpus["langs"])
+    first = rec.agreement(ref, _states(corpus["speech"][1], corpus["text"][1]), sentence_id=1)
+    assert len(ref.__dict__["_corpus_agreement_cache"]) == 1
+    second = rec.agreement(ref, _states(corpus["speech"][4], corpus["text"][9]), sentence_id=4)
+    assert len(ref.__dict__["_corpus_agreement_cache"]) == 1
+    fresh = rec.agreement(_reference(corpus["text"], corpus["speech"], corpus["sentences"],
+                                     corpus["langs"]),
+                          _states(corpus["speech"][4], corpus["text"][9]), sentence_id=4)
+    pd.testing.assert_frame_equal(second, fresh)
+    stored = ~first["kind"].eq("recording")
+    pd.testing.assert_frame_equal(first[stored].reset_index(drop=True),
+                                  second[stored].reset_index(drop=True))
+    assert first.loc[~stored, "value"].iloc[0] != second.loc[~stored, "value"].iloc[0]
 
 
 def test_agreement_across_spaces_is_basis_free(corpus):
