@@ -6,8 +6,15 @@ import random
 
 import jiwer
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from core.asr_quality import character_error_rate, levenshtein, normalise_text
+from core.asr_quality import (
+    character_error_rate,
+    levenshtein,
+    levenshtein_reference,
+    normalise_text,
+)
 
 
 @pytest.mark.parametrize(("text", "lang", "expected"), [
@@ -40,6 +47,14 @@ def test_normalise_text(text, lang, expected):
 def test_levenshtein_hand_computed(a, b, distance):
     assert levenshtein(a, b) == distance
     assert levenshtein(b, a) == distance
+    assert levenshtein_reference(a, b) == distance == levenshtein_reference(b, a)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcé今 ", max_size=25), st.text(alphabet="abcé今 ", max_size=25))
+def test_levenshtein_equals_the_textbook_programme(a, b):
+    """The C implementation the project calls against the pure-Python dynamic programme."""
+    assert levenshtein(a, b) == levenshtein_reference(a, b)
 
 
 def test_cer_hand_computed():
