@@ -192,12 +192,25 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     steps = [palette[lang] for lang in order] + [BASELINE_COLOUR]
     scale = [pair for i, colour in enumerate(steps)
              for pair in ((i / len(steps), colour), ((i + 1) / len(steps), colour))]
+    # every trace is built first and added in one call, with numpy arrays: plotly validates a
+    # Python list element by element and copies the layout on every add_trace(row=, col=), which
+    # cost about a second per figure for a 20-language store
+    traces, trace_rows, trace_cols = [], [], []
+
+    def add(trace, r: int, c: int) -> None:
+        traces.append(trace)
+        trace_rows.append(r)
+        trace_cols.append(c)
+
     for lang in order:
-        fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=names.get(lang, lang),
-                                   marker=dict(color=palette[lang], size=7), hoverinfo="skip"),
-                      row=1, col=1)
+        add(go.Scattergl(x=[None], y=[None], mode="markers", name=names.get(lang, lang),
+                         marker=dict(color=palette[lang], size=7), hoverinfo="skip"), 1, 1)
     point_components = points["component"].astype(str).to_numpy()
     point_layers = points["layer"].astype(int).to_numpy()
+    point_items = points["item_id"].astype(int).to_numpy()
+    point_codes = points["lang"].map(code_of).fillna(len(order)).to_numpy(float)
+    point_hover = np.array([hover_of.get(int(item), "") for item in point_items], dtype=str)
+    point_xy = points[["x", "y"]].to_numpy(dtype=np.float64)
     for i, layer in enumerate(layers):
         r, c = i // cols_n + 1, i % cols_n + 1
         placed = here[here["layer"] == layer]
@@ -205,33 +218,33 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
         chosen = np.zeros(len(points), dtype=bool)
         for member_component, member_layer in members:
             chosen |= (point_components == member_component) & (point_layers == member_layer)
-        stored = points[chosen]
-        fig.add_trace(go.Scattergl(
-            x=stored["x"], y=stored["y"], mode="markers", showlegend=False,
-            marker=dict(color=stored["lang"].map(code_of).fillna(len(order)).to_numpy(float),
-                        colorscale=scale, cmin=-0.5, cmax=len(order) + 0.5, size=7, opacity=0.55,
-                        showscale=False),
-            hovertext=[hover_of.get(int(item), "") for item in stored["item_id"]],
-            hovertemplate="%{hovertext}<extra></extra>"), row=r, col=c)
-        by_id = stored.drop_duplicates("item_id").set_index("item_id")
+        add(go.Scattergl(
+            x=point_xy[chosen, 0], y=point_xy[chosen, 1], mode="markers", showlegend=False,
+            marker=dict(color=point_codes[chosen], colorscale=scale, cmin=-0.5,
+                        cmax=len(order) + 0.5, size=7, opacity=0.55, showscale=False),
+            hovertext=point_hover[chosen], hovertemplate="%{hovertext}<extra></extra>"), r, c)
+        chosen_ids = point_items[chosen]
+        first = {}
+        for position, item in zip(np.flatnonzero(chosen), chosen_ids, strict=True):
+            first.setdefault(int(item), position)
         for p in placed.itertuples():
             colour = QUERY_COLOURS.get(p.query, BASELINE_COLOUR)
-            ids = [i for i in p.neighbour_ids if i in by_id.index]
+            ids = [i for i in p.neighbour_ids if i in first]
             xs, ys = [], []
             for item in ids:
-                xs += [p.x, float(by_id.loc[item, "x"]), None]
-                ys += [p.y, float(by_id.loc[item, "y"]), None]
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.8),
-                                     hoverinfo="skip", showlegend=False, legendgroup=p.query),
-                          row=r, col=c)
-            fig.add_trace(go.Scatter(
+                xs += [p.x, float(point_xy[first[item], 0]), None]
+                ys += [p.y, float(point_xy[first[item], 1]), None]
+            add(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.8),
+                           hoverinfo="skip", showlegend=False, legendgroup=p.query), r, c)
+            add(go.Scatter(
                 x=[p.x], y=[p.y], mode="markers", name=f"your {p.query}", legendgroup=p.query,
                 showlegend=f"q:{p.query}" not in legend_done,
                 marker=dict(symbol=QUERY_SYMBOLS.get(p.query, "circle"), size=13, color=colour,
                             opacity=0.9, line=dict(width=1.0, color="white")),
                 hovertext=[f"your {p.query}, placed by its {len(ids)} nearest stored items"],
-                hovertemplate="%{hovertext}<extra></extra>"), row=r, col=c)
+                hovertemplate="%{hovertext}<extra></extra>"), r, c)
             legend_done.add(f"q:{p.query}")
+    fig.add_traces(traces, rows=trace_rows, cols=trace_cols)
     fig.update_xaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
     return _layout(fig, title, 60 + 300 * rows_n)
