@@ -579,3 +579,28 @@ def test_encoder_cache_is_bounded(tiny):
         assert len(tiny._encoder_cache) == 2
     finally:
         tiny.encoder_cache_size = old_size
+
+
+def test_language_id_and_token_states_share_one_encoder_pass(tiny, monkeypatch):
+    """The live page identifies the language, then inspects every layer of the same clip: one
+    30 s encoder pass serves both, and the states equal those of a fresh pass."""
+    wave = _noise(1.5, 21)
+    tiny._encoder_cache.clear()
+    tiny._layer_cache.clear()
+    fresh = tiny.token_states(SPEECH_ENCODER, wave, "eng_Latn")
+    tiny._encoder_cache.clear()
+    tiny._layer_cache.clear()
+
+    encoder = tiny.model.model.encoder
+    calls = []
+    original = encoder.forward
+    monkeypatch.setattr(encoder, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    tiny.language_probabilities(wave)
+    again = tiny.token_states(SPEECH_ENCODER, wave, "eng_Latn")
+    assert calls == [1]
+    for a, b in zip(fresh.layers, again.layers, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the cache is bounded: other clips push the first one out
+    for seed in range(tiny.layer_cache_size + 1):
+        tiny.language_probabilities(_noise(0.5, 100 + seed))
+    assert len(tiny._layer_cache) == tiny.layer_cache_size

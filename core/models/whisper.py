@@ -271,6 +271,10 @@ class WhisperAdapter(ModelAdapter):
         # right after (as precompute does, batch by batch) skips a second 30 s encoder pass.
         self._encoder_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.encoder_cache_size = 64
+        # Every layer's states of the last single clip whose language was identified, so the live
+        # page's language ID and its per-layer view share one encoder pass (about 20 MB a clip).
+        self._layer_cache: OrderedDict[str, tuple[list[torch.Tensor], torch.Tensor]] = OrderedDict()
+        self.layer_cache_size = 2
         config = model.config
         self._n_samples = int(feature_extractor.n_samples)
         self._n_frames = int(config.max_source_positions)
@@ -414,6 +418,17 @@ class WhisperAdapter(ModelAdapter):
         frames = [whisper_frame_count(len(w), max_frames=self._n_frames) for w in waveforms]
         return states, lengths_to_mask(frames, self._n_frames).to(self.device)
 
+    def _clip_layers(self, wave: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``_speech_layers`` of one clip, read from the layer cache when its language was just
+        identified (and kept there for the next call: identify, then inspect, is the page's order)."""
+        key = _waveform_key(wave)
+        if key not in self._layer_cache:
+            self._layer_cache[key] = self._speech_layers([wave])
+            while len(self._layer_cache) > self.layer_cache_size:
+                self._layer_cache.popitem(last=False)
+        self._layer_cache.move_to_end(key)
+        return self._layer_cache[key]
+
     def _remember_encoding(self, wave: np.ndarray, output: torch.Tensor) -> None:
         key = _waveform_key(wave)
         self._encoder_cache[key] = output
@@ -514,7 +529,7 @@ class WhisperAdapter(ModelAdapter):
         with torch.inference_mode():
             if comp.modality == "speech":
                 wave = self._prepare_waveforms([item], sampling_rate)
-                states, mask = self._speech_layers(wave)
+                states, mask = self._clip_layers(wave[0])
                 n = states[0].shape[1]
                 times = np.arange(n) * (WHISPER_SAMPLES_PER_FRAME / SAMPLING_RATE)
                 labels = [f"{t:.2f}s" for t in times]
@@ -553,6 +568,8 @@ class WhisperAdapter(ModelAdapter):
         sot = self.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
         tokens = list(self._lang_to_id)
         with torch.inference_mode():
+            if _waveform_key(waves[0]) not in self._encoder_cache:
+                self._clip_layers(waves[0])  # every layer now: the page inspects them next
             encoded = BaseModelOutput(last_hidden_state=self._encoder_outputs(waves))
             ids = torch.tensor([[sot]], device=self.device)
             logits = self.model(encoder_outputs=encoded, decoder_input_ids=ids).logits[0, -1]
