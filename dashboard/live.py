@@ -78,11 +78,14 @@ def decode(sha256: str, _data: bytes) -> Recording:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def hear(model: str, sha256: str, _waveform: np.ndarray, lang: str | None,
-         prefer: tuple[str, ...]) -> dict:
+         prefer: tuple[str, ...], transcribe: bool = True) -> dict:
     """Language (given, or identified by the model) and the model's transcript of the clip.
 
     Returns ``lang``, ``detected`` (Whisper code or None), ``probability``, ``transcript`` (None when
-    the model cannot transcribe) and ``speech``: the clip's states (speech components only). Raises ``UnsupportedLanguageError`` for a language the model lacks.
+    the model cannot transcribe, or when ``transcribe`` is False: the user typed what is said, and
+    greedy decoding is a third of the page's time) and ``speech``: the clip's states (speech
+    components only). Language ID and the states share one encoder pass (the adapter keeps the
+    clip's layers). Raises ``UnsupportedLanguageError`` for a language the model lacks.
     """
     loaded = loaded_model(model)
     adapter = loaded.adapter
@@ -100,12 +103,14 @@ def hear(model: str, sha256: str, _waveform: np.ndarray, lang: str | None,
             raise _unsupported(adapter, model, lang)
         # the speech states first: Whisper's transcript then reuses their encoder pass
         speech = recording.clip_states(adapter, _waveform, lang, None)
-        try:
-            transcript = adapter.transcribe([_waveform], [lang])[0]
-        except NotImplementedError:
-            transcript = None
+        transcript = None
+        if transcribe:
+            try:
+                transcript = adapter.transcribe([_waveform], [lang])[0]
+            except NotImplementedError:
+                pass
     return {"lang": lang, "detected": detected, "probability": probability,
-            "transcript": transcript, "speech": speech}
+            "transcript": transcript, "transcribed": transcribe, "speech": speech}
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

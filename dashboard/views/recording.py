@@ -106,7 +106,7 @@ wave.plotly_chart(rc.waveform_figure(clip.waveform, clip.sampling_rate), key="re
 progress.progress(15, text=f"Loading {sel.model} and listening…")
 try:
     heard = live.hear(sel.model, sha, clip.waveform, None if chosen_lang == AUTO else chosen_lang,
-                      store_langs)
+                      store_langs, transcribe=not typed.strip())
 except live.ModelUnavailable as error:
     progress.empty()
     st.error(f"**{error}**", icon=":material/memory:")
@@ -129,8 +129,12 @@ text = st.text_area("Text through the model's text path", key=text_key, height=8
                     help="The model's transcript unless you typed what is said; edit it to "
                          "change what the text path reads.")
 shown = transcript if len(transcript) <= 300 else transcript[:299] + "…"
-st.caption(f"Model transcript: “{shown}”" if transcript else
-           "This model gives no transcript: type what is said.")
+if not heard["transcribed"]:
+    st.caption("Not transcribed: you typed what is said (clear the box above to see the model's "
+               "transcript).")
+else:
+    st.caption(f"Model transcript: “{shown}”" if transcript else
+               "This model gives no transcript: type what is said.")
 
 progress.progress(35, text="Running the model over every layer…")
 try:
