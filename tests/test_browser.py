@@ -12,13 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,16 +19,13 @@ from PIL import Image
 
 from synthetic_store import write_synthetic_store
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from dashboard.server import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
+
 #: url path -> how many Plotly charts the page draws at least; a deep link comes first, on purpose:
 #: a fresh server must route it through app.py's st.navigation too
 PAGES = {"heatmap": 1, "": 1, "layer_curves": 2, "compare": 1, "projection": 1, "findings": 1}
 NAV_TITLES = ["Overview", "Heatmap", "Layer curves", "Compare models", "Projection (UMAP)",
               "Findings", "Your recording"]
-SERVER_START_TIMEOUT_S = 30
 PAGE_TIMEOUT_MS = 20_000
 VIEWPORT_WIDTH = 1400
 VIEWPORT_MAX_HEIGHT = 4000
@@ -47,49 +37,6 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 playwright_api = pytest.importorskip("playwright.sync_api",
                                      reason="playwright is not installed (pip install playwright)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with code {server.returncode}:\n"
-                               f"{server.stdout.read() if server.stdout else ''}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"streamlit did not answer at {url} within {SERVER_START_TIMEOUT_S} s")
-
-
-@contextmanager
-def serve_dashboard(store: Path) -> Iterator[str]:
-    """`streamlit run dashboard/app.py` on ``store`` at a free loopback port; yields its URL and
-    stops the server afterwards."""
-    port = _free_port()
-    env = {**os.environ, "CROSSMODAL_LENS_STORE": str(store)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
-         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server, time.monotonic() + SERVER_START_TIMEOUT_S)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,75 @@
+"""Start the real dashboard server (``streamlit run dashboard/app.py``) on a free loopback port.
+
+For the browser tests and the load benchmark: they drive the same server a user runs, not AppTest.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SERVER_START_TIMEOUT_S = 30
+CHROMIUM = Path("/usr/bin/chromium")
+#: Debian's chromium under playwright: no sandbox (containers), no GPU, nothing fetched
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, server: subprocess.Popen, deadline: float) -> None:
+    """Until ``/_stcore/health`` answers ok; raises when the server exits or the deadline passes."""
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {server.returncode}:\n"
+                               f"{server.stdout.read() if server.stdout else ''}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer at {url} within {SERVER_START_TIMEOUT_S} s")
+
+
+@contextmanager
+def serve_dashboard(store: Path | str, *, extra_env: dict[str, str] | None = None,
+                    with_process: bool = False) -> Iterator:
+    """`streamlit run dashboard/app.py` on ``store`` at a free loopback port; yields its URL (or
+    ``(url, process)`` with ``with_process``, e.g. to read its CPU time) and stops the server
+    afterwards."""
+    port = free_port()
+    env = {**os.environ, "CROSSMODAL_LENS_STORE": str(store), **(extra_env or {})}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
+         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server, time.monotonic() + SERVER_START_TIMEOUT_S)
+        yield (url, server) if with_process else url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
