@@ -94,32 +94,22 @@ def test_upload_draws_every_chart(monkeypatch, tiny_store_path, sentence_clip):
     area = at.text_area[0]
     shown = [c.value for c in at.caption if c.value.startswith("Model transcript")]
     assert area.value and shown and shown[0].startswith("Model transcript: “" + area.value[:40])
-    # what is typed replaces it, and a stored sentence gets its rank chart
+    # what is typed replaces it, and a stored sentence gets its rank chart; the model is not
+    # asked for a transcript then (greedy decoding is a third of the page's time), as it says
+    from core.models.whisper import WhisperAdapter
+
+    calls = []
+    original = WhisperAdapter.transcribe
+    monkeypatch.setattr(WhisperAdapter, "transcribe",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     at.text_input(key="recording_typed").set_value(text).run()
     _clean(at)
     assert at.text_area[0].value == text
     assert "Rank of the sentence you said" in _titles(at)
     assert any("matches stored sentence" in i.value for i in at.info)
-    # typed text: no greedy decoding, and the page says so
+    assert calls == []
     assert any(c.value.startswith("Not transcribed: you typed") for c in at.caption)
     assert not any(c.value.startswith("Model transcript") for c in at.caption)
-
-
-def test_typed_text_skips_transcription(monkeypatch, tiny_store_path, sentence_clip):
-    """What is typed goes through the text path; the model is never asked for a transcript."""
-    from core.models.whisper import WhisperAdapter
-
-    text, data = sentence_clip
-    calls = []
-    original = WhisperAdapter.transcribe
-    monkeypatch.setattr(WhisperAdapter, "transcribe",
-                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    at = _upload(_page(monkeypatch, tiny_store_path), data, typed=text)
-    _clean(at)
-    assert not at.error, [e.value for e in at.error]
-    assert calls == []
-    assert at.text_area[0].value == text
-    assert "Rank of the sentence you said" in _titles(at)
 
 
 @pytest.mark.parametrize(("data", "message"), [
