@@ -1,20 +1,27 @@
 """Many dashboard sessions at once on one server (issue 10: load), all on loopback.
 
-Starts the real server (``streamlit run dashboard/app.py``) on a store, opens ``--sessions``
-browser sessions (headless Chromium, one browser context each, so one Streamlit session each),
-spread over the pages, and lets every session change a widget again and again for ``--seconds``:
-its sliders (arrow keys) and radio groups (the first unselected option) in turn, or a reload
-on a page without either. A response time is the time from the key press or click to the server's
-``script_finished`` message for the rerun it caused (read from the session's websocket and parsed
-with Streamlit's own protobuf), so it is the server's time to recompute and send the whole page,
-not the browser's drawing. Errors: exception elements sent by the server, script runs that did
-not finish within ``--timeout``, and sessions that failed to load.
+Starts the real server (``streamlit run dashboard/app.py``) on a store and opens ``--sessions``
+sessions, spread over the pages; every session changes a widget again and again for ``--seconds``:
+the page's radio groups and select-sliders in turn (a page without either is rerun). A response
+time is the time from the change to the server's ``script_finished`` message for the rerun it
+caused, so it is the server's time to recompute and send the whole page, not a browser's drawing.
+Errors: exception elements sent by the server, runs not finished within ``--timeout``, and
+sessions that failed.
 
-The clients run on the same machine as the server, so on a small machine they compete with it for
-the CPU; the report says how many cores there were.
+Two kinds of client:
+
+- ``--client protocol`` (default): each session speaks Streamlit's websocket protocol (protobuf
+  ``BackMsg`` / ``ForwardMsg``, Streamlit's own classes) as the browser does, sending the widget
+  values it changed and reading every message, but drawing nothing. On a small machine this is
+  the server's cost: twenty headless browsers on the same two cores would measure the browsers.
+- ``--client browser``: headless Chromium, one browser context (one Streamlit session) each,
+  widgets changed by key presses and clicks (sliders, radios; a page without either is reloaded).
+
+Clients and server share the machine; the report says how many cores, and how many CPU seconds
+the server used.
 
     .venv/bin/python -m bench.bench_load                         # 20 sessions, 120 s, bundled store
-    .venv/bin/python -m bench.bench_load --sessions 5 --seconds 30 --store S
+    .venv/bin/python -m bench.bench_load --client browser --sessions 5 --seconds 30 --store S
 """
 
 from __future__ import annotations
@@ -123,12 +130,105 @@ async def run_session(browser, url: str, session: Session, until: float, timeout
         await context.close()
 
 
-async def drive(url: str, n_sessions: int, seconds: float, timeout_s: float) -> list[Session]:
+class ProtocolClient:
+    """One session spoken to in Streamlit's own websocket protocol (protobuf BackMsg/ForwardMsg),
+    as the browser does, but without drawing anything: what the server costs, without 20
+    browsers competing with it for the same cores."""
+
+    def __init__(self, websocket, session: Session, timeout_s: float):
+        self.ws, self.session, self.timeout_s = websocket, session, timeout_s
+        self.widgets: dict[str, tuple[str, list[str]]] = {}  # id -> (kind, options)
+        self.values: dict[str, str] = {}                     # id -> option we set
+
+    async def rerun(self) -> None:
+        """Ask for a script run with the widget values set so far; return at its end."""
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        message = BackMsg()
+        message.rerun_script.page_name = self.session.path
+        for widget_id, value in self.values.items():
+            state = message.rerun_script.widget_states.widgets.add()
+            state.id = widget_id
+            if self.widgets[widget_id][0] == "radio":
+                state.string_value = value
+            else:
+                state.string_array_value.data.append(value)
+        await self.ws.send(message.SerializeToString())
+        while True:
+            data = await asyncio.wait_for(self.ws.recv(), self.timeout_s)
+            if isinstance(data, str):
+                continue
+            forward = ForwardMsg()
+            forward.ParseFromString(data)
+            kind = forward.WhichOneof("type")
+            if kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
+                self._note(forward.delta.new_element)
+            elif kind == "script_finished":
+                if forward.script_finished in (ForwardMsg.FINISHED_SUCCESSFULLY,
+                                               ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY):
+                    return
+
+    def _note(self, element) -> None:
+        kind = element.WhichOneof("type")
+        if kind == "exception":
+            self.session.exceptions += 1
+        elif kind == "radio" and len(element.radio.options) > 1:
+            self.widgets[element.radio.id] = ("radio", list(element.radio.options))
+        elif kind == "slider" and len(element.slider.options) > 1:  # select_slider
+            self.widgets[element.slider.id] = ("select_slider", list(element.slider.options))
+
+    def change(self, step: int) -> str:
+        """Set the next widget (in turn) to another option; "" when the page has none."""
+        if not self.widgets:
+            return ""
+        widget_id = sorted(self.widgets)[step % len(self.widgets)]
+        kind, options = self.widgets[widget_id]
+        current = self.values.get(widget_id, options[0] if kind == "radio" else options[-1])
+        index = options.index(current) if current in options else 0
+        self.values[widget_id] = options[(index + 1) % len(options)] if kind == "radio" else \
+            options[index - 1 if index > 0 else 1]
+        return f"{kind} {step % len(self.widgets)}"
+
+
+async def run_protocol_session(url: str, session: Session, until: float, timeout_s: float
+                               ) -> None:
+    import websockets
+
+    try:
+        async with websockets.connect(url.replace("http", "ws", 1) + "/_stcore/stream",
+                                      subprotocols=["streamlit"], max_size=None) as websocket:
+            client = ProtocolClient(websocket, session, timeout_s)
+            await asyncio.wait_for(client.rerun(), LOAD_TIMEOUT_S)  # the page's first run
+            step = 0
+            while time.monotonic() < until:
+                session.action = client.change(step) or "rerun"
+                start = time.perf_counter()
+                try:
+                    await client.rerun()
+                    session.times_s.append(time.perf_counter() - start)
+                except TimeoutError:
+                    session.timeouts += 1
+                step += 1
+    except Exception as error:  # noqa: BLE001 - reported per session, the others go on
+        session.failed = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+
+
+async def drive_protocol(url: str, n_sessions: int, seconds: float, timeout_s: float,
+                         pages: tuple[str, ...] = PAGES) -> list[Session]:
+    sessions = [Session(i, pages[i % len(pages)]) for i in range(n_sessions)]
+    until = time.monotonic() + seconds
+    await asyncio.gather(*(run_protocol_session(url, s, until, timeout_s) for s in sessions))
+    return sessions
+
+
+async def drive(url: str, n_sessions: int, seconds: float, timeout_s: float,
+                pages: tuple[str, ...] = PAGES) -> list[Session]:
     from playwright.async_api import async_playwright
 
     from dashboard.server import CHROMIUM, CHROMIUM_ARGS
 
-    sessions = [Session(i, PAGES[i % len(PAGES)]) for i in range(n_sessions)]
+    sessions = [Session(i, pages[i % len(pages)]) for i in range(n_sessions)]
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -156,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=120.0,
                         help="how long every session keeps changing widgets")
+    parser.add_argument("--client", choices=("protocol", "browser"), default="protocol",
+                        help="protocol: Streamlit's websocket protocol, nothing drawn (the "
+                             "server's cost); browser: headless Chromium per session")
+    parser.add_argument("--pages", default=",".join(PAGES),
+                        help="URL paths the sessions are spread over (overview is the empty one)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="a rerun not finished after this many seconds counts as an error")
     args = parser.parse_args(argv)
@@ -164,15 +269,18 @@ def main(argv: list[str] | None = None) -> int:
 
     with serve_dashboard(Path(args.store), with_process=True) as (url, server):
         cpu_before, started = cpu_seconds(server.pid), time.perf_counter()
-        sessions = asyncio.run(drive(url, args.sessions, args.seconds, args.timeout))
+        driver = drive_protocol if args.client == "protocol" else drive
+        pages = tuple(args.pages.split(","))
+        sessions = asyncio.run(driver(url, args.sessions, args.seconds, args.timeout, pages))
         server_cpu = cpu_seconds(server.pid) - cpu_before
         wall = time.perf_counter() - started
     times = [t for s in sessions for t in s.times_s]
-    print(f"{args.sessions} sessions x {args.seconds:.0f} s on {args.store} ({os.cpu_count()} "
+    print(f"{args.sessions} {args.client} sessions x {args.seconds:.0f} s on {args.store} "
+          f"({os.cpu_count()} "
           f"cores, clients and server on the same machine); wall {wall:.0f} s; the server used "
           f"{server_cpu:.0f} CPU s ({server_cpu / wall:.2f} cores on average)")
     print(f"{'page':<14} {'sessions':>8} {'reruns':>7} {'p50 s':>7} {'p95 s':>7} {'errors':>7}")
-    for path in PAGES:
+    for path in pages:
         mine = [s for s in sessions if s.path == path]
         if not mine:
             continue
