@@ -165,7 +165,12 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
                title: str | None = None) -> go.Figure:
     """Small multiples, one per layer of ``component``: the stored map (points coloured by
     language, faded) and the clip placed into it (star: recording, x: transcript), with lines to
-    the neighbours it was placed by."""
+    the neighbours it was placed by, ringed and named on hover.
+
+    The thousands of background points carry no hover text: here the question is where the clip
+    lands and next to what, which the ringed neighbours answer (the Projection page names every
+    point). Hover labels for every stored point of every panel were most of this page's drawing
+    time and of the data sent to the browser."""
     title = title or f"Your clip in the stored maps · {component}"
     here = placements[placements["component"] == component] if not placements.empty else placements
     if points.empty or here.empty:
@@ -183,9 +188,11 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     # one trace per panel (colour per point) and one legend entry per language: a trace per
     # language and panel would be hundreds of traces for a 20-language store
     unique = points.drop_duplicates("item_id").set_index("item_id")
-    hover_of = {int(i): f"{html.escape(names.get(g, g))} · {m} · {html.escape(_short(t))}"
-                for i, g, m, t in zip(unique.index, unique["lang"], unique["modality"],
-                                      unique["text"], strict=True)}
+
+    def hover(item: int) -> str:
+        row = unique.loc[item]
+        return (f"{html.escape(names.get(row['lang'], row['lang']))} · {row['modality']} · "
+                f"{html.escape(_short(row['text']))}")
     # colours as numbers on a stepped colour scale: plotly validates a list of colour strings
     # one by one, which costs seconds for a 20-language store
     code_of = {lang: i for i, lang in enumerate(order)}
@@ -209,7 +216,6 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     point_layers = points["layer"].astype(int).to_numpy()
     point_items = points["item_id"].astype(int).to_numpy()
     point_codes = points["lang"].map(code_of).fillna(len(order)).to_numpy(float)
-    point_hover = np.array([hover_of.get(int(item), "") for item in point_items], dtype=str)
     point_xy = points[["x", "y"]].to_numpy(dtype=np.float64)
     for i, layer in enumerate(layers):
         r, c = i // cols_n + 1, i % cols_n + 1
@@ -222,7 +228,7 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
             x=point_xy[chosen, 0], y=point_xy[chosen, 1], mode="markers", showlegend=False,
             marker=dict(color=point_codes[chosen], colorscale=scale, cmin=-0.5,
                         cmax=len(order) + 0.5, size=7, opacity=0.55, showscale=False),
-            hovertext=point_hover[chosen], hovertemplate="%{hovertext}<extra></extra>"), r, c)
+            hoverinfo="skip"), r, c)
         chosen_ids = point_items[chosen]
         first = {}
         for position, item in zip(np.flatnonzero(chosen), chosen_ids, strict=True):
@@ -236,6 +242,12 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
                 ys += [p.y, float(point_xy[first[item], 1]), None]
             add(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.8),
                            hoverinfo="skip", showlegend=False, legendgroup=p.query), r, c)
+            add(go.Scatter(
+                x=xs[1::3], y=ys[1::3], mode="markers", showlegend=False, legendgroup=p.query,
+                marker=dict(symbol="circle-open", size=10, color=colour, line=dict(width=1.5)),
+                hovertext=[f"neighbour {rank} of your {p.query}: {hover(item)}"
+                           for rank, item in enumerate(ids, start=1)],
+                hovertemplate="%{hovertext}<extra></extra>"), r, c)
             add(go.Scatter(
                 x=[p.x], y=[p.y], mode="markers", name=f"your {p.query}", legendgroup=p.query,
                 showlegend=f"q:{p.query}" not in legend_done,

@@ -181,7 +181,8 @@ else:
 
 st.subheader("Your clip in the stored maps", divider="gray")
 st.caption("Placed without refitting: the cosine-weighted mean position of its k nearest stored "
-           "items (full-dimensional cosine); no stored point moves. Lines join it to those items.")
+           "items (full-dimensional cosine); no stored point moves. Lines join it to those items, "
+           "ringed: hover a ring for its text (the Projection page names every stored point).")
 placements = result.placements
 if not placements.empty:
     placements = placements[placements["method"] == placements["method"].iloc[0]]
