@@ -847,14 +847,20 @@ def language_summary(items: pd.DataFrame, languages: pd.DataFrame,
     return out
 
 
-def corpus_counts(items: pd.DataFrame) -> dict[str, int]:
-    """Headline numbers of the corpus in the store: languages, sentences, text and speech items."""
+def corpus_counts(items: pd.DataFrame, speech_items_all_voices: int | None = None
+                  ) -> dict[str, int]:
+    """Headline numbers of the corpus in the store: languages, sentences, text and speech items.
+
+    ``items`` holds each sentence's first voice only (what the metrics pair); pass the number of
+    speech items over every voice so the headline counts second-voice clips too."""
     if items.empty:
         return {"Languages": 0, "Sentences": 0, "Text items": 0, "Speech items": 0}
+    speech = int((items["modality"] == "speech").sum())
     return {"Languages": int(items["lang"].nunique()),
             "Sentences": int(items["sentence_id"].nunique()),
             "Text items": int((items["modality"] == "text").sum()),
-            "Speech items": int((items["modality"] == "speech").sum())}
+            "Speech items": speech if speech_items_all_voices is None else
+            int(speech_items_all_voices)}
 
 
 def components_table(components: pd.DataFrame, layers: pd.DataFrame | None = None) -> pd.DataFrame:

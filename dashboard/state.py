@@ -155,6 +155,12 @@ def items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def speech_item_count(ref: StoreRef) -> int:
+    """Speech items of the store over every voice (``items`` keeps each sentence's first)."""
+    return len(_read(ref, lambda s: s.items("speech", all_voices=True)))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def voices(ref: StoreRef) -> pd.DataFrame:
     """lang, voice_rank, voice of the store's speech items (every voice)."""
     frame = _read(ref, lambda s: s.items("speech", all_voices=True))

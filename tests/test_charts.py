@@ -423,6 +423,8 @@ def test_corpus_counts_and_components_table(tables):
     counts = charts.corpus_counts(tables["items"])
     assert counts == {"Languages": 6, "Sentences": 8, "Text items": 48, "Speech items": 48}
     assert set(charts.corpus_counts(tables["items"].iloc[0:0]).values()) == {0}
+    # second-voice clips count in the headline when their number is given
+    assert charts.corpus_counts(tables["items"], 60)["Speech items"] == 60
     table = charts.components_table(pd.DataFrame({"component": ["c"], "layer_names": [["embed",
                                                                                      "block 1"]]}))
     assert table.loc[0, "layer_names"] == "embed, block 1"

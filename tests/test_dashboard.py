@@ -397,6 +397,16 @@ def test_every_page_on_the_tiny_real_store(tiny_store_path, monkeypatch):
     monkeypatch.setenv(state.STORE_ENV, str(tiny_store_path))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S).run()
     _assert_clean(at, "overview (tiny store)")
+    # the headline counts speech in every voice (the tiny store's English has a second one)
+    from core.store import Store
+
+    with Store.open(tiny_store_path) as store:
+        every_voice = len(store.items("speech", all_voices=True))
+        first_voice = len(store.items("speech"))
+    assert every_voice > first_voice
+    speech = next(m for m in at.metric if m.label == "Speech items")
+    assert speech.value == str(every_voice)
+    assert f"{every_voice - first_voice} in a second voice" in speech.help
     for page in list(PAGES)[1:]:
         at.switch_page(page).run()
         _assert_clean(at, f"{page} (tiny store)")

@@ -19,8 +19,13 @@ languages_df = state.languages(ref)
 items_df = state.items(ref, sel.run_id)
 summary = charts.language_summary(items_df, languages_df, state.voices(ref))
 
-for column, (label, count) in zip(st.columns(4), charts.corpus_counts(items_df).items(), strict=True):
-    column.metric(label, count)
+speech_all_voices = state.speech_item_count(ref)
+counts = charts.corpus_counts(items_df, speech_all_voices)
+first_voice = int((items_df["modality"] == "speech").sum()) if not items_df.empty else 0
+for column, (label, count) in zip(st.columns(4), counts.items(), strict=True):
+    column.metric(label, count, help=(f"{first_voice} in each language's first voice, "
+                                      f"{count - first_voice} in a second voice"
+                                      if label == "Speech items" and count > first_voice else None))
 
 st.subheader("Runs in this store", divider="gray")
 st.caption(f"Store: `{ref.path}` (schema version {state.schema_version(ref)})")
