@@ -124,6 +124,11 @@ def test_masked_pearson_matches_numpy():
     got = rec.masked_pearson(a, b, rows)
     for i in range(6):
         assert got[i] == pytest.approx(np.corrcoef(a[i, rows[i]], b[i, rows[i]])[0, 1], abs=1e-6)
+    # a constant row has no correlation, in both paths
+    a[2] = 0.123
+    assert np.isnan(rec.masked_pearson(a, b, rows)[2])
+    assert np.isnan(rec.masked_pearson(a, b, rows[0])[2])
+    assert np.isnan(rec.masked_pearson(a, b, np.zeros(4000, dtype=bool))).all()
 
 
 def test_masked_pearson_same_columns_path_equals_per_row_masks():
