@@ -541,7 +541,8 @@ class WhisperAdapter(ModelAdapter):
         keep = mask[0].cpu().numpy().astype(bool)
         return TokenStates(
             component=component,
-            layers=[h[0].float().cpu().numpy() for h in states],
+            # copies: the speech states may sit in the layer cache, which callers must not edit
+            layers=[h[0].float().cpu().numpy().copy() for h in states],
             labels=[list(labels) for _ in states],
             times_s=[time_axis for _ in states],
             pooled_mask=[keep for _ in states],
