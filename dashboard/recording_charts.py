@@ -235,7 +235,8 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
             first.setdefault(int(item), position)
         for p in placed.itertuples():
             colour = QUERY_COLOURS.get(p.query, BASELINE_COLOUR)
-            ids = [i for i in p.neighbour_ids if i in first]
+            ranked = [(rank, i) for rank, i in enumerate(p.neighbour_ids, start=1) if i in first]
+            ids = [i for _rank, i in ranked]
             xs, ys = [], []
             for item in ids:
                 xs += [p.x, float(point_xy[first[item], 0]), None]
@@ -246,7 +247,7 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
                 x=xs[1::3], y=ys[1::3], mode="markers", showlegend=False, legendgroup=p.query,
                 marker=dict(symbol="circle-open", size=10, color=colour, line=dict(width=1.5)),
                 hovertext=[f"neighbour {rank} of your {p.query}: {hover(item)}"
-                           for rank, item in enumerate(ids, start=1)],
+                           for rank, item in ranked],
                 hovertemplate="%{hovertext}<extra></extra>"), r, c)
             add(go.Scatter(
                 x=[p.x], y=[p.y], mode="markers", name=f"your {p.query}", legendgroup=p.query,

@@ -67,6 +67,13 @@ def test_map_figure_draws_a_joint_maps_members_in_its_panel():
     assert len(stored) == 1 and len(stored[0].x) == 12
 
 
+def test_ring_labels_keep_the_neighbours_rank_when_one_is_not_on_the_map():
+    placed = _placements(layers=(0,)).assign(neighbour_ids=[(999, 102)])  # 999 has no position
+    fig = rc.map_figure(_points(layers=(0,)), placed, LANGUAGES, component="speech_encoder")
+    (rings,) = [t for t in fig.data if t.marker is not None and t.marker.symbol == "circle-open"]
+    assert len(rings.x) == 1 and rings.hovertext[0].startswith("neighbour 2 of your recording")
+
+
 @pytest.mark.parametrize("frame", ["points", "placements"])
 def test_map_figure_without_maps_says_so(frame):
     points, placed = _points(), _placements()
