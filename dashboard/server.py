@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,12 +30,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_healthy(url: str, server: subprocess.Popen, deadline: float) -> None:
-    """Until ``/_stcore/health`` answers ok; raises when the server exits or the deadline passes."""
+def wait_healthy(url: str, server: subprocess.Popen, deadline: float, log: Path | None = None
+                 ) -> None:
+    """Until ``/_stcore/health`` answers ok; raises when the server exits or the deadline passes
+    (with the tail of its ``log``)."""
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with code {server.returncode}:\n"
-                               f"{server.stdout.read() if server.stdout else ''}")
+            tail = log.read_text(errors="replace")[-4000:] if log is not None else ""
+            raise RuntimeError(f"streamlit exited early with code {server.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
                 if response.read().strip() == b"ok":
@@ -52,21 +55,26 @@ def serve_dashboard(store: Path | str, *, extra_env: dict[str, str] | None = Non
     afterwards."""
     port = free_port()
     env = {**os.environ, "CROSSMODAL_LENS_STORE": str(store), **(extra_env or {})}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
-         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, server, time.monotonic() + SERVER_START_TIMEOUT_S)
-        yield (url, server) if with_process else url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    # the server's log goes to a file: a pipe nobody reads would block the server once full
+    with tempfile.TemporaryDirectory(prefix="crossmodal-lens-server-") as folder:
+        log = Path(folder) / "server.log"
+        with log.open("w") as sink:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
+                 "--server.headless", "true", "--server.port", str(port), "--server.address",
+                 "127.0.0.1", "--browser.gatherUsageStats", "false",
+                 "--server.fileWatcherType", "none"],
+                cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_healthy(url, server, time.monotonic() + SERVER_START_TIMEOUT_S, log)
+                yield (url, server) if with_process else url
+            finally:
+                server.terminate()
+                try:
+                    server.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
 
 
 def cpu_seconds(pid: int) -> float:
