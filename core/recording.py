@@ -530,7 +530,6 @@ def agreement(reference: Reference, states: ClipStates, sentence_id: int | None 
                 clip_value = float(masked_pearson(anchors.speech @ u_s, anchors.text @ u_t,
                                                   keep)[0])
             n_shuffled = side.shuffled.size
-            n = 1 + len(side.sentences) + n_shuffled
             block = pd.DataFrame({
                 "kind": ["recording"] + ["corpus"] * len(side.sentences) + ["shuffled"] * n_shuffled,
                 "value": np.concatenate([[clip_value], side.corpus, side.shuffled.ravel()]),
@@ -542,7 +541,7 @@ def agreement(reference: Reference, states: ClipStates, sentence_id: int | None 
                                 ("layer", ls), ("layer_name", sp.name), ("text_layer", lt),
                                 ("depth", sp.depth), ("measure", side.measure),
                                 ("lang", states.lang), ("corpus_scope", side.scope)):
-                block[name] = [value] * n
+                block[name] = value
             blocks.append(block)
     if not blocks:
         return pd.DataFrame(columns=columns)
