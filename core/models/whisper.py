@@ -271,8 +271,8 @@ class WhisperAdapter(ModelAdapter):
         # right after (as precompute does, batch by batch) skips a second 30 s encoder pass.
         self._encoder_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.encoder_cache_size = 64
-        # Every layer's states of the last single clip whose language was identified, so the live
-        # page's language ID and its per-layer view share one encoder pass (about 20 MB a clip).
+        # Every layer's states of the last clips seen one at a time (token_states, language ID), so
+        # the live page's language ID and its per-layer view share one encoder pass (~20 MB a clip).
         self._layer_cache: OrderedDict[str, tuple[list[torch.Tensor], torch.Tensor]] = OrderedDict()
         self.layer_cache_size = 2
         config = model.config
@@ -419,8 +419,8 @@ class WhisperAdapter(ModelAdapter):
         return states, lengths_to_mask(frames, self._n_frames).to(self.device)
 
     def _clip_layers(self, wave: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """``_speech_layers`` of one clip, read from the layer cache when its language was just
-        identified (and kept there for the next call: identify, then inspect, is the page's order)."""
+        """``_speech_layers`` of one clip, read from the layer cache when the clip was just seen
+        (and kept there for the next call: identify, then inspect, is the page's order)."""
         key = _waveform_key(wave)
         if key not in self._layer_cache:
             self._layer_cache[key] = self._speech_layers([wave])
