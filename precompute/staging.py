@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,27 @@ import pandas as pd
 log = logging.getLogger("precompute")
 
 JOB_FILE = "job.json"
+
+
+_READER: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_READER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _cursor() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of this process's in-memory DuckDB connection (parts are plain Parquet files;
+    the connection holds no data). Opening a connection costs ~30 ms, and a build reads
+    hundreds of parts (a layer of one language at a time), so one connection is kept per process
+    (a forked child opens its own) and each call gets its own cursor (safe across threads)."""
+    global _READER
+    with _READER_LOCK:
+        if _READER is None or _READER[0] != os.getpid():
+            _READER = (os.getpid(), duckdb.connect())
+        cursor = _READER[1].cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def parts_root(out: Path) -> Path:
@@ -94,12 +116,9 @@ class Workspace:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
-            con = duckdb.connect()
-            try:
+            with _cursor() as con:
                 con.register("_part", frame.reset_index(drop=True))
                 con.execute(f"COPY _part TO '{_quoted(tmp)}' (FORMAT parquet)")
-            finally:
-                con.close()
             _fsync(tmp)
             os.replace(tmp, path)
         except BaseException:
@@ -111,12 +130,9 @@ class Workspace:
     def read_part(self, run_id: str, *names: str, where: str = "", params: list | None = None
                   ) -> pd.DataFrame:
         path = self.part(run_id, *names)
-        con = duckdb.connect()
-        try:
+        with _cursor() as con:
             sql = f"SELECT * FROM read_parquet('{_quoted(path)}')"
             return con.execute(sql + (f" WHERE {where}" if where else ""), params or []).fetchdf()
-        finally:
-            con.close()
 
     def remove_stale_temp_parts(self) -> None:
         """Delete half-written parts (``*.tmp-<pid>``) of processes that were killed."""
