@@ -5,6 +5,8 @@
   concurrent analyses queue instead of loading a second copy or racing on one.
 - ``reference(ref, run_id)``: the run's stored pooled states and maps (``core.recording``), one copy
   per process (``st.cache_resource``: it is read-only and too large to copy on every rerun).
+- ``stored_map(ref, run_id, ...)``: the clip-independent part of each map figure (stored points,
+  legend, layout), built once per process and copied for each clip (``st.cache_resource``).
 - ``decode``, ``hear``, ``states``, ``compare``: ``st.cache_data`` keyed on the clip's sha256 and the settings
   (the waveform itself is passed as an unhashed ``_`` argument), so a rerun or a second visitor with
   the same clip and settings reads the result instead of recomputing it.
@@ -25,7 +27,7 @@ import streamlit as st
 
 from core import recording
 from core.audio import Recording, decode_upload
-from dashboard import state
+from dashboard import recording_charts, state
 
 #: what the page tells the user when a model cannot be loaded here
 LOAD_FAILED = "cannot be loaded on this machine"
@@ -68,6 +70,19 @@ def loaded_model(name: str) -> LoadedModel:
 @st.cache_resource(show_spinner="Reading the run's stored states…", max_entries=4)
 def reference(ref: state.StoreRef, run_id: str) -> recording.Reference:
     return state._read(ref, lambda s: recording.load_reference(s, run_id))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def stored_map(ref: state.StoreRef, run_id: str, component: str, method: str,
+               panels: tuple[tuple[int, str], ...], layer_names: tuple[tuple[int, str], ...]
+               ) -> recording_charts.StoredMap:
+    """``recording_charts.stored_map`` of the run's ``method`` maps for ``component``'s panels
+    (``recording_charts.map_panels``); shared and never edited: ``clip_map_figure`` copies it."""
+    projections = reference(ref, run_id).projections
+    points = projections[projections["method"] == method].reset_index(drop=True)
+    return recording_charts.stored_map(points, recording_charts.panel_frame(component, panels),
+                                       state.languages(ref), component=component,
+                                       layer_names=dict(layer_names))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -160,12 +161,33 @@ def agreement_figure(rows: pd.DataFrame, *, title: str = "Your text-vs-speech ag
                                                   legend=dict(orientation="h", y=-0.2))
 
 
-def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.DataFrame, *,
+@dataclass(frozen=True)
+class MapPanel:
+    """One layer's panel of a stored map: where it sits in the grid and, per stored item, its
+    first position in the panel (ids sorted, for lookup)."""
+    row: int
+    col: int
+    item_ids: np.ndarray
+    xy: np.ndarray
+
+
+@dataclass(frozen=True)
+class StoredMap:
+    """The part of the map figure that does not depend on the clip: the panels with the stored
+    points, the language legend, axes and layout (about four fifths of the figure's building
+    time for a 20-language store). Built once per run and component (the page caches it) and
+    copied for each clip by ``clip_map_figure``, never edited."""
+    figure: go.Figure
+    panels: dict[int, MapPanel]
+    hover: pd.Series  # item_id -> "language · modality · text" (HTML-escaped)
+
+
+def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.DataFrame, *,
                component: str, layer_names: dict[int, str] | None = None,
-               title: str | None = None) -> go.Figure:
-    """Small multiples, one per layer of ``component``: the stored map (points coloured by
-    language, faded) and the clip placed into it (star: recording, x: transcript), with lines to
-    the neighbours it was placed by, ringed and named on hover.
+               title: str | None = None) -> StoredMap:
+    """Small multiples, one per layer of ``component`` that ``placements`` places the clip in
+    (only their ``layer`` and ``params`` are read: which stored map each panel shows): the
+    stored map, points coloured by language and faded.
 
     The thousands of background points carry no hover text: here the question is where the clip
     lands and next to what, which the ringed neighbours answer (the Projection page names every
@@ -174,7 +196,8 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     title = title or f"Your clip in the stored maps · {component}"
     here = placements[placements["component"] == component] if not placements.empty else placements
     if points.empty or here.empty:
-        return _empty_figure(title, "This run stored no 2-D maps for this component.")
+        return StoredMap(_empty_figure(title, "This run stored no 2-D maps for this component."),
+                         {}, pd.Series(dtype=object))
     layers = sorted(int(v) for v in here["layer"].unique())
     rows_n = math.ceil(len(layers) / MAP_COLUMNS)
     cols_n = min(MAP_COLUMNS, len(layers))
@@ -184,15 +207,13 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     names = language_names(languages)
     order = language_order(languages, points["lang"].dropna().unique())
     palette = {lang: CATEGORICAL[i % len(CATEGORICAL)] for i, lang in enumerate(order)}
-    legend_done: set[str] = set()
     # one trace per panel (colour per point) and one legend entry per language: a trace per
     # language and panel would be hundreds of traces for a 20-language store
-    unique = points.drop_duplicates("item_id").set_index("item_id")
-
-    def hover(item: int) -> str:
-        row = unique.loc[item]
-        return (f"{html.escape(names.get(row['lang'], row['lang']))} · {row['modality']} · "
-                f"{html.escape(_short(row['text']))}")
+    unique = points.drop_duplicates("item_id")
+    hover = pd.Series([f"{html.escape(names.get(lang, lang))} · {modality} · "
+                       f"{html.escape(_short(text))}" for lang, modality, text in
+                       zip(unique["lang"], unique["modality"], unique["text"], strict=True)],
+                      index=unique["item_id"].astype(int).to_numpy(), dtype=object)
     # colours as numbers on a stepped colour scale: plotly validates a list of colour strings
     # one by one, which costs seconds for a 20-language store
     code_of = {lang: i for i, lang in enumerate(order)}
@@ -202,65 +223,108 @@ def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     # every trace is built first and added in one call, with numpy arrays: plotly validates a
     # Python list element by element and copies the layout on every add_trace(row=, col=), which
     # cost about a second per figure for a 20-language store
-    traces, trace_rows, trace_cols = [], [], []
-
-    def add(trace, r: int, c: int) -> None:
-        traces.append(trace)
-        trace_rows.append(r)
-        trace_cols.append(c)
-
-    for lang in order:
-        add(go.Scattergl(x=[None], y=[None], mode="markers", name=names.get(lang, lang),
-                         marker=dict(color=palette[lang], size=7), hoverinfo="skip"), 1, 1)
+    traces = [go.Scattergl(x=[None], y=[None], mode="markers", name=names.get(lang, lang),
+                           marker=dict(color=palette[lang], size=7), hoverinfo="skip")
+              for lang in order]
+    trace_rows, trace_cols = [1] * len(traces), [1] * len(traces)
     point_components = points["component"].astype(str).to_numpy()
     point_layers = points["layer"].astype(int).to_numpy()
     point_items = points["item_id"].astype(int).to_numpy()
     point_codes = points["lang"].map(code_of).fillna(len(order)).to_numpy(float)
     point_xy = points[["x", "y"]].to_numpy(dtype=np.float64)
+    params = here.drop_duplicates("layer").set_index("layer")["params"]
+    panels = {}
     for i, layer in enumerate(layers):
         r, c = i // cols_n + 1, i % cols_n + 1
-        placed = here[here["layer"] == layer]
-        members = _map_members(placed["params"].iloc[0], component, layer)
         chosen = np.zeros(len(points), dtype=bool)
-        for member_component, member_layer in members:
+        for member_component, member_layer in _map_members(params.loc[layer], component, layer):
             chosen |= (point_components == member_component) & (point_layers == member_layer)
-        add(go.Scattergl(
+        traces.append(go.Scattergl(
             x=point_xy[chosen, 0], y=point_xy[chosen, 1], mode="markers", showlegend=False,
             marker=dict(color=point_codes[chosen], colorscale=scale, cmin=-0.5,
                         cmax=len(order) + 0.5, size=7, opacity=0.55, showscale=False),
-            hoverinfo="skip"), r, c)
-        chosen_ids = point_items[chosen]
-        first = {}
-        for position, item in zip(np.flatnonzero(chosen), chosen_ids, strict=True):
-            first.setdefault(int(item), position)
-        for p in placed.itertuples():
-            colour = QUERY_COLOURS.get(p.query, BASELINE_COLOUR)
-            ranked = [(rank, i) for rank, i in enumerate(p.neighbour_ids, start=1) if i in first]
-            ids = [i for _rank, i in ranked]
-            xs, ys = [], []
-            for item in ids:
-                xs += [p.x, float(point_xy[first[item], 0]), None]
-                ys += [p.y, float(point_xy[first[item], 1]), None]
-            add(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.8),
-                           hoverinfo="skip", showlegend=False, legendgroup=p.query), r, c)
-            add(go.Scatter(
-                x=xs[1::3], y=ys[1::3], mode="markers", showlegend=False, legendgroup=p.query,
+            hoverinfo="skip"))
+        trace_rows.append(r)
+        trace_cols.append(c)
+        ids, first = np.unique(point_items[chosen], return_index=True)  # an item's first point
+        panels[layer] = MapPanel(r, c, ids, point_xy[chosen][first])
+    fig.add_traces(traces, rows=trace_rows, cols=trace_cols)
+    fig.update_xaxes(showticklabels=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False)
+    return StoredMap(_layout(fig, title, 60 + 300 * rows_n), panels, hover)
+
+
+def map_panels(placements: pd.DataFrame, component: str
+               ) -> tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]:
+    """``((layer, params), ...)`` and ``((layer, layer_name), ...)`` of ``component``'s
+    placements: what its stored map depends on, hashable (a cache key), the same for every clip
+    of a run."""
+    here = placements[placements["component"] == component].drop_duplicates("layer") \
+        .sort_values("layer")
+    layers = [int(v) for v in here["layer"]]
+    return (tuple(zip(layers, (str(v) for v in here["params"]), strict=True)),
+            tuple(zip(layers, (str(v) for v in here["layer_name"]), strict=True)))
+
+
+def panel_frame(component: str, panels: tuple[tuple[int, str], ...]) -> pd.DataFrame:
+    """``map_panels``' first tuple as the frame ``stored_map`` reads (component, layer, params)."""
+    return pd.DataFrame({"component": component, "layer": [layer for layer, _ in panels],
+                         "params": [params for _, params in panels]})
+
+
+def clip_map_figure(stored: StoredMap, placements: pd.DataFrame, *, component: str
+                    ) -> go.Figure:
+    """A copy of the stored map with the clip placed into each panel (star: recording, x:
+    transcript), lines to the neighbours it was placed by, ringed and named on hover."""
+    fig = go.Figure(stored.figure)
+    here = placements[placements["component"] == component] if not placements.empty else placements
+    if not stored.panels or here.empty:
+        return fig
+    traces, trace_rows, trace_cols = [], [], []
+    legend_done: set[str] = set()
+    for p in here.itertuples():
+        panel = stored.panels.get(int(p.layer))
+        if panel is None:
+            continue
+        colour = QUERY_COLOURS.get(p.query, BASELINE_COLOUR)
+        wanted = np.asarray(p.neighbour_ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(panel.item_ids, wanted), max(len(panel.item_ids) - 1, 0))
+        found = (panel.item_ids[at] == wanted) if len(panel.item_ids) else \
+            np.zeros(len(wanted), bool)
+        ranks = np.flatnonzero(found) + 1  # a neighbour keeps its rank when another is off the map
+        xy = panel.xy[at[found]]
+        xs = [v for x in xy[:, 0].tolist() for v in (p.x, x, None)]  # None: a gap between lines
+        ys = [v for y in xy[:, 1].tolist() for v in (p.y, y, None)]
+        traces += [
+            go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.8),
+                       hoverinfo="skip", showlegend=False, legendgroup=p.query),
+            go.Scatter(
+                x=xy[:, 0], y=xy[:, 1], mode="markers", showlegend=False, legendgroup=p.query,
                 marker=dict(symbol="circle-open", size=10, color=colour, line=dict(width=1.5)),
-                hovertext=[f"neighbour {rank} of your {p.query}: {hover(item)}"
-                           for rank, item in ranked],
-                hovertemplate="%{hovertext}<extra></extra>"), r, c)
-            add(go.Scatter(
+                hovertext=[f"neighbour {rank} of your {p.query}: {stored.hover.get(int(item), '')}"
+                           for rank, item in zip(ranks, wanted[found], strict=True)],
+                hovertemplate="%{hovertext}<extra></extra>"),
+            go.Scatter(
                 x=[p.x], y=[p.y], mode="markers", name=f"your {p.query}", legendgroup=p.query,
                 showlegend=f"q:{p.query}" not in legend_done,
                 marker=dict(symbol=QUERY_SYMBOLS.get(p.query, "circle"), size=13, color=colour,
                             opacity=0.9, line=dict(width=1.0, color="white")),
-                hovertext=[f"your {p.query}, placed by its {len(ids)} nearest stored items"],
-                hovertemplate="%{hovertext}<extra></extra>"), r, c)
-            legend_done.add(f"q:{p.query}")
+                hovertext=[f"your {p.query}, placed by its {len(xy)} nearest stored items"],
+                hovertemplate="%{hovertext}<extra></extra>")]
+        trace_rows += [panel.row] * 3
+        trace_cols += [panel.col] * 3
+        legend_done.add(f"q:{p.query}")
     fig.add_traces(traces, rows=trace_rows, cols=trace_cols)
-    fig.update_xaxes(showticklabels=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, zeroline=False)
-    return _layout(fig, title, 60 + 300 * rows_n)
+    return fig
+
+
+def map_figure(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.DataFrame, *,
+               component: str, layer_names: dict[int, str] | None = None,
+               title: str | None = None) -> go.Figure:
+    """``stored_map`` then ``clip_map_figure``: the whole map figure in one call."""
+    stored = stored_map(points, placements, languages, component=component,
+                        layer_names=layer_names, title=title)
+    return clip_map_figure(stored, placements, component=component)
 
 
 def _short(text: object, limit: int = 90) -> str:

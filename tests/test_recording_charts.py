@@ -90,3 +90,22 @@ def test_envelope_keeps_extremes_and_bounds_columns():
         pytest.approx(-0.8)
     assert times[1] == pytest.approx(100 / 16_000)
     assert [len(a) for a in rc.envelope(np.zeros(0), 16_000)] == [0, 0, 0]
+
+
+def test_a_stored_map_serves_many_clips_and_is_never_edited():
+    """The page builds the stored part once per run and component and copies it per clip: each
+    clip's figure equals the one-call figure, and the stored figure keeps only stored traces."""
+    stored = rc.stored_map(_points(), _placements(), LANGUAGES, component="speech_encoder",
+                           layer_names={0: "L0", 1: "L1"})
+    before = json.loads(stored.figure.to_json())
+    other = _placements().assign(x=4.5, neighbour_ids=[(104, 105)] * 2)
+    for placed in (_placements(), other):
+        fig = rc.clip_map_figure(stored, placed, component="speech_encoder")
+        whole = rc.map_figure(_points(), placed, LANGUAGES, component="speech_encoder",
+                              layer_names={0: "L0", 1: "L1"})
+        assert json.loads(fig.to_json()) == json.loads(whole.to_json())
+    assert json.loads(stored.figure.to_json()) == before
+    assert not [t for t in stored.figure.data if t.name == "your recording"]
+    panels, names = rc.map_panels(_placements(), "speech_encoder")
+    assert panels == ((0, "{}"), (1, "{}")) and names == ((0, "L0"), (1, "L1"))
+    hash((panels, names))  # a cache key

@@ -184,19 +184,18 @@ st.caption("Placed without refitting: the cosine-weighted mean position of its k
            "items (full-dimensional cosine); no stored point moves. Lines join it to those items, "
            "ringed: hover a ring for its text (the Projection page names every stored point).")
 placements = result.placements
+maps = []
 if not placements.empty:
-    placements = placements[placements["method"] == placements["method"].iloc[0]]
-    members = tuple((str(c), int(layer)) for c, layer in
-                    placements[["component", "layer"]].drop_duplicates().itertuples(index=False))
-    points = state.projection(ref, sel.run_id, members, str(placements["method"].iloc[0]))
-if placements.empty or points.empty:
+    method = str(placements["method"].iloc[0])
+    placements = placements[placements["method"] == method]
+    maps = [(component, live.stored_map(ref, sel.run_id, component, method,
+                                        *rc.map_panels(placements, component)))
+            for component in dict.fromkeys(placements["component"])]
+if not any(stored.panels for _component, stored in maps):
     st.info("This run stored no 2-D maps.")
 else:
-    for component in dict.fromkeys(placements["component"]):
-        mine = placements[placements["component"] == component]
-        names = dict(zip(mine["layer"], mine["layer_name"], strict=True))
-        st.plotly_chart(rc.map_figure(points, placements, languages_df, component=component,
-                                      layer_names=names),
+    for component, stored in maps:
+        st.plotly_chart(rc.clip_map_figure(stored, placements, component=component),
                         key=f"recording_map_{component}")
 
 st.subheader("Where in the clip the sentence is carried", divider="gray")
