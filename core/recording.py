@@ -90,6 +90,14 @@ class Reference:
     projections: pd.DataFrame      # component, layer, item_id, method, x, y, params (+ item)
     modality_pairs: list[tuple[str, str]] = field(default_factory=list)
 
+    def modality_of(self, component: str) -> str | None:
+        """The component's modality ("text" / "speech"), None when the run has no such one."""
+        if "_modalities" not in self.__dict__:
+            self.__dict__["_modalities"] = dict(zip(self.components["component"].astype(str),
+                                                    self.components["modality"].astype(str),
+                                                    strict=True))
+        return self.__dict__["_modalities"].get(component)
+
     def components_of(self, modality: str) -> list[str]:
         return [str(c) for c in self.components.loc[self.components["modality"] == modality,
                                                     "component"]]
@@ -206,24 +214,60 @@ def candidate_points(reference: Reference, component: str, layer: int) -> list[t
     return out
 
 
-def _scores(reference: Reference, points: list[tuple[str, int]], query: np.ndarray) -> pd.DataFrame:
+@dataclass
+class _Ranking:
+    """Every candidate stored item of one query, best first (score descending, ties by item id,
+    then candidate order): ``point[i]``/``row[i]`` locate the i-th best item in
+    ``reference.points``, ``score[i]`` is its cosine. Arrays only: a query ranks thousands of
+    items, of which the page shows k."""
+
+    points: list[tuple[str, int]]
+    point: np.ndarray
+    row: np.ndarray
+    score: np.ndarray
+
+    def frame(self, reference: Reference, n: int | None = None) -> pd.DataFrame:
+        """The best ``n`` (default: all) as rows: the items' columns, score, stored_component,
+        stored_layer."""
+        chosen = slice(None) if n is None else slice(0, n)
+        point, row, score = self.point[chosen], self.row[chosen], self.score[chosen]
+        frames = []
+        for i in dict.fromkeys(point.tolist()):
+            comp, layer = self.points[i]
+            mine = point == i
+            rows = reference.points[(comp, layer)].items.iloc[row[mine]].reset_index(drop=True)
+            rows["score"] = score[mine]
+            rows["stored_component"] = comp
+            rows["stored_layer"] = layer
+            rows["_rank"] = np.flatnonzero(mine)
+            frames.append(rows)
+        if not frames:
+            return pd.DataFrame(columns=["item_id", "sentence_id", "lang", "modality", "text",
+                                         "score", "stored_component", "stored_layer"])
+        return pd.concat(frames, ignore_index=True).sort_values("_rank", kind="stable") \
+            .drop(columns="_rank").reset_index(drop=True)
+
+    def column(self, reference: Reference, name: str) -> np.ndarray:
+        """One items column (e.g. ``sentence_id``) of every candidate, best first."""
+        values = np.concatenate([reference.points[p].items[name].to_numpy() for p in self.points])
+        offsets = np.cumsum([0] + [len(reference.points[p].items) for p in self.points])[:-1]
+        return values[offsets[self.point] + self.row]
+
+
+def _ranking(reference: Reference, points: list[tuple[str, int]], query: np.ndarray) -> _Ranking:
     q = _unit(query)
-    frames = []
-    for comp, layer in points:
-        point = reference.points[(comp, layer)]
-        rows = point.items.copy()
-        rows["score"] = point.unit @ q
-        rows["stored_component"] = comp
-        rows["stored_layer"] = layer
-        frames.append(rows)
-    scored = pd.concat(frames, ignore_index=True)
-    return scored.sort_values(["score", "item_id"], ascending=[False, True],
-                              kind="stable").reset_index(drop=True)
+    scores = [reference.points[p].unit @ q for p in points]
+    score = np.concatenate(scores)
+    item_id = np.concatenate([reference.points[p].items["item_id"].to_numpy() for p in points])
+    point = np.repeat(np.arange(len(points)), [len(s) for s in scores])
+    row = np.concatenate([np.arange(len(s)) for s in scores])
+    order = np.lexsort((item_id, -score))  # stable: equal scores and ids keep candidate order
+    return _Ranking(points, point[order], row[order], score[order])
 
 
 def _query_name(reference: Reference, component: str) -> str:
-    row = reference.components[reference.components["component"] == component]
-    return "recording" if not row.empty and row.iloc[0]["modality"] == "speech" else "transcript"
+    modality = reference.modality_of(component)
+    return "recording" if modality == "speech" else "transcript"
 
 
 def nearest_neighbours(reference: Reference, states: ClipStates, *, k: int = DEFAULT_K
@@ -239,7 +283,7 @@ def nearest_neighbours(reference: Reference, states: ClipStates, *, k: int = DEF
             points = candidate_points(reference, comp, layer)
             if not points:
                 continue
-            top = _scores(reference, points, pooled[layer]).head(k).copy()
+            top = _ranking(reference, points, pooled[layer]).frame(reference, k)
             point = reference.points[(comp, layer)]
             top.insert(0, "rank", np.arange(1, len(top) + 1))
             top.insert(0, "query", _query_name(reference, comp))
@@ -328,16 +372,17 @@ def sentence_ranks(reference: Reference, states: ClipStates, sentence_id: int) -
             points = candidate_points(reference, comp, layer)
             if not points:
                 continue
-            scored = _scores(reference, points, pooled[layer])
-            hits = np.flatnonzero(scored["sentence_id"].to_numpy() == sentence_id)
+            ranking = _ranking(reference, points, pooled[layer])
+            hits = np.flatnonzero(ranking.column(reference, "sentence_id") == sentence_id)
             if hits.size == 0:
                 continue
-            first = scored.iloc[int(hits[0])]
+            first = int(hits[0])
             point = reference.points[(comp, layer)]
             out.append({"component": comp, "layer": layer, "layer_name": point.name,
                         "depth": point.depth, "query": _query_name(reference, comp),
-                        "rank": int(hits[0]) + 1, "n_candidates": len(scored),
-                        "lang": first["lang"], "score": float(first["score"])})
+                        "rank": first + 1, "n_candidates": len(ranking.score),
+                        "lang": ranking.column(reference, "lang")[first],
+                        "score": float(ranking.score[first])})
     return pd.DataFrame(out, columns=["component", "layer", "layer_name", "depth", "query", "rank",
                                       "n_candidates", "lang", "score"])
 
@@ -600,18 +645,19 @@ def place_in_maps(reference: Reference, states: ClipStates, *, k: int = DEFAULT_
 def weighted_position(point: ReferencePoint, map_rows: pd.DataFrame, query: np.ndarray, *,
                       k: int = DEFAULT_K) -> tuple[float, float, tuple[int, ...]]:
     """(x, y, neighbour item ids): weighted mean of the map positions of the ``k`` nearest items."""
-    positions = map_rows.set_index("item_id")[["x", "y"]]
-    on_map = point.items["item_id"].isin(positions.index).to_numpy()
-    items = point.items[on_map].reset_index(drop=True)
-    if items.empty:
+    map_ids, first = np.unique(map_rows["item_id"].to_numpy(dtype=np.int64), return_index=True)
+    map_xy = map_rows[["x", "y"]].to_numpy(dtype=np.float64)[first]
+    item_ids = point.items["item_id"].to_numpy(dtype=np.int64)
+    on_map = np.isin(item_ids, map_ids)
+    if not on_map.any():
         return math.nan, math.nan, ()
     scores = point.unit[on_map] @ _unit(query)
-    order = np.lexsort((items["item_id"].to_numpy(), -scores))[:k]
+    order = np.lexsort((item_ids[on_map], -scores))[:k]
     weights = np.clip(scores[order].astype(np.float64), 0.0, None)
     if weights.sum() <= 0:
         weights = np.ones_like(weights)
-    ids = items["item_id"].to_numpy()[order]
-    xy = positions.loc[ids].to_numpy(dtype=np.float64)
+    ids = item_ids[on_map][order]
+    xy = map_xy[np.searchsorted(map_ids, ids)]
     x, y = (weights[:, None] * xy).sum(axis=0) / weights.sum()
     return float(x), float(y), tuple(int(i) for i in ids)
 

@@ -100,6 +100,30 @@ def test_shared_space_neighbours_include_the_other_modality(corpus):
     assert set(first["modality"]) == {"speech", "text"}  # the same vector stored as both
 
 
+def test_ranking_orders_by_score_then_item_id_as_a_stable_sort_would(corpus):
+    """Ties (the same vector stored as text and speech, and repeated vectors) are broken by item
+    id and then by candidate order, exactly as pandas' stable sort of the whole candidate table;
+    the ranking keeps arrays only and builds rows for the items asked for."""
+    speech = np.concatenate([corpus["speech"][:6], corpus["speech"][:6]])  # each vector twice
+    ref = _reference(speech, speech, np.tile(np.arange(6), 2), np.repeat(["eng_Latn", "deu_Latn"],
+                                                                          6), shared=True)
+    points = rec.candidate_points(ref, "speech_path", 0)
+    query = speech[2]
+    ranking = rec._ranking(ref, points, query)
+    frames = []
+    for comp, layer in points:
+        rows = ref.points[(comp, layer)].items.copy()
+        rows["score"] = ref.points[(comp, layer)].unit @ rec._unit(query)
+        rows["stored_component"], rows["stored_layer"] = comp, layer
+        frames.append(rows)
+    oracle = pd.concat(frames, ignore_index=True).sort_values(
+        ["score", "item_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(ranking.frame(ref), oracle)
+    pd.testing.assert_frame_equal(ranking.frame(ref, 5), oracle.head(5))
+    np.testing.assert_array_equal(ranking.column(ref, "sentence_id"), oracle["sentence_id"])
+    assert oracle["score"].iloc[0] == oracle["score"].iloc[3]  # the test has ties to break
+
+
 def test_neighbour_table_is_layer_by_rank(corpus):
     ref = _reference(corpus["text"], corpus["speech"], corpus["sentences"], corpus["langs"])
     table = rec.neighbour_table(rec.nearest_neighbours(ref, _states(corpus["speech"][0],
