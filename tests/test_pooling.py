@@ -79,3 +79,34 @@ def test_whisper_frame_count(n_samples, frames):
 def test_whisper_frame_count_rejects_negative():
     with pytest.raises(ValueError):
         whisper_frame_count(-1)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_pool_layers_is_pool_of_every_layer_bit_for_bit(pooling):
+    """Extraction pools all layers under one mask in one call: the same bits as pooling each
+    layer on its own (stored activations do not depend on which path computed them)."""
+    from core.models.common import pool, pool_layers
+
+    gen = torch.Generator().manual_seed(0)
+    states = [torch.randn(3, 7, 5, generator=gen) * (i + 1) for i in range(4)]
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0, 0], [1] * 7, [0, 1, 1, 1, 0, 1, 0]], dtype=torch.bool)
+    expected = torch.stack([pool(h, mask, pooling) for h in states], dim=1)
+    got = pool_layers(states, mask, pooling)
+    assert got.shape == (3, 4, 5) and got.dtype == torch.float32
+    assert torch.equal(got, expected)
+
+
+def test_pool_layers_rejects_empty_rows_bad_masks_and_mismatched_layers():
+    from core.models.common import pool_layers
+
+    states = [torch.ones(2, 3, 4), torch.ones(2, 3, 4)]
+    with pytest.raises(ValueError, match=r"rows \[1\]"):
+        pool_layers(states, torch.tensor([[1, 0, 0], [0, 0, 0]]), "mean")
+    with pytest.raises(ValueError, match="only 0/1"):
+        pool_layers(states, torch.tensor([[1, 2, 0], [1, 0, 0]]), "mean")
+    with pytest.raises(ValueError, match="match"):
+        pool_layers(states, torch.ones(2, 4), "mean")
+    with pytest.raises(ValueError, match="do not match"):
+        pool_layers([*states, torch.ones(2, 5, 4)], torch.ones(2, 3), "mean")
+    with pytest.raises(ValueError, match="pooling must be"):
+        pool_layers(states, torch.ones(2, 3), "max")

@@ -80,6 +80,7 @@ from core.models.common import (
     pick_device,
     pick_dtype,
     pool,
+    pool_layers,
     quiet_transformers,
     record_layer_states,
 )
@@ -802,7 +803,7 @@ class E5Adapter(ModelAdapter):
                 batch = self._batch(list(inputs[part]))
                 states = self._layer_states(batch)
                 mask = batch.sentence.to(self.device)
-                pooled = torch.stack([pool(h, mask, pooling) for h in states], dim=1)
+                pooled = pool_layers(states, mask, pooling)
                 out[part] = pooled.float().cpu().numpy()
                 counts[part] = batch.sentence.sum(dim=1, keepdim=True).numpy()
         return Extraction(out, counts)

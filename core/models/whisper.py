@@ -56,7 +56,7 @@ from core.models.common import (
     meta_parameter_count,
     pick_device,
     pick_dtype,
-    pool,
+    pool_layers,
     prepare_waveform,
     record_layer_states,
 )
@@ -515,7 +515,7 @@ class WhisperAdapter(ModelAdapter):
                     states, mask = self._speech_layers(list(items[part]))
                 else:
                     states, _ids, mask = self._text_layers(items[part], langs[part])
-                pooled = torch.stack([pool(h, mask, pooling) for h in states], dim=1)
+                pooled = pool_layers(states, mask, pooling)
                 out[part] = pooled.float().cpu().numpy()
                 counts[part] = mask.sum(dim=1, keepdim=True).cpu().numpy()
         return Extraction(out, counts)
