@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from dashboard.charts import (
     CATEGORICAL,
     FONT,
+    TEMPLATE,
     _band,
     _empty_figure,
     _fmt,
@@ -78,7 +79,7 @@ def compare_figure(curves: pd.DataFrame, spans: pd.DataFrame, *, metric: str, fa
                      zeroline=False)
     fig.update_yaxes(title=dict(text=value_axis_title(metric, view)))
     fig.update_layout(title=dict(text=title, y=0.98, yref="container", yanchor="top"),
-                      template="plotly_white", font=FONT, height=500 + _LABEL_ROW_PX * len(runs),
+                      template=TEMPLATE, font=FONT, height=500 + _LABEL_ROW_PX * len(runs),
                       hovermode="closest", margin=dict(l=10, r=10, t=top, b=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
     return fig

@@ -17,6 +17,7 @@ from dashboard.charts import (
     CATEGORICAL,
     FONT,
     OKABE_ITO,
+    TEMPLATE,
     _empty_figure,
     _wrap,
     language_names,
@@ -35,7 +36,7 @@ MAP_COLUMNS = 4
 
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title), template="plotly_white", font=FONT, height=height,
+    fig.update_layout(title=dict(text=title), template=TEMPLATE, font=FONT, height=height,
                       margin=dict(l=10, r=10, t=60, b=10))
     return fig
 

@@ -714,3 +714,23 @@ def test_compare_figure_one_line_per_run_with_baselines_and_stages(tables):
     empty = compare_charts.compare_figure(curves.iloc[0:0], spans, metric="svcca",
                                           family="text-text")
     assert len(empty.data) == 0 and empty.layout.annotations
+
+
+def test_the_slim_template_draws_every_trace_type_as_plotly_white():
+    """charts.TEMPLATE keeps plotly_white's layout and the defaults of the trace types drawn:
+    a figure of each type under it gives the JSON plotly_white gives, template aside."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    white = pio.templates["plotly_white"]
+    kept = set(charts.TEMPLATE.data.to_plotly_json())
+    assert kept == set(white.data.to_plotly_json()) & set(charts.TRACE_TYPES)  # box: none
+    for kind in charts.TRACE_TYPES:
+        trace = {"type": kind, "x": [0, 1], "y": [1, 2]} if kind != "heatmap" else \
+            {"type": kind, "z": [[0, 1], [1, 0]]}
+        slim = go.Figure(data=[trace], layout={"template": charts.TEMPLATE}).to_dict()
+        full = go.Figure(data=[trace], layout={"template": white}).to_dict()
+        assert slim["data"] == full["data"]
+        assert slim["layout"]["template"]["layout"] == full["layout"]["template"]["layout"]
+        assert slim["layout"]["template"]["data"].get(kind) == \
+            full["layout"]["template"]["data"].get(kind)
