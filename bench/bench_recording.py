@@ -9,10 +9,11 @@ Stages, as the page runs them (dashboard/views/recording.py, without Streamlit):
   ranks, agreement with the corpus and its shuffled baseline, map placement, frame view);
 - charts: every figure of the page built and serialised to JSON (what ``st.plotly_chart`` sends).
 
-Once per process and reported apart: loading the model and reading the run's stored states. The
-first clip of a language is reported apart as well (it computes the corpus side of the agreement,
-which later clips read from the reference's cache), then the median of ``--repeats`` runs, then the
-same with the text typed by the user (no transcript decoded, as on the page). Clips
+Once per process and reported apart: loading the model (with its warm-up on a synthetic clip, as
+the page loads it) and reading the run's stored states. The first clip of a language is reported
+apart as well (it computes the corpus side of the agreement, which later clips read from the
+reference's cache, and the stored part of the maps), then the median of ``--repeats`` runs, then
+the same with the text typed by the user (no transcript decoded, as on the page). Clips
 are 5 s and 20 s of real English speech (FLEURS clips from ../shared, cut or joined) or espeak-ng
 sentences when ../shared is absent, uploaded as 16-bit WAV. The page's per-clip result caches
 (``st.cache_data``) are not used: every run recomputes the clip.
@@ -171,9 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     adapter = load_model(args.model, device=args.device, progress=False)
     load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    recording.warm_up(adapter)  # as dashboard.live loads a model
+    warm_s = time.perf_counter() - start
     n_items = len(next(iter(reference.points.values())).items)
     print(f"store {args.store} run {run_id}: {len(reference.points)} points x {n_items} items; "
-          f"read in {reference_s:.2f} s; {args.model} loaded on {args.device} in {load_s:.2f} s; "
+          f"read in {reference_s:.2f} s; {args.model} loaded on {args.device} in {load_s:.2f} s "
+          f"and warmed up in {warm_s:.2f} s; "
           f"torch threads {torch.get_num_threads()}")
     print(f"{'clip':>12} " + " ".join(f"{s:>11}" for s in (*STAGES, "total")) + "   (s)")
 

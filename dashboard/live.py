@@ -1,6 +1,7 @@
 """Live inference for the "Your recording" page: the model, once per process, and cached results.
 
-- ``loaded_model(name)``: ``st.cache_resource``, so every session shares one copy; it carries a lock,
+- ``loaded_model(name)``: ``st.cache_resource``, so every session shares one copy (run once on a
+  synthetic clip as it loads: ``core.recording.warm_up``); it carries a lock,
   and every inference on it (language identification, transcription, states) holds that lock, so
   concurrent analyses queue instead of loading a second copy or racing on one.
 - ``reference(ref, run_id)``: the run's stored pooled states and maps (``core.recording``), one copy
@@ -51,7 +52,9 @@ def _load(name: str) -> LoadedModel:
     from core.models.registry import load_model
 
     with _LOAD_LOCK:  # two first visitors at once: one load, the other waits for it
-        return LoadedModel(load_model(name, progress=False), threading.Lock())
+        adapter = load_model(name, progress=False)
+        recording.warm_up(adapter)  # part of loading: the first clip then costs what later ones do
+        return LoadedModel(adapter, threading.Lock())
 
 
 def loaded_model(name: str) -> LoadedModel:

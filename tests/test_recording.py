@@ -342,6 +342,30 @@ def test_tiny_model_end_to_end_on_synthetic_speech(tiny):
     assert result.frames[0].values.shape == states.frames["speech_encoder"].shape[:2]
 
 
+def test_warm_up_runs_the_model_and_leaves_later_clips_unchanged(tiny):
+    """The page warms a model up as it loads it: the model's speech and text paths run (and the
+    transcript, where the model has one) on a synthetic clip; a clip's states afterwards are the
+    states it has without the warm-up, and a language the model lacks is a no-op."""
+    from core.audio import synthesize
+
+    _reference, model = tiny
+    wave = synthesize("The weather is cold today.", "en-us")
+    before = rec.clip_states(model, wave, "eng_Latn", "The weather is cold today.")
+    calls = []
+    real = model.transcribe
+    model.transcribe = lambda *a, **kw: calls.append(a) or real(*a, **kw)
+    try:
+        assert rec.warm_up(model) is True
+        assert calls and len(calls[0][0][0]) == 5 * 16_000  # the 5-s synthetic clip
+        assert rec.warm_up(model, lang="zzz_Latn") is False and len(calls) == 1
+    finally:
+        del model.transcribe
+    model._layer_cache.clear()
+    after = rec.clip_states(model, wave, "eng_Latn", "The weather is cold today.")
+    for comp in before.pooled:
+        np.testing.assert_array_equal(before.pooled[comp], after.pooled[comp])
+
+
 def test_clip_without_text_skips_the_text_path(tiny):
     reference, model = tiny
     wave = (0.1 * np.sin(np.arange(16_000) / 5)).astype(np.float32)
