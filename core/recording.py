@@ -661,6 +661,39 @@ def place_in_maps(reference: Reference, states: ClipStates, *, k: int = DEFAULT_
     return pd.DataFrame(out)
 
 
+def map_panels_of(reference: Reference) -> dict[tuple[str, str], tuple[tuple[int, str, str], ...]]:
+    """Per (component, method) of the run's stored maps, its panels as ``place_in_maps`` places
+    a clip into them: ``(layer, params, layer_name)`` in layer order. Depends on the run only, so
+    the page can build the stored part of its maps before any clip arrives."""
+    proj = reference.projections
+    out: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
+    if proj.empty:
+        return {}
+    for (comp, layer, method), rows in proj.groupby(["component", "layer", "method"], sort=True):
+        point = reference.points.get((str(comp), int(layer)))
+        if point is not None:
+            out.setdefault((str(comp), str(method)), []).append(
+                (int(layer), str(rows["params"].iloc[0]), point.name))
+    return {key: tuple(panels) for key, panels in out.items()}
+
+
+def prepare_language(reference: Reference, lang: str, *, n_shuffles: int = N_SHUFFLES,
+                     seed: int = 0) -> int:
+    """Compute (and cache in ``reference``) the corpus side of the agreement for ``lang`` at every
+    layer pair ``agreement`` compares: what the first clip of a language would otherwise wait
+    for. Returns the number of layer pairs now cached."""
+    done = 0
+    for text_comp, speech_comp in reference.modality_pairs:
+        n_s, n_t = reference.n_layers(speech_comp), reference.n_layers(text_comp)
+        for ls in range(n_s):
+            sp = reference.points.get((speech_comp, ls))
+            tp = reference.points.get((text_comp, aligned_layer(n_s, n_t, ls)))
+            if sp is not None and tp is not None:
+                _corpus_agreement(reference, tp, sp, lang, n_shuffles, seed)
+                done += 1
+    return done
+
+
 def weighted_position(point: ReferencePoint, map_rows: pd.DataFrame, query: np.ndarray, *,
                       k: int = DEFAULT_K) -> tuple[float, float, tuple[int, ...]]:
     """(x, y, neighbour item ids): weighted mean of the map positions of the ``k`` nearest items."""

@@ -7,7 +7,8 @@
 - ``reference(ref, run_id)``: the run's stored pooled states and maps (``core.recording``), one copy
   per process (``st.cache_resource``: it is read-only and too large to copy on every rerun).
 - ``stored_map(ref, run_id, ...)``: the clip-independent part of each map figure (stored points,
-  legend, layout), built once per process and copied for each clip (``st.cache_resource``).
+  legend, layout), built once per process and copied for each clip (``st.cache_resource``);
+  ``prepare`` builds them, and the corpus side of the chosen language, before a clip arrives.
 - ``decode``, ``hear``, ``states``, ``compare``: ``st.cache_data`` keyed on the clip's sha256 and the settings
   (the waveform itself is passed as an unhashed ``_`` argument), so a rerun or a second visitor with
   the same clip and settings reads the result instead of recomputing it.
@@ -86,6 +87,19 @@ def stored_map(ref: state.StoreRef, run_id: str, component: str, method: str,
     return recording_charts.stored_map(points, recording_charts.panel_frame(component, panels),
                                        state.languages(ref), component=component,
                                        layer_names=dict(layer_names))
+
+
+def prepare(ref: state.StoreRef, run_id: str, lang: str | None) -> None:
+    """While the page waits for a clip: build the run's stored maps and, when the language is
+    chosen, the corpus side of its agreement, so the first clip costs what later ones do. Both
+    are cached (``stored_map``; the reference's own cache), so later calls return at once."""
+    reference_ = reference(ref, run_id)
+    for (component, method), panels in recording.map_panels_of(reference_).items():
+        stored_map(ref, run_id, component, method,
+                   tuple((layer, params) for layer, params, _name in panels),
+                   tuple((layer, name) for layer, _params, name in panels))
+    if lang is not None:
+        recording.prepare_language(reference_, lang)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

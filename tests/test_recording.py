@@ -366,6 +366,30 @@ def test_warm_up_runs_the_model_and_leaves_later_clips_unchanged(tiny):
         np.testing.assert_array_equal(before.pooled[comp], after.pooled[comp])
 
 
+def test_the_stored_side_is_prepared_before_a_clip_as_a_clip_would_use_it(tiny):
+    """Before any clip, the page builds the maps' stored part and the chosen language's corpus
+    side: the panels it derives from the run are those the clip is later placed into, and the
+    clip's analysis then finds every corpus-side entry it needs already cached."""
+    from core.audio import synthesize
+    from dashboard import recording_charts as rc
+
+    reference, model = tiny
+    reference.__dict__.pop("_corpus_agreement_cache", None)
+    assert rec.prepare_language(reference, "eng_Latn") == 3  # one per speech layer
+    cached = dict(reference.__dict__["_corpus_agreement_cache"])
+    wave = synthesize("The weather is cold today.", "en-us")
+    result = rec.analyse(reference, rec.clip_states(model, wave, "eng_Latn",
+                                                    "The weather is cold today."), k=4)
+    assert reference.__dict__["_corpus_agreement_cache"].keys() == cached.keys()
+    assert all(reference.__dict__["_corpus_agreement_cache"][key] is cached[key] for key in cached)
+    prepared = rec.map_panels_of(reference)
+    for component in dict.fromkeys(result.placements["component"]):
+        method = str(result.placements["method"].iloc[0])
+        panels, names = rc.map_panels(result.placements, component)
+        assert tuple((layer, params) for layer, params, _ in prepared[(component, method)]) == panels
+        assert tuple((layer, name) for layer, _, name in prepared[(component, method)]) == names
+
+
 def test_clip_without_text_skips_the_text_path(tiny):
     reference, model = tiny
     wave = (0.1 * np.sin(np.arange(16_000) / 5)).astype(np.float32)
