@@ -503,7 +503,10 @@ def run_language(workspace: Workspace, plan: dict[str, Any], adapter: ModelAdapt
     states. Each part is skipped when present and written atomically when computed."""
     run_id = plan["run_id"]
     done = skipped = 0
-    items = language_items(workspace, run_id, corpus, lang, config.speech_cache, config.voices)
+    # a model without a speech component reads no speech: none is synthesised or decoded for it
+    hears = any(c["modality"] == "speech" for c in plan["components"])
+    items = language_items(workspace, run_id, corpus, lang, config.speech_cache,
+                           config.voices if hears else 0)
     text = items[items.modality == "text"].reset_index(drop=True)
     speech = items[items.modality == "speech"].reset_index(drop=True)
 
@@ -555,8 +558,8 @@ def run_language(workspace: Workspace, plan: dict[str, Any], adapter: ModelAdapt
 def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
                    speech_cache: Path | None, voices: int = 1) -> pd.DataFrame:
     """The items of one language (text, then speech with duration and voice, in up to ``voices``
-    voices), from its part or made now; speech is synthesised or decoded one clip at a time and
-    not kept."""
+    voices; none for ``voices=0``), from its part or made now; speech is synthesised or decoded
+    one clip at a time and not kept."""
     from core import audio
     from core import corpus as corpus_module
 
@@ -567,7 +570,7 @@ def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
         rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "text",
                      "text": corpus.texts[lang][position], "position": position,
                      "duration_s": None, "voice": None})
-    n_voices = corpus_module.voice_count(corpus, lang, voices)
+    n_voices = corpus_module.voice_count(corpus, lang, voices) if voices > 0 else 0
     for voice_rank in range(n_voices):
         for position, sentence_id in enumerate(tqdm(corpus.sentence_ids, leave=False,
                                                     desc=f"speech {lang} voice {voice_rank + 1}")):

@@ -105,6 +105,40 @@ def test_runs_are_added_beside_the_old_ones_and_a_finished_job_is_a_no_op(fake_s
     assert not staging.parts_root(out).exists()
 
 
+def test_a_text_only_model_makes_no_speech_and_a_speech_model_adds_it_later(tmp_path,
+                                                                            monkeypatch):
+    """A model without a speech component reads no speech, so none is synthesised (or, for a
+    corpus of recordings, decoded) for its run; a speech model built into the same store later
+    adds the speech items beside the text run's, which stays as it was."""
+    argv = ["build", "--langs", "eng_Latn,deu_Latn", "--n-sentences", "3", "--out",
+            str(tmp_path / "lens.duckdb"), "--device", "cpu", "--n-permutations", "2",
+            "--n-bootstrap", "2", "--no-umap", "--metrics", "svcca", "--speech-cache",
+            str(tmp_path / "speech")]
+    real = pipeline._waveform
+
+    def no_speech(*_args, **_kwargs):
+        raise AssertionError("speech was made for a text-only run")
+
+    monkeypatch.setattr(pipeline, "_waveform", no_speech)
+    assert main([*argv, "--model", "e5-tiny-random"]) == 0
+    before = store_rows(tmp_path / "lens.duckdb")
+    assert set(before["items"].modality) == {"text"} and len(before["items"]) == 6
+    monkeypatch.setattr(pipeline, "_waveform", real)
+    assert main([*argv, "--model", "whisper-tiny-random", "--max-transcript-tokens", "4"]) == 0
+    after = store_rows(tmp_path / "lens.duckdb")
+    speech = after["items"][after["items"].modality == "speech"]
+    assert len(speech) == 6 * after["items"].voice_rank.nunique() and speech.duration_s.gt(0).all()
+    text = after["items"][after["items"].modality == "text"].reset_index(drop=True)
+    assert text["voice"].isna().all() and before["items"]["voice"].isna().all()
+    pd.testing.assert_frame_equal(  # the text items the e5 run reads are the same rows
+        text.drop(columns="voice"), before["items"].drop(columns="voice"))
+    (e5_run,) = before["runs"].run_id
+    for table in ("metrics", "activations", "components"):
+        pd.testing.assert_frame_equal(
+            after[table][after[table].run_id == e5_run].reset_index(drop=True), before[table],
+            check_exact=True, obj=table)
+
+
 def test_more_languages_add_their_items_only(fake_setup, tmp_path):
     out = tmp_path / "lens.duckdb"
     argv = ["build", "--corpus", str(fake_setup), "--model", "fake-model", "--out", str(out),
