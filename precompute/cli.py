@@ -177,15 +177,19 @@ def merge(ctx: click.Context, store_path: Path, workers: int) -> None:
               "--no-umap keeps the stored ones.")
 @click.option("--umap-n-neighbors", type=click.IntRange(min=2), help="Default: the run's.")
 @click.option("--umap-min-dist", type=float, help="Default: the run's.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes computing the metric groups (the result is the same; each reads "
+              "the layers it needs from the store and gets its share of the CPU threads).")
 @click.pass_context
-def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], **options) -> None:
+def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], workers: int,
+            **options) -> None:
     """Recompute metrics (and projections) from a store's activations, without the model."""
     from precompute.recompute import RecomputeOptions, recompute
 
     settings = RecomputeOptions(**options)
     with _sigterm_as_exit():  # so `kill` also removes the temporary store file
         done = _run(ctx, lambda: recompute(store_path, run_ids or None, settings,
-                                           command_line=ctx.obj.get("argv")))
+                                           command_line=ctx.obj.get("argv"), workers=workers))
     for run in done:
         maps = "projections kept" if run.n_projections is None else f"{run.n_projections} projections"
         click.echo(f"recomputed {run.run_id} in {store_path}: {run.n_metrics} metric rows, {maps}")

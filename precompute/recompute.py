@@ -63,10 +63,12 @@ class RecomputedRun:
 
 def recompute(store_path: str | Path, run_ids: Sequence[str] | None = None,
               options: RecomputeOptions = RecomputeOptions(), *,
-              command_line: Sequence[str] | None = None) -> list[RecomputedRun]:
+              command_line: Sequence[str] | None = None, workers: int = 1) -> list[RecomputedRun]:
     """Recompute ``run_ids`` (default: every complete run) in the store at ``store_path``.
 
     Checks the runs before copying anything, so a wrong run id or metric name costs no copy.
+    ``workers`` > 1 computes the metric groups in that many processes, as ``build --workers``
+    does (the same rows; each process reads the layers it needs from the store, read-only).
     """
     store_path = Path(store_path)
     with Store.open(store_path) as original:  # checks first: a wrong run id or metric costs no copy
@@ -80,7 +82,8 @@ def recompute(store_path: str | Path, run_ids: Sequence[str] | None = None,
         with Store.open(tmp, read_only=False) as store:
             versions = pipeline.collect_versions()
             done = [recompute_run(store, run_id, options, versions=versions,
-                                  command_line=command_line) for run_id in run_ids]
+                                  command_line=command_line, workers=workers,
+                                  source=store_path) for run_id in run_ids]
     log.info("published %s (recomputed: %s)", store_path, ", ".join(run_ids))
     return done
 
@@ -129,35 +132,132 @@ def settings_for(run: dict[str, Any], options: RecomputeOptions) -> BuildConfig:
     return config
 
 
+@dataclass
+class _RunInputs:
+    """What a run's metric and map stages read, rebuilt from the store (the same in
+    ``recompute_run`` and in each ``--workers`` process)."""
+
+    config: BuildConfig
+    components: list[Component]
+    prepared: PreparedCorpus
+    lengths: dict
+    text_unit: str
+    modality_pairs: list[tuple[str, str]] | None
+    pairs: list
+
+    @classmethod
+    def read(cls, store: Store, run_id: str, options: RecomputeOptions) -> _RunInputs:
+        run = store.run(run_id)
+        recorded = run["config"]
+        config = settings_for(run, options)
+        components = stored_components(store, run_id)
+        langs = recorded.get("run_langs") or recorded.get("corpus_langs")
+        prepared = stored_corpus(store, langs, {c.modality for c in components}, run_id=run_id)
+        text_lengths, text_unit = stored_text_lengths(prepared.modality_items("text"),
+                                                      recorded.get("text_length_unit"))
+        lengths = {"text": text_lengths,
+                   "speech": prepared.modality_items("speech").duration_s
+                   .to_numpy(dtype=np.float64),
+                   ("speech", 1): prepared.modality_items("speech", voice_rank=1)
+                   .duration_s.to_numpy(dtype=np.float64)}
+        recorded_pairs = recorded.get("modality_pairs")
+        modality_pairs = [tuple(p) for p in recorded_pairs] if recorded_pairs is not None \
+            else None
+        pairs = metric_pairs(components, list(prepared.langs), modality_pairs,
+                             second_voice_langs=prepared.second_voice_langs())
+        return cls(config, components, prepared, lengths, text_unit, modality_pairs, pairs)
+
+
+class StoredLayers:
+    """``(component, layer, voice_rank) -> (n_items, dim)`` float32 read from the store when asked
+    for, rows in ``prepared.modality_items`` order: a worker holds one layer at a time, not the
+    run's every activation."""
+
+    def __init__(self, store: Store, run_id: str, components: list[Component],
+                 prepared: PreparedCorpus):
+        self.store, self.run_id, self.prepared = store, run_id, prepared
+        self.by_name = {c.name: c for c in components}
+
+    def __call__(self, component: str, layer: int, voice_rank: int = 0) -> np.ndarray:
+        comp = self.by_name[component]
+        item_ids = self.prepared.modality_items(comp.modality, voice_rank=voice_rank) \
+            .item_id.to_numpy()
+        frame, vectors = self.store.activations(self.run_id, component, int(layer),
+                                                voice_rank=voice_rank)
+        row_of = pd.Series(np.arange(len(frame)), index=frame.item_id.to_numpy())
+        if len(frame) != len(item_ids) or not row_of.index.isin(item_ids).all():
+            raise BuildError(f"run {self.run_id!r}: {component} layer {layer} has {len(frame)} "
+                             f"stored vectors for {len(item_ids)} items; rebuild the store")
+        return vectors[row_of.loc[item_ids].to_numpy()]
+
+
+def recompute_group(store_path: str, run_id: str, options: RecomputeOptions, gid: int
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A worker process's share of ``recompute_run``: metric group ``gid`` (the build's grouping,
+    ``pipeline.metric_groups``) of a run, its metrics and metric variants."""
+    with Store.open(store_path) as store:
+        run = _RunInputs.read(store, run_id, options)
+        group = pipeline.metric_groups(run.pairs)[gid]
+        states = StoredLayers(store, run_id, run.components, run.prepared)
+        metrics = pipeline.compute_metrics(run.components, states, run.prepared, run.lengths,
+                                           run.config, modality_pairs=run.modality_pairs,
+                                           pairs=group, progress=False)
+        variants = pipeline.compute_metric_variants(run.components, states, run.prepared,
+                                                    run.lengths, run.config, group)
+    return metrics, variants
+
+
+def _groups_in_processes(store_path: Path, run_id: str, options: RecomputeOptions,
+                         n_groups: int, workers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=pipeline._limit_threads, initargs=(threads,)) as pool:
+        futures = [pool.submit(recompute_group, str(store_path), run_id, options, gid)
+                   for gid in range(n_groups)]
+        results = [future.result() for future in tqdm(
+            futures, desc=f"metrics {run_id} ({workers} workers)", unit="group")]
+    metrics = [m for m, _ in results if not m.empty]
+    variants = [v for _, v in results if not v.empty]
+    return (pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(),
+            pd.concat(variants, ignore_index=True) if variants else pd.DataFrame())
+
+
 def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
-                  versions: dict[str, Any], command_line: Sequence[str] | None = None) -> RecomputedRun:
-    """Compute one run's metrics (and maps) from its activations, then swap them in one transaction."""
+                  versions: dict[str, Any], command_line: Sequence[str] | None = None,
+                  workers: int = 1, source: Path | None = None) -> RecomputedRun:
+    """Compute one run's metrics (and maps) from its activations, then swap them in one
+    transaction. With ``workers`` > 1 the metric groups are computed in processes that read the
+    activations from ``source`` (the store ``store`` is a copy of; opened read-only there)."""
     run = store.run(run_id)
     recorded = run["config"]
-    config = settings_for(run, options)
-    components = stored_components(store, run_id)
-    langs = recorded.get("run_langs") or recorded.get("corpus_langs")
-    prepared = stored_corpus(store, langs, {c.modality for c in components}, run_id=run_id)
-    states = stored_states(store, run_id, components, prepared)
-    text_lengths, text_unit = stored_text_lengths(prepared.modality_items("text"),
-                                                  recorded.get("text_length_unit"))
-    lengths = {"text": text_lengths,
-               "speech": prepared.modality_items("speech").duration_s.to_numpy(dtype=np.float64),
-               ("speech", 1): prepared.modality_items("speech", voice_rank=1)
-               .duration_s.to_numpy(dtype=np.float64)}
-    pairs = recorded.get("modality_pairs")
-    modality_pairs = [tuple(p) for p in pairs] if pairs is not None else None
+    inputs = _RunInputs.read(store, run_id, options)
+    config, components, prepared, lengths = (inputs.config, inputs.components, inputs.prepared,
+                                             inputs.lengths)
+    text_unit, modality_pairs = inputs.text_unit, inputs.modality_pairs
 
     log.info("%s: recomputing metrics%s", run_id, " and UMAP maps" if config.umap else "")
-    metrics = pipeline.compute_metrics(components, states, prepared, lengths, config,
-                                       modality_pairs=modality_pairs)
-    all_pairs = metric_pairs(components, list(prepared.langs), modality_pairs,
-                             second_voice_langs=prepared.second_voice_langs())
-    variants = pipeline.compute_metric_variants(components, states, prepared, lengths, config,
-                                                all_pairs)
-    projections = pipeline.compute_projections(components, states, prepared, config,
-                                               modality_pairs=modality_pairs) \
-        if config.umap else None
+    groups = pipeline.metric_groups(inputs.pairs)
+    states = None
+    if workers > 1 and len(groups) > 1:
+        if source is None:
+            raise ValueError("workers > 1 needs the source store's path")
+        metrics, variants = _groups_in_processes(source, run_id, options, len(groups), workers)
+    else:
+        states = stored_states(store, run_id, components, prepared)
+        metrics = pipeline.compute_metrics(components, states, prepared, lengths, config,
+                                           modality_pairs=modality_pairs)
+        variants = pipeline.compute_metric_variants(components, states, prepared, lengths,
+                                                    config, inputs.pairs)
+    projections = None
+    if config.umap:
+        states = states if states is not None else stored_states(store, run_id, components,
+                                                                 prepared)
+        projections = pipeline.compute_projections(components, states, prepared, config,
+                                                   modality_pairs=modality_pairs)
 
     with store.transaction():
         store.delete_metrics(run_id)  # and the run's metric variants

@@ -754,3 +754,32 @@ def test_a_run_without_stored_activations_keeps_its_metrics_and_refuses_recomput
     capsys.readouterr()
     assert main(["metrics", "--store", str(out)]) == 1
     assert "no stored activations" in capsys.readouterr().err
+
+
+def test_recompute_in_worker_processes_gives_the_same_rows(tiny_copy, tmp_path, monkeypatch):
+    """`metrics --workers 2`: the metric groups computed in two processes that read the layers
+    from the store give the rows one process gives (metrics and metric variants)."""
+    from precompute import recompute as recompute_module
+
+    serial = tmp_path / "serial.duckdb"
+    shutil.copyfile(tiny_copy, serial)
+    assert main(["metrics", "--store", str(serial), "--no-umap"]) == 0
+    dispatched = []
+    real = recompute_module._groups_in_processes
+    monkeypatch.setattr(recompute_module, "_groups_in_processes",
+                        lambda *args: dispatched.append(args[3]) or real(*args))
+    assert main(["metrics", "--store", str(tiny_copy), "--no-umap", "--workers", "2"]) == 0
+    assert dispatched and dispatched[0] > 1  # the groups really went to processes
+    with Store.open(serial) as one, Store.open(tiny_copy) as two:
+        (run_id,) = one.runs().run_id
+        merged = _matched(one.metrics(run_id), two.metrics(run_id))
+        for column in METRIC_VALUES:
+            np.testing.assert_array_equal(merged[f"{column}_new"], merged[column], err_msg=column)
+        keys = ["variant", "pairing", "component_a", "component_b", "layer_a", "layer_b",
+                "lang_a", "lang_b", "metric", "params"]
+        a, b = one.metric_variants(run_id), two.metric_variants(run_id)
+        assert len(a) == len(b) > 0
+        pd.testing.assert_frame_equal(a.sort_values(keys).reset_index(drop=True),
+                                      b.sort_values(keys).reset_index(drop=True))
+        assert two.run(run_id)["config"]["recomputed"][-1]["command_line"][-2:] == ["--workers",
+                                                                                     "2"]
