@@ -103,9 +103,8 @@ def prepare(reference, languages, lang: str, stored_maps: dict) -> None:
     from core import recording
     from dashboard import recording_charts as rc
 
-    for (component, method), panels in recording.map_panels_of(reference).items():
-        key = (component, method, tuple((layer, params) for layer, params, _ in panels),
-               tuple((layer, name) for layer, _, name in panels))
+    for (component, method), (panels, names) in recording.map_panels_of(reference).items():
+        key = (component, method, panels, names)
         proj = reference.projections
         stored_maps[key] = rc.stored_map(proj[proj["method"] == method].reset_index(drop=True),
                                          rc.panel_frame(component, key[2]), languages,

@@ -174,8 +174,8 @@ def warm_up(adapter, *, lang: str = "eng_Latn", seconds: float = 5.0,
     """Run the page's model work once on a synthetic clip (a quiet tone) and a short text, so
     that the first user's clip does not pay the model's first-call costs (memory allocation,
     kernel choice: ~0.9 s of the first 5-s clip for whisper-base on a 2-core CPU). Returns False,
-    doing nothing, when the model does not know ``lang``. The adapter's per-clip caches keep the
-    tone's states until newer clips push them out; nothing else is kept."""
+    doing nothing, when the model does not know ``lang``. Meant for a model just loaded: the
+    adapter's per-clip caches are emptied afterwards (they held only the tone)."""
     if not adapter.supports_language(lang):
         return False
     times = np.arange(int(seconds * sampling_rate), dtype=np.float32) / sampling_rate
@@ -185,6 +185,8 @@ def warm_up(adapter, *, lang: str = "eng_Latn", seconds: float = 5.0,
         adapter.transcribe([tone], [lang])
     except NotImplementedError:
         pass
+    for cache in ("_layer_cache", "_encoder_cache"):  # the tone's states (Whisper keeps them)
+        getattr(adapter, cache, {}).clear()
     return True
 
 
@@ -661,10 +663,12 @@ def place_in_maps(reference: Reference, states: ClipStates, *, k: int = DEFAULT_
     return pd.DataFrame(out)
 
 
-def map_panels_of(reference: Reference) -> dict[tuple[str, str], tuple[tuple[int, str, str], ...]]:
+def map_panels_of(reference: Reference) -> dict[tuple[str, str], tuple[tuple, tuple]]:
     """Per (component, method) of the run's stored maps, its panels as ``place_in_maps`` places
-    a clip into them: ``(layer, params, layer_name)`` in layer order. Depends on the run only, so
-    the page can build the stored part of its maps before any clip arrives."""
+    a clip into them: ``((layer, params), ...)`` and ``((layer, layer_name), ...)`` in layer
+    order, the two tuples ``dashboard.recording_charts.map_panels`` reads off a clip's
+    placements. Depends on the run only, so the page can build the stored part of its maps
+    before any clip arrives."""
     proj = reference.projections
     out: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
     if proj.empty:
@@ -674,14 +678,19 @@ def map_panels_of(reference: Reference) -> dict[tuple[str, str], tuple[tuple[int
         if point is not None:
             out.setdefault((str(comp), str(method)), []).append(
                 (int(layer), str(rows["params"].iloc[0]), point.name))
-    return {key: tuple(panels) for key, panels in out.items()}
+    return {key: (tuple((layer, params) for layer, params, _ in panels),
+                  tuple((layer, name) for layer, _, name in panels))
+            for key, panels in out.items()}
 
 
 def prepare_language(reference: Reference, lang: str, *, n_shuffles: int = N_SHUFFLES,
                      seed: int = 0) -> int:
     """Compute (and cache in ``reference``) the corpus side of the agreement for ``lang`` at every
     layer pair ``agreement`` compares: what the first clip of a language would otherwise wait
-    for. Returns the number of layer pairs now cached."""
+    for. Returns the number of layer pairs now cached; 0 for a language the run does not hold
+    (its clips compare with every language's pairs, computed when such a clip comes)."""
+    if lang not in reference.langs():
+        return 0
     done = 0
     for text_comp, speech_comp in reference.modality_pairs:
         n_s, n_t = reference.n_layers(speech_comp), reference.n_layers(text_comp)

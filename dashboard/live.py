@@ -20,6 +20,7 @@ removed at once, under a name of ours).
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ from dashboard import recording_charts, state
 
 #: what the page tells the user when a model cannot be loaded here
 LOAD_FAILED = "cannot be loaded on this machine"
+
+log = logging.getLogger("crossmodal_lens")
 
 
 @dataclass
@@ -54,7 +57,11 @@ def _load(name: str) -> LoadedModel:
 
     with _LOAD_LOCK:  # two first visitors at once: one load, the other waits for it
         adapter = load_model(name, progress=False)
-        recording.warm_up(adapter)  # part of loading: the first clip then costs what later ones do
+        try:  # part of loading: the first clip then costs what later ones do
+            recording.warm_up(adapter)
+        except Exception:  # noqa: BLE001 - a failed warm-up must not make the model unusable
+            log.warning("warming %s up failed; its first clip will be slower", name,
+                        exc_info=True)
         return LoadedModel(adapter, threading.Lock())
 
 
@@ -81,7 +88,8 @@ def stored_map(ref: state.StoreRef, run_id: str, component: str, method: str,
                panels: tuple[tuple[int, str], ...], layer_names: tuple[tuple[int, str], ...]
                ) -> recording_charts.StoredMap:
     """``recording_charts.stored_map`` of the run's ``method`` maps for ``component``'s panels
-    (``recording_charts.map_panels``); shared and never edited: ``clip_map_figure`` copies it."""
+    (``recording_charts.map_panels``); shared by every session, nothing is added to it:
+    ``clip_map_figure`` copies it (one copy at a time)."""
     projections = reference(ref, run_id).projections
     points = projections[projections["method"] == method].reset_index(drop=True)
     return recording_charts.stored_map(points, recording_charts.panel_frame(component, panels),
@@ -89,15 +97,19 @@ def stored_map(ref: state.StoreRef, run_id: str, component: str, method: str,
                                        layer_names=dict(layer_names))
 
 
-def prepare(ref: state.StoreRef, run_id: str, lang: str | None) -> None:
-    """While the page waits for a clip: build the run's stored maps and, when the language is
-    chosen, the corpus side of its agreement, so the first clip costs what later ones do. Both
-    are cached (``stored_map``; the reference's own cache), so later calls return at once."""
+def prepare(ref: state.StoreRef, run_id: str, model: str, lang: str | None) -> None:
+    """While the page waits for a clip: load (and warm up) the run's model, build the run's
+    stored maps and, when the language is chosen, the corpus side of its agreement, so the first
+    clip costs what later ones do. All are cached (``_load``, ``stored_map``, the reference's
+    own cache), so later calls return at once. A model that cannot load here is left for the
+    clip's analysis to explain."""
+    try:
+        loaded_model(model)
+    except ModelUnavailable:
+        pass
     reference_ = reference(ref, run_id)
-    for (component, method), panels in recording.map_panels_of(reference_).items():
-        stored_map(ref, run_id, component, method,
-                   tuple((layer, params) for layer, params, _name in panels),
-                   tuple((layer, name) for layer, _params, name in panels))
+    for (component, method), (panels, names) in recording.map_panels_of(reference_).items():
+        stored_map(ref, run_id, component, method, panels, names)
     if lang is not None:
         recording.prepare_language(reference_, lang)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +163,12 @@ def agreement_figure(rows: pd.DataFrame, *, title: str = "Your text-vs-speech ag
                                                   legend=dict(orientation="h", y=-0.2))
 
 
+#: ``go.Figure(figure)`` takes each source trace's "type" out of its properties and puts it back
+#: while copying; a StoredMap is shared by every session's thread, so two copies at once could see
+#: a trace without its type (a scattergl read as scatter). Copies are made one at a time.
+_COPY_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class MapPanel:
     """One layer's panel of a stored map: where it sits in the grid and, per stored item, its
@@ -177,7 +184,8 @@ class StoredMap:
     """The part of the map figure that does not depend on the clip: the panels with the stored
     points, the language legend, axes and layout (about four fifths of the figure's building
     time for a 20-language store). Built once per run and component (the page caches it) and
-    copied for each clip by ``clip_map_figure``, never edited."""
+    copied for each clip by ``clip_map_figure`` (one copy at a time: ``_COPY_LOCK``); nothing
+    is added to it."""
     figure: go.Figure
     panels: dict[int, MapPanel]
     hover: pd.Series  # item_id -> "language · modality · text" (HTML-escaped)
@@ -277,7 +285,8 @@ def clip_map_figure(stored: StoredMap, placements: pd.DataFrame, *, component: s
                     ) -> go.Figure:
     """A copy of the stored map with the clip placed into each panel (star: recording, x:
     transcript), lines to the neighbours it was placed by, ringed and named on hover."""
-    fig = go.Figure(stored.figure)
+    with _COPY_LOCK:  # plotly's copy briefly edits the source traces (see _COPY_LOCK)
+        fig = go.Figure(stored.figure)
     here = placements[placements["component"] == component] if not placements.empty else placements
     if not stored.panels or here.empty:
         return fig

@@ -40,8 +40,22 @@ log = logging.getLogger("precompute")
 JOB_FILE = "job.json"
 
 
-_READER: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_READER: duckdb.DuckDBPyConnection | None = None
 _READER_LOCK = threading.Lock()
+_INHERITED: list[duckdb.DuckDBPyConnection] = []
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not use or close the parent's connection (closing it there aborts or
+    hangs the child): it is kept, untouched, and the child opens its own on first use; the lock
+    is new (the parent's may have been held at the fork)."""
+    global _READER, _READER_LOCK
+    if _READER is not None:
+        _INHERITED.append(_READER)
+    _READER, _READER_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager
@@ -49,12 +63,12 @@ def _cursor() -> Iterator[duckdb.DuckDBPyConnection]:
     """A cursor of this process's in-memory DuckDB connection (parts are plain Parquet files;
     the connection holds no data). Opening a connection costs ~30 ms, and a build reads
     hundreds of parts (a layer of one language at a time), so one connection is kept per process
-    (a forked child opens its own) and each call gets its own cursor (safe across threads)."""
+    and each call gets its own cursor (safe across threads)."""
     global _READER
     with _READER_LOCK:
-        if _READER is None or _READER[0] != os.getpid():
-            _READER = (os.getpid(), duckdb.connect())
-        cursor = _READER[1].cursor()
+        if _READER is None:
+            _READER = duckdb.connect()
+        cursor = _READER.cursor()
     try:
         yield cursor
     finally:

@@ -502,3 +502,39 @@ def test_unreadable_newer_or_older_store(bad_input, tmp_path, capsys, monkeypatc
     assert main(_argv(bad_input, older)) == 1
     assert f"python -m precompute migrate --store {older}" in _one_line_error(capsys)
     _nothing_written(tmp_path, before)
+
+
+def test_parts_are_read_in_threads_and_in_a_forked_child(tmp_path):
+    """Parts go through one DuckDB connection per process: threads each get a cursor, and a
+    child forked after the parent used it opens its own (it must not touch the parent's)."""
+    import multiprocessing
+
+    workspace = staging.Workspace(tmp_path / "lens.duckdb")
+    for i in range(4):
+        workspace.write_part(pd.DataFrame({"value": [i, i + 1]}), "run", "items", f"l{i}")
+    seen, errors = [], []
+
+    def read(i: int) -> None:
+        try:
+            for _ in range(20):
+                seen.append(workspace.read_part("run", "items", f"l{i}").value.tolist())
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(seen) == 80 and sorted(map(tuple, seen))[0] == (0, 1)
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_read_in_child, args=(workspace, queue))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0 and queue.get(timeout=5) == [2, 3]
+
+
+def _read_in_child(workspace, queue) -> None:
+    queue.put(workspace.read_part("run", "items", "l2").value.tolist())

@@ -386,8 +386,8 @@ def test_the_stored_side_is_prepared_before_a_clip_as_a_clip_would_use_it(tiny):
     for component in dict.fromkeys(result.placements["component"]):
         method = str(result.placements["method"].iloc[0])
         panels, names = rc.map_panels(result.placements, component)
-        assert tuple((layer, params) for layer, params, _ in prepared[(component, method)]) == panels
-        assert tuple((layer, name) for layer, _, name in prepared[(component, method)]) == names
+        assert prepared[(component, method)] == (panels, names)  # the page's cache key
+    assert rec.prepare_language(reference, "zzz_Latn") == 0  # not in the run: nothing to prepare
 
 
 def test_clip_without_text_skips_the_text_path(tiny):

@@ -109,3 +109,37 @@ def test_a_stored_map_serves_many_clips_and_is_never_edited():
     panels, names = rc.map_panels(_placements(), "speech_encoder")
     assert panels == ((0, "{}"), (1, "{}")) and names == ((0, "L0"), (1, "L1"))
     hash((panels, names))  # a cache key
+
+
+def test_clips_copied_from_one_stored_map_in_many_threads_keep_every_trace_type():
+    """Sessions run in threads and share one StoredMap: copies made at once all keep the stored
+    points as scattergl and the stored figure stays as built (plotly's copy edits the source
+    traces for a moment, so copies are made one at a time)."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    points = pd.DataFrame({"component": "speech_encoder", "layer": np.repeat([0, 1], n),
+                           "item_id": np.tile(np.arange(n), 2), "method": "umap",
+                           "x": rng.random(2 * n), "y": rng.random(2 * n),
+                           "lang": np.where(np.tile(np.arange(n), 2) % 2, "deu_Latn", "eng_Latn"),
+                           "modality": "speech", "text": "s", "params": "{}"})
+    stored = rc.stored_map(points, _placements(), LANGUAGES, component="speech_encoder")
+    types = [t.type for t in stored.figure.data]
+    wrong, errors = [], []
+
+    def draw() -> None:
+        try:
+            for _ in range(10):
+                fig = rc.clip_map_figure(stored, _placements(), component="speech_encoder")
+                wrong.extend(t.type for t in fig.data[:len(types)] if t.type != "scattergl")
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and not wrong
+    assert [t.type for t in stored.figure.data] == types == ["scattergl"] * len(types)

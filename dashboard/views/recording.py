@@ -76,8 +76,8 @@ typed = st.text_input("What is said (optional)", key="recording_typed",
                       help="Leave empty to use the model's transcript (shown below, editable).")
 if upload is None:
     st.info("Upload or record a clip to start.", icon=":material/mic:")
-    with st.spinner("Preparing the run's stored side for your clip…"):
-        live.prepare(ref, sel.run_id, None if chosen_lang == AUTO else chosen_lang)
+    with st.spinner(f"Loading {sel.model} and preparing the run's stored side for your clip…"):
+        live.prepare(ref, sel.run_id, sel.model, None if chosen_lang == AUTO else chosen_lang)
     st.stop()
 
 progress = st.progress(0, text="Decoding the audio…")
