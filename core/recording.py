@@ -686,11 +686,12 @@ def map_panels_of(reference: Reference) -> dict[tuple[str, str], tuple[tuple, tu
 def prepare_language(reference: Reference, lang: str, *, n_shuffles: int = N_SHUFFLES,
                      seed: int = 0) -> int:
     """Compute (and cache in ``reference``) the corpus side of the agreement for ``lang`` at every
-    layer pair ``agreement`` compares: what the first clip of a language would otherwise wait
-    for. Returns the number of layer pairs now cached; 0 for a language the run does not hold
+    layer pair ``agreement`` compares, and the language's normalised stored texts (the sentence
+    match): what the first clip of a language would otherwise wait for. Returns the number of layer pairs now cached; 0 for a language the run does not hold
     (its clips compare with every language's pairs, computed when such a clip comes)."""
     if lang not in reference.langs():
         return 0
+    _normalised_texts(reference, lang)  # what the clip's text is matched against
     done = 0
     for text_comp, speech_comp in reference.modality_pairs:
         n_s, n_t = reference.n_layers(speech_comp), reference.n_layers(text_comp)

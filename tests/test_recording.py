@@ -377,6 +377,7 @@ def test_the_stored_side_is_prepared_before_a_clip_as_a_clip_would_use_it(tiny):
     reference.__dict__.pop("_corpus_agreement_cache", None)
     assert rec.prepare_language(reference, "eng_Latn") == 3  # one per speech layer
     cached = dict(reference.__dict__["_corpus_agreement_cache"])
+    assert "eng_Latn" in reference.__dict__["_normalised_texts"]
     wave = synthesize("The weather is cold today.", "en-us")
     result = rec.analyse(reference, rec.clip_states(model, wave, "eng_Latn",
                                                     "The weather is cold today."), k=4)
