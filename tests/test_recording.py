@@ -165,6 +165,17 @@ def test_masked_pearson_same_columns_path_equals_per_row_masks():
     np.testing.assert_allclose(rec.masked_pearson(a, b[:1], mask),
                                rec.masked_pearson(a, np.tile(b[:1], (5, 1)), np.tile(mask, (5, 1))),
                                atol=1e-6)
+    # ... and so does a broadcast view of it (stride 0), exactly as numpy's correlation
+    view = np.broadcast_to(b[0], a.shape)
+    got = rec.masked_pearson(a, view, mask)
+    for i in range(5):
+        assert got[i] == pytest.approx(np.corrcoef(a[i, mask], b[0, mask])[0, 1], abs=1e-12)
+    np.testing.assert_allclose(got, rec.masked_pearson(a, np.tile(b[:1], (5, 1)), mask),
+                               rtol=0, atol=1e-12)
+    constant = a.copy()
+    constant[3] = 0.5
+    assert np.isnan(rec.masked_pearson(constant, view, mask)[3])
+    assert np.isnan(rec.masked_pearson(a, np.broadcast_to(np.ones(40), a.shape), mask)).all()
 
 
 def test_corpus_side_is_computed_once_and_reused_unchanged(corpus):
