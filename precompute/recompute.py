@@ -170,8 +170,8 @@ class _RunInputs:
 
 class StoredLayers:
     """``(component, layer, voice_rank) -> (n_items, dim)`` float32 read from the store when asked
-    for, rows in ``prepared.modality_items`` order: a worker holds one layer at a time, not the
-    run's every activation."""
+    for, rows in ``prepared.modality_items`` order (checked complete): a worker holds one layer at
+    a time, not the run's every activation; ``stored_states`` reads every layer through it."""
 
     def __init__(self, store: Store, run_id: str, components: list[Component],
                  prepared: PreparedCorpus):
@@ -185,9 +185,13 @@ class StoredLayers:
         frame, vectors = self.store.activations(self.run_id, component, int(layer),
                                                 voice_rank=voice_rank)
         row_of = pd.Series(np.arange(len(frame)), index=frame.item_id.to_numpy())
-        if len(frame) != len(item_ids) or not row_of.index.isin(item_ids).all():
-            raise BuildError(f"run {self.run_id!r}: {component} layer {layer} has {len(frame)} "
-                             f"stored vectors for {len(item_ids)} items; rebuild the store")
+        if len(frame) != len(item_ids) or not row_of.index.isin(item_ids).all() \
+                or vectors.shape[1] != comp.dim:
+            raise BuildError(
+                f"run {self.run_id!r}: {comp.name} layer {layer} has {len(frame)} stored vectors "
+                f"(dim {vectors.shape[1] if vectors.size else 0}) for the "
+                f"{len(item_ids)} {comp.modality} items of dim {comp.dim}; the store is "
+                "incomplete, rebuild it with `python -m precompute build`")
         return vectors[row_of.loc[item_ids].to_numpy()]
 
 
@@ -359,23 +363,13 @@ def stored_states(store: Store, run_id: str, components: list[Component],
     todo = [(comp, 0) for comp in components] + \
         [(comp, 1) for comp in components if second and comp.modality == "speech"]
     total = sum(c.n_layers for c, _ in todo)
+    layers = StoredLayers(store, run_id, components, prepared)
     with tqdm(total=total, desc=f"load activations {run_id}", unit="layer") as bar:
         for comp, voice_rank in todo:
-            item_ids = prepared.modality_items(comp.modality, voice_rank=voice_rank) \
-                .item_id.to_numpy()
-            array = np.empty((len(item_ids), comp.n_layers, comp.dim), dtype=np.float32)
+            n_items = len(prepared.modality_items(comp.modality, voice_rank=voice_rank))
+            array = np.empty((n_items, comp.n_layers, comp.dim), dtype=np.float32)
             for layer in range(comp.n_layers):
-                frame, vectors = store.activations(run_id, comp.name, layer,
-                                                   voice_rank=voice_rank)
-                row_of = pd.Series(np.arange(len(frame)), index=frame.item_id.to_numpy())
-                if len(frame) != len(item_ids) or not row_of.index.isin(item_ids).all() \
-                        or vectors.shape[1] != comp.dim:
-                    raise BuildError(
-                        f"run {run_id!r}: {comp.name} layer {layer} has {len(frame)} stored vectors "
-                        f"(dim {vectors.shape[1] if vectors.size else 0}) for the "
-                        f"{len(item_ids)} {comp.modality} items of dim {comp.dim}; the store is "
-                        "incomplete, rebuild it with `python -m precompute build`")
-                array[:, layer, :] = vectors[row_of.loc[item_ids].to_numpy()]
+                array[:, layer, :] = layers(comp.name, layer, voice_rank)
                 bar.update(1)
             states[(comp.name, 1) if voice_rank else comp.name] = array
     return states
