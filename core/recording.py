@@ -43,7 +43,7 @@ Frames (``frame_agreement``)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -582,6 +582,18 @@ def _shared_space(text_point: ReferencePoint, speech_point: ReferencePoint) -> b
             and speech_point.unit.shape[1] == text_point.unit.shape[1])
 
 
+def _layer_pairs(reference: Reference, text_comp: str, speech_comp: str
+                 ) -> Iterator[tuple[int, int, ReferencePoint, ReferencePoint]]:
+    """(speech layer, text layer, speech point, text point) of every speech layer whose stored
+    point and text point at the same relative depth both exist: what ``agreement`` compares."""
+    n_s, n_t = reference.n_layers(speech_comp), reference.n_layers(text_comp)
+    for ls in range(n_s):
+        lt = aligned_layer(n_s, n_t, ls)
+        sp, tp = reference.points.get((speech_comp, ls)), reference.points.get((text_comp, lt))
+        if sp is not None and tp is not None:
+            yield ls, lt, sp, tp
+
+
 def agreement(reference: Reference, states: ClipStates, sentence_id: int | None = None, *,
               n_shuffles: int = N_SHUFFLES, seed: int = 0) -> pd.DataFrame:
     """The clip's text-vs-speech agreement per layer, with the corpus's same-sentence pairs of the
@@ -597,12 +609,7 @@ def agreement(reference: Reference, states: ClipStates, sentence_id: int | None 
     for text_comp, speech_comp in reference.modality_pairs:
         if text_comp not in states.pooled or speech_comp not in states.pooled:
             continue
-        n_s, n_t = reference.n_layers(speech_comp), reference.n_layers(text_comp)
-        for ls in range(n_s):
-            lt = aligned_layer(n_s, n_t, ls)
-            sp, tp = reference.points.get((speech_comp, ls)), reference.points.get((text_comp, lt))
-            if sp is None or tp is None:
-                continue
+        for ls, lt, sp, tp in _layer_pairs(reference, text_comp, speech_comp):
             side = _corpus_agreement(reference, tp, sp, states.lang, n_shuffles, seed)
             u_s = _unit(states.pooled[speech_comp][ls])
             u_t = _unit(states.pooled[text_comp][lt])
@@ -705,20 +712,17 @@ def prepare_language(reference: Reference, lang: str, *, n_shuffles: int = N_SHU
                      seed: int = 0) -> int:
     """Compute (and cache in ``reference``) the corpus side of the agreement for ``lang`` at every
     layer pair ``agreement`` compares, and the language's normalised stored texts (the sentence
-    match): what the first clip of a language would otherwise wait for. Returns the number of layer pairs now cached; 0 for a language the run does not hold
-    (its clips compare with every language's pairs, computed when such a clip comes)."""
+    match): what the first clip of a language would otherwise wait for. Returns the number of
+    layer pairs now cached; 0 for a language the run does not hold (its clips compare with every
+    language's pairs, computed when such a clip comes)."""
     if lang not in reference.langs():
         return 0
     _normalised_texts(reference, lang)  # what the clip's text is matched against
     done = 0
     for text_comp, speech_comp in reference.modality_pairs:
-        n_s, n_t = reference.n_layers(speech_comp), reference.n_layers(text_comp)
-        for ls in range(n_s):
-            sp = reference.points.get((speech_comp, ls))
-            tp = reference.points.get((text_comp, aligned_layer(n_s, n_t, ls)))
-            if sp is not None and tp is not None:
-                _corpus_agreement(reference, tp, sp, lang, n_shuffles, seed)
-                done += 1
+        for _ls, _lt, sp, tp in _layer_pairs(reference, text_comp, speech_comp):
+            _corpus_agreement(reference, tp, sp, lang, n_shuffles, seed)
+            done += 1
     return done
 
 
