@@ -119,8 +119,7 @@ def one_run(data: bytes, adapter, reference, languages, lang: str, detect: bool,
     from core import recording
     from core.audio import decode_upload
 
-    for cache in ("_encoder_cache", "_layer_cache"):  # every run is a new clip to the model
-        getattr(adapter, cache, {}).clear()
+    adapter.clear_clip_caches()  # every run is a new clip to the model
     times = {}
     start = time.perf_counter()
     clip = decode_upload(data)

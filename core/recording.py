@@ -185,8 +185,7 @@ def warm_up(adapter, *, lang: str = "eng_Latn", seconds: float = 5.0,
         adapter.transcribe([tone], [lang])
     except NotImplementedError:
         pass
-    for cache in ("_layer_cache", "_encoder_cache"):  # the tone's states (Whisper keeps them)
-        getattr(adapter, cache, {}).clear()
+    adapter.clear_clip_caches()  # they hold only the tone's states
     return True
 
 

@@ -287,6 +287,10 @@ class ModelAdapter(ABC):
         """Speech-to-text, for models that can; used to measure how well synthetic speech is heard."""
         raise NotImplementedError(f"model {self.name!r} cannot transcribe")
 
+    def clear_clip_caches(self) -> None:
+        """Forget the states kept of recent clips (adapters that keep some: Whisper's encoder
+        and layer caches), e.g. after a warm-up or between benchmark runs. Nothing by default."""
+
     def info(self) -> dict:
         """Provenance recorded in a run's config (weights source, dtype, revision...)."""
         return {"name": self.name, "device": self.device}

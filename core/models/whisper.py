@@ -429,6 +429,10 @@ class WhisperAdapter(ModelAdapter):
         self._layer_cache.move_to_end(key)
         return self._layer_cache[key]
 
+    def clear_clip_caches(self) -> None:
+        self._encoder_cache.clear()
+        self._layer_cache.clear()
+
     def _remember_encoding(self, wave: np.ndarray, output: torch.Tensor) -> None:
         key = _waveform_key(wave)
         self._encoder_cache[key] = output
