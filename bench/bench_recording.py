@@ -84,31 +84,33 @@ def figures(result, clip, reference, languages, stored_maps: dict) -> list:
         method = str(placements["method"].iloc[0])
         placements = placements[placements["method"] == method]
         for component in dict.fromkeys(placements["component"]):
-            panels, names = rc.map_panels(placements, component)
-            key = (component, method, panels, names)
-            if key not in stored_maps:  # as live.stored_map
-                proj = reference.projections
-                stored_maps[key] = rc.stored_map(
-                    proj[proj["method"] == method].reset_index(drop=True),
-                    rc.panel_frame(component, panels), languages, component=component,
-                    layer_names=dict(names))
-            figs.append(rc.clip_map_figure(stored_maps[key], placements, component=component))
+            stored = _stored_map(stored_maps, reference, languages, component, method,
+                                 *rc.map_panels(placements, component))
+            figs.append(rc.clip_map_figure(stored, placements, component=component))
     figs += [rc.frame_figure(view, clip.waveform, clip.sampling_rate) for view in result.frames]
     return figs
 
 
-def prepare(reference, languages, lang: str, stored_maps: dict) -> None:
-    """What ``dashboard.live.prepare`` does before a clip arrives, with ``stored_maps`` standing
-    for its ``stored_map`` cache (keys as ``figures`` looks them up)."""
-    from core import recording
+def _stored_map(stored_maps: dict, reference, languages, component: str, method: str,
+                panels: tuple, names: tuple):
+    """``live.stored_map`` with ``stored_maps`` for its cache."""
     from dashboard import recording_charts as rc
 
+    key = (component, method, panels, names)
+    if key not in stored_maps:
+        stored_maps[key] = rc.run_stored_map(reference.projections, languages,
+                                             component=component, method=method, panels=panels,
+                                             layer_names=names)
+    return stored_maps[key]
+
+
+def prepare(reference, languages, lang: str, stored_maps: dict) -> None:
+    """What ``dashboard.live.prepare`` does before a clip arrives (the model is loaded and warmed
+    up already), with ``stored_maps`` standing for its ``stored_map`` cache."""
+    from core import recording
+
     for (component, method), (panels, names) in recording.map_panels_of(reference).items():
-        key = (component, method, panels, names)
-        proj = reference.projections
-        stored_maps[key] = rc.stored_map(proj[proj["method"] == method].reset_index(drop=True),
-                                         rc.panel_frame(component, key[2]), languages,
-                                         component=component, layer_names=dict(key[3]))
+        _stored_map(stored_maps, reference, languages, component, method, panels, names)
     recording.prepare_language(reference, lang)
 
 

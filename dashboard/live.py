@@ -90,11 +90,9 @@ def stored_map(ref: state.StoreRef, run_id: str, component: str, method: str,
     """``recording_charts.stored_map`` of the run's ``method`` maps for ``component``'s panels
     (``recording_charts.map_panels``); shared by every session, nothing is added to it:
     ``clip_map_figure`` copies it (one copy at a time)."""
-    projections = reference(ref, run_id).projections
-    points = projections[projections["method"] == method].reset_index(drop=True)
-    return recording_charts.stored_map(points, recording_charts.panel_frame(component, panels),
-                                       state.languages(ref), component=component,
-                                       layer_names=dict(layer_names))
+    return recording_charts.run_stored_map(reference(ref, run_id).projections,
+                                           state.languages(ref), component=component,
+                                           method=method, panels=panels, layer_names=layer_names)
 
 
 def prepare(ref: state.StoreRef, run_id: str, model: str, lang: str | None) -> None:

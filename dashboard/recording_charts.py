@@ -281,6 +281,16 @@ def panel_frame(component: str, panels: tuple[tuple[int, str], ...]) -> pd.DataF
                          "params": [params for _, params in panels]})
 
 
+def run_stored_map(projections: pd.DataFrame, languages: pd.DataFrame, *, component: str,
+                   method: str, panels: tuple[tuple[int, str], ...],
+                   layer_names: tuple[tuple[int, str], ...]) -> StoredMap:
+    """``stored_map`` of a run's ``method`` maps (``projections``: all of the run's rows) for
+    the panels ``map_panels`` gives: what the page caches per run, component and method."""
+    points = projections[projections["method"] == method].reset_index(drop=True)
+    return stored_map(points, panel_frame(component, panels), languages, component=component,
+                      layer_names=dict(layer_names))
+
+
 def clip_map_figure(stored: StoredMap, placements: pd.DataFrame, *, component: str
                     ) -> go.Figure:
     """A copy of the stored map with the clip placed into each panel (star: recording, x:
