@@ -1,0 +1,232 @@
+"""Latency of "Your recording" in a real browser: from the upload to the last chart drawn.
+
+``bench_recording`` times the server's part (decode, model, neighbours, figures built and
+serialised); this one times what a user waits for. It starts the dashboard as a user does
+(``streamlit run dashboard/app.py``, via ``dashboard.server``) on a store, opens the page in
+headless Chromium (playwright, Debian's ``/usr/bin/chromium``), chooses the language, waits until
+the page has prepared the run (model loaded and warmed up, stored maps built: the "Upload or record
+a clip to start." message with no spinner), then uploads a clip through the file input and reads,
+from a MutationObserver installed in the page before the upload:
+
+- ``server``: upload to the page's progress bar gone (the script's last line empties it: every
+  element has been sent);
+- ``drawn``: upload to the last change inside any Plotly chart (its final draw, relayouts after
+  late width changes included), once ``--min-charts`` charts are on the page and nothing changed
+  for ``--quiet-ms``;
+- ``after server``: ``drawn - server``, the browser's drawing that the server does not wait for.
+
+Also the CPU seconds of the server process and of Chromium's processes over each upload: on a
+machine where both share the cores, the browser's part competes with the server's.
+
+Each repeat opens the page afresh. ``new clip``: the clip differs from every earlier one in one
+sample (a new content hash), so the server recomputes it; ``cached``: the same bytes again (the
+page's per-clip caches answer). Clips as in ``bench_recording`` (FLEURS English cut or joined, or
+espeak-ng without ../shared).
+
+    .venv/bin/python -m bench.bench_recording_browser --store data/crossmodal_lens.duckdb
+    .venv/bin/python -m bench.bench_recording_browser --seconds 5 --repeats 5 --screenshots out/
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench.bench_recording import RATE, speech, wav_bytes  # noqa: E402
+
+#: waveform, neighbours x 2 (encoder, decoder), agreement, maps x 2, frames (a sentence-rank
+#: chart too when the clip says a stored sentence)
+MIN_CHARTS = 7
+TIMEOUT_MS = 300_000
+
+#: timestamps (performance.now) of the last change inside a Plotly chart and of the progress
+#: bar's removal, kept on window.__lens; reset before each upload
+OBSERVER_JS = """() => {
+  const lens = window.__lens = {start: performance.now(), lastPlot: null, progressGone: null,
+                                sawProgress: false};
+  const observer = new MutationObserver((mutations) => {
+    const now = performance.now();
+    for (const m of mutations) {
+      const node = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+      if (node && node.closest && node.closest('.js-plotly-plot')) lens.lastPlot = now;
+    }
+    const progress = document.querySelector('[data-testid="stProgress"]');
+    if (progress) lens.sawProgress = true;
+    else if (lens.sawProgress && lens.progressGone === null) lens.progressGone = now;
+  });
+  observer.observe(document.body, {subtree: true, childList: true, attributes: true,
+                                   characterData: true});
+  lens.observer = observer;
+}"""
+
+#: true once ``n`` charts have an svg, no progress bar or spinner is shown and no chart changed
+#: for ``quiet`` ms
+SETTLED_JS = """([n, quiet]) => {
+  const lens = window.__lens;
+  const plots = Array.from(document.querySelectorAll('.js-plotly-plot'))
+                     .filter(p => p.querySelector('.main-svg')).length;
+  const busy = document.querySelector('[data-testid="stProgress"]')
+            || document.querySelector('[data-testid="stStatusWidget"] [data-testid="stSpinner"]')
+            || document.querySelector('[data-testid="stSkeleton"]');
+  return plots >= n && !busy && lens.progressGone !== null && lens.lastPlot !== null
+         && performance.now() - lens.lastPlot > quiet;
+}"""
+
+
+def distinct_clip(wave: np.ndarray, index: int) -> bytes:
+    """``wave`` as WAV, differing from the clips of other ``index`` in one sample's least
+    significant bit pattern (inaudible; a different content hash, so no cached result)."""
+    changed = wave.copy()
+    changed[index % len(changed)] += (index + 1) / 32768.0
+    return wav_bytes(changed)
+
+
+def choose_language(page, label: str) -> None:
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Language")
+    box.click()
+    page.keyboard.type(label)
+    page.get_by_role("option", name=label).click()
+    page.wait_for_function(
+        """(label) => Array.from(document.querySelectorAll('[data-testid="stSelectbox"] input'))
+                          .some(i => (i.value || i.getAttribute('aria-label') || '').includes(label))
+                     || document.querySelector('[data-testid="stMain"]').innerText.includes(label)""",
+        arg=label, timeout=30_000)
+
+
+def wait_prepared(page, timeout_ms: int) -> None:
+    """Until the page waits for a clip with its preparation done (no spinner)."""
+    page.get_by_text("Upload or record a clip to start.").wait_for(timeout=timeout_ms)
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stSpinner"]')
+                 && !document.querySelector('[data-testid="stStatusWidget"]')""",
+        timeout=timeout_ms)
+    page.wait_for_timeout(500)
+
+
+def chromium_cpu(root_pid: int) -> float:
+    """CPU seconds (user + system) of every process under ``root_pid`` named like Chromium."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.Process(root_pid).children(recursive=True):
+        try:
+            if "chrom" in process.name():
+                times = process.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_ms: int,
+           server_pid: int, screenshot: Path | None = None) -> dict:
+    """Open the page, prepare, upload ``clip``; the timings of one upload."""
+    import os
+
+    from dashboard.server import cpu_seconds
+
+    page.goto(f"{url}/recording", wait_until="domcontentloaded")
+    wait_prepared(page, TIMEOUT_MS)
+    choose_language(page, lang_label)
+    wait_prepared(page, TIMEOUT_MS)
+    page.evaluate(OBSERVER_JS)
+    server_cpu, browser_cpu = cpu_seconds(server_pid), chromium_cpu(os.getpid())
+    page.locator('input[type="file"]').set_input_files(str(clip))
+    page.wait_for_function(SETTLED_JS, arg=[min_charts, quiet_ms], timeout=TIMEOUT_MS,
+                           polling=100)
+    lens = page.evaluate("() => ({start: __lens.start, lastPlot: __lens.lastPlot, "
+                         "progressGone: __lens.progressGone})")
+    server_cpu = cpu_seconds(server_pid) - server_cpu
+    browser_cpu = chromium_cpu(os.getpid()) - browser_cpu
+    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    if errors.count():
+        raise RuntimeError(f"the page shows an error: {errors.first.inner_text()}")
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot), full_page=True)
+    server_s = (lens["progressGone"] - lens["start"]) / 1000
+    drawn_s = (lens["lastPlot"] - lens["start"]) / 1000
+    return {"server": server_s, "drawn": max(drawn_s, server_s),
+            "after server": max(drawn_s - server_s, 0.0), "server cpu": server_cpu,
+            "browser cpu": browser_cpu,
+            "charts": page.locator(".js-plotly-plot").count()}
+
+
+COLUMNS = ("server", "drawn", "after server", "server cpu", "browser cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.stdout.reconfigure(line_buffering=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--store", default=str(REPO_ROOT / "data" / "crossmodal_lens.duckdb"))
+    parser.add_argument("--lang-label", default="English (eng_Latn)",
+                        help="the Language box's option to choose")
+    parser.add_argument("--seconds", default="5,20")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--min-charts", type=int, default=MIN_CHARTS)
+    parser.add_argument("--quiet-ms", type=int, default=1500,
+                        help="no chart changed for this long: drawing is over")
+    parser.add_argument("--width", type=int, default=1400, help="browser viewport width")
+    parser.add_argument("--screenshots", type=Path, default=None,
+                        help="folder for a full-page screenshot of each clip length's last run")
+    args = parser.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.server import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
+
+    if args.screenshots is not None:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
+    print(f"store {args.store}; Chromium {CHROMIUM} {' '.join(CHROMIUM_ARGS)}; viewport width "
+          f"{args.width}; times in s from the upload")
+    print(f"{'clip':>14} " + " ".join(f"{c:>12}" for c in COLUMNS))
+
+    def row(label: str, runs: list[dict], note: str = "") -> None:
+        medians = {c: statistics.median(r[c] for r in runs) for c in COLUMNS}
+        print(f"{label:>14} " + " ".join(f"{medians[c]:>12.2f}" for c in COLUMNS) + f"   {note}")
+
+    with serve_dashboard(args.store, with_process=True) as (url, server), \
+            sync_playwright() as playwright, \
+            tempfile.TemporaryDirectory(prefix="bench-recording-browser-") as folder:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": args.width, "height": 1000})
+            start = time.perf_counter()
+            page.goto(f"{url}/recording", wait_until="domcontentloaded")
+            wait_prepared(page, TIMEOUT_MS)
+            print(f"{'':>14} page prepared (model loaded, stored maps built) "
+                  f"{time.perf_counter() - start:.1f} s after the first visit")
+            index = 0
+            for seconds in (float(s) for s in args.seconds.split(",")):
+                wave = speech(seconds)
+                fresh, cached = [], []
+                for repeat in range(args.repeats):
+                    path = Path(folder) / f"clip-{index}.wav"
+                    path.write_bytes(distinct_clip(wave, index))
+                    index += 1
+                    fresh.append(upload(page, url, path, args.lang_label, args.min_charts,
+                                        args.quiet_ms, server.pid))
+                    shot = (args.screenshots / f"recording-{seconds:.0f}s.png"
+                            if args.screenshots is not None and repeat == args.repeats - 1
+                            else None)
+                    cached.append(upload(page, url, path, args.lang_label, args.min_charts,
+                                         args.quiet_ms, server.pid, screenshot=shot))
+                row(f"{seconds:.0f}s new clip", fresh,
+                    f"(median of {args.repeats}; {fresh[0]['charts']} charts)")
+                row(f"{seconds:.0f}s cached", cached, "(same bytes again: the page's caches)")
+        finally:
+            browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
