@@ -12,7 +12,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.box_stats import box_stats
 from core.recording import FrameView
+from dashboard import point_raster
 from dashboard.charts import (
     BASELINE_COLOUR,
     CATEGORICAL,
@@ -34,6 +36,8 @@ CORPUS_COLOUR = OKABE_ITO["green"]
 AXIS_LABEL = {"cosine": "cosine", "rsa": "profile correlation (RSA)"}
 #: small multiples per row in the map figure
 MAP_COLUMNS = 4
+#: the stored points' opacity in the maps (the clip's markers are opaque)
+STORED_OPACITY = 0.55
 
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
@@ -147,10 +151,19 @@ def agreement_figure(rows: pd.DataFrame, *, title: str = "Your text-vs-speech ag
     fig.add_trace(go.Box(x=corpus["layer_name"], y=corpus["value"], name=label, boxpoints="all",
                          jitter=0.4, pointpos=0, marker=dict(color=CORPUS_COLOUR, size=4),
                          line=dict(color=CORPUS_COLOUR), offsetgroup="corpus"))
-    fig.add_trace(go.Box(x=shuffled["layer_name"], y=shuffled["value"],
-                         name="shuffled baseline (other sentences)", boxpoints=False,
-                         marker=dict(color="#9A9A9A"), line=dict(color="#9A9A9A"),
-                         offsetgroup="shuffled"))
+    # the baseline's thousands of values as five numbers per layer (core.box_stats)
+    layer_boxes = [(name, box_stats(values))
+                   for name, group in shuffled.groupby("layer_name", sort=False)
+                   if np.isfinite(values := group["value"].to_numpy(dtype=np.float64)).any()]
+    if layer_boxes:
+        fig.add_trace(go.Box(
+            x=[name for name, _ in layer_boxes], q1=[b.q1 for _, b in layer_boxes],
+            median=[b.median for _, b in layer_boxes], q3=[b.q3 for _, b in layer_boxes],
+            lowerfence=[b.lower_fence for _, b in layer_boxes],
+            upperfence=[b.upper_fence for _, b in layer_boxes],
+            name="shuffled baseline (other sentences)", marker=dict(color="#9A9A9A"),
+            line=dict(color="#9A9A9A"), offsetgroup="shuffled",
+            hovertext=[f"{name}: {b.n} shuffled pairs" for name, b in layer_boxes]))
     fig.add_trace(go.Scatter(x=clip["layer_name"], y=clip["value"], mode="lines+markers",
                              name="your recording vs its transcript",
                              line=dict(color=RECORDING_COLOUR, width=2.5),
@@ -216,50 +229,53 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     names = language_names(languages)
     order = language_order(languages, points["lang"].dropna().unique())
     palette = {lang: CATEGORICAL[i % len(CATEGORICAL)] for i, lang in enumerate(order)}
-    # one trace per panel (colour per point) and one legend entry per language: a trace per
-    # language and panel would be hundreds of traces for a 20-language store
     unique = points.drop_duplicates("item_id")
     hover = pd.Series([f"{html.escape(names.get(lang, lang))} · {modality} · "
                        f"{html.escape(_short(text))}" for lang, modality, text in
                        zip(unique["lang"], unique["modality"], unique["text"], strict=True)],
                       index=unique["item_id"].astype(int).to_numpy(), dtype=object)
-    # colours as numbers on a stepped colour scale: plotly validates a list of colour strings
-    # one by one, which costs seconds for a 20-language store
+    # the stored points of each panel are an image in data coordinates (dashboard.point_raster:
+    # as WebGL traces they were most of the browser's work on this page); the legend keeps one
+    # vector entry per language
     code_of = {lang: i for i, lang in enumerate(order)}
-    steps = [palette[lang] for lang in order] + [BASELINE_COLOUR]
-    scale = [pair for i, colour in enumerate(steps)
-             for pair in ((i / len(steps), colour), ((i + 1) / len(steps), colour))]
-    # every trace is built first and added in one call, with numpy arrays: plotly validates a
-    # Python list element by element and copies the layout on every add_trace(row=, col=), which
-    # cost about a second per figure for a 20-language store
-    traces = [go.Scattergl(x=[None], y=[None], mode="markers", name=names.get(lang, lang),
-                           marker=dict(color=palette[lang], size=7), hoverinfo="skip")
-              for lang in order]
-    trace_rows, trace_cols = [1] * len(traces), [1] * len(traces)
+    rgba = np.array([point_raster.hex_rgba(palette[lang], STORED_OPACITY) for lang in order]
+                    + [point_raster.hex_rgba(BASELINE_COLOUR, STORED_OPACITY)], dtype=np.uint8)
+    fig.add_traces([go.Scatter(x=[None], y=[None], mode="markers", name=names.get(lang, lang),
+                               marker=dict(color=palette[lang], size=7), hoverinfo="skip")
+                    for lang in order])
     point_components = points["component"].astype(str).to_numpy()
     point_layers = points["layer"].astype(int).to_numpy()
     point_items = points["item_id"].astype(int).to_numpy()
-    point_codes = points["lang"].map(code_of).fillna(len(order)).to_numpy(float)
+    point_codes = points["lang"].map(code_of).fillna(len(order)).to_numpy(int)
     point_xy = points[["x", "y"]].to_numpy(dtype=np.float64)
     params = here.drop_duplicates("layer").set_index("layer")["params"]
-    panels = {}
+    panels, images, axes = {}, [], {}
     for i, layer in enumerate(layers):
         r, c = i // cols_n + 1, i % cols_n + 1
         chosen = np.zeros(len(points), dtype=bool)
         for member_component, member_layer in _map_members(params.loc[layer], component, layer):
             chosen |= (point_components == member_component) & (point_layers == member_layer)
-        traces.append(go.Scattergl(
-            x=point_xy[chosen, 0], y=point_xy[chosen, 1], mode="markers", showlegend=False,
-            marker=dict(color=point_codes[chosen], colorscale=scale, cmin=-0.5,
-                        cmax=len(order) + 0.5, size=7, opacity=0.55, showscale=False),
-            hoverinfo="skip"))
-        trace_rows.append(r)
-        trace_cols.append(c)
+        xy = point_xy[chosen]
+        bounds = point_raster.padded_bounds(xy)
+        subplot = fig.get_subplot(r, c)
+        x_name, y_name = subplot.xaxis.plotly_name, subplot.yaxis.plotly_name  # xaxis3, ...
+        x_ref, y_ref = x_name.replace("axis", ""), y_name.replace("axis", "")  # x3, ...
+        images.append(dict(
+            source=point_raster.png_data_uri(point_raster.rasterise(
+                xy, rgba[point_codes[chosen]], bounds)),
+            xref=x_ref, yref=y_ref, x=bounds.x0, y=bounds.y1, sizex=bounds.width,
+            sizey=bounds.height, xanchor="left", yanchor="top", sizing="stretch",
+            layer="below"))
+        # equal scales on both axes (a round disc in the image stays round); the panel's
+        # domain shrinks to fit instead of the range growing past the image
+        axes[x_name] = dict(range=[bounds.x0, bounds.x1], constrain="domain")
+        axes[y_name] = dict(range=[bounds.y0, bounds.y1], constrain="domain", scaleanchor=x_ref,
+                            scaleratio=1)
         ids, first = np.unique(point_items[chosen], return_index=True)  # an item's first point
-        panels[layer] = MapPanel(r, c, ids, point_xy[chosen][first])
-    fig.add_traces(traces, rows=trace_rows, cols=trace_cols)
-    fig.update_xaxes(showticklabels=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, zeroline=False)
+        panels[layer] = MapPanel(r, c, ids, xy[first])
+    fig.update_layout(images=images, **axes)
+    fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)
     return StoredMap(_layout(fig, title, 60 + 300 * rows_n), panels, hover)
 
 

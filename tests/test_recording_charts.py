@@ -38,9 +38,21 @@ def test_map_figure_has_one_panel_per_layer_with_the_clip_and_its_neighbours():
                         layer_names={0: "L0", 1: "L1"})
     titles = [a.text for a in fig.layout.annotations]
     assert titles == ["L0", "L1"]
-    stored = [t for t in fig.data if t.type == "scattergl" and t.showlegend is False]
-    assert len(stored) == 2 and all(len(t.x) == 6 for t in stored)
-    assert all(t.hoverinfo == "skip" for t in stored)  # background points: no labels
+    # the stored points are one image per panel, in that panel's data coordinates (no WebGL)
+    assert not [t for t in fig.data if t.type == "scattergl"]
+    images = fig.layout.images
+    assert [(i.xref, i.yref) for i in images] == [("x", "y"), ("x2", "y2")]
+    for image, layer in zip(images, (0, 1), strict=True):
+        assert image.source.startswith("data:image/png;base64,") and image.layer == "below"
+        assert image.x < 0 and image.x + image.sizex > 5  # items 0..5 on x
+        assert image.y > layer > image.y - image.sizey  # top edge above, bottom below
+        axis_x = fig.layout["xaxis" if layer == 0 else "xaxis2"]
+        axis_y = fig.layout["yaxis" if layer == 0 else "yaxis2"]
+        assert tuple(axis_x.range) == (image.x, image.x + image.sizex)
+        assert tuple(axis_y.range) == (image.y - image.sizey, image.y)
+        assert axis_y.scaleanchor == image.xref  # equal scales: round discs stay round
+    legend = [t for t in fig.data if t.showlegend is not False and t.name in ("English", "German")]
+    assert [t.name for t in legend] == ["English", "German"] and all(t.x == (None,) for t in legend)
     stars = [t for t in fig.data if t.name == "your recording"]
     assert len(stars) == 2 and list(stars[0].x) == [1.5] and stars[0].marker.symbol == "star"
     assert [t.showlegend for t in stars] == [True, False]  # one legend entry
@@ -61,10 +73,13 @@ def test_map_figure_draws_a_joint_maps_members_in_its_panel():
                         _points(layers=(0,)).assign(component="text_path", item_id=lambda f:
                                                     f["item_id"] + 50, modality="text")])
     params = json.dumps({"joint": ["speech_encoder:0", "text_path:0"]})
-    fig = rc.map_figure(points, _placements(layers=(0,)).assign(params=params), LANGUAGES,
-                        component="speech_encoder")
-    stored = [t for t in fig.data if t.type == "scattergl" and t.showlegend is False]
-    assert len(stored) == 1 and len(stored[0].x) == 12
+    stored = rc.stored_map(points, _placements(layers=(0,)).assign(params=params), LANGUAGES,
+                           component="speech_encoder")
+    np.testing.assert_array_equal(stored.panels[0].item_ids, sorted(points["item_id"]))
+    alone = rc.stored_map(_points(layers=(0,)), _placements(layers=(0,)), LANGUAGES,
+                          component="speech_encoder")
+    (joint_image,), (alone_image,) = stored.figure.layout.images, alone.figure.layout.images
+    assert joint_image.source != alone_image.source  # the text points are drawn too
 
 
 def test_ring_labels_keep_the_neighbours_rank_when_one_is_not_on_the_map():
@@ -112,19 +127,18 @@ def test_a_stored_map_serves_many_clips_and_is_never_edited():
 
 
 def test_clips_copied_from_one_stored_map_in_many_threads_keep_every_trace_type():
-    """Sessions run in threads and share one StoredMap: copies made at once all keep the stored
-    points as scattergl and the stored figure stays as built (plotly's copy edits the source
-    traces for a moment, so copies are made one at a time)."""
+    """Sessions run in threads and share one StoredMap: copies made at once all keep every
+    trace's type and the stored figure stays as built (plotly's copy takes each source trace's
+    type out for a moment, so copies are made one at a time). A map's own traces are all
+    scatter, which a lost type would not show, so the stored figure here holds WebGL traces."""
     import threading
+
+    import plotly.graph_objects as go
 
     rng = np.random.default_rng(0)
     n = 20_000
-    points = pd.DataFrame({"component": "speech_encoder", "layer": np.repeat([0, 1], n),
-                           "item_id": np.tile(np.arange(n), 2), "method": "umap",
-                           "x": rng.random(2 * n), "y": rng.random(2 * n),
-                           "lang": np.where(np.tile(np.arange(n), 2) % 2, "deu_Latn", "eng_Latn"),
-                           "modality": "speech", "text": "s", "params": "{}"})
-    stored = rc.stored_map(points, _placements(), LANGUAGES, component="speech_encoder")
+    figure = go.Figure([go.Scattergl(x=rng.random(n), y=rng.random(n)) for _ in range(4)])
+    stored = rc.StoredMap(figure, {}, pd.Series(dtype=object))
     types = [t.type for t in stored.figure.data]
     wrong, errors = [], []
 
@@ -132,7 +146,7 @@ def test_clips_copied_from_one_stored_map_in_many_threads_keep_every_trace_type(
         try:
             for _ in range(10):
                 fig = rc.clip_map_figure(stored, _placements(), component="speech_encoder")
-                wrong.extend(t.type for t in fig.data[:len(types)] if t.type != "scattergl")
+                wrong.extend(t.type for t in fig.data if t.type != "scattergl")
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -143,3 +157,36 @@ def test_clips_copied_from_one_stored_map_in_many_threads_keep_every_trace_type(
         thread.join()
     assert not errors and not wrong
     assert [t.type for t in stored.figure.data] == types == ["scattergl"] * len(types)
+
+
+def _agreement_rows(shuffled_values: dict[str, np.ndarray]) -> pd.DataFrame:
+    rows = []
+    for layer, (name, values) in enumerate(shuffled_values.items()):
+        common = {"layer": layer, "layer_name": name, "measure": "rsa", "lang": "eng_Latn",
+                  "corpus_scope": "language", "speech_component": "speech_encoder"}
+        rows.append({**common, "kind": "recording", "value": 0.5})
+        rows += [{**common, "kind": "corpus", "value": v} for v in (0.6, 0.7, 0.8)]
+        rows += [{**common, "kind": "shuffled", "value": float(v)} for v in values]
+    return pd.DataFrame(rows)
+
+
+def test_agreement_figure_sends_the_baseline_as_box_statistics():
+    """The shuffled baseline's thousands of values go as five numbers per layer (the same box
+    the browser would draw from them); the corpus's own pairs keep every point."""
+    from core.box_stats import box_stats
+
+    rng = np.random.default_rng(4)
+    values = {"L0": rng.normal(0.0, 0.1, 500), "L1": np.append(rng.normal(0.2, 0.1, 499), 3.0),
+              "L2": np.full(10, np.nan)}  # a layer without values gets no box
+    fig = rc.agreement_figure(_agreement_rows(values))
+    corpus, shuffled, clip = fig.data
+    assert corpus.boxpoints == "all" and len(corpus.y) == 9
+    assert shuffled.y is None and list(shuffled.x) == ["L0", "L1"]
+    for i, name in enumerate(("L0", "L1")):
+        box = box_stats(values[name])
+        assert (shuffled.q1[i], shuffled.median[i], shuffled.q3[i], shuffled.lowerfence[i],
+                shuffled.upperfence[i]) == (box.q1, box.median, box.q3, box.lower_fence,
+                                            box.upper_fence)
+    assert shuffled.upperfence[1] < 3.0  # the outlier is beyond the whisker
+    assert list(clip.y) == [0.5, 0.5, 0.5]
+    json.loads(fig.to_json())
