@@ -1,9 +1,12 @@
 """Live inference for the "Your recording" page: the model, once per process, and cached results.
 
 - ``loaded_model(name)``: ``st.cache_resource``, so every session shares one copy (run once on a
-  synthetic clip as it loads: ``core.recording.warm_up``); it carries a lock,
-  and every inference on it (language identification, transcription, states) holds that lock, so
-  concurrent analyses queue instead of loading a second copy or racing on one.
+  synthetic clip as it loads: ``core.recording.warm_up``); it owns one worker thread, and every
+  inference on it (warm-up, language identification, transcription, states) runs there
+  (``LoadedModel.run``), so concurrent analyses queue instead of loading a second copy or racing
+  on one. One long-lived thread, not the caller's: Streamlit runs each rerun in a new thread, and
+  torch's CPU thread pool is set up again for every new calling thread (a 5-s clip's model stage
+  took ~40 % longer from a fresh thread than from a warm one; ``bench/README.md``).
 - ``reference(ref, run_id)``: the run's stored pooled states and maps (``core.recording``), one copy
   per process (``st.cache_resource``: it is read-only and too large to copy on every rerun).
 - ``stored_map(ref, run_id, ...)``: the clip-independent part of each map figure (stored points,
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import streamlit as st
@@ -36,12 +41,19 @@ from dashboard import recording_charts, state
 LOAD_FAILED = "cannot be loaded on this machine"
 
 log = logging.getLogger("crossmodal_lens")
+T = TypeVar("T")
 
 
 @dataclass
 class LoadedModel:
+    """A loaded adapter and the one thread that runs it."""
     adapter: Any
-    lock: threading.Lock
+    worker: ThreadPoolExecutor
+
+    def run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` on the model's thread, after the calls queued before it; its
+        result or its exception."""
+        return self.worker.submit(function, *args).result()
 
 
 class ModelUnavailable(RuntimeError):
@@ -57,12 +69,14 @@ def _load(name: str) -> LoadedModel:
 
     with _LOAD_LOCK:  # two first visitors at once: one load, the other waits for it
         adapter = load_model(name, progress=False)
+        loaded = LoadedModel(adapter, ThreadPoolExecutor(max_workers=1,
+                                                         thread_name_prefix=f"model-{name}"))
         try:  # part of loading: the first clip then costs what later ones do
-            recording.warm_up(adapter)
+            loaded.run(recording.warm_up, adapter)
         except Exception:  # noqa: BLE001 - a failed warm-up must not make the model unusable
             log.warning("warming %s up failed; its first clip will be slower", name,
                         exc_info=True)
-        return LoadedModel(adapter, threading.Lock())
+        return loaded
 
 
 def loaded_model(name: str) -> LoadedModel:
@@ -130,27 +144,31 @@ def hear(model: str, sha256: str, _waveform: np.ndarray, lang: str | None,
     clip's layers). Raises ``UnsupportedLanguageError`` for a language the model lacks.
     """
     loaded = loaded_model(model)
-    adapter = loaded.adapter
+    return loaded.run(_hear, loaded.adapter, model, _waveform, lang, prefer, transcribe)
+
+
+def _hear(adapter, model: str, waveform: np.ndarray, lang: str | None,
+          prefer: tuple[str, ...], transcribe: bool) -> dict:
+    """``hear``'s work, on the model's thread."""
     detected = probability = None
-    with loaded.lock:
+    if lang is None:
+        if not hasattr(adapter, "detect_language"):
+            raise ValueError(f"`{model}` cannot identify languages: choose the language")
+        detected, probability = adapter.detect_language(waveform)
+        lang = recording.flores_for_whisper(detected, prefer)
         if lang is None:
-            if not hasattr(adapter, "detect_language"):
-                raise ValueError(f"`{model}` cannot identify languages: choose the language")
-            detected, probability = adapter.detect_language(_waveform)
-            lang = recording.flores_for_whisper(detected, prefer)
-            if lang is None:
-                raise ValueError(f"the model hears language `{detected}` (p = {probability:.2f}), "
-                                 "which the project's language table does not list: choose one")
-        if not adapter.supports_language(lang):
-            raise _unsupported(adapter, model, lang)
-        # the speech states first: Whisper's transcript then reuses their encoder pass
-        speech = recording.clip_states(adapter, _waveform, lang, None)
-        transcript = None
-        if transcribe:
-            try:
-                transcript = adapter.transcribe([_waveform], [lang])[0]
-            except NotImplementedError:
-                pass
+            raise ValueError(f"the model hears language `{detected}` (p = {probability:.2f}), "
+                             "which the project's language table does not list: choose one")
+    if not adapter.supports_language(lang):
+        raise _unsupported(adapter, model, lang)
+    # the speech states first: Whisper's transcript then reuses their encoder pass
+    speech = recording.clip_states(adapter, waveform, lang, None)
+    transcript = None
+    if transcribe:
+        try:
+            transcript = adapter.transcribe([waveform], [lang])[0]
+        except NotImplementedError:
+            pass
     return {"lang": lang, "detected": detected, "probability": probability,
             "transcript": transcript, "transcribed": transcribe, "speech": speech}
 
@@ -162,9 +180,8 @@ def states(model: str, sha256: str, _speech: recording.ClipStates, lang: str,
     the text path's states of ``text`` added."""
     loaded = loaded_model(model)
     text_components = [c.name for c in loaded.adapter.components() if c.modality == "text"]
-    with loaded.lock:
-        text_states = recording.clip_states(loaded.adapter, np.zeros(0, np.float32), lang, text,
-                                            components=text_components)
+    text_states = loaded.run(lambda: recording.clip_states(
+        loaded.adapter, np.zeros(0, np.float32), lang, text, components=text_components))
     return recording.ClipStates(lang=lang, text=text_states.text,
                                 pooled={**_speech.pooled, **text_states.pooled},
                                 frames=_speech.frames, frame_times_s=_speech.frame_times_s)

@@ -207,3 +207,48 @@ def test_unloadable_model_is_explained(monkeypatch, synthetic_store_path, senten
     _clean(at)
     assert "synthetic-whisper" in at.error[0].value
     assert "cannot be loaded on this machine" in at.error[0].value
+
+
+def test_every_inference_runs_on_the_models_one_thread_one_at_a_time():
+    """Sessions' calls queue on the model's worker: one call at a time, always on the same
+    long-lived thread (not the caller's: Streamlit's reruns each get a new thread), and a
+    call's exception reaches its caller."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    loaded = live.LoadedModel(adapter=None, worker=ThreadPoolExecutor(max_workers=1))
+    state_lock = threading.Lock()
+    active, most, ran_on, callers = [0], [0], set(), set()
+
+    def inference(i: int) -> int:
+        with state_lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            ran_on.add(threading.get_ident())
+        time.sleep(0.02)  # long enough for the callers' calls to overlap if they could
+        with state_lock:
+            active[0] -= 1
+        return i * i
+
+    results = {}
+
+    def session(i: int) -> None:
+        callers.add(threading.get_ident())
+        results[i] = loaded.run(inference, i)
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {i: i * i for i in range(6)}
+    assert most[0] == 1 and len(ran_on) == 1 and not ran_on & callers
+
+    def failing() -> None:
+        raise ValueError("not this clip")
+
+    with pytest.raises(ValueError, match="not this clip"):
+        loaded.run(failing)
+    assert loaded.run(inference, 3) == 9  # the worker survives a failed call
+    loaded.worker.shutdown()
