@@ -109,21 +109,26 @@ def stored_map(ref: state.StoreRef, run_id: str, component: str, method: str,
                                            method=method, panels=panels, layer_names=layer_names)
 
 
-def prepare(ref: state.StoreRef, run_id: str, model: str, lang: str | None) -> None:
+def prepare(ref: state.StoreRef, run_id: str, model: str, lang: str | None
+            ) -> dict[str, recording_charts.StoredMap]:
     """While the page waits for a clip: load (and warm up) the run's model, build the run's
     stored maps and, when the language is chosen, the corpus side of its agreement, so the first
     clip costs what later ones do. All are cached (``_load``, ``stored_map``, the reference's
     own cache), so later calls return at once. A model that cannot load here is left for the
-    clip's analysis to explain."""
+    clip's analysis to explain. Returns the stored maps by component (the page shows them while
+    it waits)."""
     try:
         loaded_model(model)
     except ModelUnavailable:
         pass
     reference_ = reference(ref, run_id)
+    maps = {}
     for (component, method), (panels, names) in recording.map_panels_of(reference_).items():
-        stored_map(ref, run_id, component, method, panels, names)
+        stored = stored_map(ref, run_id, component, method, panels, names)
+        maps.setdefault(component, stored)  # first method by name, as the page's placements
     if lang is not None:
         recording.prepare_language(reference_, lang)
+    return maps
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

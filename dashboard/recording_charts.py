@@ -307,12 +307,17 @@ def run_stored_map(projections: pd.DataFrame, languages: pd.DataFrame, *, compon
                       layer_names=dict(layer_names))
 
 
+def stored_map_figure(stored: StoredMap) -> go.Figure:
+    """A copy of the stored map alone (what the page shows while it waits for a clip)."""
+    with _COPY_LOCK:  # plotly's copy briefly edits the source traces (see _COPY_LOCK)
+        return go.Figure(stored.figure)
+
+
 def clip_map_figure(stored: StoredMap, placements: pd.DataFrame, *, component: str
                     ) -> go.Figure:
     """A copy of the stored map with the clip placed into each panel (star: recording, x:
     transcript), lines to the neighbours it was placed by, ringed and named on hover."""
-    with _COPY_LOCK:  # plotly's copy briefly edits the source traces (see _COPY_LOCK)
-        fig = go.Figure(stored.figure)
+    fig = stored_map_figure(stored)
     here = placements[placements["component"] == component] if not placements.empty else placements
     if not stored.panels or here.empty:
         return fig

@@ -70,6 +70,13 @@ def test_page_is_registered_and_waits_for_a_clip(monkeypatch, tiny_store_path):
     _clean(at)
     assert at.title[0].value == "Your recording"
     assert any("Upload or record a clip" in i.value for i in at.info)
+    # while it waits: the stored maps the clip will be placed in, without a clip in them
+    assert _titles(at) == ["Your clip in the stored maps · speech_encoder",
+                           "Your clip in the stored maps · text_decoder"]
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        assert spec["layout"]["images"] and not [t for t in spec["data"]
+                                                 if str(t.get("name", "")).startswith("your ")]
     assert at.radio(key="recording_source").options == ["Upload a file", "Record in the browser"]
     at.radio(key="recording_source").set_value("Record in the browser").run()
     _clean(at)
@@ -88,6 +95,7 @@ def test_upload_draws_every_chart(monkeypatch, tiny_store_path, sentence_clip):
                      "Your clip in the stored maps · text_decoder"):
         assert expected in titles
     assert any(t.startswith("Where the clip carries the sentence") for t in titles)
+    assert titles.count("Your clip in the stored maps · speech_encoder") == 1  # not the waiting one
     for chart in at.get("plotly_chart"):
         assert json.loads(chart.proto.spec)["data"], "an empty chart"
     # the model's transcript is shown and editable (random weights: some tokens, not the text)

@@ -77,7 +77,14 @@ typed = st.text_input("What is said (optional)", key="recording_typed",
 if upload is None:
     st.info("Upload or record a clip to start.", icon=":material/mic:")
     with st.spinner(f"Loading {sel.model} and preparing the run's stored side for your clip…"):
-        live.prepare(ref, sel.run_id, sel.model, None if chosen_lang == AUTO else chosen_lang)
+        waiting_maps = live.prepare(ref, sel.run_id, sel.model,
+                                    None if chosen_lang == AUTO else chosen_lang)
+    if any(stored.panels for stored in waiting_maps.values()):
+        # also loads the browser's chart library now rather than after the upload (~2 s of
+        # script compilation in a browser without a GPU, bench/README.md)
+        st.subheader("The stored maps your clip will be placed in", divider="gray")
+        for component, stored in waiting_maps.items():
+            st.plotly_chart(rc.stored_map_figure(stored), key=f"recording_waiting_{component}")
     st.stop()
 
 progress = st.progress(0, text="Decoding the audio…")
