@@ -8,6 +8,9 @@ the page has prepared the run (model loaded and warmed up, stored maps built: th
 a clip to start." message with no spinner), then uploads a clip through the file input and reads,
 from a MutationObserver installed in the page before the upload:
 
+- ``started``: upload to the page's progress bar shown (the upload has reached the server and
+  the rerun's first elements the browser);
+- ``first chart``: upload to the first change inside a Plotly chart (the waveform);
 - ``server``: upload to the page's progress bar gone (the script's last line empties it: every
   element has been sent);
 - ``drawn``: upload to the last change inside any Plotly chart (its final draw, relayouts after
@@ -53,14 +56,21 @@ TIMEOUT_MS = 300_000
 #: bar's removal, kept on window.__lens; reset before each upload
 OBSERVER_JS = """() => {
   const lens = window.__lens = {start: performance.now(), lastPlot: null, progressGone: null,
-                                sawProgress: false};
+                                sawProgress: false, progressSeen: null, firstPlot: null};
+  // charts on the page before the upload (the stored maps shown while it waits) do not count
+  document.querySelectorAll('.js-plotly-plot').forEach((plot) => { plot.dataset.lensOld = '1'; });
   const observer = new MutationObserver((mutations) => {
     const now = performance.now();
     for (const m of mutations) {
       const node = m.target.nodeType === 1 ? m.target : m.target.parentElement;
-      if (node && node.closest && node.closest('.js-plotly-plot')) lens.lastPlot = now;
+      const plot = node && node.closest ? node.closest('.js-plotly-plot') : null;
+      if (plot && !plot.dataset.lensOld) {
+        lens.lastPlot = now;
+        if (lens.firstPlot === null) lens.firstPlot = now;
+      }
     }
     const progress = document.querySelector('[data-testid="stProgress"]');
+    if (progress && !lens.sawProgress) lens.progressSeen = now;
     if (progress) lens.sawProgress = true;
     else if (lens.sawProgress && lens.progressGone === null) lens.progressGone = now;
   });
@@ -104,13 +114,16 @@ def choose_language(page, label: str) -> None:
 
 
 def wait_prepared(page, timeout_ms: int) -> None:
-    """Until the page waits for a clip with its preparation done (no spinner)."""
+    """Until the page waits for a clip with its preparation done (no spinner) and the stored maps
+    it shows meanwhile drawn."""
     page.get_by_text("Upload or record a clip to start.").wait_for(timeout=timeout_ms)
     page.wait_for_function(
         """() => !document.querySelector('[data-testid="stSpinner"]')
-                 && !document.querySelector('[data-testid="stStatusWidget"]')""",
+                 && !document.querySelector('[data-testid="stStatusWidget"]')
+                 && Array.from(document.querySelectorAll('.js-plotly-plot'))
+                         .every(plot => plot.querySelector('.main-svg'))""",
         timeout=timeout_ms)
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(1000)  # the stored maps shown while waiting: drawn, as for a user
 
 
 def chromium_cpu(root_pid: int) -> float:
@@ -145,7 +158,8 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
     page.wait_for_function(SETTLED_JS, arg=[min_charts, quiet_ms], timeout=TIMEOUT_MS,
                            polling=100)
     lens = page.evaluate("() => ({start: __lens.start, lastPlot: __lens.lastPlot, "
-                         "progressGone: __lens.progressGone})")
+                         "progressGone: __lens.progressGone, progressSeen: __lens.progressSeen, "
+                         "firstPlot: __lens.firstPlot})")
     server_cpu = cpu_seconds(server_pid) - server_cpu
     browser_cpu = chromium_cpu(os.getpid()) - browser_cpu
     errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
@@ -155,13 +169,14 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
         page.screenshot(path=str(screenshot), full_page=True)
     server_s = (lens["progressGone"] - lens["start"]) / 1000
     drawn_s = (lens["lastPlot"] - lens["start"]) / 1000
-    return {"server": server_s, "drawn": max(drawn_s, server_s),
+    return {"started": (lens["progressSeen"] - lens["start"]) / 1000,
+            "first chart": (lens["firstPlot"] - lens["start"]) / 1000, "server": server_s, "drawn": max(drawn_s, server_s),
             "after server": max(drawn_s - server_s, 0.0), "server cpu": server_cpu,
             "browser cpu": browser_cpu,
             "charts": page.locator(".js-plotly-plot").count()}
 
 
-COLUMNS = ("server", "drawn", "after server", "server cpu", "browser cpu")
+COLUMNS = ("started", "first chart", "server", "drawn", "after server", "server cpu", "browser cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
