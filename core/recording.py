@@ -800,8 +800,41 @@ def frame_agreement(reference: Reference, states: ClipStates, sentence_id: int |
 # ------------------------------------------------------------------------------ everything
 
 @dataclass
+class NeighbourSection:
+    """The page's first section: the stored sentence the text matches (if any), the nearest
+    stored items per layer and, for a matched sentence, its rank per layer."""
+
+    matched: tuple[int, float, str] | None
+    neighbours: pd.DataFrame
+    ranks: pd.DataFrame
+
+    @property
+    def sentence(self) -> int | None:
+        """The matched stored sentence's id (left out of the anchors by the later sections)."""
+        return self.matched[0] if self.matched else None
+
+
+def neighbour_section(reference: Reference, states: ClipStates, *, k: int = DEFAULT_K
+                      ) -> NeighbourSection:
+    matched = match_sentence(reference, states.text, states.lang)
+    sentence = matched[0] if matched else None
+    return NeighbourSection(
+        matched=matched, neighbours=nearest_neighbours(reference, states, k=k),
+        ranks=(sentence_ranks(reference, states, sentence) if sentence is not None
+               else pd.DataFrame()))
+
+
+def agreement_section(reference: Reference, states: ClipStates, sentence: int | None
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The agreement rows and their per-layer summary (empty frames without a text path)."""
+    rows = agreement(reference, states, sentence)
+    return rows, agreement_summary(rows) if not rows.empty else pd.DataFrame()
+
+
+@dataclass
 class ClipAnalysis:
-    """Everything the page draws for one clip (picklable, for st.cache_data)."""
+    """Everything the page draws for one clip (the page computes it section by section, drawing
+    each before computing the next; this is the same in one call, for benchmarks and tests)."""
 
     lang: str
     text: str
@@ -815,17 +848,13 @@ class ClipAnalysis:
 
 
 def analyse(reference: Reference, states: ClipStates, *, k: int = DEFAULT_K) -> ClipAnalysis:
-    matched = match_sentence(reference, states.text, states.lang)
-    sentence = matched[0] if matched else None
-    rows = agreement(reference, states, sentence)
+    near = neighbour_section(reference, states, k=k)
+    rows, summary = agreement_section(reference, states, near.sentence)
     return ClipAnalysis(
-        lang=states.lang, text=states.text, matched=matched,
-        neighbours=nearest_neighbours(reference, states, k=k),
-        ranks=(sentence_ranks(reference, states, sentence) if sentence is not None
-               else pd.DataFrame()),
-        agreement=rows, summary=agreement_summary(rows) if not rows.empty else pd.DataFrame(),
+        lang=states.lang, text=states.text, matched=near.matched, neighbours=near.neighbours,
+        ranks=near.ranks, agreement=rows, summary=summary,
         placements=place_in_maps(reference, states, k=k),
-        frames=frame_agreement(reference, states, sentence))
+        frames=frame_agreement(reference, states, near.sentence))
 
 
 def flores_for_whisper(code: str, prefer: Iterable[str] = ()) -> str | None:

@@ -12,7 +12,8 @@
 - ``stored_map(ref, run_id, ...)``: the clip-independent part of each map figure (stored points,
   legend, layout), built once per process and copied for each clip (``st.cache_resource``);
   ``prepare`` builds them, and the corpus side of the chosen language, before a clip arrives.
-- ``decode``, ``hear``, ``states``, ``compare``: ``st.cache_data`` keyed on the clip's sha256 and the settings
+- ``decode``, ``hear``, ``states`` and the sections ``neighbours``, ``agreement``,
+  ``placements``, ``frames``: ``st.cache_data`` keyed on the clip's sha256 and the settings
   (the waveform itself is passed as an unhashed ``_`` argument), so a rerun or a second visitor with
   the same clip and settings reads the result instead of recomputing it.
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core import recording
@@ -192,11 +194,33 @@ def states(model: str, sha256: str, _speech: recording.ClipStates, lang: str,
                                 frames=_speech.frames, frame_times_s=_speech.frame_times_s)
 
 
+# The clip against the run, one cached call per section of the page, so the page draws each
+# section while the next is computed (the browser's drawing overlaps the server's work). Each is
+# keyed like ``states`` plus what the section depends on; ``_states`` are that clip's states.
+
 @st.cache_data(show_spinner=False, max_entries=32)
-def compare(ref: state.StoreRef, run_id: str, model: str, sha256: str, lang: str, text: str,
-            k: int, _states: recording.ClipStates) -> recording.ClipAnalysis:
-    """The clip's states (those of ``states(model, sha256, ..., lang, text)``) against the run."""
-    return recording.analyse(reference(ref, run_id), _states, k=k)
+def neighbours(ref: state.StoreRef, run_id: str, model: str, sha256: str, lang: str, text: str,
+               k: int, _states: recording.ClipStates) -> recording.NeighbourSection:
+    return recording.neighbour_section(reference(ref, run_id), _states, k=k)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def agreement(ref: state.StoreRef, run_id: str, model: str, sha256: str, lang: str, text: str,
+              sentence: int | None, _states: recording.ClipStates
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return recording.agreement_section(reference(ref, run_id), _states, sentence)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def placements(ref: state.StoreRef, run_id: str, model: str, sha256: str, lang: str, text: str,
+               k: int, _states: recording.ClipStates) -> pd.DataFrame:
+    return recording.place_in_maps(reference(ref, run_id), _states, k=k)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def frames(ref: state.StoreRef, run_id: str, model: str, sha256: str, lang: str, text: str,
+           sentence: int | None, _states: recording.ClipStates) -> list[recording.FrameView]:
+    return recording.frame_agreement(reference(ref, run_id), _states, sentence)
 
 
 def _unsupported(adapter, model: str, lang: str) -> Exception:

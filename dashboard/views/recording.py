@@ -153,14 +153,14 @@ except live.ModelUnavailable as error:
     st.error(f"**{error}**", icon=":material/memory:")
     st.stop()
 progress.progress(70, text="Finding the nearest stored sentences…")
-result = live.compare(ref, sel.run_id, sel.model, sha, lang, text, int(k), states)
-progress.progress(90, text="Drawing the charts…")
+args = (ref, sel.run_id, sel.model, sha, lang, text)  # what every section's cache is keyed on
+near = live.neighbours(*args, int(k), states)
 languages_df = state.languages(ref)
 if not text.strip():
     st.warning("No text: the text path, the agreement and the frame view need what is said.",
                icon=":material/warning:")
-if result.matched:
-    sentence, cer, matched_lang = result.matched
+if near.matched:
+    sentence, cer, matched_lang = near.matched
     st.info(f"The text matches stored sentence **{sentence}** ({matched_lang}, CER {cer:.2f}): it is "
             "left out of the anchors when your clip is compared, as each corpus item leaves out "
             "its own.", icon=":material/link:")
@@ -169,30 +169,34 @@ st.subheader("Nearest stored items per layer", divider="gray")
 st.caption("Cosine similarity, within one representation space: the recording's states are "
            "compared with stored speech of the same point, the transcript's with stored text "
            "(Whisper's encoder and decoder are different spaces).")
-for component in dict.fromkeys(result.neighbours["component"]):
-    st.plotly_chart(rc.neighbour_score_figure(result.neighbours, languages_df, component),
+for component in dict.fromkeys(near.neighbours["component"]):
+    st.plotly_chart(rc.neighbour_score_figure(near.neighbours, languages_df, component),
                     key=f"recording_neighbours_{component}")
     with st.expander(f"Layer x rank table · {component}"):
-        st.dataframe(neighbour_table(result.neighbours, component))
-if not result.ranks.empty:
-    st.plotly_chart(rc.sentence_rank_figure(result.ranks), key="recording_ranks")
+        st.dataframe(neighbour_table(near.neighbours, component))
+if not near.ranks.empty:
+    st.plotly_chart(rc.sentence_rank_figure(near.ranks), key="recording_ranks")
 
+progress.progress(78, text="Comparing with the corpus's own text and speech…")
+agreement_rows, summary = live.agreement(*args, near.sentence, states)
 st.subheader("Your text-vs-speech agreement", divider="gray")
-if not result.agreement.empty:
-    measure = result.agreement["measure"].iloc[0]
+if not agreement_rows.empty:
+    measure = agreement_rows["measure"].iloc[0]
     st.caption(f"Measure: {MEASURE_LABEL[measure]}. Boxes: the corpus's own text and speech of "
                "the same sentence (green) and of different sentences (grey).")
-    st.plotly_chart(rc.agreement_figure(result.agreement), key="recording_agreement")
-    st.dataframe(result.summary.drop(columns=["text_component", "speech_component", "layer"]),
+    st.plotly_chart(rc.agreement_figure(agreement_rows), key="recording_agreement")
+    st.dataframe(summary.drop(columns=["text_component", "speech_component", "layer"]),
                  hide_index=True)
 else:
     st.info("No text-vs-speech pair to compare (no text given, or the run has no text path).")
 
+progress.progress(86, text="Placing your clip in the stored maps…")
+placements = live.placements(*args, int(k), states)
 st.subheader("Your clip in the stored maps", divider="gray")
 st.caption("Placed without refitting: the cosine-weighted mean position of its k nearest stored "
            "items (full-dimensional cosine); no stored point moves. Lines join it to those items, "
-           "ringed: hover a ring for its text (the Projection page names every stored point).")
-placements = result.placements
+           "ringed: hover a ring for its text (the Projection page names every stored point). "
+           "The stored points are drawn as one image per layer (zooming enlarges it).")
 maps = []
 if not placements.empty:
     method = str(placements["method"].iloc[0])
@@ -207,13 +211,15 @@ else:
         st.plotly_chart(rc.clip_map_figure(stored, placements, component=component),
                         key=f"recording_map_{component}")
 
+progress.progress(94, text="Following the sentence frame by frame…")
+views = live.frames(*args, near.sentence, states)
 st.subheader("Where in the clip the sentence is carried", divider="gray")
-for view in result.frames:
+for view in views:
     st.caption(f"{MEASURE_LABEL[view.measure]}, per 20 ms encoder frame: each frame's state in "
                "place of the pooled recording. Red: the frame relates to the stored sentences as the "
                "transcript's text does; blue: the opposite. '(clip ...)' is the pooled clip's value.")
     st.plotly_chart(rc.frame_figure(view, clip.waveform, clip.sampling_rate),
                     key=f"recording_frames_{view.speech_component}")
-if not result.frames:
+if not views:
     st.info("No frame view: it needs the text path (type what is said).")
 progress.empty()
