@@ -159,8 +159,8 @@ def agreement_figure(rows: pd.DataFrame, *, title: str = "Your text-vs-speech ag
         fig.add_trace(go.Box(
             x=[name for name, _ in layer_boxes], q1=[b.q1 for _, b in layer_boxes],
             median=[b.median for _, b in layer_boxes], q3=[b.q3 for _, b in layer_boxes],
-            lowerfence=[b.lower_fence for _, b in layer_boxes],
-            upperfence=[b.upper_fence for _, b in layer_boxes],
+            lowerfence=[b.minimum for _, b in layer_boxes],  # no points drawn: whiskers to
+            upperfence=[b.maximum for _, b in layer_boxes],  # the extremes, as before
             name="shuffled baseline (other sentences)", marker=dict(color="#9A9A9A"),
             line=dict(color="#9A9A9A"), offsetgroup="shuffled",
             hovertext=[f"{name}: {b.n} shuffled pairs" for name, b in layer_boxes]))
@@ -178,7 +178,8 @@ def agreement_figure(rows: pd.DataFrame, *, title: str = "Your text-vs-speech ag
 
 #: ``go.Figure(figure)`` takes each source trace's "type" out of its properties and puts it back
 #: while copying; a StoredMap is shared by every session's thread, so two copies at once could see
-#: a trace without its type (a scattergl read as scatter). Copies are made one at a time.
+#: a trace without its type (read as scatter). A map's own traces are all scatter now (its points
+#: are images), so this guards the copy for any other trace type. Copies are made one at a time.
 _COPY_LOCK = threading.Lock()
 
 
@@ -195,8 +196,9 @@ class MapPanel:
 @dataclass(frozen=True)
 class StoredMap:
     """The part of the map figure that does not depend on the clip: the panels with the stored
-    points, the language legend, axes and layout (about four fifths of the figure's building
-    time for a 20-language store). Built once per run and component (the page caches it) and
+    points drawn as images, the language legend, axes and layout (nearly all of the figure's
+    building time: the images take ~0.1 s per panel). Built once per run and component (the
+    page caches it, and builds it while it waits for a clip) and
     copied for each clip by ``clip_map_figure`` (one copy at a time: ``_COPY_LOCK``); nothing
     is added to it."""
     figure: go.Figure
@@ -230,7 +232,7 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     order = language_order(languages, points["lang"].dropna().unique())
     palette = {lang: CATEGORICAL[i % len(CATEGORICAL)] for i, lang in enumerate(order)}
     unique = points.drop_duplicates("item_id")
-    hover = pd.Series([f"{html.escape(names.get(lang, lang))} · {modality} · "
+    hover = pd.Series([f"{html.escape(str(names.get(lang, lang)))} · {modality} · "
                        f"{html.escape(_short(text))}" for lang, modality, text in
                        zip(unique["lang"], unique["modality"], unique["text"], strict=True)],
                       index=unique["item_id"].astype(int).to_numpy(), dtype=object)
