@@ -23,8 +23,9 @@ from PIL import Image, ImageDraw
 
 #: the image's longer side in pixels: about twice a panel's size on screen (sharp on HiDPI)
 LONG_SIDE_PX = 480
-#: the shorter side never goes below this (a map squeezed to a line stays visible)
-MIN_SIDE_PX = 64
+#: the extent is widened so that neither side is more than this many times the other (a map
+#: squeezed to a line keeps a visible panel, and its image round discs)
+MAX_ASPECT = 4.0
 #: drawn this many times larger, then reduced: antialiased discs
 SUPERSAMPLE = 3
 #: a disc's diameter as a fraction of the image's longer side
@@ -53,9 +54,11 @@ class Bounds:
         return self.y1 - self.y0
 
 
-def padded_bounds(xy: np.ndarray, pad_fraction: float = PAD_FRACTION) -> Bounds:
+def padded_bounds(xy: np.ndarray, pad_fraction: float = PAD_FRACTION,
+                  max_aspect: float = MAX_ASPECT) -> Bounds:
     """The points' extent with a margin of ``pad_fraction`` of the larger span on every side
-    (a unit margin when all points coincide), so discs at the edge are not cut."""
+    (a unit margin when all points coincide), so discs at the edge are not cut; the shorter
+    span is then widened about its centre to at least ``1 / max_aspect`` of the longer one."""
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     finite = xy[np.isfinite(xy).all(axis=1)]
     if finite.size == 0:
@@ -63,8 +66,11 @@ def padded_bounds(xy: np.ndarray, pad_fraction: float = PAD_FRACTION) -> Bounds:
     low, high = finite.min(axis=0), finite.max(axis=0)
     span = float(max(high - low))
     pad = pad_fraction * span if span > 0 else 1.0
-    return Bounds(float(low[0] - pad), float(high[0] + pad), float(low[1] - pad),
-                  float(high[1] + pad))
+    low, high = low - pad, high + pad
+    centre, half = (low + high) / 2, (high - low) / 2
+    half = np.maximum(half, half.max() / max_aspect)
+    return Bounds(float(centre[0] - half[0]), float(centre[0] + half[0]),
+                  float(centre[1] - half[1]), float(centre[1] + half[1]))
 
 
 def image_size(bounds: Bounds, long_side: int = LONG_SIDE_PX) -> tuple[int, int]:
@@ -72,8 +78,8 @@ def image_size(bounds: Bounds, long_side: int = LONG_SIDE_PX) -> tuple[int, int]
     along x as along y, so discs stay round when the chart keeps the axes' scales equal."""
     aspect = bounds.width / bounds.height
     if aspect >= 1:
-        return long_side, max(MIN_SIDE_PX, round(long_side / aspect))
-    return max(MIN_SIDE_PX, round(long_side * aspect)), long_side
+        return long_side, max(1, round(long_side / aspect))
+    return max(1, round(long_side * aspect)), long_side
 
 
 def rasterise(xy: np.ndarray, rgba: np.ndarray, bounds: Bounds, *,

@@ -40,7 +40,10 @@ def test_image_keeps_the_extents_aspect_so_discs_stay_round():
     bounds = pr.Bounds(0.0, 8.0, 0.0, 2.0)
     assert pr.image_size(bounds, 480) == (480, 120)
     assert pr.image_size(pr.Bounds(0.0, 2.0, 0.0, 8.0), 480) == (120, 480)
-    assert pr.image_size(pr.Bounds(0.0, 1000.0, 0.0, 1.0), 480) == (480, pr.MIN_SIDE_PX)
+    line = pr.padded_bounds(np.array([[0.0, 5.0], [100.0, 5.0]]))  # every point on one line
+    assert line.width == pytest.approx(pr.MAX_ASPECT * line.height)
+    assert (line.y0 + line.y1) / 2 == pytest.approx(5.0)
+    assert pr.image_size(line, 480) == (480, 120)
     image = pr.rasterise(np.array([[4.0, 1.0]]), np.array([BLUE], np.uint8), bounds)
     ink = np.asarray(image.convert("L")) < 250
     rows, cols = np.nonzero(ink)
@@ -55,7 +58,9 @@ def test_padded_bounds_hold_every_point_with_a_margin():
     assert bounds.y0 < xy[:, 1].min() and bounds.y1 > xy[:, 1].max()
     margin = pr.PAD_FRACTION * (xy[:, 0].max() - xy[:, 0].min())
     assert bounds.x0 == pytest.approx(xy[:, 0].min() - margin)
-    assert bounds.y1 == pytest.approx(xy[:, 1].max() + margin)  # the larger span's margin
+    assert bounds.x1 == pytest.approx(xy[:, 0].max() + margin)
+    assert bounds.y1 - xy[:, 1].max() >= margin and xy[:, 1].min() - bounds.y0 >= margin
+    assert bounds.width <= pr.MAX_ASPECT * bounds.height + 1e-9  # 10:1 data, widened to 4:1
     same = pr.padded_bounds(np.array([[2.0, 3.0], [2.0, 3.0]]))
     assert (same.x0, same.x1, same.y0, same.y1) == (1.0, 3.0, 2.0, 4.0)
     assert pr.padded_bounds(np.array([[np.nan, 1.0]])) == pr.Bounds(-1.0, 1.0, -1.0, 1.0)
