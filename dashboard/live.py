@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ def _load(name: str) -> LoadedModel:
         adapter = load_model(name, progress=False)
         loaded = LoadedModel(adapter, ThreadPoolExecutor(max_workers=1,
                                                          thread_name_prefix=f"model-{name}"))
+        # evicted from the cache: its thread ends with it (queued calls still run first)
+        weakref.finalize(loaded, loaded.worker.shutdown, wait=False)
         try:  # part of loading: the first clip then costs what later ones do
             loaded.run(recording.warm_up, adapter)
         except Exception:  # noqa: BLE001 - a failed warm-up must not make the model unusable
@@ -127,7 +130,7 @@ def prepare(ref: state.StoreRef, run_id: str, model: str, lang: str | None
     maps = {}
     for (component, method), (panels, names) in recording.map_panels_of(reference_).items():
         stored = stored_map(ref, run_id, component, method, panels, names)
-        maps.setdefault(component, stored)  # first method by name, as the page's placements
+        maps.setdefault(component, stored)  # a component's first method by name
     if lang is not None:
         recording.prepare_language(reference_, lang)
     return maps

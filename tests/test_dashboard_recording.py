@@ -260,3 +260,40 @@ def test_every_inference_runs_on_the_models_one_thread_one_at_a_time():
         loaded.run(failing)
     assert loaded.run(inference, 3) == 9  # the worker survives a failed call
     loaded.worker.shutdown()
+
+
+def test_the_pages_inference_calls_run_on_the_models_thread(monkeypatch):
+    """live.hear and live.states (what the page calls) reach the adapter only on the loaded
+    model's worker thread, never on the caller's."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core import recording
+
+    seen = []
+
+    class Adapter:
+        def supports_language(self, lang):
+            return True
+
+        def transcribe(self, waveforms, langs):
+            seen.append(("transcribe", threading.current_thread().name))
+            return ["a transcript"]
+
+        def components(self):
+            return []
+
+    def clip_states(adapter, waveform, lang, text, components=None):
+        seen.append(("states", threading.current_thread().name))
+        return recording.ClipStates(lang=lang, text=text or "", pooled={}, frames={},
+                                    frame_times_s={})
+
+    loaded = live.LoadedModel(Adapter(), ThreadPoolExecutor(1, thread_name_prefix="model-fake"))
+    monkeypatch.setattr(live, "_load", lambda name: loaded)
+    monkeypatch.setattr(recording, "clip_states", clip_states)
+    heard = live.hear("fake", "sha-thread-test", np.zeros(160, np.float32), "eng_Latn",
+                      ("eng_Latn",))
+    live.states("fake", "sha-thread-test", heard["speech"], "eng_Latn", heard["transcript"])
+    assert [call for call, _ in seen] == ["states", "transcribe", "states"]
+    assert all(name.startswith("model-fake") for _, name in seen), seen
+    loaded.worker.shutdown()
