@@ -45,7 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.bench_recording import RATE, speech, wav_bytes  # noqa: E402
+from bench.bench_recording import speech, wav_bytes  # noqa: E402
 
 #: waveform, neighbours x 2 (encoder, decoder), agreement, maps x 2, frames (a sentence-rank
 #: chart too when the clip says a stored sentence)
@@ -165,12 +165,20 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
     errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
     if errors.count():
         raise RuntimeError(f"the page shows an error: {errors.first.inner_text()}")
-    if screenshot is not None:
-        page.screenshot(path=str(screenshot), full_page=True)
+    if screenshot is not None:  # Streamlit scrolls inside its own container: grow the viewport
+        size = page.viewport_size
+        bottom = page.evaluate("""() => {
+            const block = document.querySelector('[data-testid="stMainBlockContainer"]');
+            return block ? block.scrollHeight + block.getBoundingClientRect().top : 0; }""")
+        page.set_viewport_size({"width": size["width"], "height": int(max(bottom + 24, 700))})
+        page.wait_for_timeout(1500)  # the charts follow the new size
+        page.screenshot(path=str(screenshot))
+        page.set_viewport_size(size)
     server_s = (lens["progressGone"] - lens["start"]) / 1000
     drawn_s = (lens["lastPlot"] - lens["start"]) / 1000
     return {"started": (lens["progressSeen"] - lens["start"]) / 1000,
-            "first chart": (lens["firstPlot"] - lens["start"]) / 1000, "server": server_s, "drawn": max(drawn_s, server_s),
+            "first chart": (lens["firstPlot"] - lens["start"]) / 1000, "server": server_s,
+            "drawn": max(drawn_s, server_s),
             "after server": max(drawn_s - server_s, 0.0), "server cpu": server_cpu,
             "browser cpu": browser_cpu,
             "charts": page.locator(".js-plotly-plot").count()}
@@ -192,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="no chart changed for this long: drawing is over")
     parser.add_argument("--width", type=int, default=1400, help="browser viewport width")
     parser.add_argument("--screenshots", type=Path, default=None,
-                        help="folder for a full-page screenshot of each clip length's last run")
+                        help="folder for a screenshot of the whole page after each clip length's "
+                             "last (cached) run")
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
