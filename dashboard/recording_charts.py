@@ -278,7 +278,10 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     fig.update_layout(images=images, **axes)
     fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
     fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)
-    return StoredMap(_layout(fig, title, 60 + 300 * rows_n), panels, hover)
+    # the legend below the panels, in rows: at the side, 20 languages pushed the clip's own
+    # entries below a scroll bar
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
+    return StoredMap(_layout(fig, title, 130 + 300 * rows_n), panels, hover)
 
 
 def map_panels(placements: pd.DataFrame, component: str
