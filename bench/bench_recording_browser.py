@@ -101,18 +101,6 @@ def distinct_clip(wave: np.ndarray, index: int) -> bytes:
     return wav_bytes(changed)
 
 
-def choose_language(page, label: str) -> None:
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Language")
-    box.click()
-    page.keyboard.type(label)
-    page.get_by_role("option", name=label).click()
-    page.wait_for_function(
-        """(label) => Array.from(document.querySelectorAll('[data-testid="stSelectbox"] input'))
-                          .some(i => (i.value || i.getAttribute('aria-label') || '').includes(label))
-                     || document.querySelector('[data-testid="stMain"]').innerText.includes(label)""",
-        arg=label, timeout=30_000)
-
-
 def wait_prepared(page, timeout_ms: int) -> None:
     """Until the page waits for a clip with its preparation done (no spinner) and the stored maps
     it shows meanwhile drawn."""
@@ -146,11 +134,11 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
     """Open the page, prepare, upload ``clip``; the timings of one upload."""
     import os
 
-    from dashboard.server import cpu_seconds
+    from dashboard.server import choose_option, cpu_seconds, fit_viewport_to_content
 
     page.goto(f"{url}/recording", wait_until="domcontentloaded")
     wait_prepared(page, TIMEOUT_MS)
-    choose_language(page, lang_label)
+    choose_option(page, "Language", lang_label, timeout_ms=30_000)
     wait_prepared(page, TIMEOUT_MS)
     page.evaluate(OBSERVER_JS)
     server_cpu, browser_cpu = cpu_seconds(server_pid), chromium_cpu(os.getpid())
@@ -165,13 +153,9 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
     errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
     if errors.count():
         raise RuntimeError(f"the page shows an error: {errors.first.inner_text()}")
-    if screenshot is not None:  # Streamlit scrolls inside its own container: grow the viewport
+    if screenshot is not None:
         size = page.viewport_size
-        bottom = page.evaluate("""() => {
-            const block = document.querySelector('[data-testid="stMainBlockContainer"]');
-            return block ? block.scrollHeight + block.getBoundingClientRect().top : 0; }""")
-        page.set_viewport_size({"width": size["width"], "height": int(max(bottom + 24, 700))})
-        page.wait_for_timeout(1500)  # the charts follow the new size
+        fit_viewport_to_content(page, settle_ms=1500)
         page.screenshot(path=str(screenshot))
         page.set_viewport_size(size)
     server_s = (lens["progressGone"] - lens["start"]) / 1000

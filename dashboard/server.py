@@ -1,6 +1,7 @@
-"""Start the real dashboard server (``streamlit run dashboard/app.py``) on a free loopback port.
+"""Start the real dashboard server (``streamlit run dashboard/app.py``) on a free loopback port,
+and drive its pages in a playwright browser.
 
-For the browser tests and the load benchmark: they drive the same server a user runs, not AppTest.
+For the browser tests and the benchmarks: they drive the same server a user runs, not AppTest.
 """
 
 from __future__ import annotations
@@ -81,3 +82,37 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def choose_option(page, box_label: str, option: str, *, timeout_ms: int = 20_000
+                  ) -> None:
+    """Pick ``option`` in the page's selectbox labelled ``box_label`` (typed to filter the list)
+    and wait until the box shows it."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=box_label)
+    box.click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option).click()
+    page.wait_for_function(
+        """(option) => Array.from(document.querySelectorAll('[data-testid="stSelectbox"] input'))
+                          .some(i => (i.value || i.getAttribute('aria-label') || '')
+                                     .includes(option))
+                     || document.querySelector('[data-testid="stMain"]').innerText
+                          .includes(option)""",
+        arg=option, timeout=timeout_ms)
+
+
+def fit_viewport_to_content(page, *, max_height: int | None = None, settle_ms: int = 500
+                            ) -> None:
+    """Streamlit scrolls inside its own container, so a full-page screenshot is just the viewport:
+    resize the viewport (same width) to the page's content instead, at most ``max_height``, and
+    give the charts ``settle_ms`` to follow the new size."""
+    bottom = page.evaluate("""() => {
+        const block = document.querySelector('[data-testid="stMainBlockContainer"]')
+            || document.querySelector('[data-testid="stMain"]');
+        return block ? block.scrollHeight + block.getBoundingClientRect().top : 0;
+    }""")
+    height = max(bottom + 24, 700)
+    if max_height is not None:
+        height = min(height, max_height)
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": int(height)})
+    page.wait_for_timeout(settle_ms)

@@ -19,7 +19,12 @@ from PIL import Image
 
 from synthetic_store import write_synthetic_store
 
-from dashboard.server import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
+from dashboard.server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    fit_viewport_to_content,
+    serve_dashboard,
+)
 
 #: url path -> how many Plotly charts the page draws at least; a deep link comes first, on purpose:
 #: a fresh server must route it through app.py's st.navigation too
@@ -74,16 +79,7 @@ def _wait_for_app(page, min_charts: int) -> None:
 
 
 def _fit_viewport_to_content(page) -> None:
-    """Streamlit scrolls inside its own container, so a full-page screenshot is just the viewport:
-    resize the viewport to the page's content instead (no blank tail, nothing cut off)."""
-    bottom = page.evaluate("""() => {
-        const block = document.querySelector('[data-testid="stMainBlockContainer"]')
-            || document.querySelector('[data-testid="stMain"]');
-        return block ? block.scrollHeight + block.getBoundingClientRect().top : 0;
-    }""")
-    height = int(min(max(bottom + 24, 700), VIEWPORT_MAX_HEIGHT))
-    page.set_viewport_size({"width": VIEWPORT_WIDTH, "height": height})
-    page.wait_for_timeout(500)
+    fit_viewport_to_content(page, max_height=VIEWPORT_MAX_HEIGHT)
 
 
 def _save_png(png: bytes, path: Path) -> None:

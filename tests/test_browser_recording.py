@@ -21,6 +21,8 @@ from test_browser import (
     serve_dashboard,
 )
 
+from dashboard.server import choose_option
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLEURS_CLIP = REPO_ROOT.parent / "shared" / "data" / "fleurs_clips" / "cuttledoc" / "fleurs-en-001.ogg"
 #: waveform, 2 x neighbours, agreement, 2 x maps, frames
@@ -57,16 +59,7 @@ def clip(tmp_path_factory) -> Path:
 
 
 def _choose_english(page) -> None:
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Language")
-    box.click()
-    page.keyboard.type("English (eng")
-    page.get_by_role("option", name="English (eng_Latn)").click()
-    page.wait_for_function(
-        """() => Array.from(document.querySelectorAll('[data-testid="stSelectbox"] input'))
-                      .some(i => (i.value || i.getAttribute('aria-label') || '')
-                                 .includes('English (eng_Latn)'))
-                 || document.querySelector('[data-testid="stMain"]').innerText
-                      .includes('English (eng_Latn)')""", timeout=20_000)
+    choose_option(page, "Language", "English (eng_Latn)")
     page.wait_for_timeout(1000)  # the rerun the choice triggers
 
 
