@@ -198,9 +198,8 @@ class StoredMap:
     """The part of the map figure that does not depend on the clip: the panels with the stored
     points drawn as images, the language legend, axes and layout (nearly all of the figure's
     building time: the images take ~0.1 s per panel). Built once per run and component (the
-    page caches it, and builds it while it waits for a clip) and
-    copied for each clip by ``clip_map_figure`` (one copy at a time: ``_COPY_LOCK``); nothing
-    is added to it."""
+    page caches it, and builds it while it waits for a clip) and copied for each clip by
+    ``clip_map_figure`` (one copy at a time: ``_COPY_LOCK``); nothing is added to it."""
     figure: go.Figure
     panels: dict[int, MapPanel]
     hover: pd.Series  # item_id -> "language · modality · text" (HTML-escaped)
@@ -275,12 +274,12 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
                             scaleratio=1)
         ids, first = np.unique(point_items[chosen], return_index=True)  # an item's first point
         panels[layer] = MapPanel(r, c, ids, xy[first])
-    fig.update_layout(images=images, **axes)
-    fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
-    fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)
     # the legend below the panels, in rows: at the side, 20 languages pushed the clip's own
     # entries below a scroll bar
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.02, x=0))
+    fig.update_layout(images=images, legend=dict(orientation="h", yanchor="top", y=-0.02, x=0),
+                      **axes)
+    fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)
     return StoredMap(_layout(fig, title, 130 + 300 * rows_n), panels, hover)
 
 
