@@ -19,7 +19,9 @@ from a MutationObserver installed in the page before the upload:
 - ``after server``: ``drawn - server``, the browser's drawing that the server does not wait for.
 
 Also the CPU seconds of the server process and of Chromium's processes over each upload: on a
-machine where both share the cores, the browser's part competes with the server's.
+machine where both share the cores, the browser's part competes with the server's. With
+``--timeline``, the cores each used per 0.25 s over each clip length's first new clip (server,
+Chromium's renderer, the rest of Chromium): which of them the page waits for, when.
 
 Each repeat opens the page afresh. ``new clip``: the clip differs from every earlier one in one
 sample (a new content hash), so the server recomputes it; ``cached``: the same bytes again (the
@@ -28,16 +30,20 @@ espeak-ng without ../shared).
 
     .venv/bin/python -m bench.bench_recording_browser --store data/crossmodal_lens.duckdb
     .venv/bin/python -m bench.bench_recording_browser --seconds 5 --repeats 5 --screenshots out/
+    .venv/bin/python -m bench.bench_recording_browser --seconds 5 --repeats 2 --timeline
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -114,25 +120,85 @@ def wait_prepared(page, timeout_ms: int) -> None:
     page.wait_for_timeout(1000)  # the stored maps shown while waiting: drawn, as for a user
 
 
-def chromium_cpu(root_pid: int) -> float:
-    """CPU seconds (user + system) of every process under ``root_pid`` named like Chromium."""
+def chromium_cpu_by_kind(root_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of the processes under ``root_pid`` named like Chromium, by
+    kind: ``renderer`` (the page: its scripts, layout and painting) and ``other`` (the browser
+    process, GPU process with its software rasteriser, utilities)."""
     import psutil
 
-    total = 0.0
+    totals = {"renderer": 0.0, "other": 0.0}
     for process in psutil.Process(root_pid).children(recursive=True):
         try:
             if "chrom" in process.name():
                 times = process.cpu_times()
-                total += times.user + times.system
+                kind = "renderer" if "--type=renderer" in process.cmdline() else "other"
+                totals[kind] += times.user + times.system
         except psutil.NoSuchProcess:
             continue
-    return total
+    return totals
+
+
+def chromium_cpu(root_pid: int) -> float:
+    """CPU seconds (user + system) of every process under ``root_pid`` named like Chromium."""
+    return sum(chromium_cpu_by_kind(root_pid).values())
+
+
+class CpuTimeline:
+    """Cores used per interval by the server and by Chromium (renderer, other), sampled in a
+    thread while an upload runs: where, on a shared machine, the browser's drawing and the
+    server's work compete (e.g. the model stage slowed by the page's own rerun)."""
+
+    def __init__(self, server_pid: int, browser_root_pid: int, interval_s: float = 0.25):
+        self.server_pid, self.browser_root_pid = server_pid, browser_root_pid
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, float, float, float]] = []
+        self._stop = None
+        self._thread = None
+
+    def _sample(self) -> None:
+        from dashboard.server import cpu_seconds
+
+        start = time.perf_counter()
+        while True:
+            chromium = chromium_cpu_by_kind(self.browser_root_pid)
+            self.samples.append((time.perf_counter() - start, cpu_seconds(self.server_pid),
+                                 chromium["renderer"], chromium["other"]))
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> Self:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def rows(self) -> list[tuple[float, float, float, float, float]]:
+        """(from s, to s, server cores, renderer cores, other Chromium cores) per interval."""
+        return [(t0, t1, (s1 - s0) / (t1 - t0), (r1 - r0) / (t1 - t0), (o1 - o0) / (t1 - t0))
+                for (t0, s0, r0, o0), (t1, s1, r1, o1) in zip(self.samples, self.samples[1:])
+                if t1 > t0]
+
+
+def print_timeline(timeline: CpuTimeline, result: dict) -> None:
+    print(f"{'':>14} cores used while the first new clip was analysed and drawn "
+          f"(server | Chromium renderer | other Chromium; started {result['started']:.2f}, "
+          f"server {result['server']:.2f}, drawn {result['drawn']:.2f} s):")
+    for t0, t1, server, renderer, other in timeline.rows():
+        if t0 > result["drawn"] + timeline.interval_s:
+            break
+        print(f"{'':>14} {t0:5.2f}-{t1:5.2f} s  {server:4.2f} | {renderer:4.2f} | {other:4.2f}")
 
 
 def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_ms: int,
-           server_pid: int, screenshot: Path | None = None) -> dict:
+           server_pid: int, screenshot: Path | None = None,
+           timeline: CpuTimeline | None = None) -> dict:
     """Open the page, prepare, upload ``clip``; the timings of one upload."""
-    import os
 
     from dashboard.server import choose_option, cpu_seconds, fit_viewport_to_content
 
@@ -142,9 +208,10 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
     wait_prepared(page, TIMEOUT_MS)
     page.evaluate(OBSERVER_JS)
     server_cpu, browser_cpu = cpu_seconds(server_pid), chromium_cpu(os.getpid())
-    page.locator('input[type="file"]').set_input_files(str(clip))
-    page.wait_for_function(SETTLED_JS, arg=[min_charts, quiet_ms], timeout=TIMEOUT_MS,
-                           polling=100)
+    with timeline if timeline is not None else contextlib.nullcontext():
+        page.locator('input[type="file"]').set_input_files(str(clip))
+        page.wait_for_function(SETTLED_JS, arg=[min_charts, quiet_ms], timeout=TIMEOUT_MS,
+                               polling=100)
     lens = page.evaluate("() => ({start: __lens.start, lastPlot: __lens.lastPlot, "
                          "progressGone: __lens.progressGone, progressSeen: __lens.progressSeen, "
                          "firstPlot: __lens.firstPlot})")
@@ -183,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-ms", type=int, default=1500,
                         help="no chart changed for this long: drawing is over")
     parser.add_argument("--width", type=int, default=1400, help="browser viewport width")
+    parser.add_argument("--timeline", action="store_true",
+                        help="also print the cores the server and Chromium used, per 0.25 s, "
+                             "over each clip length's first new clip")
     parser.add_argument("--screenshots", type=Path, default=None,
                         help="folder for a screenshot of the whole page after each clip length's "
                              "last (cached) run")
@@ -216,13 +286,17 @@ def main(argv: list[str] | None = None) -> int:
             index = 0
             for seconds in (float(s) for s in args.seconds.split(",")):
                 wave = speech(seconds)
-                fresh, cached = [], []
+                fresh, cached, timelines = [], [], []
                 for repeat in range(args.repeats):
                     path = Path(folder) / f"clip-{index}.wav"
                     path.write_bytes(distinct_clip(wave, index))
                     index += 1
+                    timeline = (CpuTimeline(server.pid, os.getpid())
+                                if args.timeline and repeat == 0 else None)
                     fresh.append(upload(page, url, path, args.lang_label, args.min_charts,
-                                        args.quiet_ms, server.pid))
+                                        args.quiet_ms, server.pid, timeline=timeline))
+                    if timeline is not None:
+                        timelines.append((timeline, fresh[-1]))
                     shot = (args.screenshots / f"recording-{seconds:.0f}s.png"
                             if args.screenshots is not None and repeat == args.repeats - 1
                             else None)
@@ -231,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                 row(f"{seconds:.0f}s new clip", fresh,
                     f"(median of {args.repeats}; {fresh[0]['charts']} charts)")
                 row(f"{seconds:.0f}s cached", cached, "(same bytes again: the page's caches)")
+                for timeline, result in timelines:
+                    print_timeline(timeline, result)
         finally:
             browser.close()
     return 0
