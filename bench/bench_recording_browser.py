@@ -12,7 +12,8 @@ from a MutationObserver installed in the page before the upload:
   the rerun's first elements the browser);
 - ``first chart``: upload to the first change inside a Plotly chart (the waveform);
 - ``server``: upload to the page's progress bar gone (the script's last line empties it: every
-  element has been sent);
+  element has been sent, and the browser has processed them; a renderer busy drawing reads that
+  last message later than the script ends, which ``--timeline`` shows);
 - ``drawn``: upload to the last change inside any Plotly chart (its final draw, relayouts after
   late width changes included), once ``--min-charts`` charts are on the page and nothing changed
   for ``--quiet-ms``;
