@@ -38,6 +38,8 @@ AXIS_LABEL = {"cosine": "cosine", "rsa": "profile correlation (RSA)"}
 MAP_COLUMNS = 4
 #: the stored points' opacity in the maps (the clip's markers are opaque)
 STORED_OPACITY = 0.55
+#: the maps' legend of the stored items' languages (a second legend: the first is the clip's)
+LANGUAGE_LEGEND = "legend2"
 
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
@@ -236,13 +238,15 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
                        zip(unique["lang"], unique["modality"], unique["text"], strict=True)],
                       index=unique["item_id"].astype(int).to_numpy(), dtype=object)
     # the stored points of each panel are an image in data coordinates (dashboard.point_raster:
-    # as WebGL traces they were most of the browser's work on this page); the legend keeps one
-    # vector entry per language
+    # as WebGL traces they were most of the browser's work on this page); a legend of their own
+    # keeps one entry per language, not clickable (a click would hide the entry, not the image's
+    # points)
     code_of = {lang: i for i, lang in enumerate(order)}
     rgba = np.array([point_raster.hex_rgba(palette[lang], STORED_OPACITY) for lang in order]
                     + [point_raster.hex_rgba(BASELINE_COLOUR, STORED_OPACITY)], dtype=np.uint8)
     fig.add_traces([go.Scatter(x=[None], y=[None], mode="markers", name=names.get(lang, lang),
-                               marker=dict(color=palette[lang], size=7), hoverinfo="skip")
+                               marker=dict(color=palette[lang], size=7), hoverinfo="skip",
+                               legend=LANGUAGE_LEGEND)
                     for lang in order])
     point_components = points["component"].astype(str).to_numpy()
     point_layers = points["layer"].astype(int).to_numpy()
@@ -274,10 +278,17 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
                             scaleratio=1)
         ids, first = np.unique(point_items[chosen], return_index=True)  # an item's first point
         panels[layer] = MapPanel(r, c, ids, xy[first])
-    # the legend below the panels, in rows: at the side, 20 languages pushed the clip's own
-    # entries below a scroll bar
-    fig.update_layout(images=images, legend=dict(orientation="h", yanchor="top", y=-0.02, x=0),
-                      **axes)
+    # the languages below the panels, in rows (at the side, 20 of them pushed the clip's own
+    # entries below a scroll bar); the clip's entries (clickable: each hides its markers and
+    # lines) at the top right, beside the title
+    fig.update_layout(
+        images=images,
+        legend=dict(orientation="h", x=1, xanchor="right", y=1, yref="container",
+                    yanchor="top"),
+        **{LANGUAGE_LEGEND: dict(orientation="h", yanchor="top", y=-0.02, x=0, itemclick=False,
+                                 itemdoubleclick=False,
+                                 title=dict(text="stored items by language:"))},
+        **axes)
     fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
     fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)
     return StoredMap(_layout(fig, title, 130 + 300 * rows_n), panels, hover)

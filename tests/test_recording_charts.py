@@ -53,6 +53,13 @@ def test_map_figure_has_one_panel_per_layer_with_the_clip_and_its_neighbours():
         assert axis_y.scaleanchor == image.xref  # equal scales: round discs stay round
     legend = [t for t in fig.data if t.showlegend is not False and t.name in ("English", "German")]
     assert [t.name for t in legend] == ["English", "German"] and all(t.x == (None,) for t in legend)
+    # the languages have a legend of their own that clicks do not toggle (their points are in
+    # the images); the clip's entries stay in the first, clickable legend
+    assert {t.legend for t in legend} == {rc.LANGUAGE_LEGEND}
+    language_legend = fig.layout[rc.LANGUAGE_LEGEND]
+    assert language_legend.itemclick is False and language_legend.itemdoubleclick is False
+    assert {t.legend for t in fig.data if t.name == "your recording"} <= {None, "legend"}
+    assert fig.layout.legend.itemclick is not False
     stars = [t for t in fig.data if t.name == "your recording"]
     assert len(stars) == 2 and list(stars[0].x) == [1.5] and stars[0].marker.symbol == "star"
     assert [t.showlegend for t in stars] == [True, False]  # one legend entry
