@@ -687,6 +687,17 @@ def place_in_maps(reference: Reference, states: ClipStates, *, k: int = DEFAULT_
     return pd.DataFrame(out)
 
 
+def map_methods(reference: Reference) -> dict[str, str]:
+    """The one map method each component's maps are shown in: its first by name. One rule for the
+    stored maps the page shows while it waits and for the clip's placements afterwards (a
+    component whose layers lack another component's method still gets its own maps)."""
+    proj = reference.projections
+    if proj.empty:
+        return {}
+    return {str(component): str(method)
+            for component, method in proj.groupby("component")["method"].min().items()}
+
+
 def map_panels_of(reference: Reference) -> dict[tuple[str, str], tuple[tuple, tuple]]:
     """Per (component, method) of the run's stored maps, its panels as ``place_in_maps`` places
     a clip into them: ``((layer, params), ...)`` and ``((layer, layer_name), ...)`` in layer

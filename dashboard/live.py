@@ -127,13 +127,18 @@ def prepare(ref: state.StoreRef, run_id: str, model: str, lang: str | None
     except ModelUnavailable:
         pass
     reference_ = reference(ref, run_id)
-    maps = {}
-    for (component, method), (panels, names) in recording.map_panels_of(reference_).items():
-        stored = stored_map(ref, run_id, component, method, panels, names)
-        maps.setdefault(component, stored)  # a component's first method by name
+    shown = recording.map_methods(reference_)
+    maps = {component: stored_map(ref, run_id, component, method, panels, names)
+            for (component, method), (panels, names) in recording.map_panels_of(reference_).items()
+            if shown[component] == method}
     if lang is not None:
         recording.prepare_language(reference_, lang)
     return maps
+
+
+def map_methods(ref: state.StoreRef, run_id: str) -> dict[str, str]:
+    """``core.recording.map_methods`` of the run: the method each component's maps are shown in."""
+    return recording.map_methods(reference(ref, run_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

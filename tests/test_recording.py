@@ -270,6 +270,25 @@ def test_placement_is_the_weighted_mean_of_the_nearest_positions(corpus):
     pd.testing.assert_frame_equal(placed, again)
 
 
+def test_each_component_is_shown_in_its_own_first_map_method(corpus):
+    ref = _reference(corpus["text"], corpus["speech"], corpus["sentences"], corpus["langs"])
+    maps = _map(ref)
+    # the text path has only "umap"; the speech path "pca" (first by name) and "umap"
+    ref.projections = pd.concat([maps, maps[maps["component"] == "speech_path"].assign(
+        method="pca")], ignore_index=True)
+    methods = rec.map_methods(ref)
+    assert methods == {"speech_path": "pca", "text_path": "umap"}
+    # every component keeps a map in its method (one global method would leave one without)
+    placed = rec.place_in_maps(ref, _states(corpus["speech"][4], corpus["text"][4]), k=3)
+    shown = placed[placed["method"] == placed["component"].map(methods)]
+    assert set(shown["component"]) == {"speech_path", "text_path"}
+    prepared = {component for component, method in rec.map_panels_of(ref)
+                if methods[component] == method}
+    assert prepared == {"speech_path", "text_path"}
+    ref.projections = pd.DataFrame()
+    assert rec.map_methods(ref) == {}
+
+
 def test_placement_with_only_negative_cosines_uses_equal_weights(corpus):
     ref = _reference(corpus["text"], corpus["speech"], corpus["sentences"], corpus["langs"])
     ref.projections = _map(ref)

@@ -199,9 +199,9 @@ st.caption("Placed without refitting: the cosine-weighted mean position of its k
            "The stored points are drawn as one image per layer (zooming enlarges it).")
 maps = []
 if not placements.empty:
-    method = str(placements["method"].iloc[0])
-    placements = placements[placements["method"] == method]
-    maps = [(component, live.stored_map(ref, sel.run_id, component, method,
+    methods = live.map_methods(ref, sel.run_id)  # the ones shown while the page waited
+    placements = placements[placements["method"] == placements["component"].map(methods)]
+    maps = [(component, live.stored_map(ref, sel.run_id, component, methods[component],
                                         *rc.map_panels(placements, component)))
             for component in dict.fromkeys(placements["component"])]
 if not any(stored.panels for _component, stored in maps):
