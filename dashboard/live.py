@@ -127,7 +127,7 @@ def prepare(ref: state.StoreRef, run_id: str, model: str, lang: str | None
     except ModelUnavailable:
         pass
     reference_ = reference(ref, run_id)
-    shown = recording.map_methods(reference_)
+    shown = map_methods(ref, run_id)
     maps = {component: stored_map(ref, run_id, component, method, panels, names)
             for (component, method), (panels, names) in recording.map_panels_of(reference_).items()
             if shown[component] == method}
@@ -136,8 +136,10 @@ def prepare(ref: state.StoreRef, run_id: str, model: str, lang: str | None
     return maps
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
 def map_methods(ref: state.StoreRef, run_id: str) -> dict[str, str]:
-    """``core.recording.map_methods`` of the run: the method each component's maps are shown in."""
+    """``core.recording.map_methods`` of the run: the method each component's maps are shown in
+    (once per run: it groups every stored map position; read-only)."""
     return recording.map_methods(reference(ref, run_id))
 
 

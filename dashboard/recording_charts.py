@@ -285,9 +285,12 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
         images=images,
         legend=dict(orientation="h", x=1, xanchor="right", y=1, yref="container",
                     yanchor="top"),
+        # its title above the entries (at their side it is not counted when rows wrap, so the
+        # last entry of a row fell off the figure) and not clickable either (with two legends
+        # a title click toggles its entries, a double click the other legend's)
         **{LANGUAGE_LEGEND: dict(orientation="h", yanchor="top", y=-0.02, x=0, itemclick=False,
-                                 itemdoubleclick=False,
-                                 title=dict(text="stored items by language:"))},
+                                 itemdoubleclick=False, titleclick=False, titledoubleclick=False,
+                                 title=dict(text="stored items by language", side="top"))},
         **axes)
     fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
     fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)

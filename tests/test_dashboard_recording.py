@@ -120,6 +120,43 @@ def test_upload_draws_every_chart(monkeypatch, tiny_store_path, sentence_clip):
     assert not any(c.value.startswith("Model transcript") for c in at.caption)
 
 
+def test_each_component_is_mapped_in_its_own_method(monkeypatch, tiny_store_path, sentence_clip):
+    """A run whose speech maps come in a second method, first by name, that its text maps lack:
+    each component is still mapped, while the page waits and once the clip is placed (the page
+    once placed every component in the first component's method, leaving the other mapless)."""
+    import dataclasses
+
+    import pandas as pd
+
+    original, patched = live.reference, {}
+
+    def with_a_speech_only_method(ref, run_id):
+        if run_id not in patched:
+            reference = original(ref, run_id)
+            proj = reference.projections
+            extra = proj[proj["component"] == "speech_encoder"].assign(method="aaa-speech-only")
+            patched[run_id] = dataclasses.replace(
+                reference, projections=pd.concat([proj, extra], ignore_index=True))
+        return patched[run_id]
+
+    monkeypatch.setattr(live, "reference", with_a_speech_only_method)
+    live.map_methods.clear()
+    try:
+        at = _page(monkeypatch, tiny_store_path)
+        _clean(at)
+        maps = ["Your clip in the stored maps · speech_encoder",
+                "Your clip in the stored maps · text_decoder"]
+        assert _titles(at) == maps
+        _text, data = sentence_clip
+        at = _upload(at, data[:-2] + b"\x01\x00")  # a clip of its own: no cached placements
+        _clean(at)
+        assert [t for t in _titles(at) if t in maps] == maps
+        assert live.map_methods(state.store_ref(), at.session_state["run_id"]) == {
+            "speech_encoder": "aaa-speech-only", "text_decoder": "umap"}
+    finally:
+        live.map_methods.clear()  # later tests read the run as stored
+
+
 @pytest.mark.parametrize(("data", "message"), [
     (b"", "the file is empty"),
     (b"hello, this is not audio at all " * 30, "not an audio file"),

@@ -58,6 +58,8 @@ def test_map_figure_has_one_panel_per_layer_with_the_clip_and_its_neighbours():
     assert {t.legend for t in legend} == {rc.LANGUAGE_LEGEND}
     language_legend = fig.layout[rc.LANGUAGE_LEGEND]
     assert language_legend.itemclick is False and language_legend.itemdoubleclick is False
+    assert language_legend.titleclick is False and language_legend.titledoubleclick is False
+    assert language_legend.title.side == "top"  # at the side it pushed entries off the figure
     assert {t.legend for t in fig.data if t.name == "your recording"} <= {None, "legend"}
     assert fig.layout.legend.itemclick is not False
     stars = [t for t in fig.data if t.name == "your recording"]
