@@ -17,7 +17,8 @@ from a MutationObserver installed in the page before the upload:
 - ``drawn``: upload to the last change inside any Plotly chart (its final draw, relayouts after
   late width changes included), once ``--min-charts`` charts are on the page and nothing changed
   for ``--quiet-ms``;
-- ``after server``: ``drawn - server``, the browser's drawing that the server does not wait for.
+- ``after server``: ``drawn - server``, the drawing left once the browser has read the script's
+  end (less than the browser's own part: a busy renderer reads that end late, see ``--timeline``).
 
 Also the CPU seconds of the server process and of Chromium's processes over each upload: on a
 machine where both share the cores, the browser's part competes with the server's. With
@@ -157,13 +158,22 @@ class CpuTimeline:
         self._thread = None
 
     def _sample(self) -> None:
+        """Totals every ``interval_s`` from the thread's start (a few ms before the upload's own
+        zero). A Chromium process that ends or starts meanwhile skews that interval (totals are
+        summed over the processes alive at each sample)."""
+        import psutil
+
         from dashboard.server import cpu_seconds
 
         start = time.perf_counter()
         while True:
-            chromium = chromium_cpu_by_kind(self.browser_root_pid)
-            self.samples.append((time.perf_counter() - start, cpu_seconds(self.server_pid),
-                                 chromium["renderer"], chromium["other"]))
+            try:
+                chromium = chromium_cpu_by_kind(self.browser_root_pid)
+                server = cpu_seconds(self.server_pid)
+            except (psutil.Error, OSError):  # a process gone: keep what was sampled
+                return
+            self.samples.append((time.perf_counter() - start, server, chromium["renderer"],
+                                 chromium["other"]))
             if self._stop.wait(self.interval_s):
                 return
 
