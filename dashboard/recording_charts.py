@@ -40,6 +40,10 @@ MAP_COLUMNS = 4
 STORED_OPACITY = 0.55
 #: the maps' legend of the stored items' languages (a second legend: the first is the clip's)
 LANGUAGE_LEGEND = "legend2"
+#: the maps' top margin, and where in it their title's middle sits (px from the figure's top):
+#: the clip's legend takes the first ~25 px
+MAP_TOP_PX = 84
+MAP_TITLE_FROM_TOP_PX = 50
 
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
@@ -294,7 +298,13 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
         **axes)
     fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
     fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)
-    return StoredMap(_layout(fig, title, 130 + 300 * rows_n), panels, hover)
+    height = 130 + 300 * rows_n
+    # the clip's legend on a line of its own at the top, the title on the next (side by side
+    # they met in a narrow window)
+    _layout(fig, title, height).update_layout(
+        margin=dict(t=MAP_TOP_PX),
+        title=dict(y=1 - MAP_TITLE_FROM_TOP_PX / height, yref="container", yanchor="middle"))
+    return StoredMap(fig, panels, hover)
 
 
 def map_panels(placements: pd.DataFrame, component: str

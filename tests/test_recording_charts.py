@@ -62,6 +62,12 @@ def test_map_figure_has_one_panel_per_layer_with_the_clip_and_its_neighbours():
     assert language_legend.title.side == "top"  # at the side it pushed entries off the figure
     assert {t.legend for t in fig.data if t.name == "your recording"} <= {None, "legend"}
     assert fig.layout.legend.itemclick is not False
+    # the clip's legend at the very top, the title on a line below it, both in the top margin
+    assert (fig.layout.legend.yref, fig.layout.legend.y, fig.layout.legend.yanchor) == (
+        "container", 1, "top")
+    title_from_top = (1 - fig.layout.title.y) * fig.layout.height
+    assert fig.layout.title.yref == "container"
+    assert 25 < title_from_top < fig.layout.margin.t
     stars = [t for t in fig.data if t.name == "your recording"]
     assert len(stars) == 2 and list(stars[0].x) == [1.5] and stars[0].marker.symbol == "star"
     assert [t.showlegend for t in stars] == [True, False]  # one legend entry
