@@ -284,7 +284,7 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
         panels[layer] = MapPanel(r, c, ids, xy[first])
     # the languages below the panels, in rows (at the side, 20 of them pushed the clip's own
     # entries below a scroll bar); the clip's entries (clickable: each hides its markers and
-    # lines) at the top right, beside the title
+    # lines) at the top right, on a line above the title (placed below)
     fig.update_layout(
         images=images,
         legend=dict(orientation="h", x=1, xanchor="right", y=1, yref="container",
