@@ -11,6 +11,8 @@ from a MutationObserver installed in the page before the upload:
 - ``started``: upload to the page's progress bar shown (the upload has reached the server and
   the rerun's first elements the browser);
 - ``first chart``: upload to the first change inside a Plotly chart (the waveform);
+- ``first section``: upload to the first change inside a chart of the analysis' sections (any chart
+  but the waveform: they need the model's states, so none can come before the model stage ends);
 - ``server``: upload to the page's progress bar gone (the script's last line empties it: every
   element has been sent, and the browser has processed them; a renderer busy drawing reads that
   last message later than the script ends, which ``--timeline`` shows);
@@ -18,7 +20,10 @@ from a MutationObserver installed in the page before the upload:
   late width changes included), once ``--min-charts`` charts are on the page and nothing changed
   for ``--quiet-ms``;
 - ``after server``: ``drawn - server``, the drawing left once the browser has read the script's
-  end (less than the browser's own part: a busy renderer reads that end late, see ``--timeline``).
+  end (less than the browser's own part: a busy renderer reads that end late, see ``--timeline``);
+- ``sections``: ``drawn - first section``. For a ``cached`` clip the server answers from its
+  caches at once, so this is about what drawing the sections takes the browser; a new clip cannot
+  be drawn sooner than its model stage (``bench_recording``) plus that.
 
 Also the CPU seconds of the server process and of Chromium's processes over each upload: on a
 machine where both share the cores, the browser's part competes with the server's. With
@@ -64,7 +69,8 @@ TIMEOUT_MS = 300_000
 #: bar's removal, kept on window.__lens; reset before each upload
 OBSERVER_JS = """() => {
   const lens = window.__lens = {start: performance.now(), lastPlot: null, progressGone: null,
-                                sawProgress: false, progressSeen: null, firstPlot: null};
+                                sawProgress: false, progressSeen: null, firstPlot: null,
+                                firstSection: null};
   // charts on the page before the upload (the stored maps shown while it waits) do not count
   document.querySelectorAll('.js-plotly-plot').forEach((plot) => { plot.dataset.lensOld = '1'; });
   const observer = new MutationObserver((mutations) => {
@@ -75,6 +81,9 @@ OBSERVER_JS = """() => {
       if (plot && !plot.dataset.lensOld) {
         lens.lastPlot = now;
         if (lens.firstPlot === null) lens.firstPlot = now;
+        if (lens.firstSection === null && !plot.closest('.st-key-recording_wave')) {
+          lens.firstSection = now;
+        }
       }
     }
     const progress = document.querySelector('[data-testid="stProgress"]');
@@ -225,7 +234,7 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
                                polling=100)
     lens = page.evaluate("() => ({start: __lens.start, lastPlot: __lens.lastPlot, "
                          "progressGone: __lens.progressGone, progressSeen: __lens.progressSeen, "
-                         "firstPlot: __lens.firstPlot})")
+                         "firstPlot: __lens.firstPlot, firstSection: __lens.firstSection})")
     server_cpu = cpu_seconds(server_pid) - server_cpu
     browser_cpu = chromium_cpu(os.getpid()) - browser_cpu
     errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
@@ -238,15 +247,18 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
         page.set_viewport_size(size)
     server_s = (lens["progressGone"] - lens["start"]) / 1000
     drawn_s = (lens["lastPlot"] - lens["start"]) / 1000
-    return {"started": (lens["progressSeen"] - lens["start"]) / 1000,
-            "first chart": (lens["firstPlot"] - lens["start"]) / 1000, "server": server_s,
-            "drawn": max(drawn_s, server_s),
-            "after server": max(drawn_s - server_s, 0.0), "server cpu": server_cpu,
-            "browser cpu": browser_cpu,
-            "charts": page.locator(".js-plotly-plot").count()}
+    result = {"started": (lens["progressSeen"] - lens["start"]) / 1000,
+              "first chart": (lens["firstPlot"] - lens["start"]) / 1000,
+              "first section": (lens["firstSection"] - lens["start"]) / 1000, "server": server_s,
+              "drawn": max(drawn_s, server_s), "after server": max(drawn_s - server_s, 0.0),
+              "server cpu": server_cpu, "browser cpu": browser_cpu,
+              "charts": page.locator(".js-plotly-plot").count()}
+    result["sections"] = result["drawn"] - result["first section"]
+    return result
 
 
-COLUMNS = ("started", "first chart", "server", "drawn", "after server", "server cpu", "browser cpu")
+COLUMNS = ("started", "first chart", "first section", "server", "drawn", "after server", "sections",
+           "server cpu", "browser cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
