@@ -55,6 +55,15 @@ CATEGORICAL: tuple[str, ...] = (
     OKABE_ITO["purple"], OKABE_ITO["sky"], "#332288", "#117733", "#999933", "#882255",
     "#44AA99", "#661100", "#DDCC77", "#AA4499", "#888888",
 )
+#: one colour per language, the same on every chart of every page (``language_palette``): the
+#: categorical colours above without the two the recording page keeps for the clip (Okabe-Ito
+#: blue and vermillion), then seven of Kelly's (1965) colours of maximum contrast, each the one
+#: farthest in CIELAB from all before it (and from the clip's) as the maps draw them, faded on
+#: white. 20 distinct colours (the bundled store's languages), repeated beyond.
+LANGUAGE_PALETTE: tuple[str, ...] = (
+    *(c for c in CATEGORICAL if c not in (OKABE_ITO["blue"], OKABE_ITO["vermillion"])),
+    "#8DB600", "#000000", "#F99379", "#BE0032", "#654522", "#DCD300", "#604E97",
+)
 BASELINE_COLOUR = "#555555"
 #: the comparison families of the layer curves
 FAMILY_COLOURS: dict[str, str] = {
@@ -156,6 +165,16 @@ def language_names(languages: pd.DataFrame, *, short: bool = True) -> dict[str, 
 def short_name(name: str) -> str:
     """"Chinese (Mandarin, Simplified)" -> "Chinese"; names without a qualifier are kept."""
     return re.sub(r"\s*\(.*\)\s*$", "", name) or name
+
+
+def language_palette(languages: pd.DataFrame, langs: Iterable[str] = ()) -> dict[str, str]:
+    """A colour per language (``LANGUAGE_PALETTE``), dealt over the whole language table in
+    ``language_order`` and then ``langs`` missing from it (by code): a language keeps its colour
+    whichever languages a chart shows, so the charts of a page (and the pages) agree."""
+    order = language_order(languages)
+    known = set(order)
+    order += sorted(lang for lang in dict.fromkeys(langs) if lang not in known)
+    return {lang: LANGUAGE_PALETTE[i % len(LANGUAGE_PALETTE)] for i, lang in enumerate(order)}
 
 
 def level_colour(level: object) -> str:
@@ -759,7 +778,7 @@ def projection_figure(points: pd.DataFrame, languages: pd.DataFrame, *, colour_b
     order = language_order(languages, points["lang"].dropna().unique())
     if colour_by == "language":
         groups = order
-        palette = {lang: CATEGORICAL[i % len(CATEGORICAL)] for i, lang in enumerate(order)}
+        palette = language_palette(languages, order)
         label = language_names(languages)
     elif colour_by == "modality":
         groups = [m for m in ("text", "speech") if m in set(points["modality"])] + sorted(

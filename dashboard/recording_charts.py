@@ -17,7 +17,6 @@ from core.recording import FrameView
 from dashboard import point_raster
 from dashboard.charts import (
     BASELINE_COLOUR,
-    CATEGORICAL,
     FONT,
     OKABE_ITO,
     TEMPLATE,
@@ -25,6 +24,7 @@ from dashboard.charts import (
     _wrap,
     language_names,
     language_order,
+    language_palette,
 )
 
 RECORDING_COLOUR = OKABE_ITO["vermillion"]
@@ -93,7 +93,7 @@ def neighbour_score_figure(neighbours: pd.DataFrame, languages: pd.DataFrame, co
         return _empty_figure(title, "No stored states to compare with.")
     names = language_names(languages)
     order = language_order(languages, rows["lang"].unique())
-    palette = {lang: CATEGORICAL[i % len(CATEGORICAL)] for i, lang in enumerate(order)}
+    palette = language_palette(languages, order)  # the maps' colours too
     layer_names = list(dict.fromkeys(rows.sort_values("layer")["layer_name"]))
     fig = go.Figure()
     top = rows[rows["rank"] == 1].sort_values("layer")
@@ -235,7 +235,7 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
                         horizontal_spacing=0.03, vertical_spacing=0.08)
     names = language_names(languages)
     order = language_order(languages, points["lang"].dropna().unique())
-    palette = {lang: CATEGORICAL[i % len(CATEGORICAL)] for i, lang in enumerate(order)}
+    palette = language_palette(languages, order)  # the neighbour charts' colours too
     unique = points.drop_duplicates("item_id")
     hover = pd.Series([f"{html.escape(str(names.get(lang, lang)))} · {modality} · "
                        f"{html.escape(_short(text))}" for lang, modality, text in

@@ -102,6 +102,26 @@ def test_language_colours_share_one_hue_family_per_level(languages):
     assert _hue(colours["hin_Deva"]) != pytest.approx(_hue(colours["eng_Latn"]), abs=0.05)
 
 
+def test_language_palette_keeps_a_languages_colour_whatever_a_chart_shows(languages):
+    whole = charts.language_palette(languages)
+    assert list(whole) == LEVEL_ORDER  # dealt in the table's order
+    assert len(set(whole.values())) == len(LEVEL_ORDER)
+    shown = charts.language_palette(languages, ["yor_Latn", "xxx_Latn", "deu_Latn"])
+    assert shown["yor_Latn"] == whole["yor_Latn"] and shown["deu_Latn"] == whole["deu_Latn"]
+    # a language the table lacks comes after the table's, not in place of one of them
+    assert shown["xxx_Latn"] == charts.LANGUAGE_PALETTE[len(LEVEL_ORDER)]
+
+
+def test_language_palette_has_twenty_colours_then_repeats():
+    codes = [f"l{i:02d}_Latn" for i in range(len(charts.LANGUAGE_PALETTE) + 1)]
+    table = pd.DataFrame({"lang": codes, "name": codes, "resource_level": "high",
+                          "whisper_hours": np.arange(len(codes), 0, -1, dtype=float)})
+    palette = charts.language_palette(table)
+    assert len(charts.LANGUAGE_PALETTE) >= 20  # the bundled store's languages
+    assert len(set(palette.values())) == len(charts.LANGUAGE_PALETTE)
+    assert palette[codes[-1]] == palette[codes[0]]
+
+
 # --------------------------------------------------------------------------------------- values
 
 def test_apply_view_raw_minus_baseline_and_residualised():

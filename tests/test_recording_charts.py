@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -206,3 +207,53 @@ def test_agreement_figure_sends_the_baseline_as_box_statistics():
     assert shuffled.upperfence[1] == 3.0  # no value drawn as a point: the extreme stays shown
     assert list(clip.y) == [0.5, 0.5, 0.5]
     json.loads(fig.to_json())
+
+
+# ------------------------------------------------------------------------------- language colours
+
+def _cielab(hex_colour: str, alpha: float = 1.0) -> np.ndarray:
+    """CIELAB (D65) of ``hex_colour`` drawn at opacity ``alpha`` on white."""
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255.0
+    rgb = alpha * rgb + (1.0 - alpha)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ linear / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_language_colours_differ_as_the_maps_draw_them_and_leave_the_clips_alone():
+    """Stored points are faded on white (``STORED_OPACITY``) and carry no hover text, so their
+    colour is how a reader tells the languages apart; a CIE76 difference of 10 or more is
+    clearly visible side by side. The clip's own markers keep colours of their own."""
+    from dashboard.charts import LANGUAGE_PALETTE
+
+    faded = {c: _cielab(c, rc.STORED_OPACITY) for c in LANGUAGE_PALETTE}
+    for a, b in itertools.combinations(LANGUAGE_PALETTE, 2):
+        assert np.linalg.norm(faded[a] - faded[b]) >= 10, (a, b)
+    for clip_colour in rc.QUERY_COLOURS.values():
+        assert clip_colour not in LANGUAGE_PALETTE
+        for colour, lab in faded.items():
+            assert np.linalg.norm(_cielab(clip_colour) - lab) >= 20, (clip_colour, colour)
+
+
+def test_a_language_has_one_colour_in_the_neighbour_chart_and_the_maps():
+    """The neighbour chart shows the languages among the neighbours, the maps every stored
+    language: each chart choosing colours by what it shows gave German one colour in one and
+    another in the other."""
+    languages = pd.concat([LANGUAGES, pd.DataFrame({
+        "lang": ["fra_Latn"], "name": ["French"], "resource_level": ["high"],
+        "whisper_hours": [0.9]})], ignore_index=True)
+    neighbours = pd.DataFrame([
+        {"component": "speech_encoder", "layer": layer, "layer_name": f"L{layer}", "rank": rank,
+         "score": 0.9 - 0.1 * rank, "lang": "deu_Latn", "modality": "speech",
+         "sentence_id": rank, "text": "satz", "query": "recording"}
+        for layer in (0, 1) for rank in (1, 2)])
+    points = _points()
+    points.loc[points["item_id"] == 104, "lang"] = "fra_Latn"
+    scores = rc.neighbour_score_figure(neighbours, languages, "speech_encoder")
+    maps = rc.map_figure(points, _placements(), languages, component="speech_encoder")
+    in_scores = {t.name: t.marker.color for t in scores.data if t.name == "German"}
+    in_maps = {t.name: t.marker.color for t in maps.data if t.legend == rc.LANGUAGE_LEGEND}
+    assert set(in_maps) == {"English", "German", "French"} and len(set(in_maps.values())) == 3
+    assert in_scores == {"German": in_maps["German"]}
