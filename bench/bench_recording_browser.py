@@ -217,8 +217,9 @@ def print_timeline(timeline: CpuTimeline, result: dict) -> None:
 
 def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_ms: int,
            server_pid: int, screenshot: Path | None = None,
-           timeline: CpuTimeline | None = None) -> dict:
-    """Open the page, prepare, upload ``clip``; the timings of one upload."""
+           timeline: CpuTimeline | None = None, typed: str | None = None) -> dict:
+    """Open the page, prepare, upload ``clip``; the timings of one upload. ``typed``: typed into
+    "What is said" before the upload (the page then decodes no transcript)."""
 
     from dashboard.server import choose_option, cpu_seconds, fit_viewport_to_content
 
@@ -226,6 +227,13 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
     wait_prepared(page, TIMEOUT_MS)
     choose_option(page, "Language", lang_label, timeout_ms=30_000)
     wait_prepared(page, TIMEOUT_MS)
+    if typed:
+        said = page.locator('[data-testid="stTextInput"]').filter(
+            has_text="What is said").locator("input")
+        said.fill(typed)
+        said.press("Enter")  # commits the text: one rerun, still waiting for a clip
+        page.wait_for_timeout(500)
+        wait_prepared(page, TIMEOUT_MS)
     page.evaluate(OBSERVER_JS)
     server_cpu, browser_cpu = cpu_seconds(server_pid), chromium_cpu(os.getpid())
     with timeline if timeline is not None else contextlib.nullcontext():
@@ -240,6 +248,9 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
     errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
     if errors.count():
         raise RuntimeError(f"the page shows an error: {errors.first.inner_text()}")
+    if lens["firstSection"] is None or page.locator(".st-key-recording_wave").count() != 1:
+        raise RuntimeError("no section's chart told apart from the waveform (its element key "
+                           "`recording_wave` is how the observer does that)")
     if screenshot is not None:
         size = page.viewport_size
         fit_viewport_to_content(page, settle_ms=1500)
@@ -273,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-ms", type=int, default=1500,
                         help="no chart changed for this long: drawing is over")
     parser.add_argument("--width", type=int, default=1400, help="browser viewport width")
+    parser.add_argument("--typed", default=None,
+                        help="type this into 'What is said' before each upload (no transcript "
+                             "is then decoded), e.g. the clip's transcript")
     parser.add_argument("--timeline", action="store_true",
                         help="also print the cores the server and Chromium used, per 0.25 s, "
                              "over each clip length's first new clip")
@@ -317,14 +331,16 @@ def main(argv: list[str] | None = None) -> int:
                     timeline = (CpuTimeline(server.pid, os.getpid())
                                 if args.timeline and repeat == 0 else None)
                     fresh.append(upload(page, url, path, args.lang_label, args.min_charts,
-                                        args.quiet_ms, server.pid, timeline=timeline))
+                                        args.quiet_ms, server.pid, timeline=timeline,
+                                        typed=args.typed))
                     if timeline is not None:
                         timelines.append((timeline, fresh[-1]))
                     shot = (args.screenshots / f"recording-{seconds:.0f}s.png"
                             if args.screenshots is not None and repeat == args.repeats - 1
                             else None)
                     cached.append(upload(page, url, path, args.lang_label, args.min_charts,
-                                         args.quiet_ms, server.pid, screenshot=shot))
+                                         args.quiet_ms, server.pid, screenshot=shot,
+                                         typed=args.typed))
                 row(f"{seconds:.0f}s new clip", fresh,
                     f"(median of {args.repeats}; {fresh[0]['charts']} charts)")
                 row(f"{seconds:.0f}s cached", cached, "(same bytes again: the page's caches)")
