@@ -55,11 +55,13 @@ CATEGORICAL: tuple[str, ...] = (
     OKABE_ITO["purple"], OKABE_ITO["sky"], "#332288", "#117733", "#999933", "#882255",
     "#44AA99", "#661100", "#DDCC77", "#AA4499", "#888888",
 )
-#: one colour per language, the same on every chart of every page (``language_palette``): the
-#: categorical colours above without the two the recording page keeps for the clip (Okabe-Ito
-#: blue and vermillion), then seven of Kelly's (1965) colours of maximum contrast, each the one
-#: farthest in CIELAB from all before it (and from the clip's) as the maps draw them, faded on
-#: white. 20 distinct colours (the bundled store's languages), repeated beyond.
+#: one colour per language, the same on every chart that colours by language (``language_palette``:
+#: the Projection page, the recording page's neighbour charts and maps; Heatmap and Layer curves
+#: colour by resource level, ``language_colours``): the categorical colours above without the two
+#: the recording page keeps for the clip (Okabe-Ito blue and vermillion), then seven from Kelly's
+#: (1965) list of colours of maximum contrast (black as Okabe-Ito's), each the one farthest in
+#: CIELAB from all before it and from the clip's two, every colour faded on white as the maps'
+#: stored points are. 20 distinct colours (the bundled store's languages), repeated beyond.
 LANGUAGE_PALETTE: tuple[str, ...] = (
     *(c for c in CATEGORICAL if c not in (OKABE_ITO["blue"], OKABE_ITO["vermillion"])),
     "#8DB600", "#000000", "#F99379", "#BE0032", "#654522", "#DCD300", "#604E97",

@@ -385,6 +385,17 @@ def test_projection_by_language_uses_symbols_for_modality(tables, languages):
     assert "[eng_Latn #0]" in " ".join(colour_traces[0].hovertext)
 
 
+def test_projection_of_some_languages_keeps_each_languages_colour(tables, languages):
+    """A projection showing only some languages (the sidebar's choice) colours them as the
+    whole table does, like the recording page's charts."""
+    points = _layer_points(tables, languages)
+    some = points[points["lang"].isin(["hin_Deva", "yor_Latn"])]
+    fig = charts.projection_figure(some, languages, colour_by="language")
+    colours = {t.name: t.marker.color for t in fig.data if t.legendgroup == "colour"}
+    whole = charts.language_palette(languages)
+    assert colours == {"Hindi": whole["hin_Deva"], "Yoruba": whole["yor_Latn"]}
+
+
 @pytest.mark.parametrize("colour_by, groups", [("modality", ["text", "speech"]),
                                                 ("resource level", ["high resource",
                                                                     "medium resource",
