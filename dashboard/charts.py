@@ -56,8 +56,8 @@ CATEGORICAL: tuple[str, ...] = (
     "#44AA99", "#661100", "#DDCC77", "#AA4499", "#888888",
 )
 #: one colour per language, the same on every chart that colours by language (``language_palette``:
-#: the Projection page, the recording page's neighbour charts and maps; Heatmap and Layer curves
-#: colour by resource level, ``language_colours``): the categorical colours above without the two
+#: the Projection page, the recording page's neighbour charts and maps; the Layer curves colour
+#: languages by resource level, ``language_colours``): the categorical colours above without the two
 #: the recording page keeps for the clip (Okabe-Ito blue and vermillion), then seven from Kelly's
 #: (1965) list of colours of maximum contrast (black as Okabe-Ito's), each the one farthest in
 #: CIELAB from all before it and from the clip's two, every colour faded on white as the maps'
