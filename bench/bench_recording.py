@@ -69,8 +69,9 @@ def wav_bytes(wave: np.ndarray) -> bytes:
 
 def figures(result, clip, reference, languages, stored_maps: dict) -> list:
     """Every figure the page draws for ``result``. ``stored_maps`` stands for the page's
-    ``live.stored_map`` cache (the clip-independent part of each map figure, built once per
-    run and component): pass the same dict for every clip of a run."""
+    ``live.stored_map`` and ``live.map_methods`` caches (the clip-independent part of each map
+    figure, built once per run and component; each component's map method): pass the same dict
+    for every clip of a run."""
     from dashboard import recording_charts as rc
 
     figs = [rc.waveform_figure(clip.waveform, clip.sampling_rate)]
@@ -80,15 +81,24 @@ def figures(result, clip, reference, languages, stored_maps: dict) -> list:
         figs.append(rc.sentence_rank_figure(result.ranks))
     figs.append(rc.agreement_figure(result.agreement))
     placements = result.placements
-    if not placements.empty:
-        method = str(placements["method"].iloc[0])
-        placements = placements[placements["method"] == method]
+    if not placements.empty:  # each component in its own map method, as the page shows it
+        methods = _map_methods(stored_maps, reference)
+        placements = placements[placements["method"] == placements["component"].map(methods)]
         for component in dict.fromkeys(placements["component"]):
-            stored = _stored_map(stored_maps, reference, languages, component, method,
+            stored = _stored_map(stored_maps, reference, languages, component, methods[component],
                                  *rc.map_panels(placements, component))
             figs.append(rc.clip_map_figure(stored, placements, component=component))
     figs += [rc.frame_figure(view, clip.waveform, clip.sampling_rate) for view in result.frames]
     return figs
+
+
+def _map_methods(stored_maps: dict, reference) -> dict[str, str]:
+    """``live.map_methods`` (once per run on the page) with ``stored_maps`` for its cache."""
+    from core import recording
+
+    if "methods" not in stored_maps:
+        stored_maps["methods"] = recording.map_methods(reference)
+    return stored_maps["methods"]
 
 
 def _stored_map(stored_maps: dict, reference, languages, component: str, method: str,
@@ -109,8 +119,10 @@ def prepare(reference, languages, lang: str, stored_maps: dict) -> None:
     up already), with ``stored_maps`` standing for its ``stored_map`` cache."""
     from core import recording
 
+    shown = _map_methods(stored_maps, reference)
     for (component, method), (panels, names) in recording.map_panels_of(reference).items():
-        _stored_map(stored_maps, reference, languages, component, method, panels, names)
+        if shown[component] == method:
+            _stored_map(stored_maps, reference, languages, component, method, panels, names)
     recording.prepare_language(reference, lang)
 
 
