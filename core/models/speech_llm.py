@@ -31,27 +31,11 @@ import torch
 from torch import nn
 
 from core.languages import ALIASES, known_languages
-from core.models.base import (
-    Component,
-    Extraction,
-    LayerPoint,
-    ModelAdapter,
-    Pooling,
-    TokenStates,
-    UnsupportedLanguageError,
-    path_points,
-)
-from core.models.common import (
-    check_inputs,
-    count_parameters,
-    extract_in_batches,
-    package_versions,
-    pick_device,
-    pick_dtype,
-    pool,
-    prepare_waveform,
-    quiet_transformers,
-)
+from core.models.base import (Component, Extraction, LayerPoint, ModelAdapter, Pooling,
+                              TokenStates, UnsupportedLanguageError, path_points)
+from core.models.common import (check_inputs, count_parameters, extract_in_batches,
+                                package_versions, pick_device, pick_dtype, pool, prepare_waveform,
+                                quiet_transformers)
 
 SAMPLING_RATE = 16_000
 
