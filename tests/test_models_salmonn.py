@@ -20,7 +20,7 @@ from core.models.base import (
     pool_token_states,
     shares_space,
 )
-from core.models.beats import fbank_frame_count, kaldi_fbank
+from core.models.salmonn.beats import fbank_frame_count, kaldi_fbank
 from core.models.salmonn import (
     BEATS_ENCODER,
     LLM_SPEECH,

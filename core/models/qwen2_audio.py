@@ -73,44 +73,22 @@ every language of the project's table (core/languages.py) plus those, and raises
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from core.models.base import (
-    Component,
-    Extraction,
-    ModelAdapter,
-    Pooling,
-    TokenStates,
-    UnsupportedLanguageError,
-    path_points,
-)
-from core.models.common import (
-    DTYPE_BYTES,
-    check_fits,
-    check_inputs,
-    extract_in_batches,
-    count_parameters,
-    package_versions,
-    pick_device,
-    pick_dtype,
-    pool,
-    prepare_waveform,
-    quiet_transformers,
-)
+from core.models.base import Component, TokenStates, path_points
+from core.models.common import DTYPE_BYTES, check_fits, quiet_transformers
+from core.models.hub import fit_and_place, read_config
+# LLM_SPEECH: unused here, but one of this family's component names, which importers read here
+from core.models.speech_llm import (LLM_SPEECH, LLM_TEXT, SAMPLING_RATE, SpeechLLMAdapter,
+                                    first_item_slicer, leading_pool, llm_point_names, load_target,
+                                    reduce_layer_states)
 
-SAMPLING_RATE = 16_000
 HUB_ID = "Qwen/Qwen2-Audio-7B-Instruct"
 
 AUDIO_ENCODER = "audio_encoder"
-LLM_SPEECH = "llm_speech"
-LLM_TEXT = "llm_text"
 
 #: mel hop (samples): one mel frame = 10 ms
 MEL_HOP = 160
@@ -254,23 +232,12 @@ def _build_random(seed: int, random_config, device: str = "cpu",
 
 
 def _load_pretrained(source: str, device: str, dtype: torch.dtype):
-    from transformers import AutoConfig, AutoProcessor, Qwen2AudioForConditionalGeneration
+    from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except OSError as error:
-        raise OSError(
-            f"could not read the config of {source!r} from a local directory or the Hugging Face "
-            f"hub ({error}). Offline? Download {HUB_ID} where the hub is reachable and pass its "
-            "directory, or use 'qwen2-audio-tiny-random' for a test run") from error
+    config = read_config(source, f"Download {HUB_ID} where the hub is reachable and pass its "
+                                 "directory, or use 'qwen2-audio-tiny-random' for a test run")
     n_parameters = estimate_parameters(config)
-    available = None
-    if device == "cuda":  # device_map="auto" spreads the layers over every visible GPU
-        available = sum(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count()))
-    check_fits(source, n_parameters, dtype, device, available=available)
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if device.startswith("cuda"):
-        kwargs["device_map"] = "auto" if device == "cuda" else {"": device}
+    kwargs = fit_and_place(source, n_parameters, dtype, device, spread=True)
     model = Qwen2AudioForConditionalGeneration.from_pretrained(source, **kwargs)
     processor = AutoProcessor.from_pretrained(source)
     info = {"weights": f"from_pretrained({source!r})", "n_parameters_estimated": n_parameters,
@@ -279,38 +246,7 @@ def _load_pretrained(source: str, device: str, dtype: torch.dtype):
 
 
 # --------------------------------------------------------------------------------------------------
-# Hooks
-
-
-@contextmanager
-def _reduce_layer_states(layers: nn.ModuleList, reduce: Callable[[torch.Tensor], torch.Tensor],
-                         *, include_input: bool = True) -> Iterator[list[torch.Tensor]]:
-    """``reduce`` applied to the input of the first block and each block's output, as soon as
-    each is produced (so only the reduced value is kept). Hooks are removed on exit, also when the
-    forward pass raises."""
-    out: list[torch.Tensor] = []
-
-    def before_first(_module, args, kwargs):
-        out.append(reduce(args[0] if args else kwargs["hidden_states"]))
-
-    def after(_module, _args, _kwargs, output):
-        out.append(reduce(output[0] if isinstance(output, tuple) else output))
-
-    handles = []
-    try:
-        if include_input:
-            handles.append(layers[0].register_forward_pre_hook(before_first, with_kwargs=True))
-        handles += [layer.register_forward_hook(after, with_kwargs=True) for layer in layers]
-        yield out
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _token_slicer(positions: torch.Tensor | slice) -> Callable[[torch.Tensor], torch.Tensor]:
-    def reduce(hidden: torch.Tensor) -> torch.Tensor:
-        return hidden[0, positions].detach().to(device="cpu", dtype=torch.float32)
-    return reduce
+# Lengths
 
 
 def mel_frame_count(n_samples: int) -> int:
@@ -329,25 +265,29 @@ def encoder_lengths(mel_frames: int) -> tuple[int, int]:
 # The adapter
 
 
-class Qwen2AudioAdapter(ModelAdapter):
+class Qwen2AudioAdapter(SpeechLLMAdapter):
     """Qwen2-Audio as ``audio_encoder`` + ``llm_speech`` + ``llm_text`` (see the module docstring)."""
 
-    poolings: tuple[Pooling, ...] = ("mean", "last")
+    family = "qwen2_audio"
+    documented_languages = DOCUMENTED_SPEECH_LANGUAGES
+    documented_languages_note = " or Qwen2-Audio's documented languages"
+    speech_content = f"Audio 1: {AUDIO_BOS}{AUDIO_TOKEN}*n{AUDIO_EOS}"
+    content_spans = "audio tokens / sentence tokens"
+    padding_note = "right (positions and causal attention of real tokens are unchanged)"
+    max_samples = N_MEL_FRAMES * MEL_HOP
+    clip_reader = "Qwen2-Audio's encoder sees"
 
     def __init__(self, model, processor, *, name: str, device: str,
                  dtype: torch.dtype = torch.float32, source: dict | None = None,
                  instruction: str = DEFAULT_INSTRUCTION, placed: bool = False):
-        self.name = name
-        self.device = device
-        self.dtype = dtype
+        super().__init__(name=name, device=device, dtype=dtype, source=source,
+                         instruction=instruction)
         if not placed:
             model = model.to(device=device, dtype=dtype)
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.feature_extractor = processor.feature_extractor
-        self.instruction = instruction
-        self._source = source or {}
         inner = self.model.model
         self.audio_tower = inner.audio_tower
         self.projector = inner.multi_modal_projector
@@ -361,6 +301,7 @@ class Qwen2AudioAdapter(ModelAdapter):
         self._bos_id, self._eos_id = convert(AUDIO_BOS), convert(AUDIO_EOS)
         pad = config.text_config.pad_token_id
         self._pad_id = int(pad if pad is not None else (self.tokenizer.pad_token_id or 0))
+        self._max_positions = int(config.text_config.max_position_embeddings)
         expected = config.audio_config.max_source_positions * 2
         if expected != N_MEL_FRAMES or int(self.feature_extractor.nb_max_frames) != N_MEL_FRAMES:
             raise ValueError(f"the encoder expects {expected} mel frames and the feature extractor "
@@ -372,8 +313,7 @@ class Qwen2AudioAdapter(ModelAdapter):
         self._speech_lead_ids = encode("Audio 1: ", add_special_tokens=False) + [self._bos_id]
         self._speech_tail_ids = [self._eos_id]
         self._suffix_ids = encode(suffix, add_special_tokens=False)
-        self._components = self._build_components()
-        self._table_languages = _project_languages()
+        self._finish_setup()
 
     # ---- description
 
@@ -381,6 +321,9 @@ class Qwen2AudioAdapter(ModelAdapter):
         prefix = f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
         suffix = f"\n{self.instruction}<|im_end|>\n<|im_start|>assistant\n"
         return prefix, suffix
+
+    def _prompt_notes(self) -> dict[str, Any]:
+        return {"system_prompt": SYSTEM_PROMPT, "instruction": self.instruction}
 
     def speech_prompt(self, n_audio_tokens: int | None = None) -> str:
         """The speech prompt; ``n_audio_tokens`` None leaves one ``<|AUDIO|>`` placeholder (as the
@@ -393,24 +336,10 @@ class Qwen2AudioAdapter(ModelAdapter):
         prefix, suffix = self._template_pieces()
         return f"{prefix}{text.strip()}{suffix}"
 
-    def conditioning(self) -> dict[str, Any]:
-        prefix, suffix = self._template_pieces()
-        return {
-            "template": prefix + "{CONTENT}" + suffix,
-            "speech_content": f"Audio 1: {AUDIO_BOS}{AUDIO_TOKEN}*n{AUDIO_EOS}",
-            "text_content": "{sentence}",
-            "system_prompt": SYSTEM_PROMPT,
-            "instruction": self.instruction,
-            "generation": "none: one forward pass over the prompt, no assistant reply is generated",
-            "pooled_over": "content span only (audio tokens / sentence tokens), never the template",
-            "padding": "right (positions and causal attention of real tokens are unchanged)",
-        }
-
     def _build_components(self) -> list[Component]:
         config = self.model.config
         n_enc = config.audio_config.encoder_layers
-        n_llm = config.text_config.num_hidden_layers
-        llm_names = [f"llm {i}" for i in range(1, n_llm + 1)]
+        llm_names = llm_point_names(config.text_config.num_hidden_layers)
         speech_path = path_points([
             ("frontend", ["conv+pos"]),
             ("encoder", [f"enc {i}" for i in range(1, n_enc + 1)]),
@@ -418,101 +347,46 @@ class Qwen2AudioAdapter(ModelAdapter):
             ("projector", ["projector"]),
             ("llm", llm_names),
         ])
-        text_path = path_points([("frontend", ["embed"]), ("llm", llm_names)])
-        llm_space = f"{self.name}/llm"
-        conditioning = self.conditioning()
-        return [
-            Component(
-                name=AUDIO_ENCODER, modality="speech", dim=config.audio_config.d_model,
-                space=f"{self.name}/audio_encoder", layers=speech_path[: n_enc + 2],
-                description=("Qwen2-Audio audio encoder: conv front end, each layer (20 ms frames), "
-                             "then avg-pool (stride 2) + LayerNorm (40 ms); mean over real frames"),
-                conditioning={"input": "30 s window, padding masked as the full model masks it"},
-            ),
-            Component(
-                name=LLM_SPEECH, modality="speech", dim=config.text_config.hidden_size,
-                space=llm_space, layers=speech_path[n_enc + 2:],
-                description=("Qwen2-Audio LLM fed the clip in the chat template: projector output "
-                             "(= LLM input at the audio tokens), then each decoder layer; pooled "
-                             "over the audio tokens"),
-                conditioning=conditioning,
-            ),
-            Component(
-                name=LLM_TEXT, modality="text", dim=config.text_config.hidden_size,
-                space=llm_space, layers=text_path,
-                description=("Qwen2-Audio LLM fed the sentence in the same chat template: token "
-                             "embeddings, then each decoder layer; pooled over the sentence tokens"),
-                conditioning=conditioning,
-            ),
-        ]
+        encoder = Component(
+            name=AUDIO_ENCODER, modality="speech", dim=config.audio_config.d_model,
+            space=f"{self.name}/audio_encoder", layers=speech_path[: n_enc + 2],
+            description=("Qwen2-Audio audio encoder: conv front end, each layer (20 ms frames), "
+                         "then avg-pool (stride 2) + LayerNorm (40 ms); mean over real frames"),
+            conditioning={"input": "30 s window, padding masked as the full model masks it"},
+        )
+        return [encoder, *self._llm_components(
+            speech_path[n_enc + 2:], llm_names, config.text_config.hidden_size,
+            speech_description=("Qwen2-Audio LLM fed the clip in the chat template: projector "
+                                "output (= LLM input at the audio tokens), then each decoder "
+                                "layer; pooled over the audio tokens"),
+            text_description=("Qwen2-Audio LLM fed the sentence in the same chat template: token "
+                              "embeddings, then each decoder layer; pooled over the sentence "
+                              "tokens"))]
 
-    def components(self) -> list[Component]:
-        return list(self._components)
+    def _final_norm_notes(self) -> dict[str, str]:
+        return {"encoder_final_norm": "applied only in the length_adaptor point (after the "
+                                      "avg-pool)"}
 
-    def modality_pairs(self) -> list[tuple[str, str]]:
-        """The study compares the LLM given the text with the LLM given the audio."""
-        return [(LLM_TEXT, LLM_SPEECH)]
-
-    def info(self) -> dict:
+    def _architecture(self) -> dict[str, Any]:
         config = self.model.config
         a, t = config.audio_config, config.text_config
         return {
-            "name": self.name,
-            "family": "qwen2_audio",
-            "device": self.device,
-            "dtype": str(self.dtype).removeprefix("torch."),
-            **self._source,
-            "template": self.conditioning(),
-            "llm_final_norm": "not applied: LLM points are raw decoder-layer outputs",
-            "encoder_final_norm": "applied only in the length_adaptor point (after the avg-pool)",
-            "documented_speech_languages": list(DOCUMENTED_SPEECH_LANGUAGES),
-            "architecture": {
-                "encoder_layers": a.encoder_layers, "d_model": a.d_model,
-                "encoder_attention_heads": a.encoder_attention_heads,
-                "encoder_ffn_dim": a.encoder_ffn_dim, "num_mel_bins": a.num_mel_bins,
-                "llm_layers": t.num_hidden_layers, "hidden_size": t.hidden_size,
-                "intermediate_size": t.intermediate_size,
-                "attention_heads": t.num_attention_heads, "kv_heads": t.num_key_value_heads,
-                "vocab_size": t.vocab_size, "audio_token_index": config.audio_token_id,
-                "n_parameters": count_parameters(self.model),
-            },
-            "versions": package_versions(),
+            "encoder_layers": a.encoder_layers, "d_model": a.d_model,
+            "encoder_attention_heads": a.encoder_attention_heads,
+            "encoder_ffn_dim": a.encoder_ffn_dim, "num_mel_bins": a.num_mel_bins,
+            "llm_layers": t.num_hidden_layers, "hidden_size": t.hidden_size,
+            "intermediate_size": t.intermediate_size,
+            "attention_heads": t.num_attention_heads, "kv_heads": t.num_key_value_heads,
+            "vocab_size": t.vocab_size, "audio_token_index": config.audio_token_id,
         }
-
-    # ---- languages
-
-    def supports_language(self, lang: str) -> bool:
-        return lang in self._table_languages or lang in DOCUMENTED_SPEECH_LANGUAGES
-
-    def documented_language(self, lang: str) -> bool:
-        """Whether Qwen2-Audio's model card names ``lang`` among its speech languages."""
-        return lang in DOCUMENTED_SPEECH_LANGUAGES
-
-    def _check_languages(self, langs: Sequence[str]) -> None:
-        for lang in dict.fromkeys(langs):
-            if not self.supports_language(lang):
-                known = sorted(self._table_languages | set(DOCUMENTED_SPEECH_LANGUAGES))
-                raise UnsupportedLanguageError(
-                    f"unknown language {lang!r} for {self.name}: expected a FLORES-200 code of the "
-                    f"project's language table or Qwen2-Audio's documented languages "
-                    f"({', '.join(known)})")
 
     # ---- inputs
 
-    def _prepare_waves(self, waves: Sequence[np.ndarray], sampling_rate: int) -> list[np.ndarray]:
-        prepared = []
-        limit = N_MEL_FRAMES * MEL_HOP
-        for i, wave in enumerate(waves):
-            wave = prepare_waveform(wave, i, sampling_rate, SAMPLING_RATE)
-            if wave.size > limit:
-                warnings.warn(f"waveform {i} lasts {wave.size / SAMPLING_RATE:.1f} s; Qwen2-Audio's "
-                              "encoder sees 30 s, so only its first 30 s are used", stacklevel=3)
-                wave = wave[:limit]
-            if encoder_lengths(mel_frame_count(wave.size))[1] < 1:
-                raise ValueError(f"waveform {i} has {wave.size} samples; Qwen2-Audio needs at least "
-                                 f"{2 * MEL_HOP + 1} (one audio token) to encode it")
-            prepared.append(wave)
-        return prepared
+    def _fit_wave(self, wave: np.ndarray, index: int) -> np.ndarray:
+        if encoder_lengths(mel_frame_count(wave.size))[1] < 1:
+            raise ValueError(f"waveform {index} has {wave.size} samples; Qwen2-Audio needs at "
+                             f"least {2 * MEL_HOP + 1} (one audio token) to encode it")
+        return wave
 
     def _features(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, list[int], list[int]]:
         """Mel features (batch, mel, 3000), encoder frames and audio tokens per clip."""
@@ -537,47 +411,12 @@ class Qwen2AudioAdapter(ModelAdapter):
         return create_bidirectional_mask(config=self.audio_tower.config, inputs_embeds=dummy,
                                          attention_mask=mask_2d)
 
-    def _text_pieces(self, texts: Sequence[str]) -> list[list[int]]:
-        rows = []
-        for i, text in enumerate(texts):
-            tokens = self.tokenizer.encode(text.strip(), add_special_tokens=False)
-            if not tokens:
-                raise ValueError(f"text {i} has no tokens; drop it before computing states")
-            rows.append(tokens)
-        return rows
-
-    def _rows(self, contents: list[tuple[list[int], list[int], list[int]]]
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Right-padded ids, attention mask and content mask from (lead, content, tail) per item."""
-        rows, spans = [], []
-        for lead, content, tail in contents:
-            start = len(self._prefix_ids) + len(lead)
-            rows.append(self._prefix_ids + lead + content + tail + self._suffix_ids)
-            spans.append((start, start + len(content)))
-        width = max(len(r) for r in rows)
-        limit = int(self.model.config.text_config.max_position_embeddings)
-        if width > limit:
-            raise ValueError(f"a prompt has {width} tokens; the LLM holds {limit} positions")
-        ids = torch.tensor([r + [self._pad_id] * (width - len(r)) for r in rows], dtype=torch.long)
-        positions = torch.arange(width)[None, :]
-        lengths = torch.tensor([len(r) for r in rows])[:, None]
-        starts = torch.tensor([s for s, _ in spans])[:, None]
-        ends = torch.tensor([e for _, e in spans])[:, None]
-        return ids, (positions < lengths).long(), (positions >= starts) & (positions < ends)
-
-    def speech_ids(self, n_audio_tokens: Sequence[int]):
+    def speech_ids(self, n_audio_tokens: list[int]):
         """(ids, attention mask, audio-token mask) of the speech prompts."""
         return self._rows([(self._speech_lead_ids, [self.audio_token_id] * n, self._speech_tail_ids)
                            for n in n_audio_tokens])
 
-    def text_ids(self, texts: Sequence[str]):
-        """(ids, attention mask, sentence-token mask) of the text prompts."""
-        return self._rows([([], tokens, []) for tokens in self._text_pieces(texts)])
-
     # ---- forward passes
-
-    def _embedding_device(self) -> torch.device:
-        return self.language_model.get_input_embeddings().weight.device
 
     def _speech_embeds(self, features: torch.Tensor, encoder_frames: list[int],
                        n_audio_tokens: list[int], ids: torch.Tensor) -> torch.Tensor:
@@ -594,7 +433,6 @@ class Qwen2AudioAdapter(ModelAdapter):
         return embeds.masked_scatter(slots, audio.to(embeds.device, embeds.dtype))
 
     def _llm_inputs(self, component: str, items: list):
-        """(ids, attention mask, content mask, input embeddings or None) for an LLM component."""
         if component == LLM_TEXT:
             return (*self.text_ids(items), None)
         features, frames, tokens = self._features(items)
@@ -607,103 +445,35 @@ class Qwen2AudioAdapter(ModelAdapter):
         the pooled + normed output."""
         features, frames, tokens = self._features(waves)
         mask = self._encoder_mask(frames, features)
-        with _reduce_layer_states(self.audio_tower.layers, reduce_frames(frames)) as states:
+        with reduce_layer_states(self.audio_tower.layers, reduce_frames(frames)) as states:
             encoded = self.audio_tower(features, attention_mask=mask).last_hidden_state
         return [*states, reduce_pooled(tokens)(encoded)], frames, tokens
 
-    def _run_llm(self, ids: torch.Tensor, attention: torch.Tensor, reduce,
-                 embeds: torch.Tensor | None = None) -> list[torch.Tensor]:
-        device = self._embedding_device()
-        kwargs: dict[str, Any] = {"attention_mask": attention.to(device), "use_cache": False}
-        if embeds is None:
-            kwargs["input_ids"] = ids.to(device)
-        else:
-            kwargs["inputs_embeds"] = embeds
-        with _reduce_layer_states(self.language_model.layers, reduce) as states:
-            self.language_model(**kwargs)
-        return states
+    def _pooled_audio(self, component: str, items: list, pooling: str):
+        states, frames, tokens = self._run_encoder(items, lambda f: leading_pool(f, pooling),
+                                                   lambda t: leading_pool(t, pooling))
+        counts = [[e] * (len(states) - 1) + [p] for e, p in zip(frames, tokens, strict=True)]
+        return states, counts
 
-    def _pooled_batch(self, component: str, items: list, pooling: str
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        if component == AUDIO_ENCODER:
-            def masked(lengths: list[int]):
-                def reduce(hidden: torch.Tensor) -> torch.Tensor:
-                    mask = torch.arange(hidden.shape[1])[None, :] < torch.tensor(lengths)[:, None]
-                    return pool(hidden, mask, pooling)
-                return reduce
-            states, frames, tokens = self._run_encoder(items, masked, masked)
-            counts = [[e] * (len(states) - 1) + [p] for e, p in zip(frames, tokens, strict=True)]
-        else:
-            ids, attention, content, embeds = self._llm_inputs(component, items)
-            states = self._run_llm(ids, attention, lambda h: pool(h, content, pooling), embeds)
-            n_content = content.sum(dim=1).tolist()
-            counts = [[n] * len(states) for n in n_content]
-        pooled = torch.stack([s.float().cpu() for s in states], dim=1).numpy()
-        return pooled, np.asarray(counts, dtype=np.int64)
+    def _audio_token_states(self, comp: Component, wave: np.ndarray) -> TokenStates:
+        """The real frames only (all pooled), times every 20 ms before the pooling and 40 ms
+        after."""
+        layers, frames, tokens = self._run_encoder(
+            [wave], lambda f: first_item_slicer(f[0]), lambda t: first_item_slicer(t[0]))
+        e, p = frames[0], tokens[0]
+        times = [np.arange(e) * ENCODER_FRAME_S] * (len(layers) - 1) \
+            + [np.arange(p) * POOLED_FRAME_S]
+        labels = [[f"{t:.2f}s" for t in ts] for ts in times]
+        masks = [np.ones(len(ts), dtype=bool) for ts in times]
+        return TokenStates(comp.name, [s.numpy() for s in layers], labels,
+                           [t.astype(np.float64) for t in times], masks)
 
-    # ---- the interface
-
-    def extract(self, component: str, inputs: Sequence[str] | Sequence[np.ndarray],
-                langs: Sequence[str], *, sampling_rate: int = SAMPLING_RATE, batch_size: int = 8,
-                pooling: Pooling = "mean") -> Extraction:
-        comp = self.component(component)
-        self.check_pooling(pooling)
-        check_inputs(comp, inputs, langs)
-        self._check_languages(langs)
-        items = (self._prepare_waves(inputs, sampling_rate) if comp.modality == "speech" and
-                 len(inputs) else list(inputs))
-        return extract_in_batches(comp, items, batch_size,
-                                  lambda part: self._pooled_batch(component, part, pooling))
-
-    def token_counts(self, texts: Sequence[str], langs: Sequence[str]) -> list[int]:
-        """Sentence tokens ``llm_text`` pools over (the text-side length for length baselines)."""
-        check_inputs(self.component(LLM_TEXT), texts, langs)
-        self._check_languages(langs)
-        return [len(tokens) for tokens in self._text_pieces(texts)]
-
-    def token_states(self, component: str, item: str | np.ndarray, lang: str, *,
-                     sampling_rate: int = SAMPLING_RATE) -> TokenStates:
-        """Per point (positions, dim). ``audio_encoder``: the real frames only (all pooled), times
-        every 20 ms before the pooling and 40 ms after. ``llm_*``: the whole prompt, labels = tokens,
-        pooled_mask = the content span; for ``llm_speech`` times_s gives each audio token's start
-        (NaN for template tokens)."""
-        comp = self.component(component)
-        check_inputs(comp, [item], [lang])
-        self._check_languages([lang])
-        with torch.inference_mode(), quiet_transformers():
-            if component == AUDIO_ENCODER:
-                wave = self._prepare_waves([item], sampling_rate)
-                layers, frames, tokens = self._run_encoder(
-                    wave, lambda f: _token_slicer(slice(0, f[0])),
-                    lambda t: _token_slicer(slice(0, t[0])))
-                e, p = frames[0], tokens[0]
-                times = [np.arange(e) * ENCODER_FRAME_S] * (len(layers) - 1) \
-                    + [np.arange(p) * POOLED_FRAME_S]
-                labels = [[f"{t:.2f}s" for t in ts] for ts in times]
-                masks = [np.ones(len(ts), dtype=bool) for ts in times]
-                return TokenStates(component, [s.numpy() for s in layers], labels,
-                                   [t.astype(np.float64) for t in times], masks)
-            items = self._prepare_waves([item], sampling_rate) if comp.modality == "speech" \
-                else [item]
-            ids, attention, content, embeds = self._llm_inputs(component, items)
-            layers = self._run_llm(ids, attention, _token_slicer(slice(None)), embeds)
-        mask = content[0].numpy()
-        labels = [self.tokenizer.decode([int(i)]) for i in ids[0]]
-        times: np.ndarray | None = None
-        if component == LLM_SPEECH:
-            times = np.full(len(mask), np.nan)
-            times[mask] = np.arange(int(mask.sum())) * POOLED_FRAME_S
-        return TokenStates(component, [s.numpy() for s in layers], [list(labels) for _ in layers],
-                           [None if times is None else times.copy() for _ in layers],
-                           [mask.copy() for _ in layers])
-
-
-def _project_languages() -> set[str]:
-    try:
-        from core.languages import ALIASES, known_languages
-    except ImportError:  # the language table is optional for this adapter
-        return set()
-    return set(known_languages()) | set(ALIASES)
+    def _speech_times(self, wave: np.ndarray, content: np.ndarray, labels: list[str]
+                      ) -> np.ndarray:
+        """Each audio token's start (one every 40 ms); NaN for the template's tokens."""
+        times = np.full(len(content), np.nan)
+        times[content] = np.arange(int(content.sum())) * POOLED_FRAME_S
+        return times
 
 
 # --------------------------------------------------------------------------------------------------
@@ -718,10 +488,7 @@ def load_qwen2_audio(*, name: str, device: str | None = None, source: str | None
     default, float32 on CPU; refused before loading when it cannot fit) or a tiny random model
     (``random=True``, seeded, built offline). ``progress`` is accepted for the registry's callers."""
     del progress
-    if random == (source is not None):
-        raise ValueError("give exactly one of source=<HF id or directory> or random=True")
-    device = pick_device(device)
-    resolved = pick_dtype(dtype, device, default_cuda=torch.bfloat16)
+    device, resolved = load_target(source, random, device, dtype, "HF id or directory")
     if random:
         model, processor, info = _build_random(seed, random_config)
         return Qwen2AudioAdapter(model, processor, name=name, device=device, dtype=resolved,

@@ -94,6 +94,7 @@ from core.models.common import (
     quiet_transformers,
     record_layer_states,
 )
+from core.models.hub import fit_and_place, read_config
 
 SAMPLING_RATE = 16_000
 #: SeamlessM4TFeatureExtractor: Kaldi fbank, 25 ms window, 10 ms hop, ``center=False`` (hard-coded
@@ -730,21 +731,12 @@ class SeamlessAdapter(ModelAdapter):
 
 
 def _load_pretrained(source: str, device: str, dtype: torch.dtype):
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except OSError as error:
-        raise OSError(
-            f"could not read the config of {source!r} from a local directory or the Hugging Face hub "
-            f"({error}). Offline? Pass a local directory holding config.json, the safetensors, the "
-            "tokenizer and preprocessor_config.json, or use 'seamless-m4t-v2-tiny-random'") from error
+    config = read_config(source, "Pass a local directory holding config.json, the safetensors, "
+                                 "the tokenizer and preprocessor_config.json, or use "
+                                 "'seamless-m4t-v2-tiny-random'")
     cls = _model_class(config.model_type)
     n_parameters = estimate_parameters(config)
-    check_fits(source, n_parameters, dtype, device)
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if device.startswith("cuda"):
-        kwargs["device_map"] = device
+    kwargs = fit_and_place(source, n_parameters, dtype, device, spread=False)
     with quiet_transformers():
         model = cls.from_pretrained(source, **kwargs)
     try:

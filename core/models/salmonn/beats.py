@@ -339,7 +339,7 @@ def load_beats_state(model: BEATs, state: Mapping[str, torch.Tensor], what: str)
     """Load an official BEATs state dict, every name and shape checked; the per-layer copies of the
     shared relative-position table must equal layer 0's."""
     expected = model.state_dict()
-    problems = _state_problems(expected, state)
+    problems = state_problems(expected, state)
     if problems:
         raise ValueError(f"{what} does not match the BEATs configuration it declares:\n{problems}")
     shared = "encoder.layers.0.self_attn.relative_attention_bias.weight"
@@ -350,7 +350,9 @@ def load_beats_state(model: BEATs, state: Mapping[str, torch.Tensor], what: str)
     model.load_state_dict(dict(state), strict=True)
 
 
-def _state_problems(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any]) -> str:
+def state_problems(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any]) -> str:
+    """Every name ``given`` lacks, has in excess or holds in the wrong shape against
+    ``expected``, one titled list each (at most 20 names shown per list); empty when it fits."""
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     wrong = sorted(f"{k}: checkpoint {tuple(given[k].shape)}, model {tuple(expected[k].shape)}"
