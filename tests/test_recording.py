@@ -29,7 +29,7 @@ def _point(component, layer, modality, space, vectors, sentences, langs, texts=N
         "text": texts if texts is not None else [f"sentence {s} in {g}" for s, g in
                                                  zip(sentences, langs, strict=True)]})
     return rec.ReferencePoint(component, layer, f"layer {layer}", layer / 2, space, modality,
-                              items, rec._unit(np.asarray(vectors, dtype=np.float32)))
+                              items, rec.unit_rows(np.asarray(vectors, dtype=np.float32)))
 
 
 def _reference(text_vectors, speech_vectors, sentences, langs, *, shared=False,
@@ -82,8 +82,8 @@ def test_neighbours_are_cosine_within_the_space(corpus):
     assert list(speech_rows["rank"]) == [1, 2, 3]
     assert speech_rows.iloc[0]["item_id"] == 1003 and speech_rows.iloc[0]["score"] == \
         pytest.approx(1.0, abs=1e-5)
-    unit = rec._unit(corpus["speech"])
-    expected = np.sort(unit @ rec._unit(query))[::-1][:3]
+    unit = rec.unit_rows(corpus["speech"])
+    expected = np.sort(unit @ rec.unit_rows(query))[::-1][:3]
     np.testing.assert_allclose(speech_rows["score"], expected, atol=1e-5)
     # different spaces: the recording is compared with stored speech only, the text with text
     assert set(speech_rows["modality"]) == {"speech"}
@@ -109,11 +109,11 @@ def test_ranking_orders_by_score_then_item_id_as_a_stable_sort_would(corpus):
                                                                           6), shared=True)
     points = rec.candidate_points(ref, "speech_path", 0)
     query = speech[2]
-    ranking = rec._ranking(ref, points, query)
+    ranking = rec.rank_candidates(ref, points, query)
     frames = []
     for comp, layer in points:
         rows = ref.points[(comp, layer)].items.copy()
-        rows["score"] = ref.points[(comp, layer)].unit @ rec._unit(query)
+        rows["score"] = ref.points[(comp, layer)].unit @ rec.unit_rows(query)
         rows["stored_component"], rows["stored_layer"] = comp, layer
         frames.append(rows)
     oracle = pd.concat(frames, ignore_index=True).sort_values(
@@ -212,7 +212,7 @@ def test_agreement_across_spaces_is_basis_free(corpus):
         ref, _states(speech, corpus["text"][0]), sentence_id=5)).iloc[0]
     assert bad["recording"] < summary["corpus_p10"]
     # a plain cosine across the two spaces would say nothing: it is not what is reported
-    assert abs(float(rec._unit(speech) @ rec._unit(speech @ corpus["rotation"]))) < 0.9
+    assert abs(float(rec.unit_rows(speech) @ rec.unit_rows(speech @ corpus["rotation"]))) < 0.9
 
 
 def test_agreement_in_a_shared_space_is_the_cosine(corpus):
@@ -252,8 +252,8 @@ def test_placement_is_the_weighted_mean_of_the_nearest_positions(corpus):
     placed = rec.place_in_maps(ref, _states(query, corpus["text"][4]), k=3)
     assert set(placed["query"]) == {"recording", "transcript"}
     row = placed[placed["component"] == "speech_path"].iloc[0]
-    unit = rec._unit(corpus["speech"])
-    scores = unit @ rec._unit(query)
+    unit = rec.unit_rows(corpus["speech"])
+    scores = unit @ rec.unit_rows(query)
     order = np.argsort(-scores, kind="stable")[:3]
     weights = np.clip(scores[order], 0, None)
     coords = ref.projections[ref.projections["component"] == "speech_path"].set_index("item_id")
@@ -295,7 +295,7 @@ def test_placement_with_only_negative_cosines_uses_equal_weights(corpus):
     point = ref.points[("speech_path", 0)]
     rows = ref.projections[ref.projections["component"] == "speech_path"]
     far = -np.ones(16, dtype=np.float32)
-    point.unit = rec._unit(np.abs(corpus["speech"]))  # every stored cosine to ``far`` is < 0
+    point.unit = rec.unit_rows(np.abs(corpus["speech"]))  # every stored cosine to ``far`` is < 0
     x, y, ids = rec.weighted_position(point, rows, far, k=4)
     coords = rows.set_index("item_id").loc[list(ids), ["x", "y"]].to_numpy()
     assert (x, y) == pytest.approx(tuple(coords.mean(axis=0)))
