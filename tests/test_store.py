@@ -239,7 +239,7 @@ def test_read_only_refuses_newer_schema(tmp_path):
 def test_older_schema_refused_read_only_and_migrated_read_write(tmp_path, monkeypatch):
     path = tmp_path / "s.duckdb"
     monkeypatch.setattr(schema_module, "MIGRATIONS", MIGRATIONS[:1])
-    import core.store as store_module
+    import core.store.migrations as store_module
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
     Store.create(path).close()
     monkeypatch.undo()
@@ -256,7 +256,7 @@ def test_pending_migration_is_applied_in_order(tmp_path, monkeypatch):
     path = tmp_path / "s.duckdb"
     Store.create(path).close()
     extra = Migration(SCHEMA_VERSION + 1, "notes table", "CREATE TABLE notes (note VARCHAR);")
-    import core.store as store_module
+    import core.store.migrations as store_module
     monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, extra])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", extra.id)
     with Store.open(path, read_only=False) as store:
@@ -417,7 +417,7 @@ def test_compact_copy_keeps_every_row_and_drops_deleted_space(tmp_path):
 def test_a_schema_3_store_is_upgraded_with_its_rows_kept(tmp_path, monkeypatch):
     """Migration 4 rebuilds items and activations (new key and dtype check): nothing is lost, old
     speech is voice 0, old intervals are marked percentile, int8 vectors can be added after."""
-    import core.store as store_module
+    import core.store.migrations as store_module
 
     path = tmp_path / "old.duckdb"
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:3])
