@@ -80,12 +80,18 @@ class StoreConnection:
     def _insert(self, table: str, frame: pd.DataFrame, *, or_replace: bool = False) -> None:
         if frame.empty:
             return
-        con = self._connection()
         columns = ", ".join(frame.columns)  # checked against the constant column lists
         verb = "INSERT OR REPLACE INTO" if or_replace else "INSERT INTO"
+        self._execute_with_incoming(frame, f"{verb} {table} ({columns}) "
+                                           f"SELECT {columns} FROM _incoming")
+
+    def _execute_with_incoming(self, frame: pd.DataFrame, sql: str) -> None:
+        """Run ``sql`` with ``frame`` readable as the table ``_incoming`` (DuckDB scans the
+        DataFrame in place: no row passes through Python)."""
+        con = self._connection()
         con.register("_incoming", frame)
         try:
-            con.execute(f"{verb} {table} ({columns}) SELECT {columns} FROM _incoming")
+            con.execute(sql)
         finally:
             con.unregister("_incoming")
 

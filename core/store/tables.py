@@ -48,6 +48,17 @@ def table_frame(df: pd.DataFrame, columns: list[str], *, required: list[str]) ->
     return frame
 
 
+def per_item_columns(df: pd.DataFrame, allowed: list[str], *, writer: str, kind: str) -> list[str]:
+    """The columns ``df`` sets beside its ``item_id`` key, each checked to be ``allowed``."""
+    if "item_id" not in df.columns:
+        raise StoreError(f"{writer} needs an item_id column")
+    columns = [c for c in df.columns if c != "item_id"]
+    unknown = sorted(set(columns) - set(allowed))
+    if unknown:
+        raise StoreError(f"{writer} cannot set {unknown}; {kind}: {allowed}")
+    return columns
+
+
 def params_as_json(frame: pd.DataFrame) -> None:
     """Encode the ``params`` column in place: dicts become JSON text; strings and NULL stay."""
     frame["params"] = [to_json(p) if not isinstance(p, str) and p is not None else p
@@ -61,7 +72,7 @@ def check_modality(modality: str) -> None:
 
 def to_json(value: Any) -> str:
     """JSON text of a config, params or conditioning value (keys sorted, numpy scalars as numbers)."""
-    return json.dumps(value, sort_keys=True, default=_json_default)
+    return json.dumps(value, sort_keys=True, default=json_default)
 
 
 def utc_now() -> datetime:
@@ -69,7 +80,8 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps`` default for what configs hold besides JSON types (numpy scalars, paths, sets)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (Path, datetime)):

@@ -19,7 +19,8 @@ from core.store.errors import StoreError
 from core.store.tables import (ITEM_COLUMNS, ITEM_UPDATABLE, LANGUAGE_COLUMNS, METRIC_COLUMNS,
                                METRIC_REQUIRED, PROJECTION_COLUMNS, RUN_ITEM_COLUMNS,
                                RUN_LANGUAGE_COLUMNS, VARIANT_COLUMNS, check_modality,
-                               params_as_json, table_frame, to_json, utc_now)
+                               params_as_json, per_item_columns, table_frame, to_json,
+                               utc_now)
 from core.store.vectors import VECTOR_DTYPES, encode_vectors
 
 ACTIVATION_DTYPES = VECTOR_DTYPES
@@ -50,24 +51,14 @@ class StoreWrites(StoreConnection):
 
     def update_items(self, df: pd.DataFrame) -> None:
         """Set per-item measurements (transcript, cer, n_tokens...) on existing items by item_id."""
-        if "item_id" not in df.columns:
-            raise StoreError("update_items needs an item_id column")
-        columns = [c for c in df.columns if c != "item_id"]
-        unknown = sorted(set(columns) - set(ITEM_UPDATABLE))
-        if unknown:
-            raise StoreError(f"update_items cannot set {unknown}; updatable: {ITEM_UPDATABLE}")
+        columns = per_item_columns(df, ITEM_UPDATABLE, writer="update_items", kind="updatable")
         if not columns or df.empty:
             return
         frame = df[["item_id", *columns]].reset_index(drop=True)
         assignments = ", ".join(f"{c} = u.{c}" for c in columns)  # names checked against constants
         with self.transaction():
-            con = self._connection()
-            con.register("_incoming", frame)
-            try:
-                con.execute(f"UPDATE items SET {assignments} FROM _incoming u "
-                            "WHERE items.item_id = u.item_id")
-            finally:
-                con.unregister("_incoming")
+            self._execute_with_incoming(frame, f"UPDATE items SET {assignments} FROM _incoming u "
+                                               "WHERE items.item_id = u.item_id")
 
     def add_run(self, run_id: str, model: str, config: dict, versions: dict) -> None:
         """Start a run (status 'running' until ``finish_run``)."""
@@ -98,12 +89,7 @@ class StoreWrites(StoreConnection):
         """Insert or replace a run's per-item measurements (item_id + n_tokens/transcript/cer).
 
         Columns not given keep their stored value."""
-        if "item_id" not in df.columns:
-            raise StoreError("set_run_items needs an item_id column")
-        columns = [c for c in df.columns if c != "item_id"]
-        unknown = sorted(set(columns) - set(RUN_ITEM_COLUMNS))
-        if unknown:
-            raise StoreError(f"set_run_items cannot set {unknown}; per-run: {RUN_ITEM_COLUMNS}")
+        columns = per_item_columns(df, RUN_ITEM_COLUMNS, writer="set_run_items", kind="per-run")
         if not columns or df.empty:
             return
         frame = df[["item_id", *columns]].reset_index(drop=True).copy()
@@ -111,13 +97,9 @@ class StoreWrites(StoreConnection):
         names = ", ".join(frame.columns)  # checked against constants
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
         with self.transaction():
-            con = self._connection()
-            con.register("_incoming", frame)
-            try:
-                con.execute(f"INSERT INTO run_items ({names}) SELECT {names} FROM _incoming "
-                            f"ON CONFLICT (run_id, item_id) DO UPDATE SET {updates}")
-            finally:
-                con.unregister("_incoming")
+            self._execute_with_incoming(frame, f"INSERT INTO run_items ({names}) SELECT {names} "
+                                               "FROM _incoming ON CONFLICT (run_id, item_id) "
+                                               f"DO UPDATE SET {updates}")
 
     def add_activations(self, run_id: str, component: str, layer: int, item_ids: Sequence[int],
                         array: np.ndarray, dtype: str = "float16",
