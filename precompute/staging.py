@@ -16,7 +16,8 @@ exactly the parts that are missing. Parts are keyed by (lang, modality, sentence
 item id, so shards computed in different processes (``--shard I/N``, Ray tasks) need no
 coordination; item ids are given when a run is published into the store (``pipeline.publish_job``),
 which takes the store's lock (``store_lock``) so two writers are serialised, and removes the run's
-folder once the store holds it.
+folder once the store holds it. Reading and writing the Parquet files themselves is
+``core.store.parts`` (the SQL); this module knows where they are, their job file and the lock.
 """
 
 from __future__ import annotations
@@ -27,52 +28,18 @@ import json
 import logging
 import os
 import shutil
-import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
+
+from core.store import parts
+from core.store.files import write_atomically
 
 log = logging.getLogger("precompute")
 
 JOB_FILE = "job.json"
-
-
-_READER: duckdb.DuckDBPyConnection | None = None
-_READER_LOCK = threading.Lock()
-_INHERITED: list[duckdb.DuckDBPyConnection] = []
-
-
-def _after_fork_in_child() -> None:
-    """A forked child must not use or close the parent's connection (closing it there aborts or
-    hangs the child): it is kept, untouched, and the child opens its own on first use; the lock
-    is new (the parent's may have been held at the fork)."""
-    global _READER, _READER_LOCK
-    if _READER is not None:
-        _INHERITED.append(_READER)
-    _READER, _READER_LOCK = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@contextlib.contextmanager
-def _cursor() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A cursor of this process's in-memory DuckDB connection (parts are plain Parquet files;
-    the connection holds no data). Opening a connection costs ~30 ms, and a build reads
-    hundreds of parts (a layer of one language at a time), so one connection is kept per process
-    and each call gets its own cursor (safe across threads)."""
-    global _READER
-    with _READER_LOCK:
-        if _READER is None:
-            _READER = duckdb.connect()
-        cursor = _READER.cursor()
-    try:
-        yield cursor
-    finally:
-        cursor.close()
 
 
 def parts_root(out: Path) -> Path:
@@ -121,32 +88,24 @@ class Workspace:
             return existing
         path = self.job_dir(run_id) / JOB_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(path, json.dumps(job, sort_keys=True, indent=1).encode("utf-8"))
+        data = json.dumps(job, sort_keys=True, indent=1).encode("utf-8")
+        write_atomically(path, lambda tmp: tmp.write_bytes(data))
         return job
 
     def write_part(self, frame: pd.DataFrame, run_id: str, *names: str) -> Path:
         """Write ``frame`` as one Parquet part, atomically (it exists only when complete)."""
         path = self.part(run_id, *names)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
-            with _cursor() as con:
-                con.register("_part", frame.reset_index(drop=True))
-                con.execute(f"COPY _part TO '{_quoted(tmp)}' (FORMAT parquet)")
-            _fsync(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
-        return path
+        return write_atomically(path, lambda tmp: parts.write_part(frame, tmp))
 
-    def read_part(self, run_id: str, *names: str, where: str = "", params: list | None = None
-                  ) -> pd.DataFrame:
-        path = self.part(run_id, *names)
-        with _cursor() as con:
-            sql = f"SELECT * FROM read_parquet('{_quoted(path)}')"
-            return con.execute(sql + (f" WHERE {where}" if where else ""), params or []).fetchdf()
+    def read_part(self, run_id: str, *names: str, filters: Mapping[str, Any] | None = None,
+                  where: str = "", params: list | None = None) -> pd.DataFrame:
+        """The part's rows whose columns equal ``filters`` (e.g. ``{"layer": 3, "voice_rank": 0}``;
+        none: every row). ``where``/``params`` (``"layer = ? AND voice_rank = ?"``) is the older
+        form of the same equalities, still accepted."""
+        if where:
+            filters = {**parts.filters_from_where(where, params), **(filters or {})}
+        return parts.read_part(self.part(run_id, *names), filters)
 
     def remove_stale_temp_parts(self) -> None:
         """Delete half-written parts (``*.tmp-<pid>``) of processes that were killed."""
@@ -235,28 +194,3 @@ def _read_holder(path: Path) -> str:
         return path.read_text().strip() or "unknown pid"
     except OSError:
         return "unknown pid"
-
-
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    _fsync(tmp)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        _fsync(directory)

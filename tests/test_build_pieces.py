@@ -492,7 +492,7 @@ def test_unreadable_newer_or_older_store(bad_input, tmp_path, capsys, monkeypatc
     assert "newer than this code" in line and "update Crossmodal Lens" in line
     assert out.read_bytes() == data
 
-    import core.store as store_module
+    import core.store.migrations as store_module
     from core.store.schema import MIGRATIONS
     older = tmp_path / "old.duckdb"
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])

@@ -459,7 +459,7 @@ def test_report_and_info_on_missing_store_fail_cleanly(tmp_path, capsys):
 
 
 def test_migrate_command_brings_an_old_store_up_to_date(tmp_path, monkeypatch, capsys):
-    import core.store as store_module
+    import core.store.migrations as store_module
     from core.store.schema import MIGRATIONS, SCHEMA_VERSION
 
     path = tmp_path / "old.duckdb"

@@ -239,7 +239,7 @@ def test_read_only_refuses_newer_schema(tmp_path):
 def test_older_schema_refused_read_only_and_migrated_read_write(tmp_path, monkeypatch):
     path = tmp_path / "s.duckdb"
     monkeypatch.setattr(schema_module, "MIGRATIONS", MIGRATIONS[:1])
-    import core.store as store_module
+    import core.store.migrations as store_module
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
     Store.create(path).close()
     monkeypatch.undo()
@@ -256,7 +256,7 @@ def test_pending_migration_is_applied_in_order(tmp_path, monkeypatch):
     path = tmp_path / "s.duckdb"
     Store.create(path).close()
     extra = Migration(SCHEMA_VERSION + 1, "notes table", "CREATE TABLE notes (note VARCHAR);")
-    import core.store as store_module
+    import core.store.migrations as store_module
     monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, extra])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", extra.id)
     with Store.open(path, read_only=False) as store:
@@ -417,7 +417,7 @@ def test_compact_copy_keeps_every_row_and_drops_deleted_space(tmp_path):
 def test_a_schema_3_store_is_upgraded_with_its_rows_kept(tmp_path, monkeypatch):
     """Migration 4 rebuilds items and activations (new key and dtype check): nothing is lost, old
     speech is voice 0, old intervals are marked percentile, int8 vectors can be added after."""
-    import core.store as store_module
+    import core.store.migrations as store_module
 
     path = tmp_path / "old.duckdb"
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:3])
@@ -469,3 +469,53 @@ def test_int8_vectors_stay_within_half_a_step():
     np.testing.assert_array_equal(decode_vectors(encode_vectors(x, "float32"), "float32", 384), x)
     with pytest.raises(ValueError, match="finite"):
         encode_vectors(np.array([[np.inf, 1.0]]), "int8")
+
+
+def test_parts_are_read_whole_or_by_equal_columns_only(tmp_path):
+    """Parts (a build's Parquet files) are read through parameters: a path with a quote in it is
+    data, a filter names a known column or is refused, and the older ``where`` form still reads
+    the same rows."""
+    from core.store import parts
+    from precompute.staging import Workspace
+
+    frame = pd.DataFrame({"layer": [0, 0, 1, 1], "voice_rank": [0, 1, 0, 1],
+                          "sentence_id": [5, 5, 5, 5], "value": [1.0, 2.0, 3.0, 4.0]})
+    folder = tmp_path / "it's here"
+    folder.mkdir()
+    path = folder / "part.parquet"
+    parts.write_part(frame.set_index("value", drop=False), path)
+    pd.testing.assert_frame_equal(parts.read_part(path), frame)
+    assert parts.read_part(path, {"layer": 1, "voice_rank": 0}).value.tolist() == [3.0]
+    assert parts.read_part(path, {"layer": 2}).empty
+    with pytest.raises(ValueError, match="cannot be filtered on 'value'"):
+        parts.read_part(path, {"value": 1.0})
+    with pytest.raises(ValueError, match="cannot be filtered"):
+        parts.read_part(path, {'layer" = 0 OR "layer': 1})
+
+    assert parts.filters_from_where("layer = ? AND voice_rank = ?", [3, 1]) == {
+        "layer": 3, "voice_rank": 1}
+    for where, params in (("layer > ?", [1]), ("layer = ? OR voice_rank = ?", [1, 0]),
+                          ("layer = ?", [])):
+        with pytest.raises(ValueError, match="pass filters"):
+            parts.filters_from_where(where, params)
+
+    workspace = Workspace(tmp_path / "lens.duckdb")
+    workspace.write_part(frame, "run", "activations", "enc", "eng_Latn")
+    assert not list(workspace.job_dir("run").rglob("*.tmp-*"))
+    by_filters = workspace.read_part("run", "activations", "enc", "eng_Latn",
+                                     filters={"layer": 1, "voice_rank": 1})
+    by_where = workspace.read_part("run", "activations", "enc", "eng_Latn",
+                                   where="layer = ? AND voice_rank = ?", params=[1, 1])
+    assert by_filters.value.tolist() == by_where.value.tolist() == [4.0]
+
+
+def test_copy_store_file_takes_the_write_ahead_log_along(tmp_path):
+    from core.store import copy_store_file
+
+    source, target = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    source.write_bytes(b"file")
+    copy_store_file(source, target)
+    assert target.read_bytes() == b"file" and not (tmp_path / "b.duckdb.wal").exists()
+    (tmp_path / "a.duckdb.wal").write_bytes(b"log")
+    copy_store_file(source, tmp_path / "c.duckdb")
+    assert (tmp_path / "c.duckdb.wal").read_bytes() == b"log"
