@@ -38,7 +38,8 @@ import streamlit as st
 
 from core import recording
 from core.audio import Recording, decode_upload
-from dashboard import recording_charts, state
+from dashboard import state
+from dashboard.charts import recording as recording_charts
 
 #: what the page tells the user when a model cannot be loaded here
 LOAD_FAILED = "cannot be loaded on this machine"

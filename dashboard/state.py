@@ -25,7 +25,10 @@ import streamlit as st
 
 from core.store import Store
 from dashboard import availability as availability_
-from dashboard import charts
+from dashboard.charts.common import layer_name
+from dashboard.charts.languages import language_levels, language_names, language_order
+from dashboard.charts.projection import projection_maps
+from dashboard.charts.transforms import PAIRINGS, VIEWS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP_PATH = Path(__file__).resolve().parent / "app.py"
@@ -231,10 +234,10 @@ def availability(ref: StoreRef, run_id: str, model: str, metric: str,
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def projection_maps(ref: StoreRef, run_id: str) -> pd.DataFrame:
-    """The run's stored 2-D maps (see ``charts.projection_maps``)."""
+    """The run's stored 2-D maps (see ``dashboard.charts.projection.projection_maps``)."""
     rows = _read(ref, lambda s: s.projections(run_id))
-    return charts.projection_maps(rows[["component", "layer", "method", "params"]],
-                                  components(ref, run_id))
+    return projection_maps(rows[["component", "layer", "method", "params"]],
+                           components(ref, run_id))
 
 
 @st.cache_data(show_spinner="Loading projection…", max_entries=64)
@@ -289,7 +292,7 @@ class Selection:
 
     @property
     def layer_label(self) -> str:
-        return charts.layer_name(self.layer, self.layer_names) if self.layer is not None else ""
+        return layer_name(self.layer, self.layer_names) if self.layer is not None else ""
 
 
 def component_layer_names(components_df: pd.DataFrame, component: str) -> tuple[str, ...]:
@@ -377,8 +380,8 @@ def sidebar(ref: StoreRef, *, run: bool = True, metric: bool = True, pairing: bo
                      help="Similarity between the pooled states of two sets of aligned sentences.")
         selection["metric"] = _remember("metric")
     if pairing:
-        _prepare("pairing", list(charts.PAIRINGS), "text-speech")
-        sb.radio("Pairing", charts.PAIRINGS, key="pairing",
+        _prepare("pairing", list(PAIRINGS), "text-speech")
+        sb.radio("Pairing", PAIRINGS, key="pairing",
                  help="Which modalities are compared (side a - side b). For text-speech the rows "
                       "are the text language and the columns the speech language.")
         selection["pairing"] = _remember("pairing")
@@ -392,8 +395,8 @@ def sidebar(ref: StoreRef, *, run: bool = True, metric: bool = True, pairing: bo
 
 
 def _view_picker() -> str:
-    _prepare("view", list(charts.VIEWS), "raw")
-    st.sidebar.radio("Show", list(charts.VIEWS), format_func=charts.VIEWS.get, key="view",
+    _prepare("view", list(VIEWS), "raw")
+    st.sidebar.radio("Show", list(VIEWS), format_func=VIEWS.get, key="view",
                      help="raw: the metric itself. length-residualised: with the part that sentence "
                           "length alone explains removed. minus shuffled baseline: distance from "
                           "chance (0 = what mismatched sentence pairs score).")
@@ -419,18 +422,18 @@ def _layer_slider(ref: StoreRef, run_id: str, metric: str, pairing: str) -> dict
     _prepare("layer", options, options[-1])
     if len(options) > 1:
         st.sidebar.select_slider(f"Layer ({component_a})", options, key="layer",
-                                 format_func=lambda v: charts.layer_name(v, names),
+                                 format_func=lambda v: layer_name(v, names),
                                  help="Layer 0 is the input embedding; later layers are deeper.")
     else:
-        st.sidebar.caption(f"Layer: {charts.layer_name(options[0], names)} (the only one stored)")
+        st.sidebar.caption(f"Layer: {layer_name(options[0], names)} (the only one stored)")
     return {"layer": int(_remember("layer")), "layer_names": names,
             "components": (component_a, component_b)}
 
 
 def _language_picker(ref: StoreRef) -> tuple[str, ...]:
     languages_df = languages(ref)
-    order = charts.language_order(languages_df)
-    levels, names = charts.language_levels(languages_df), charts.language_names(languages_df)
+    order = language_order(languages_df)
+    levels, names = language_levels(languages_df), language_names(languages_df)
     labels = {lang: f"{names.get(lang, lang)} · {levels.get(lang, 'unknown')}" for lang in order}
     _prepare("langs", order, order, multi=True)
     count = len(st.session_state["langs"])
