@@ -25,9 +25,9 @@ import streamlit as st
 
 from core.store import Store
 from dashboard import availability as availability_
+from dashboard.charts import projection as projection_charts
 from dashboard.charts.common import layer_name
 from dashboard.charts.languages import language_levels, language_names, language_order
-from dashboard.charts.projection import projection_maps
 from dashboard.charts.transforms import PAIRINGS, VIEWS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -234,10 +234,10 @@ def availability(ref: StoreRef, run_id: str, model: str, metric: str,
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def projection_maps(ref: StoreRef, run_id: str) -> pd.DataFrame:
-    """The run's stored 2-D maps (see ``dashboard.charts.projection.projection_maps``)."""
+    """The run's stored 2-D maps (see ``projection_charts.projection_maps``)."""
     rows = _read(ref, lambda s: s.projections(run_id))
-    return projection_maps(rows[["component", "layer", "method", "params"]],
-                           components(ref, run_id))
+    return projection_charts.projection_maps(rows[["component", "layer", "method", "params"]],
+                                             components(ref, run_id))
 
 
 @st.cache_data(show_spinner="Loading projection…", max_entries=64)
