@@ -234,7 +234,7 @@ async def drive(url: str, n_sessions: int, seconds: float, timeout_s: float,
                 pages: tuple[str, ...] = PAGES) -> list[Session]:
     from playwright.async_api import async_playwright
 
-    from dashboard.server import CHROMIUM, CHROMIUM_ARGS
+    from devtools.dashboard_server import CHROMIUM, CHROMIUM_ARGS
 
     sessions = [Session(i, pages[i % len(pages)]) for i in range(n_sessions)]
     async with async_playwright() as p:
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a rerun not finished after this many seconds counts as an error")
     args = parser.parse_args(argv)
 
-    from dashboard.server import cpu_seconds, serve_dashboard
+    from devtools.dashboard_server import cpu_seconds, serve_dashboard
 
     with serve_dashboard(Path(args.store), with_process=True) as (url, server):
         cpu_before, started = cpu_seconds(server.pid), time.perf_counter()

@@ -72,7 +72,7 @@ def figures(result, clip, reference, languages, stored_maps: dict) -> list:
     ``live.stored_map`` and ``live.map_methods`` caches (the clip-independent part of each map
     figure, built once per run and component; each component's map method): pass the same dict
     for every clip of a run."""
-    from dashboard import recording_charts as rc
+    from dashboard.charts import recording as rc
 
     figs = [rc.waveform_figure(clip.waveform, clip.sampling_rate)]
     for component in dict.fromkeys(result.neighbours["component"]):
@@ -104,7 +104,7 @@ def _map_methods(stored_maps: dict, reference) -> dict[str, str]:
 def _stored_map(stored_maps: dict, reference, languages, component: str, method: str,
                 panels: tuple, names: tuple):
     """``live.stored_map`` with ``stored_maps`` for its cache."""
-    from dashboard import recording_charts as rc
+    from dashboard.charts import recording as rc
 
     key = (component, method, panels, names)
     if key not in stored_maps:

@@ -2,8 +2,8 @@
 
 ``bench_recording`` times the server's part (decode, model, neighbours, figures built and
 serialised); this one times what a user waits for. It starts the dashboard as a user does
-(``streamlit run dashboard/app.py``, via ``dashboard.server``) on a store, opens the page in
-headless Chromium (playwright, Debian's ``/usr/bin/chromium``), chooses the language, waits until
+(``streamlit run dashboard/app.py``, via ``devtools.dashboard_server``) on a store, opens the page
+in headless Chromium (playwright, Debian's ``/usr/bin/chromium``), chooses the language, waits until
 the page has prepared the run (model loaded and warmed up, stored maps built: the "Upload or record
 a clip to start." message with no spinner), then uploads a clip through the file input and reads,
 from a MutationObserver installed in the page before the upload:
@@ -172,7 +172,7 @@ class CpuTimeline:
         summed over the processes alive at each sample)."""
         import psutil
 
-        from dashboard.server import cpu_seconds
+        from devtools.dashboard_server import cpu_seconds
 
         start = time.perf_counter()
         while True:
@@ -221,7 +221,7 @@ def upload(page, url: str, clip: Path, lang_label: str, min_charts: int, quiet_m
     """Open the page, prepare, upload ``clip``; the timings of one upload. ``typed``: typed into
     "What is said" before the upload (the page then decodes no transcript)."""
 
-    from dashboard.server import choose_option, cpu_seconds, fit_viewport_to_content
+    from devtools.dashboard_server import choose_option, cpu_seconds, fit_viewport_to_content
 
     page.goto(f"{url}/recording", wait_until="domcontentloaded")
     wait_prepared(page, TIMEOUT_MS)
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from dashboard.server import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
+    from devtools.dashboard_server import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
 
     if args.screenshots is not None:
         args.screenshots.mkdir(parents=True, exist_ok=True)

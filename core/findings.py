@@ -26,14 +26,14 @@ import pandas as pd
 
 from core.metrics import joint
 from core.metrics.joint import DOES_NOT_HOLD, HOLDS, NOT_ENOUGH_DATA, Aggregate
+from core.metrics.similarity import NEEDS_SHARED_SPACE
+from core.models.base import LENGTH_REDUCING_STAGES
 
+# LENGTH_REDUCING_STAGES: the stage labels of points whose output is shorter than their input
+# (Seamless' length adaptor, Qwen2-Audio's pooling, SONAR's attention pooler). Findings read these
+# labels (the metric rows' ``stage_b``), never free-text descriptions. NEEDS_SHARED_SPACE: the
+# metrics that compare coordinates, never stored across representation spaces.
 Z_95 = joint.Z_95
-#: Stage labels of points whose output is shorter than their input (``core.models.base``): Seamless'
-#: length adaptor, Qwen2-Audio's pooling, SONAR's attention pooler. Findings read these labels (the
-#: metric rows' ``stage_b``), never free-text descriptions.
-LENGTH_REDUCING_STAGES = frozenset({"length_adaptor", "pooler"})
-#: Metrics that compare coordinates: never stored across representation spaces.
-NEEDS_SHARED_SPACE = frozenset({"paired_cosine", "retrieval"})
 #: Depth thirds compared in finding 1.
 EARLY_DEPTH, LATE_DEPTH = 1 / 3, 2 / 3
 #: A baseline within this fraction of the value leaves little above chance: warn (SVCCA's k).

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from dashboard.charts import Z95, apply_view
+from core.metrics.joint import Z_95
+from dashboard.charts.transforms import apply_view, component_pairs
 
 FAMILIES: dict[str, str] = {
     "text-text": "cross-lingual text-text",
@@ -41,14 +42,6 @@ def family_rows(metrics: pd.DataFrame, family: str) -> pd.DataFrame:
     same = metrics["lang_a"] == metrics["lang_b"]
     keep = (metrics["pairing"] == family) & (same if family == "text-speech" else ~same)
     return metrics[keep].reset_index(drop=True)
-
-
-def component_pairs(rows: pd.DataFrame) -> list[tuple[str, str]]:
-    """Distinct (component_a, component_b) in stored order."""
-    if rows.empty:
-        return []
-    return list(dict.fromkeys(zip(rows["component_a"].astype(str), rows["component_b"].astype(str),
-                                  strict=True)))
 
 
 def depth_component(family: str, pair: tuple[str, str]) -> str:
@@ -90,7 +83,7 @@ def family_curve(metrics: pd.DataFrame, family: str, *, view: str = "raw",
         pairs=("shown", "size"), low=("shown_low", "mean"), high=("shown_high", "mean"),
         baseline=("shown_baseline", "mean"), baseline_sd=("shown_baseline_sd", "mean"),
     ).reset_index().rename(columns={"x": "depth"})
-    half = Z95 * stats["sd"] / np.sqrt(stats["pairs"])
+    half = Z_95 * stats["sd"] / np.sqrt(stats["pairs"])
     several = stats["pairs"] > 1
     stats["ci_low"] = np.where(several, stats["mean"] - half, stats["low"])
     stats["ci_high"] = np.where(several, stats["mean"] + half, stats["high"])

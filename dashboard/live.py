@@ -38,7 +38,8 @@ import streamlit as st
 
 from core import recording
 from core.audio import Recording, decode_upload
-from dashboard import recording_charts, state
+from dashboard import state
+from dashboard.charts import recording as recording_charts
 
 #: what the page tells the user when a model cannot be loaded here
 LOAD_FAILED = "cannot be loaded on this machine"
@@ -99,7 +100,7 @@ def loaded_model(name: str) -> LoadedModel:
 
 @st.cache_resource(show_spinner="Reading the run's stored states…", max_entries=4)
 def reference(ref: state.StoreRef, run_id: str) -> recording.Reference:
-    return state._read(ref, lambda s: recording.load_reference(s, run_id))
+    return state.read_store(ref, lambda s: recording.load_reference(s, run_id))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

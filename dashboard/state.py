@@ -25,7 +25,10 @@ import streamlit as st
 
 from core.store import Store
 from dashboard import availability as availability_
-from dashboard import charts
+from dashboard.charts import projection as projection_charts
+from dashboard.charts.common import layer_name
+from dashboard.charts.languages import language_levels, language_names, language_order
+from dashboard.charts.transforms import PAIRINGS, VIEWS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP_PATH = Path(__file__).resolve().parent / "app.py"
@@ -130,7 +133,9 @@ def store_ref() -> StoreRef:
     return StoreRef(str(path), mtime_ns)
 
 
-def _read(ref: StoreRef, query: Callable[[Store], T]) -> T:
+def read_store(ref: StoreRef, query: Callable[[Store], T]) -> T:
+    """``query`` run on the store of ``ref``, opened once per process, under its lock: every
+    session's thread shares its one DuckDB connection (``dashboard.live`` reads through it too)."""
     handle = _open_store(ref.path, ref.mtime_ns)
     with handle.lock:  # one DuckDB connection is shared by every session's thread
         return query(handle.store)
@@ -140,58 +145,58 @@ def _read(ref: StoreRef, query: Callable[[Store], T]) -> T:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def runs(ref: StoreRef) -> pd.DataFrame:
-    return _read(ref, lambda s: s.runs())
+    return read_store(ref, lambda s: s.runs())
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def languages(ref: StoreRef) -> pd.DataFrame:
-    return _read(ref, lambda s: s.languages())
+    return read_store(ref, lambda s: s.languages())
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
     """Items; with ``run_id``, that run's own token counts, transcripts and CER."""
-    return _read(ref, lambda s: s.items(run_id=run_id))
+    return read_store(ref, lambda s: s.items(run_id=run_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def speech_item_count(ref: StoreRef) -> int:
     """Speech items of the store over every voice (``items`` keeps each sentence's first)."""
-    return len(_read(ref, lambda s: s.items("speech", all_voices=True)))
+    return len(read_store(ref, lambda s: s.items("speech", all_voices=True)))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def voices(ref: StoreRef) -> pd.DataFrame:
     """lang, voice_rank, voice of the store's speech items (every voice)."""
-    frame = _read(ref, lambda s: s.items("speech", all_voices=True))
+    frame = read_store(ref, lambda s: s.items("speech", all_voices=True))
     return frame[["lang", "voice_rank", "voice"]].drop_duplicates().reset_index(drop=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def layers(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
     """Layer points (stage, depth, space) of one run, or of every run."""
-    return _read(ref, lambda s: s.layers(run_id))
+    return read_store(ref, lambda s: s.layers(run_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def run_config(ref: StoreRef, run_id: str) -> dict:
     """A run's config, parsed (model_info, modality_pairs, transcribed, ...)."""
-    return dict(_read(ref, lambda s: s.run(run_id))["config"] or {})
+    return dict(read_store(ref, lambda s: s.run(run_id))["config"] or {})
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def schema_version(ref: StoreRef) -> int:
-    return _read(ref, lambda s: s.schema_version())
+    return read_store(ref, lambda s: s.schema_version())
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def components(ref: StoreRef, run_id: str) -> pd.DataFrame:
-    return _read(ref, lambda s: s.components(run_id))
+    return read_store(ref, lambda s: s.components(run_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def metric_names(ref: StoreRef, run_id: str) -> list[str]:
-    return _read(ref, lambda s: s.metric_names(run_id))
+    return read_store(ref, lambda s: s.metric_names(run_id))
 
 
 @st.cache_data(show_spinner="Loading metrics…", max_entries=256)
@@ -201,9 +206,9 @@ def metrics(ref: StoreRef, run_id: str, *, metric: str | None = None, pairing: s
     """Metric rows; ``components`` = (component_a, component_b) keeps one component pair, for models
     with several components of a modality; ``resamples`` adds each row's bootstrap values (for
     joint intervals of means over rows)."""
-    rows = _read(ref, lambda s: s.metrics(run_id, metric=metric, pairing=pairing, layer=layer,
-                                          langs=list(langs) if langs is not None else None,
-                                          with_resamples=resamples))
+    rows = read_store(ref, lambda s: s.metrics(run_id, metric=metric, pairing=pairing, layer=layer,
+                                               langs=list(langs) if langs is not None else None,
+                                               with_resamples=resamples))
     if components is not None:
         rows = rows[(rows["component_a"] == components[0]) & (rows["component_b"] == components[1])]
     return rows.reset_index(drop=True)
@@ -231,18 +236,18 @@ def availability(ref: StoreRef, run_id: str, model: str, metric: str,
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def projection_maps(ref: StoreRef, run_id: str) -> pd.DataFrame:
-    """The run's stored 2-D maps (see ``charts.projection_maps``)."""
-    rows = _read(ref, lambda s: s.projections(run_id))
-    return charts.projection_maps(rows[["component", "layer", "method", "params"]],
-                                  components(ref, run_id))
+    """The run's stored 2-D maps (see ``projection_charts.projection_maps``)."""
+    rows = read_store(ref, lambda s: s.projections(run_id))
+    return projection_charts.projection_maps(rows[["component", "layer", "method", "params"]],
+                                             components(ref, run_id))
 
 
 @st.cache_data(show_spinner="Loading projection…", max_entries=64)
 def projection(ref: StoreRef, run_id: str, members: tuple[tuple[str, int], ...],
                method: str) -> pd.DataFrame:
     """The points of one map: every member (component, layer), with item lang/modality/text."""
-    frames = [_read(ref, lambda s, comp=comp, layer=layer: s.projections(run_id, component=comp,
-                                                                          layer=layer))
+    frames = [read_store(ref, lambda s, comp=comp, layer=layer: s.projections(
+                  run_id, component=comp, layer=layer))
               for comp, layer in members]
     rows = pd.concat(frames, ignore_index=True)
     return rows[rows["method"] == method].reset_index(drop=True)
@@ -254,7 +259,7 @@ def findings(ref: StoreRef, run_id: str, metric: str) -> list:
     values are read here only: most of a row's bytes), with the run's own resource levels."""
     from core.findings import compute_findings, run_levels  # noqa: PLC0415 - Findings page only
 
-    rows = _read(ref, lambda s: s.metrics(run_id, metric=metric, with_resamples=True))
+    rows = read_store(ref, lambda s: s.metrics(run_id, metric=metric, with_resamples=True))
     return compute_findings(rows, run_levels(languages(ref), run_languages(ref, run_id)),
                             components(ref, run_id), metric=metric,
                             n_permutations=run_config(ref, run_id).get("n_permutations"))
@@ -263,13 +268,13 @@ def findings(ref: StoreRef, run_id: str, metric: str) -> list:
 @st.cache_data(show_spinner=False, max_entries=32)
 def metric_variants(ref: StoreRef, run_id: str) -> pd.DataFrame:
     """SVCCA at other k and length-matched values of a run (empty for older stores)."""
-    return _read(ref, lambda s: s.metric_variants(run_id))
+    return read_store(ref, lambda s: s.metric_variants(run_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def run_languages(ref: StoreRef, run_id: str) -> pd.DataFrame:
     """The run's resource level per language and its source (empty for older stores)."""
-    return _read(ref, lambda s: s.run_languages(run_id))
+    return read_store(ref, lambda s: s.run_languages(run_id))
 
 
 # ---------------------------------------------------------------------------------- the sidebar
@@ -289,7 +294,7 @@ class Selection:
 
     @property
     def layer_label(self) -> str:
-        return charts.layer_name(self.layer, self.layer_names) if self.layer is not None else ""
+        return layer_name(self.layer, self.layer_names) if self.layer is not None else ""
 
 
 def component_layer_names(components_df: pd.DataFrame, component: str) -> tuple[str, ...]:
@@ -377,8 +382,8 @@ def sidebar(ref: StoreRef, *, run: bool = True, metric: bool = True, pairing: bo
                      help="Similarity between the pooled states of two sets of aligned sentences.")
         selection["metric"] = _remember("metric")
     if pairing:
-        _prepare("pairing", list(charts.PAIRINGS), "text-speech")
-        sb.radio("Pairing", charts.PAIRINGS, key="pairing",
+        _prepare("pairing", list(PAIRINGS), "text-speech")
+        sb.radio("Pairing", PAIRINGS, key="pairing",
                  help="Which modalities are compared (side a - side b). For text-speech the rows "
                       "are the text language and the columns the speech language.")
         selection["pairing"] = _remember("pairing")
@@ -392,8 +397,8 @@ def sidebar(ref: StoreRef, *, run: bool = True, metric: bool = True, pairing: bo
 
 
 def _view_picker() -> str:
-    _prepare("view", list(charts.VIEWS), "raw")
-    st.sidebar.radio("Show", list(charts.VIEWS), format_func=charts.VIEWS.get, key="view",
+    _prepare("view", list(VIEWS), "raw")
+    st.sidebar.radio("Show", list(VIEWS), format_func=VIEWS.get, key="view",
                      help="raw: the metric itself. length-residualised: with the part that sentence "
                           "length alone explains removed. minus shuffled baseline: distance from "
                           "chance (0 = what mismatched sentence pairs score).")
@@ -419,18 +424,18 @@ def _layer_slider(ref: StoreRef, run_id: str, metric: str, pairing: str) -> dict
     _prepare("layer", options, options[-1])
     if len(options) > 1:
         st.sidebar.select_slider(f"Layer ({component_a})", options, key="layer",
-                                 format_func=lambda v: charts.layer_name(v, names),
+                                 format_func=lambda v: layer_name(v, names),
                                  help="Layer 0 is the input embedding; later layers are deeper.")
     else:
-        st.sidebar.caption(f"Layer: {charts.layer_name(options[0], names)} (the only one stored)")
+        st.sidebar.caption(f"Layer: {layer_name(options[0], names)} (the only one stored)")
     return {"layer": int(_remember("layer")), "layer_names": names,
             "components": (component_a, component_b)}
 
 
 def _language_picker(ref: StoreRef) -> tuple[str, ...]:
     languages_df = languages(ref)
-    order = charts.language_order(languages_df)
-    levels, names = charts.language_levels(languages_df), charts.language_names(languages_df)
+    order = language_order(languages_df)
+    levels, names = language_levels(languages_df), language_names(languages_df)
     labels = {lang: f"{names.get(lang, lang)} · {levels.get(lang, 'unknown')}" for lang in order}
     _prepare("langs", order, order, multi=True)
     count = len(st.session_state["langs"])

@@ -19,7 +19,7 @@ from PIL import Image
 
 from synthetic_store import write_synthetic_store
 
-from dashboard.server import (
+from devtools.dashboard_server import (
     CHROMIUM,
     CHROMIUM_ARGS,
     fit_viewport_to_content,

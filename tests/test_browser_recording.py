@@ -21,7 +21,7 @@ from test_browser import (
     serve_dashboard,
 )
 
-from dashboard.server import choose_option
+from devtools.dashboard_server import choose_option
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLEURS_CLIP = REPO_ROOT.parent / "shared" / "data" / "fleurs_clips" / "cuttledoc" / "fleurs-en-001.ogg"

@@ -11,7 +11,35 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import availability, charts, compare_charts, comparison
+from core.metrics.joint import Z_95
+from dashboard import availability, comparison
+from dashboard.charts.compare import compare_figure, run_colours
+from dashboard.charts.findings import finding_figure, verdict_colour
+from dashboard.charts.heatmap import baseline_summary, heatmap_figure
+from dashboard.charts.languages import (
+    language_colours,
+    language_names,
+    language_order,
+    language_palette,
+    level_rank,
+    short_name,
+)
+from dashboard.charts.layer_curves import layer_curves_figure, pairing_curves_figure, pairing_series
+from dashboard.charts.overview import cer_figure, components_table, corpus_counts, language_summary
+from dashboard.charts.projection import (
+    projection_figure,
+    projection_maps,
+    projection_points,
+    sentence_previews,
+)
+from dashboard.charts.theme import (
+    FAMILY_COLOURS,
+    LANGUAGE_PALETTE,
+    LEVEL_COLOURS,
+    TEMPLATE,
+    TRACE_TYPES,
+)
+from dashboard.charts.transforms import PAIRINGS, apply_view, dedupe_cells
 from dashboard.stages import boundaries, stage_spans, stage_summary
 from synthetic_store import (
     LANGS, LAYER_NAMES, METRICS, NAN_CELL, RUN_ID, SHARED_RUN_ID, TEXT_RUN_ID, synthetic_tables,
@@ -69,56 +97,56 @@ def _lines(fig: go.Figure) -> list:
 # ------------------------------------------------------------------------------------ languages
 
 def test_language_order_follows_resource_level_then_hours(languages):
-    assert charts.language_order(languages) == LEVEL_ORDER
+    assert language_order(languages) == LEVEL_ORDER
 
 
 def test_language_order_puts_unknown_languages_last_and_keeps_subset(languages):
-    order = charts.language_order(languages, ["yor_Latn", "xxx_Latn", "deu_Latn"])
+    order = language_order(languages, ["yor_Latn", "xxx_Latn", "deu_Latn"])
     assert order == ["deu_Latn", "yor_Latn", "xxx_Latn"]
 
 
 def test_level_rank_handles_missing_and_unknown_levels():
-    assert charts.level_rank("High") < charts.level_rank("medium") < charts.level_rank("low")
-    assert charts.level_rank(None) == charts.level_rank("unknown")
-    assert charts.level_rank("low") < charts.level_rank("exotic")
+    assert level_rank("High") < level_rank("medium") < level_rank("low")
+    assert level_rank(None) == level_rank("unknown")
+    assert level_rank("low") < level_rank("exotic")
 
 
 def test_short_names_drop_the_qualifier():
-    assert charts.short_name("Chinese (Mandarin, Simplified)") == "Chinese"
-    assert charts.short_name("German") == "German"
-    names = charts.language_names(pd.DataFrame({"lang": ["zho_Hans"], "name": ["Chinese (Mandarin)"]}))
+    assert short_name("Chinese (Mandarin, Simplified)") == "Chinese"
+    assert short_name("German") == "German"
+    names = language_names(pd.DataFrame({"lang": ["zho_Hans"], "name": ["Chinese (Mandarin)"]}))
     assert names == {"zho_Hans": "Chinese"}
 
 
 def test_language_colours_share_one_hue_family_per_level(languages):
-    colours = charts.language_colours(languages)
+    colours = language_colours(languages)
     assert set(colours) == set(LANGS)
     high = [colours[lang] for lang in ("eng_Latn", "deu_Latn", "spa_Latn")]
     assert len(set(high)) == 3  # distinguishable shades
     for colour in high:
-        assert _hue(colour) == pytest.approx(_hue(charts.LEVEL_COLOURS["high"]), abs=0.02)
+        assert _hue(colour) == pytest.approx(_hue(LEVEL_COLOURS["high"]), abs=0.02)
     for colour in (colours["swh_Latn"], colours["yor_Latn"]):
-        assert _hue(colour) == pytest.approx(_hue(charts.LEVEL_COLOURS["low"]), abs=0.02)
+        assert _hue(colour) == pytest.approx(_hue(LEVEL_COLOURS["low"]), abs=0.02)
     assert _hue(colours["hin_Deva"]) != pytest.approx(_hue(colours["eng_Latn"]), abs=0.05)
 
 
 def test_language_palette_keeps_a_languages_colour_whatever_a_chart_shows(languages):
-    whole = charts.language_palette(languages)
+    whole = language_palette(languages)
     assert list(whole) == LEVEL_ORDER  # dealt in the table's order
     assert len(set(whole.values())) == len(LEVEL_ORDER)
-    shown = charts.language_palette(languages, ["yor_Latn", "xxx_Latn", "deu_Latn"])
+    shown = language_palette(languages, ["yor_Latn", "xxx_Latn", "deu_Latn"])
     assert shown["yor_Latn"] == whole["yor_Latn"] and shown["deu_Latn"] == whole["deu_Latn"]
     # a language the table lacks comes after the table's, not in place of one of them
-    assert shown["xxx_Latn"] == charts.LANGUAGE_PALETTE[len(LEVEL_ORDER)]
+    assert shown["xxx_Latn"] == LANGUAGE_PALETTE[len(LEVEL_ORDER)]
 
 
 def test_language_palette_has_twenty_colours_then_repeats():
-    codes = [f"l{i:02d}_Latn" for i in range(len(charts.LANGUAGE_PALETTE) + 1)]
+    codes = [f"l{i:02d}_Latn" for i in range(len(LANGUAGE_PALETTE) + 1)]
     table = pd.DataFrame({"lang": codes, "name": codes, "resource_level": "high",
                           "whisper_hours": np.arange(len(codes), 0, -1, dtype=float)})
-    palette = charts.language_palette(table)
-    assert len(charts.LANGUAGE_PALETTE) >= 20  # the bundled store's languages
-    assert len(set(palette.values())) == len(charts.LANGUAGE_PALETTE)
+    palette = language_palette(table)
+    assert len(LANGUAGE_PALETTE) >= 20  # the bundled store's languages
+    assert len(set(palette.values())) == len(LANGUAGE_PALETTE)
     assert palette[codes[-1]] == palette[codes[0]]
 
 
@@ -126,28 +154,28 @@ def test_language_palette_has_twenty_colours_then_repeats():
 
 def test_apply_view_raw_minus_baseline_and_residualised():
     frame = pd.DataFrame([_row()])
-    raw = charts.apply_view(frame, "raw").iloc[0]
+    raw = apply_view(frame, "raw").iloc[0]
     assert (raw.shown, raw.shown_low, raw.shown_high, raw.shown_baseline) == (0.5, 0.45, 0.55, 0.1)
-    above = charts.apply_view(frame, "minus_baseline").iloc[0]
+    above = apply_view(frame, "minus_baseline").iloc[0]
     assert above.shown == pytest.approx(0.4)
     assert (above.shown_low, above.shown_high) == (pytest.approx(0.35), pytest.approx(0.45))
     assert above.shown_baseline == 0.0 and above.shown_baseline_sd == 0.02
-    residual = charts.apply_view(frame, "residualised").iloc[0]
+    residual = apply_view(frame, "residualised").iloc[0]
     assert residual.shown == 0.4
     assert np.isnan(residual.shown_low) and np.isnan(residual.shown_baseline)
 
 
 def test_apply_view_rejects_unknown_view():
     with pytest.raises(ValueError, match="unknown view"):
-        charts.apply_view(pd.DataFrame([_row()]), "log")
+        apply_view(pd.DataFrame([_row()]), "log")
 
 
 # -------------------------------------------------------------------------------------- heatmap
 
 def test_heatmap_text_speech_orders_languages_and_labels_axes(tables, languages):
     rows = _metric_rows(tables, pairing="text-speech", layer=2)
-    fig = charts.heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
-                                layer_label="block 2")
+    fig = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                         layer_label="block 2")
     (heat,) = _traces(fig, "heatmap")
     z = np.asarray(heat.z, dtype=float)
     assert z.shape == (6, 6)
@@ -162,7 +190,7 @@ def test_heatmap_text_speech_orders_languages_and_labels_axes(tables, languages)
     assert fig.layout.yaxis.autorange == "reversed"
     assert "block 2" in fig.layout.title.text and "text-speech" in fig.layout.title.text
     # Tick labels coloured by level; white separators between the three level groups on both axes.
-    assert charts.LEVEL_COLOURS["low"] in fig.layout.xaxis.ticktext[-1]
+    assert LEVEL_COLOURS["low"] in fig.layout.xaxis.ticktext[-1]
     assert len(fig.layout.shapes) == 4
     # Hover carries value, CI, baseline and n.
     hover = heat.hovertext[0][3]
@@ -174,7 +202,7 @@ def test_heatmap_same_modality_is_mirrored_and_nan_stays_a_gap(tables, languages
     pairing, metric, layer, lang_a, lang_b = NAN_CELL
     rows = _metric_rows(tables, metric=metric, pairing=pairing, layer=layer)
     assert rows[["lang_a", "lang_b"]].apply(tuple, axis=1).nunique() == 15  # one triangle stored
-    fig = charts.heatmap_figure(rows, languages, pairing=pairing, metric=metric)
+    fig = heatmap_figure(rows, languages, pairing=pairing, metric=metric)
     z = np.asarray(fig.data[0].z, dtype=float)
     finite = np.isfinite(z)
     np.testing.assert_array_equal(z[finite], z.T[finite])
@@ -187,8 +215,8 @@ def test_heatmap_same_modality_is_mirrored_and_nan_stays_a_gap(tables, languages
 
 def test_heatmap_minus_baseline_is_diverging_around_zero(tables, languages):
     rows = _metric_rows(tables, pairing="text-speech", layer=0)
-    fig = charts.heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
-                                view="minus_baseline")
+    fig = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                         view="minus_baseline")
     heat = fig.data[0]
     assert heat.zmid == 0.0
     first = rows[(rows.lang_a == "eng_Latn") & (rows.lang_b == "eng_Latn")].iloc[0]
@@ -197,34 +225,34 @@ def test_heatmap_minus_baseline_is_diverging_around_zero(tables, languages):
 
 def test_heatmap_respects_language_subset(tables, languages):
     rows = _metric_rows(tables, pairing="text-speech", layer=1)
-    fig = charts.heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
-                                langs=["yor_Latn", "eng_Latn"])
+    fig = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                         langs=["yor_Latn", "eng_Latn"])
     assert np.asarray(fig.data[0].z).shape == (2, 2)
     assert "English" in fig.layout.yaxis.ticktext[0]
 
 
 def test_heatmap_without_rows_explains_instead_of_raising(languages):
     empty = pd.DataFrame([_row()]).iloc[0:0]
-    fig = charts.heatmap_figure(empty, languages, pairing="text-text", metric="svcca")
+    fig = heatmap_figure(empty, languages, pairing="text-text", metric="svcca")
     assert len(fig.data) == 0
     assert "No metric values" in fig.layout.annotations[0].text
 
 
 def test_baseline_summary_matches_the_rows(tables):
     rows = _metric_rows(tables, pairing="text-text", layer=3)
-    summary = charts.baseline_summary(rows)
+    summary = baseline_summary(rows)
     assert list(summary["pairing"]) == ["text-text"]
     assert summary.loc[0, "cells"] == len(rows)
     assert summary.loc[0, "baseline mean"] == pytest.approx(rows["baseline_mean"].mean(), abs=1e-4)
     assert summary.loc[0, "baseline max"] == pytest.approx(rows["baseline_mean"].max(), abs=1e-4)
-    assert charts.baseline_summary(rows.iloc[0:0]).empty
+    assert baseline_summary(rows.iloc[0:0]).empty
 
 
 # --------------------------------------------------------------------------------- layer curves
 
 def test_layer_curves_one_line_per_language_with_baseline(tables, languages):
     rows = _metric_rows(tables)
-    fig = charts.layer_curves_figure(rows, languages, metric="svcca", layer_names=LAYER_NAMES)
+    fig = layer_curves_figure(rows, languages, metric="svcca", layer_names=LAYER_NAMES)
     lines = _lines(fig)
     baseline = [t for t in lines if t.legendgroup == "baseline"]
     language_lines = [t for t in lines if t.legendgroup != "baseline"]
@@ -248,7 +276,7 @@ def test_layer_curves_one_line_per_language_with_baseline(tables, languages):
 
 def test_layer_curves_without_ci_and_on_relative_depth(tables, languages):
     rows = _metric_rows(tables)
-    fig = charts.layer_curves_figure(rows, languages, metric="svcca", show_ci=False, x_axis="depth")
+    fig = layer_curves_figure(rows, languages, metric="svcca", show_ci=False, x_axis="depth")
     assert all(t.error_y.array is None for t in _lines(fig))
     assert "relative depth" in fig.layout.xaxis.title.text
     xs = np.concatenate([np.asarray(t.x, dtype=float) for t in _lines(fig)])
@@ -259,24 +287,24 @@ def test_layer_curves_survive_nan_values(languages):
     rows = pd.DataFrame([_row(layer_a=layer, layer_b=layer, depth=layer / 2, value=value,
                               ci_low=np.nan, ci_high=np.nan)
                          for layer, value in enumerate([0.2, np.nan, 0.6])])
-    fig = charts.layer_curves_figure(rows, languages, metric="svcca", view="raw")
+    fig = layer_curves_figure(rows, languages, metric="svcca", view="raw")
     english = [t for t in _lines(fig) if t.name == "English"][0]
     assert np.isnan(english.y[1]) and english.connectgaps is False
     json.loads(fig.to_json())
 
 
 def test_layer_curves_residualised_has_no_shuffled_baseline(tables, languages):
-    fig = charts.layer_curves_figure(_metric_rows(tables), languages, metric="svcca",
-                                     view="residualised")
+    fig = layer_curves_figure(_metric_rows(tables), languages, metric="svcca",
+                              view="residualised")
     assert not [t for t in fig.data if t.legendgroup == "baseline"]
     assert "length-residualised" in fig.layout.yaxis.title.text
 
 
 def test_pairing_series_means_and_confidence(tables):
     rows = _metric_rows(tables).drop(columns="resamples")  # no bootstrap values: independent rows
-    series = charts.pairing_series(rows)
+    series = pairing_series(rows)
     # every family but the voice change (these rows have no second voice)
-    assert set(series["series"]) == set(charts.FAMILY_COLOURS) - {
+    assert set(series["series"]) == set(FAMILY_COLOURS) - {
         "speech-speech (same language, another voice)"}
     assert set(series["ci_method"]) == {"independent rows (no bootstrap values)"}
     layer = 2
@@ -304,30 +332,30 @@ def test_pairing_series_bootstraps_shared_errors_jointly(tables):
     rows = rows[(rows.pairing == "text-text") & rows["value"].notna()].copy()
     shared = np.random.default_rng(0).standard_normal(200) * 0.05
     rows["resamples"] = [encode_resamples(v + shared) for v in rows["value"]]
-    series = charts.pairing_series(rows)
+    series = pairing_series(rows)
     got = series[series.layer_a == 2].iloc[0]
     assert got["ci_method"] == "joint bootstrap"
     assert got["ci_high"] - got["mean"] == pytest.approx(1.96 * shared.std(ddof=1), rel=0.02)
-    minus = charts.pairing_series(rows, view="minus_baseline")
+    minus = pairing_series(rows, view="minus_baseline")
     assert minus[minus.layer_a == 2].iloc[0]["ci_high"] - minus[minus.layer_a == 2].iloc[0]["mean"] \
         == pytest.approx(1.96 * shared.std(ddof=1), rel=0.02)
 
 
 def test_pairing_curves_figure_has_four_families_and_their_baselines(tables):
-    fig = charts.pairing_curves_figure(_metric_rows(tables), metric="svcca",
-                                       layer_names=LAYER_NAMES)
+    fig = pairing_curves_figure(_metric_rows(tables), metric="svcca",
+                                layer_names=LAYER_NAMES)
     solid = [t for t in _lines(fig) if t.line.dash is None]
     dashed = [t for t in _lines(fig) if t.line.dash == "dash"]
-    assert [t.name for t in solid] == list(charts.FAMILY_COLOURS)[:4]
+    assert [t.name for t in solid] == list(FAMILY_COLOURS)[:4]
     assert len(dashed) == 4
     assert len([t for t in fig.data if t.fill == "toself"]) == 4
-    no_ci = charts.pairing_curves_figure(_metric_rows(tables), metric="svcca", show_ci=False)
+    no_ci = pairing_curves_figure(_metric_rows(tables), metric="svcca", show_ci=False)
     assert not [t for t in no_ci.data if t.fill == "toself"]
     assert list(fig.layout.xaxis.ticktext) == list(LAYER_NAMES)
 
 
 def test_pairing_curves_empty(languages):
-    fig = charts.pairing_curves_figure(pd.DataFrame([_row()]).iloc[0:0], metric="svcca")
+    fig = pairing_curves_figure(pd.DataFrame([_row()]).iloc[0:0], metric="svcca")
     assert len(fig.data) == 0 and fig.layout.annotations
 
 
@@ -337,8 +365,8 @@ def test_projection_maps_group_joint_members(tables):
     # the speech-LLM run: text and speech meet in the LLM's space, mapped jointly there only
     run = tables["runs"][SHARED_RUN_ID]
     rows = run["projections"]
-    maps = charts.projection_maps(rows[["component", "layer", "method", "params"]],
-                                  run["components"])
+    maps = projection_maps(rows[["component", "layer", "method", "params"]],
+                           run["components"])
     joint = maps[maps["components"] == "llm_text + llm_speech"].reset_index(drop=True)
     assert list(joint["members"]) == [(("llm_text", 2), ("llm_speech", 4)),
                                       (("llm_text", 3), ("llm_speech", 5)),
@@ -352,8 +380,8 @@ def test_projection_maps_group_joint_members(tables):
 
 def test_projection_maps_of_different_spaces_are_separate(tables):
     rows = tables["projections"]  # Whisper-like: encoder and decoder spaces differ
-    maps = charts.projection_maps(rows[["component", "layer", "method", "params"]],
-                                  tables["components"])
+    maps = projection_maps(rows[["component", "layer", "method", "params"]],
+                           tables["components"])
     assert sorted(set(maps["components"])) == ["speech_encoder", "text_decoder"]
     assert len(maps) == 2 * len(LAYER_NAMES)
     assert list(maps[maps["components"] == "text_decoder"]["label"]) == list(LAYER_NAMES)
@@ -362,19 +390,19 @@ def test_projection_maps_of_different_spaces_are_separate(tables):
 def test_projection_maps_without_joint_params_are_single_layers():
     rows = pd.DataFrame({"component": ["a", "a"], "layer": [0, 1], "method": "umap",
                          "params": ['{"seed": 0}', None]})
-    maps = charts.projection_maps(rows)
+    maps = projection_maps(rows)
     assert list(maps["members"]) == [(("a", 0),), (("a", 1),)]
     assert list(maps["label"]) == ["layer 0", "layer 1"]
 
 
 def _layer_points(tables, languages, layer=0):
     rows = tables["projections"]
-    return charts.projection_points(rows[rows["layer"] == layer], languages)
+    return projection_points(rows[rows["layer"] == layer], languages)
 
 
 def test_projection_by_language_uses_symbols_for_modality(tables, languages):
     points = _layer_points(tables, languages)
-    fig = charts.projection_figure(points, languages, colour_by="language")
+    fig = projection_figure(points, languages, colour_by="language")
     colour_traces = [t for t in fig.data if t.legendgroup == "colour"]
     assert [t.name for t in colour_traces] == ["English", "German", "Spanish", "Hindi", "Swahili",
                                                "Yoruba"]
@@ -390,9 +418,9 @@ def test_projection_of_some_languages_keeps_each_languages_colour(tables, langua
     whole table does, like the recording page's charts."""
     points = _layer_points(tables, languages)
     some = points[points["lang"].isin(["hin_Deva", "yor_Latn"])]
-    fig = charts.projection_figure(some, languages, colour_by="language")
+    fig = projection_figure(some, languages, colour_by="language")
     colours = {t.name: t.marker.color for t in fig.data if t.legendgroup == "colour"}
-    whole = charts.language_palette(languages)
+    whole = language_palette(languages)
     assert colours == {"Hindi": whole["hin_Deva"], "Yoruba": whole["yor_Latn"]}
 
 
@@ -401,13 +429,13 @@ def test_projection_of_some_languages_keeps_each_languages_colour(tables, langua
                                                                     "medium resource",
                                                                     "low resource"])])
 def test_projection_other_colourings(tables, languages, colour_by, groups):
-    fig = charts.projection_figure(_layer_points(tables, languages), languages, colour_by=colour_by)
+    fig = projection_figure(_layer_points(tables, languages), languages, colour_by=colour_by)
     assert [t.name for t in fig.data if t.legendgroup == "colour"] == groups
 
 
 def test_projection_connects_a_sentence(tables, languages):
     points = _layer_points(tables, languages, layer=2)
-    fig = charts.projection_figure(points, languages, sentence_id=3)
+    fig = projection_figure(points, languages, sentence_id=3)
     links = [t for t in fig.data if t.name and t.name.startswith("sentence 3")]
     assert len(links) == 3  # text path, speech path, text<->speech segments
     text_path = [t for t in links if "text across" in t.name][0]
@@ -418,13 +446,13 @@ def test_projection_connects_a_sentence(tables, languages):
 
 def test_projection_rejects_unknown_colouring_and_explains_empty(tables, languages):
     with pytest.raises(ValueError, match="colour_by"):
-        charts.projection_figure(_layer_points(tables, languages), languages, colour_by="size")
-    empty = charts.projection_figure(_layer_points(tables, languages).iloc[0:0], languages)
+        projection_figure(_layer_points(tables, languages), languages, colour_by="size")
+    empty = projection_figure(_layer_points(tables, languages).iloc[0:0], languages)
     assert len(empty.data) == 0 and empty.layout.annotations
 
 
 def test_sentence_previews_prefer_english(tables, languages):
-    previews = charts.sentence_previews(_layer_points(tables, languages))
+    previews = sentence_previews(_layer_points(tables, languages))
     assert len(previews) == 8 and previews[2].startswith("[eng_Latn #2]")
 
 
@@ -432,7 +460,7 @@ def test_sentence_previews_prefer_english(tables, languages):
 
 def test_language_summary_counts_and_cer(tables, languages):
     items = tables["items"]
-    summary = charts.language_summary(items, languages)
+    summary = language_summary(items, languages)
     assert list(summary["lang"]) == LEVEL_ORDER
     yoruba = summary.set_index("lang").loc["yor_Latn"]
     cer = items[(items.lang == "yor_Latn") & (items.modality == "speech")]["cer"]
@@ -443,7 +471,7 @@ def test_language_summary_counts_and_cer(tables, languages):
 
 
 def test_cer_figure_bars_by_level_in_resource_order(tables, languages):
-    fig = charts.cer_figure(charts.language_summary(tables["items"], languages))
+    fig = cer_figure(language_summary(tables["items"], languages))
     assert [t.name for t in fig.data] == ["high resource", "medium resource", "low resource"]
     assert list(fig.layout.xaxis.categoryarray) == ["English", "German", "Spanish", "Hindi",
                                                     "Swahili", "Yoruba"]
@@ -451,18 +479,18 @@ def test_cer_figure_bars_by_level_in_resource_order(tables, languages):
 
 
 def test_corpus_counts_and_components_table(tables):
-    counts = charts.corpus_counts(tables["items"])
+    counts = corpus_counts(tables["items"])
     assert counts == {"Languages": 6, "Sentences": 8, "Text items": 48, "Speech items": 48}
-    assert set(charts.corpus_counts(tables["items"].iloc[0:0]).values()) == {0}
+    assert set(corpus_counts(tables["items"].iloc[0:0]).values()) == {0}
     # second-voice clips count in the headline when their number is given
-    assert charts.corpus_counts(tables["items"], 60)["Speech items"] == 60
-    table = charts.components_table(pd.DataFrame({"component": ["c"], "layer_names": [["embed",
-                                                                                     "block 1"]]}))
+    assert corpus_counts(tables["items"], 60)["Speech items"] == 60
+    table = components_table(pd.DataFrame({"component": ["c"], "layer_names": [["embed",
+                                                                              "block 1"]]}))
     assert table.loc[0, "layer_names"] == "embed, block 1"
 
 
 def test_components_table_shows_space_stages_and_conditioning(tables):
-    table = charts.components_table(tables["components"], tables["layers"]).set_index("component")
+    table = components_table(tables["components"], tables["layers"]).set_index("component")
     assert table.loc["speech_encoder", "stages"] == "frontend 1 · encoder 4"
     assert table.loc["text_decoder", "stages"] == "frontend 1 · decoder 4"
     assert table.loc["speech_encoder", "space"] == "synthetic-whisper/encoder"
@@ -471,7 +499,7 @@ def test_components_table_shows_space_stages_and_conditioning(tables):
     assert table.loc["speech_encoder", "conditioning"] == "none (the input alone)"
     assert list(table.columns[:4]) == ["modality", "space", "stages", "conditioning"]
     llm = tables["runs"][SHARED_RUN_ID]
-    speech = charts.components_table(llm["components"], llm["layers"]).set_index("component")
+    speech = components_table(llm["components"], llm["layers"]).set_index("component")
     assert speech.loc["llm_speech", "stages"] == "frontend 1 · encoder 2 · projector 1 · llm 4"
     assert speech.loc["llm_speech", "space"] == "synthetic-llm/audio, synthetic-llm/llm"
 
@@ -479,7 +507,7 @@ def test_components_table_shows_space_stages_and_conditioning(tables):
 def test_cer_figure_without_cer(languages):
     items = pd.DataFrame({"item_id": [0], "sentence_id": [0], "lang": ["eng_Latn"],
                           "modality": ["speech"], "text": ["x"], "cer": [np.nan]})
-    fig = charts.cer_figure(charts.language_summary(items, languages))
+    fig = cer_figure(language_summary(items, languages))
     assert len(fig.data) == 0 and "No character error rates" in fig.layout.annotations[0].text
 
 
@@ -489,14 +517,14 @@ def test_cer_figure_without_cer(languages):
                                              ("Not enough data", "gray"), ("partially holds", "orange"),
                                              ("banana", "gray")])
 def test_verdict_colour(verdict, colour):
-    assert charts.verdict_colour(verdict) == colour
+    assert verdict_colour(verdict) == colour
 
 
 def test_finding_figure_lines_over_depth_with_bands():
     details = pd.DataFrame({"depth": [0.0, 1.0, 0.0, 1.0], "series": ["a", "a", "b", "b"],
                             "value": [0.1, 0.5, 0.2, 0.3], "ci_low": [0.0, 0.4, 0.1, 0.2],
                             "ci_high": [0.2, 0.6, 0.3, 0.4], "n_langs": [3, 3, 3, 3]})
-    fig = charts.finding_figure(details, metric="svcca")
+    fig = finding_figure(details, metric="svcca")
     lines = [t for t in fig.data if t.fill != "toself"]
     assert [t.name for t in lines] == ["a", "b"]
     np.testing.assert_allclose(lines[0].y, [0.1, 0.5])
@@ -510,7 +538,7 @@ def test_finding_figure_bars_per_level_coloured_by_component():
                             "component": ["plain", "adapted", "plain", "adapted"],
                             "gap": [0.5, 0.3, 0.6, 0.55], "ci_low": [0.4, 0.2, 0.5, 0.45],
                             "ci_high": [0.6, 0.4, 0.7, 0.65]})
-    fig = charts.finding_figure(details, metric="svcca")
+    fig = finding_figure(details, metric="svcca")
     assert [t.type for t in fig.data] == ["bar", "bar"]
     assert [t.name for t in fig.data] == ["plain", "adapted"]
     assert list(fig.data[0].x) == ["high", "low"]
@@ -518,9 +546,9 @@ def test_finding_figure_bars_per_level_coloured_by_component():
 
 
 def test_finding_figure_is_none_when_not_chartable():
-    assert charts.finding_figure(pd.DataFrame({"note": ["no numbers here"]})) is None
-    assert charts.finding_figure(pd.DataFrame({"value": [1.0, 2.0]})) is None
-    assert charts.finding_figure(pd.DataFrame()) is None
+    assert finding_figure(pd.DataFrame({"note": ["no numbers here"]})) is None
+    assert finding_figure(pd.DataFrame({"value": [1.0, 2.0]})) is None
+    assert finding_figure(pd.DataFrame()) is None
 
 
 def test_findings_of_the_synthetic_tables_are_chartable(tables, languages):
@@ -530,18 +558,18 @@ def test_findings_of_the_synthetic_tables_are_chartable(tables, languages):
                                "modality": ["speech", "text"], "description": ["", ""]})
     findings = compute_findings(_metric_rows(tables), languages, components, metric="svcca")
     assert len(findings) == 4
-    charted = [charts.finding_figure(f.details, metric="svcca") for f in findings]
+    charted = [finding_figure(f.details, metric="svcca") for f in findings]
     # 1, 3 and 4 carry per-depth details; 2 needs a length-adapted component the tables lack.
     assert [fig is not None for fig in charted] == [True, False, True, True]
-    assert charts.verdict_colour(findings[1].verdict) == "gray"
+    assert verdict_colour(findings[1].verdict) == "gray"
 
 
 def test_every_metric_in_the_synthetic_tables_is_chartable(tables, languages):
     for metric in METRICS:
         rows = _metric_rows(tables, metric=metric)
-        for pairing in charts.PAIRINGS:
-            fig = charts.heatmap_figure(rows[rows.layer_a == 1], languages, pairing=pairing,
-                                        metric=metric)
+        for pairing in PAIRINGS:
+            fig = heatmap_figure(rows[rows.layer_a == 1], languages, pairing=pairing,
+                                 metric=metric)
             assert _traces(fig, "heatmap")
 
 
@@ -635,7 +663,7 @@ def test_cer_and_quantisation_notes(tables):
     assert "4-bit weights (dequantised)" in note and "Q4_0" in note
     assert availability.quantisation_note({"model_info": {"quantisation": None}}, "w") is None
     assert availability.quantisation_note({}, "w") is None
-    fig = charts.cer_figure(pd.DataFrame(), unavailable="e5 reads only text")
+    fig = cer_figure(pd.DataFrame(), unavailable="e5 reads only text")
     assert len(fig.data) == 0 and "reads only text" in fig.layout.annotations[0].text
 
 
@@ -657,8 +685,8 @@ def _two_pair_rows() -> pd.DataFrame:
 
 def test_dedupes_never_merge_two_component_pairs(languages):
     rows = _two_pair_rows()
-    assert len(charts._dedupe_cells(rows, ["lang_a", "lang_b", "layer_a", "layer_b"])) == len(rows)
-    series = charts.pairing_series(rows)
+    assert len(dedupe_cells(rows, ["lang_a", "lang_b", "layer_a", "layer_b"])) == len(rows)
+    series = pairing_series(rows)
     same = series[series["family"] == "text-speech (same language)"]
     assert sorted(set(same["components"])) == ["decoder_text vs decoder_speech",
                                                "text_encoder vs speech_encoder"]
@@ -666,14 +694,14 @@ def test_dedupes_never_merge_two_component_pairs(languages):
     assert by_pair["text_encoder vs speech_encoder"] == pytest.approx(0.21)
     assert by_pair["decoder_text vs decoder_speech"] == pytest.approx(0.81)
 
-    curves = charts.layer_curves_figure(rows, languages, metric="svcca")
+    curves = layer_curves_figure(rows, languages, metric="svcca")
     english = [t for t in _lines(curves) if t.name.startswith("English")]
     assert len(english) == 2
     assert sorted(np.round(t.y[0], 2) for t in english) == [0.2, 0.8]
     assert all(len(t.x) == 3 for t in english)  # one point per layer, no zigzag between pairs
 
-    heat = charts.heatmap_figure(rows[rows.layer_a == 0], languages, pairing="text-speech",
-                                 metric="svcca")
+    heat = heatmap_figure(rows[rows.layer_a == 0], languages, pairing="text-speech",
+                          metric="svcca")
     z = np.asarray(heat.data[0].z, dtype=float)
     assert np.unique(np.round(z, 6)).size == 1  # one pair's cells, never a mix of both
     assert "text_encoder vs speech_encoder" in heat.layout.title.text
@@ -698,7 +726,7 @@ def test_family_rows_and_curve_use_path_depth(tables):
     last = same[same.path_depth_b == 1.0]["value"]
     got = curve[curve.depth == 1.0].iloc[0]
     assert got["mean"] == pytest.approx(last.mean()) and got["pairs"] == 6
-    half = charts.Z95 * last.std() / np.sqrt(6)
+    half = Z_95 * last.std() / np.sqrt(6)
     assert got["ci_high"] - got["mean"] == pytest.approx(half)
     assert got["baseline"] == pytest.approx(same[same.path_depth_b == 1.0]["baseline_mean"].mean())
     text = comparison.family_curve(svcca, "text-text")
@@ -724,9 +752,9 @@ def test_compare_figure_one_line_per_run_with_baselines_and_stages(tables):
         curves.append(comparison.family_curve(rows, "text-text").assign(run=run_id))
         spans.append(stage_spans(run["layers"], family_component).assign(run=run_id))
     curves, spans = pd.concat(curves), pd.concat(spans)
-    colours = compare_charts.run_colours([RUN_ID, TEXT_RUN_ID, SHARED_RUN_ID])
-    fig = compare_charts.compare_figure(curves, spans, metric="svcca", family="text-text",
-                                        colours=colours)
+    colours = run_colours([RUN_ID, TEXT_RUN_ID, SHARED_RUN_ID])
+    fig = compare_figure(curves, spans, metric="svcca", family="text-text",
+                         colours=colours)
     solid = [t for t in _lines(fig) if t.line.dash is None]
     dashed = [t for t in _lines(fig) if t.line.dash == "dash"]
     assert [t.name for t in solid] == [RUN_ID, TEXT_RUN_ID, SHARED_RUN_ID]
@@ -742,24 +770,24 @@ def test_compare_figure_one_line_per_run_with_baselines_and_stages(tables):
     assert ("decoder", colours[RUN_ID]) in labels and ("encoder", colours[TEXT_RUN_ID]) in labels
     assert ("llm", colours[SHARED_RUN_ID]) in labels
     assert "relative depth" in fig.layout.xaxis.title.text
-    empty = compare_charts.compare_figure(curves.iloc[0:0], spans, metric="svcca",
-                                          family="text-text")
+    empty = compare_figure(curves.iloc[0:0], spans, metric="svcca",
+                           family="text-text")
     assert len(empty.data) == 0 and empty.layout.annotations
 
 
 def test_the_slim_template_draws_every_trace_type_as_plotly_white():
-    """charts.TEMPLATE keeps plotly_white's layout and the defaults of the trace types drawn:
+    """TEMPLATE keeps plotly_white's layout and the defaults of the trace types drawn:
     a figure of each type under it gives the JSON plotly_white gives, template aside."""
     import plotly.graph_objects as go
     import plotly.io as pio
 
     white = pio.templates["plotly_white"]
-    kept = set(charts.TEMPLATE.data.to_plotly_json())
-    assert kept == set(white.data.to_plotly_json()) & set(charts.TRACE_TYPES)  # box: none
-    for kind in charts.TRACE_TYPES:
+    kept = set(TEMPLATE.data.to_plotly_json())
+    assert kept == set(white.data.to_plotly_json()) & set(TRACE_TYPES)  # box: none
+    for kind in TRACE_TYPES:
         trace = {"type": kind, "x": [0, 1], "y": [1, 2]} if kind != "heatmap" else \
             {"type": kind, "z": [[0, 1], [1, 0]]}
-        slim = go.Figure(data=[trace], layout={"template": charts.TEMPLATE}).to_dict()
+        slim = go.Figure(data=[trace], layout={"template": TEMPLATE}).to_dict()
         full = go.Figure(data=[trace], layout={"template": white}).to_dict()
         assert slim["data"] == full["data"]
         assert slim["layout"]["template"]["layout"] == full["layout"]["template"]["layout"]

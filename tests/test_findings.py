@@ -271,8 +271,8 @@ def test_k_sensitivity_warns_where_the_baseline_nears_the_value():
     assert text.loc[8, "above_baseline"] == pytest.approx(0.3)
     assert text["warn"].tolist() == [False, False, True]  # 0.8 >= 0.8 * 0.9
     assert findings.k_sensitivity(pd.DataFrame()).empty
-    from dashboard import charts
-    fig = charts.k_sensitivity_figure(table)
+    from dashboard.charts.findings import k_sensitivity_figure
+    fig = k_sensitivity_figure(table)
     assert len(fig.data) == 4 and fig.layout.xaxis.type == "log"
 
 

@@ -1,4 +1,4 @@
-"""dashboard.point_raster: the stored points drawn as an image in data coordinates."""
+"""dashboard.charts.point_raster: the stored points drawn as an image in data coordinates."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard import point_raster as pr
+from dashboard.charts import point_raster as pr
 
 BLUE = (0, 114, 178, 255)
 

@@ -401,7 +401,7 @@ def test_the_stored_side_is_prepared_before_a_clip_as_a_clip_would_use_it(tiny):
     side: the panels it derives from the run are those the clip is later placed into, and the
     clip's analysis then finds every corpus-side entry it needs already cached."""
     from core.audio import synthesize
-    from dashboard import recording_charts as rc
+    from dashboard.charts import recording as rc
 
     reference, model = tiny
     reference.__dict__.pop("_corpus_agreement_cache", None)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import recording_charts as rc
+from dashboard.charts import recording as rc
 
 LANGUAGES = pd.DataFrame({"lang": ["eng_Latn", "deu_Latn"], "name": ["English", "German"],
                           "resource_level": ["high", "high"], "whisper_hours": [1.0, 0.5]})
@@ -226,7 +226,7 @@ def test_language_colours_differ_as_the_maps_draw_them_and_leave_the_clips_alone
     """Stored points are faded on white (``STORED_OPACITY``) and carry no hover text, so their
     colour is how a reader tells the languages apart; a CIE76 difference of 10 or more is
     clearly visible side by side. The clip's own markers keep colours of their own."""
-    from dashboard.charts import LANGUAGE_PALETTE
+    from dashboard.charts.theme import LANGUAGE_PALETTE
 
     faded = {c: _cielab(c, rc.STORED_OPACITY) for c in LANGUAGE_PALETTE}
     for a, b in itertools.combinations(LANGUAGE_PALETTE, 2):

@@ -55,7 +55,7 @@ def map_methods(reference: Reference) -> dict[str, str]:
 def map_panels_of(reference: Reference) -> dict[tuple[str, str], tuple[tuple, tuple]]:
     """Per (component, method) of the run's stored maps, its panels as ``place_in_maps`` places
     a clip into them: ``((layer, params), ...)`` and ``((layer, layer_name), ...)`` in layer
-    order, the two tuples ``dashboard.recording_charts.map_panels`` reads off a clip's
+    order, the two tuples ``dashboard.charts.recording.map_panels`` reads off a clip's
     placements. Depends on the run only, so the page can build the stored part of its maps
     before any clip arrives."""
     proj = reference.projections

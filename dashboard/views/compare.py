@@ -3,7 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import compare_charts, comparison, state
+from dashboard import comparison, state
+from dashboard.charts.compare import compare_figure, run_colours
+from dashboard.charts.transforms import component_pairs
 from dashboard.stages import stage_spans
 
 st.title("Compare models")
@@ -52,7 +54,7 @@ for run_id in run_ids:
         continue
     rows = comparison.family_rows(state.metrics(ref, run_id, metric=metric, pairing=pairing,
                                                 langs=sel.langs), family)
-    pairs = comparison.component_pairs(rows)
+    pairs = component_pairs(rows)
     if not pairs:
         excluded.append(comparison.not_comparable(
             label, f"it has no {comparison.FAMILIES[family]} rows for the chosen languages "
@@ -75,9 +77,9 @@ curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
     columns=[*comparison.CURVE_COLUMNS, "run"])
 spans_df = pd.concat(spans, ignore_index=True) if spans else pd.DataFrame()
 if curves:
-    st.plotly_chart(compare_charts.compare_figure(
+    st.plotly_chart(compare_figure(
         curves_df, spans_df, metric=metric, family=family, view=sel.view, show_ci=show_ci,
-        colours=compare_charts.run_colours([labels[r] for r in run_ids]),
+        colours=run_colours([labels[r] for r in run_ids]),
         depth_note=depth_note), key="compare")
     st.caption("Bands: 95% CI of the mean over language pairs (the bootstrap CI where only one "
                "pair is left). Stage names above the plot, one row per run, in the run's colour; "

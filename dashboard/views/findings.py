@@ -3,7 +3,8 @@
 import streamlit as st
 
 from core import findings as findings_core
-from dashboard import availability, charts, state
+from dashboard import availability, state
+from dashboard.charts.findings import finding_figure, k_sensitivity_figure, verdict_colour
 
 st.title("Findings")
 st.caption("The four findings of Lee et al. (2024, arXiv:2411.17666), re-checked on the chosen run "
@@ -28,12 +29,12 @@ for finding in state.findings(ref, sel.run_id, sel.metric):
         st.subheader(f"{finding.id}. {finding.title}")
         badges = st.columns([1, 3])
         with badges[0]:
-            st.badge(str(finding.verdict), color=charts.verdict_colour(finding.verdict))
+            st.badge(str(finding.verdict), color=verdict_colour(finding.verdict))
         if finding.raw_verdict and finding.raw_verdict != finding.verdict:
             with badges[1]:
                 st.badge(f"raw values would say: {finding.raw_verdict}", color="gray")
         st.markdown(finding.summary)
-        figure = charts.finding_figure(finding.details, metric=f"{sel.metric} − shuffled baseline")
+        figure = finding_figure(finding.details, metric=f"{sel.metric} − shuffled baseline")
         if figure is not None:
             st.plotly_chart(figure, key=f"finding_{finding.id}")
         if finding.details is not None and not finding.details.empty:
@@ -48,7 +49,7 @@ if sensitivity.empty:
             "computed): rebuild it, or run `python -m precompute metrics` on it.",
             icon=":material/info:")
 else:
-    st.plotly_chart(charts.k_sensitivity_figure(sensitivity), key="k_sensitivity")
+    st.plotly_chart(k_sensitivity_figure(sensitivity), key="k_sensitivity")
 warned = sensitivity[sensitivity["warn"]] if not sensitivity.empty else sensitivity
 if not warned.empty:
     st.warning("The shuffled baseline reaches 80% of the value for "

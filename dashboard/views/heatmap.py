@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import state
+from dashboard.charts.heatmap import baseline_summary, heatmap_figure
 
 st.title("Heatmap")
 st.caption("How similar two languages' representations of the same sentences are, at one layer. "
@@ -24,12 +25,12 @@ if available.message:
 
 rows = state.metrics(ref, sel.run_id, metric=sel.metric, pairing=sel.pairing, layer=sel.layer,
                      langs=sel.langs, components=sel.components)
-figure = charts.heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
-                               view=sel.view, layer_label=sel.layer_label, langs=sel.langs)
+figure = heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
+                        view=sel.view, layer_label=sel.layer_label, langs=sel.langs)
 st.plotly_chart(figure, key="heatmap", width="content")
 
 st.subheader("Shuffled-pairs baseline", divider="gray")
 st.caption("Each cell's metric recomputed after shuffling which sentence is paired with which: what "
            "unrelated sentences score. Cells well above it carry sentence-level information; the CI "
            "in the hover is a bootstrap over sentences.")
-st.dataframe(charts.baseline_summary(rows), hide_index=True)
+st.dataframe(baseline_summary(rows), hide_index=True)

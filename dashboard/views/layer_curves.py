@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import state
+from dashboard.charts.layer_curves import layer_curves_figure, pairing_curves_figure
+from dashboard.charts.transforms import PAIRINGS, component_pairs
 
 st.title("Layer curves")
 st.caption("Does the model bring the text and the speech of a sentence together as it goes deeper?")
@@ -16,11 +18,11 @@ x_axis = right.radio("x axis", ["layer", "depth"], horizontal=True, key="x_axis"
 
 rows = state.metrics(ref, sel.run_id, metric=sel.metric, langs=sel.langs, resamples=True)
 available = {pairing: state.availability(ref, sel.run_id, sel.model, sel.metric, pairing)
-             for pairing in charts.PAIRINGS}
+             for pairing in PAIRINGS}
 
 text_speech = available["text-speech"]
 cross_modal = rows[rows["pairing"] == "text-speech"]
-pairs = charts.component_pairs(cross_modal)
+pairs = component_pairs(cross_modal)
 if len(pairs) > 1:  # e.g. Seamless: encoders, and the text decoder fed text or speech
     chosen = st.selectbox("Text-speech component pair", pairs, key="curves_components",
                           format_func=lambda p: f"{p[0]} vs {p[1]}")
@@ -31,9 +33,9 @@ else:
     names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech")
 
 if text_speech.drawable:
-    st.plotly_chart(charts.layer_curves_figure(cross_modal, state.languages(ref), metric=sel.metric,
-                                               view=sel.view, show_ci=show_ci, x_axis=x_axis,
-                                               layer_names=names, langs=sel.langs),
+    st.plotly_chart(layer_curves_figure(cross_modal, state.languages(ref), metric=sel.metric,
+                                        view=sel.view, show_ci=show_ci, x_axis=x_axis,
+                                        layer_names=names, langs=sel.langs),
                     key="layer_curves")
     st.caption("One line per language, one colour family per resource level (blue: high, orange: "
                "medium, pink: low); whiskers are 95% bootstrap CIs. Dashed grey: the shuffled-pairs "
@@ -52,9 +54,9 @@ notes = list(dict.fromkeys(a.message for p, a in available.items() if not a.draw
 if drawable:
     family_names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech") or \
         state.pairing_layer_names(ref, sel.run_id, sel.metric, drawable[0])
-    st.plotly_chart(charts.pairing_curves_figure(rows[rows["pairing"].isin(drawable)],
-                                                 metric=sel.metric, view=sel.view, show_ci=show_ci,
-                                                 x_axis=x_axis, layer_names=family_names),
+    st.plotly_chart(pairing_curves_figure(rows[rows["pairing"].isin(drawable)],
+                                          metric=sel.metric, view=sel.view, show_ci=show_ci,
+                                          x_axis=x_axis, layer_names=family_names),
                     key="pairing_curves")
     st.caption("Means over language pairs. Speech-speech below text-text = speech differs more "
                "across languages than text (finding 3). Same-language text-speech below "
@@ -64,7 +66,7 @@ if drawable:
                "95% CI of the mean over language pairs, bootstrapped jointly over the same sentence "
                "resamples (pairs share languages and sentences, so they are not independent); "
                "dashed: each family's shuffled baseline.")
-    missing = [p for p in charts.PAIRINGS if p not in drawable]
+    missing = [p for p in PAIRINGS if p not in drawable]
     if notes:
         label = (f"Not drawn: {', '.join(missing)}" if missing
                  else "Component pairs left out of this view")

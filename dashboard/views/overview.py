@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from dashboard import availability, charts, state
+from dashboard import availability, state
+from dashboard.charts.overview import cer_figure, components_table, corpus_counts, language_summary
 
 st.title("Crossmodal Lens")
 st.markdown(
@@ -17,10 +18,10 @@ ref = state.store_ref()
 sel = state.sidebar(ref, metric=False, langs=False, view=False)
 languages_df = state.languages(ref)
 items_df = state.items(ref, sel.run_id)
-summary = charts.language_summary(items_df, languages_df, state.voices(ref))
+summary = language_summary(items_df, languages_df, state.voices(ref))
 
 speech_all_voices = state.speech_item_count(ref)
-counts = charts.corpus_counts(items_df, speech_all_voices)
+counts = corpus_counts(items_df, speech_all_voices)
 first_voice = int((items_df["modality"] == "speech").sum()) if not items_df.empty else 0
 for column, (label, count) in zip(st.columns(4), counts.items(), strict=True):
     column.metric(label, count, help=(f"{first_voice} in each language's first voice, "
@@ -40,7 +41,7 @@ if quantised:
 only = availability.reads_only_message(components_df, sel.model)
 if only:
     st.info(only + " Its pages show the text-text comparisons only.", icon=":material/info:")
-st.dataframe(charts.components_table(components_df, state.layers(ref, sel.run_id)),
+st.dataframe(components_table(components_df, state.layers(ref, sel.run_id)),
              hide_index=True,
              column_config={"description": st.column_config.TextColumn(width="large"),
                             "conditioning": st.column_config.TextColumn(width="medium")})
@@ -65,7 +66,7 @@ st.dataframe(summary, hide_index=True, height="content", column_config={
     "median CER (speech)": st.column_config.NumberColumn(format="percent"),
     "mean CER (speech)": st.column_config.NumberColumn(format="percent"),
 })
-st.plotly_chart(charts.cer_figure(summary, unavailable=availability.cer_unavailable_reason(
+st.plotly_chart(cer_figure(summary, unavailable=availability.cer_unavailable_reason(
     components_df, config, sel.model)), key="cer")
 
 st.subheader("How to read the plots", divider="gray")

@@ -2,7 +2,13 @@
 
 import streamlit as st
 
-from dashboard import availability, charts, state
+from dashboard import availability, state
+from dashboard.charts.projection import (
+    PROJECTION_COLOURINGS,
+    projection_figure,
+    projection_points,
+    sentence_previews,
+)
 
 st.title("Projection (UMAP)")
 st.caption("Each point is one sentence in one language and modality, placed by UMAP so that items "
@@ -31,21 +37,21 @@ position = (second.select_slider("Layer", list(options.index), value=len(options
                                  key=f"projection_layer_{component}",
                                  format_func=lambda i: options.loc[i, "label"])
             if len(options) > 1 else 0)
-colour_by = third.radio("Colour by", list(charts.PROJECTION_COLOURINGS), horizontal=True,
+colour_by = third.radio("Colour by", list(PROJECTION_COLOURINGS), horizontal=True,
                         key="projection_colour")
 chosen = options.loc[position]
 
-points = charts.projection_points(
+points = projection_points(
     state.projection(ref, sel.run_id, chosen["members"], chosen["method"]), state.languages(ref))
 points = points[points["lang"].isin(sel.langs)]
-previews = charts.sentence_previews(points)
+previews = sentence_previews(points)
 sentence = st.selectbox(
     "Connect one sentence across languages and modalities", [None, *sorted(previews)],
     key="sentence", format_func=lambda s: "none" if s is None else f"{s}: {str(previews[s])[:90]}")
 
 title = f"{chosen['method'].upper()} of {component} · {chosen['label']}"
-st.plotly_chart(charts.projection_figure(points, state.languages(ref), colour_by=colour_by,
-                                         sentence_id=sentence, title=title),
+st.plotly_chart(projection_figure(points, state.languages(ref), colour_by=colour_by,
+                                  sentence_id=sentence, title=title),
                 key="projection")
 st.caption("Symbols: circle = text, diamond = speech. Clusters by language mean the layer still "
            "encodes the language; a connected sentence drawn tight means the layer encodes its "

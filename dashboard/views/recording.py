@@ -1,7 +1,7 @@
 """Your recording: upload or record a clip and see where it lands among the stored sentences.
 
 Thin page: widgets here, the model and caches in ``dashboard.live``, the analysis in
-``core.recording``, the figures in ``dashboard.recording_charts``.
+``core.recording``, the figures in ``dashboard.charts.recording``.
 """
 
 import hashlib
@@ -13,7 +13,7 @@ from core.languages import known_languages, language
 from core.models.base import UnsupportedLanguageError
 from core.recording import DEFAULT_K, MEASURE_LABEL, neighbour_table
 from dashboard import availability, live, state
-from dashboard import recording_charts as rc
+from dashboard.charts import recording as rc
 
 AUTO = "auto"
 UPLOAD, RECORD = "Upload a file", "Record in the browser"

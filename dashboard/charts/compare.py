@@ -13,16 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts import (
-    CATEGORICAL,
-    FONT,
-    TEMPLATE,
-    _band,
-    _empty_figure,
-    _fmt,
-    _fmt_int,
-    value_axis_title,
-)
+from dashboard.charts.common import ci_band, empty_figure, fmt, fmt_int, value_axis_title
+from dashboard.charts.theme import CATEGORICAL, FONT, TEMPLATE
 from dashboard.comparison import FAMILIES
 from dashboard.stages import boundaries
 
@@ -44,7 +36,7 @@ def compare_figure(curves: pd.DataFrame, spans: pd.DataFrame, *, metric: str, fa
     stage names above the plot, in the run's colour)."""
     title = f"{FAMILIES.get(family, family)} · {metric}, by relative depth along each model's path"
     if curves.empty:
-        return _empty_figure(title, "No run chosen has values for this family and metric.")
+        return empty_figure(title, "No run chosen has values for this family and metric.")
     runs = list(dict.fromkeys(curves["run"]))
     colours = dict(colours or run_colours(runs))
     fig = go.Figure()
@@ -52,14 +44,14 @@ def compare_figure(curves: pd.DataFrame, spans: pd.DataFrame, *, metric: str, fa
         line = curves[curves["run"] == run].sort_values("depth")
         colour = colours.get(run, CATEGORICAL[0])
         if show_ci:
-            band = _band(line["depth"], line["ci_low"], line["ci_high"], colour, f"{run}: 95% CI",
-                         run, opacity=0.16)
+            band = ci_band(line["depth"], line["ci_low"], line["ci_high"], colour, f"{run}: 95% CI",
+                            run, opacity=0.16)
             if band is not None:
                 fig.add_trace(band)
-        hover = [f"<b>{run}</b><br>relative depth: {_fmt(r.depth, 2)} ({r.component} layer "
-                 f"{_fmt_int(r.layer)})<br>mean: <b>{_fmt(r.mean)}</b><br>95% CI: "
-                 f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]<br>shuffled baseline: "
-                 f"{_fmt(r.baseline)}<br>language pairs: {_fmt_int(r.pairs)}"
+        hover = [f"<b>{run}</b><br>relative depth: {fmt(r.depth, 2)} ({r.component} layer "
+                 f"{fmt_int(r.layer)})<br>mean: <b>{fmt(r.mean)}</b><br>95% CI: "
+                 f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]<br>shuffled baseline: "
+                 f"{fmt(r.baseline)}<br>language pairs: {fmt_int(r.pairs)}"
                  for r in line.itertuples()]
         fig.add_trace(go.Scatter(
             x=line["depth"], y=line["mean"], mode="lines+markers", name=run, legendgroup=run,

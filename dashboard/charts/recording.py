@@ -14,18 +14,11 @@ from plotly.subplots import make_subplots
 
 from core.box_stats import box_stats
 from core.recording import FrameView
-from dashboard import point_raster
-from dashboard.charts import (
-    BASELINE_COLOUR,
-    FONT,
-    OKABE_ITO,
-    TEMPLATE,
-    _empty_figure,
-    _wrap,
-    language_names,
-    language_order,
-    language_palette,
-)
+from dashboard.charts import point_raster
+from dashboard.charts.common import empty_figure, wrap
+from dashboard.charts.languages import language_names, language_order, language_palette
+from dashboard.charts.projection import joint_members
+from dashboard.charts.theme import BASELINE_COLOUR, FONT, OKABE_ITO, TEMPLATE
 
 RECORDING_COLOUR = OKABE_ITO["vermillion"]
 TRANSCRIPT_COLOUR = OKABE_ITO["blue"]
@@ -70,7 +63,7 @@ def waveform_figure(waveform: np.ndarray, sampling_rate: int, *, title: str = "W
     """The clip's waveform as a min/max envelope over time."""
     times, low, high = envelope(waveform, sampling_rate)
     if times.size == 0:
-        return _empty_figure(title, "No samples.")
+        return empty_figure(title, "No samples.")
     fig = go.Figure([
         go.Scatter(x=times, y=high, mode="lines", line=dict(width=0.6, color=RECORDING_COLOUR),
                    hoverinfo="skip", showlegend=False),
@@ -90,7 +83,7 @@ def neighbour_score_figure(neighbours: pd.DataFrame, languages: pd.DataFrame, co
     rows = neighbours[neighbours["component"] == component]
     title = title or f"Nearest stored items per layer · {component}"
     if rows.empty:
-        return _empty_figure(title, "No stored states to compare with.")
+        return empty_figure(title, "No stored states to compare with.")
     names = language_names(languages)
     order = language_order(languages, rows["lang"].unique())
     palette = language_palette(languages, order)  # the maps' colours too
@@ -103,7 +96,7 @@ def neighbour_score_figure(neighbours: pd.DataFrame, languages: pd.DataFrame, co
     for lang in order:
         subset = rows[rows["lang"] == lang]
         hover = [f"#{r.rank} · <b>{html.escape(names.get(lang, lang))}</b> · {r.modality} · "
-                 f"sentence {r.sentence_id}<br>{_wrap(r.text)}<br>cosine {r.score:.4f}"
+                 f"sentence {r.sentence_id}<br>{wrap(r.text)}<br>cosine {r.score:.4f}"
                  for r in subset.itertuples()]
         fig.add_trace(go.Scatter(
             x=subset["layer_name"], y=subset["score"], mode="markers+text", name=names.get(lang, lang),
@@ -121,7 +114,7 @@ def sentence_rank_figure(ranks: pd.DataFrame, *, title: str = "Rank of the sente
                          ) -> go.Figure:
     """Per layer, the rank (1 = nearest) of the best stored item of the matched sentence."""
     if ranks.empty:
-        return _empty_figure(title, "The sentence is not in the stored corpus.")
+        return empty_figure(title, "The sentence is not in the stored corpus.")
     fig = go.Figure()
     for (component, query), rows in ranks.groupby(["component", "query"], sort=False):
         rows = rows.sort_values("layer")
@@ -143,7 +136,7 @@ def agreement_figure(rows: pd.DataFrame, *, title: str = "Your text-vs-speech ag
     """Per layer: the corpus's same-sentence pairs (box), the shuffled baseline (grey box) and the
     clip (line with stars)."""
     if rows.empty:
-        return _empty_figure(title, "This run has no text and speech components to compare.")
+        return empty_figure(title, "This run has no text and speech components to compare.")
     first = rows.iloc[0]
     names = list(dict.fromkeys(rows.sort_values("layer")["layer_name"]))
     scope = first["corpus_scope"]
@@ -225,7 +218,7 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
     title = title or f"Your clip in the stored maps · {component}"
     here = placements[placements["component"] == component] if not placements.empty else placements
     if points.empty or here.empty:
-        return StoredMap(_empty_figure(title, "This run stored no 2-D maps for this component."),
+        return StoredMap(empty_figure(title, "This run stored no 2-D maps for this component."),
                          {}, pd.Series(dtype=object))
     layers = sorted(int(v) for v in here["layer"].unique())
     rows_n = math.ceil(len(layers) / MAP_COLUMNS)
@@ -241,7 +234,7 @@ def stored_map(points: pd.DataFrame, placements: pd.DataFrame, languages: pd.Dat
                        f"{html.escape(_short(text))}" for lang, modality, text in
                        zip(unique["lang"], unique["modality"], unique["text"], strict=True)],
                       index=unique["item_id"].astype(int).to_numpy(), dtype=object)
-    # the stored points of each panel are an image in data coordinates (dashboard.point_raster:
+    # the stored points of each panel are an image in data coordinates (point_raster:
     # as WebGL traces they were most of the browser's work on this page); a legend of their own
     # keeps one entry per language, not clickable (a click would hide the entry, not the image's
     # points)
@@ -402,9 +395,7 @@ def _short(text: object, limit: int = 90) -> str:
 
 
 def _map_members(params: object, component: str, layer: int) -> set[tuple[str, int]]:
-    from dashboard.charts import _joint_members
-
-    members = set(_joint_members(params))
+    members = set(joint_members(params))
     return members or {(component, layer)}
 
 
@@ -414,7 +405,7 @@ def frame_figure(view: FrameView, waveform: np.ndarray, sampling_rate: int, *,
     title = title or (f"Where the clip carries the sentence · {view.speech_component} frames vs "
                       f"the transcript through {view.text_component}")
     if view.values.size == 0:
-        return _empty_figure(title, "No frames.")
+        return empty_figure(title, "No frames.")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.22, 0.78],
                         vertical_spacing=0.04)
     times, low, high = envelope(waveform, sampling_rate)

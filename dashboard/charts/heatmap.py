@@ -1,0 +1,138 @@
+"""Charts of the Heatmap page: a language x language grid of one pairing, metric and layer, and
+the shuffled-baseline summary beside it."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.charts.common import empty_figure, value_axis_title, value_hover
+from dashboard.charts.languages import (
+    lang_label,
+    language_levels,
+    language_names,
+    language_order,
+    level_colour,
+)
+from dashboard.charts.theme import FONT, TEMPLATE
+from dashboard.charts.transforms import apply_view, component_pairs, dedupe_cells, pair_label
+
+
+def heatmap_cells(metrics: pd.DataFrame, order: Sequence[str], *, symmetric: bool) -> pd.DataFrame:
+    """Every (lang_a, lang_b) cell of ``order`` x ``order`` with its metrics row (NaN if absent).
+
+    For same-modality pairings a pair stored once is mirrored, since the metrics are symmetric.
+    """
+    rows = dedupe_cells(metrics, ["lang_a", "lang_b"])
+    if symmetric and not rows.empty:
+        mirrored = rows.rename(columns={"lang_a": "lang_b", "lang_b": "lang_a"})
+        rows = pd.concat([rows, mirrored], ignore_index=True).drop_duplicates(
+            ["lang_a", "lang_b"], keep="first")
+    grid = pd.MultiIndex.from_product([list(order), list(order)], names=["lang_a", "lang_b"])
+    return rows.set_index(["lang_a", "lang_b"]).reindex(grid).reset_index()
+
+
+def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: str, metric: str,
+                   view: str = "raw", layer_label: str = "", langs: Sequence[str] | None = None
+                   ) -> go.Figure:
+    """Language x language heatmap of one pairing/metric/layer, languages ordered by resource level.
+
+    For ``text-speech`` rows are the text language and columns the speech language, so the diagonal
+    is same-sentence, same-language, cross-modal similarity.
+    """
+    title = f"{metric} · {pairing}" + (f" · {layer_label}" if layer_label else "")
+    rows = metrics[metrics["pairing"] == pairing] if "pairing" in metrics else metrics.iloc[0:0]
+    pairs = component_pairs(rows)
+    if len(pairs) > 1:  # one heatmap = one component pair; never a mix of two
+        rows = rows[(rows["component_a"] == pairs[0][0]) & (rows["component_b"] == pairs[0][1])]
+        title += f" · {pair_label(pairs[0])}"
+    present = set(rows["lang_a"]) | set(rows["lang_b"]) if not rows.empty else set()
+    wanted = langs if langs is not None else present
+    order = language_order(languages, [lang for lang in wanted if lang in present])
+    if not order:
+        return empty_figure(title, "No metric values for this selection.")
+    side_a, side_b = pairing.split("-")
+    cells = apply_view(heatmap_cells(rows, order, symmetric=side_a == side_b), view)
+    n = len(order)
+    z = cells["shown"].to_numpy(dtype=float).reshape(n, n)
+    names, levels = language_names(languages), language_levels(languages)
+    full_names = language_names(languages, short=False)
+    hover = np.array([
+        f"{side_a} language: {lang_label(r.lang_a, full_names, levels)}<br>"
+        f"{side_b} language: {lang_label(r.lang_b, full_names, levels)}<br>" + value_hover(r)
+        for _, r in cells.iterrows()
+    ], dtype=object).reshape(n, n)
+    finite = z[np.isfinite(z)]
+    diverging = view == "minus_baseline"
+    heat = go.Heatmap(
+        z=z, x=list(range(n)), y=list(range(n)), hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>", hoverongaps=False,
+        colorscale="RdBu_r" if diverging else "Viridis", zmid=0.0 if diverging else None,
+        colorbar=dict(title=dict(text=value_axis_title(metric, view).split(" (")[0], side="right")),
+        xgap=1, ygap=1, name=title,
+    )
+    if n <= 14 and finite.size:
+        heat.update(texttemplate="%{z:.2f}", textfont=dict(size=11))
+    fig = go.Figure(heat)
+    ticks = [f"<span style='color:{level_colour(levels.get(lang))}'>"
+             f"{html.escape(names.get(lang, lang))}</span>" for lang in order]
+    rotate = n > 8
+    margin = dict(l=140, r=110, t=90, b=130 if rotate else 70)
+    side = int(round(n * float(np.clip(720 / n, 30, 64))))  # square cells, 30 to 64 px each
+    axis = dict(tickmode="array", tickvals=list(range(n)), ticktext=ticks, showgrid=False,
+                zeroline=False, automargin=False)  # fixed margins keep the plot area square
+    fig.update_xaxes(title=dict(text=f"{side_b} language (side b)"), tickangle=-45 if rotate else 0,
+                     **axis)
+    fig.update_yaxes(title=dict(text=f"{side_a} language (side a)"), autorange="reversed", **axis)
+    for boundary, level, start, stop in _level_groups(order, levels):
+        if boundary:
+            for kind in ("x", "y"):
+                coords = dict(x0=start - 0.5, x1=start - 0.5, y0=-0.5, y1=n - 0.5) if kind == "x" else \
+                    dict(y0=start - 0.5, y1=start - 0.5, x0=-0.5, x1=n - 0.5)
+                fig.add_shape(type="line", xref="x", yref="y", line=dict(color="white", width=4),
+                              **coords)
+        fig.add_annotation(x=(start + stop - 1) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom",
+                           text=f"<b>{level}</b>", showarrow=False,
+                           font=dict(color=level_colour(level), size=12))
+    fig.update_layout(
+        title=dict(text=title, y=0.98, yref="container"), template=TEMPLATE, font=FONT,
+        width=side + margin["l"] + margin["r"], height=side + margin["t"] + margin["b"],
+        margin=margin,
+    )
+    return fig
+
+
+def _level_groups(order: Sequence[str], levels: dict[str, str]) -> list[tuple[bool, str, int, int]]:
+    """(starts a new group after another?, level, first index, end index) per resource level run."""
+    groups: list[tuple[bool, str, int, int]] = []
+    for i, lang in enumerate(order):
+        level = levels.get(lang, "unknown")
+        if groups and groups[-1][1] == level:
+            boundary, _, start, _ = groups[-1]
+            groups[-1] = (boundary, level, start, i + 1)
+        else:
+            groups.append((bool(groups), level, i, i + 1))
+    return groups
+
+
+def baseline_summary(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The shuffled-pairs baseline behind a heatmap, summarised per pairing for the legend table."""
+    columns = ["pairing", "cells", "baseline mean", "baseline min", "baseline max",
+               "mean baseline sd", "sentences per cell"]
+    if metrics.empty:
+        return pd.DataFrame(columns=columns)
+    frame = apply_view(metrics, "raw")
+    grouped = frame.groupby("pairing", sort=False)
+    summary = pd.DataFrame({
+        "cells": grouped.size(),
+        "baseline mean": grouped["baseline_mean"].mean(),
+        "baseline min": grouped["baseline_mean"].min(),
+        "baseline max": grouped["baseline_mean"].max(),
+        "mean baseline sd": grouped["baseline_std"].mean(),
+        "sentences per cell": grouped["n_samples"].median() if "n_samples" in frame else np.nan,
+    }).reset_index()
+    return summary[columns].round(4)
