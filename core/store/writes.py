@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from core.metrics.similarity import NEEDS_SHARED_SPACE
 from core.models.base import Component
 from core.store.connection import StoreConnection
 from core.store.errors import StoreError
@@ -149,10 +150,6 @@ class StoreWrites(StoreConnection):
     def add_metrics(self, run_id: str, df: pd.DataFrame) -> None:
         """Metric rows; coordinate-wise metrics (paired cosine, retrieval) between points of
         different representation spaces are refused: they are not defined there."""
-        # imported here, not at the top: readers (the dashboard) never write metrics, and the
-        # ``core.metrics`` package loads torch on import
-        from core.metrics.similarity import NEEDS_SHARED_SPACE
-
         frame = table_frame(df, METRIC_COLUMNS, required=METRIC_REQUIRED)
         across = frame[frame["metric"].isin(sorted(NEEDS_SHARED_SPACE))
                        & ~frame["shared_space"].astype(bool)]
