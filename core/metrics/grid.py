@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.device import pick_device
 from core.metrics import nulls
 from core.metrics.grid_metrics import Pair, metric_values
 from core.metrics.grid_resampling import Resampling
@@ -98,17 +99,6 @@ def resolve_params(spec: MetricSpec, n_samples: int, dims_a: int, dims_b: int) -
 def metric_kwargs(params_json: str) -> dict:
     """The ``params`` column of a grid row back to ``compute_metric`` keyword arguments."""
     return {key: value for key, value in json.loads(params_json).items() if key not in REPORTED_PARAMS}
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    """``device`` as given, else CUDA when available, else CPU."""
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    chosen = torch.device(device)
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but this torch ({torch.__version__}) sees no CUDA device; "
-                         f"use device='cpu' or None, or install a CUDA build of torch")
-    return chosen
 
 
 # --------------------------------------------------------------------------------------- the grid
@@ -246,7 +236,7 @@ def compute_grid(
     if pair_metrics is not None and len(pair_metrics) != len(pairs):
         raise ValueError(f"pair_metrics has {len(pair_metrics)} entries for {len(pairs)} pairs")
     arrays = _validate(sides, pairs, lengths)
-    torch_device = pick_device(device)
+    torch_device = torch.device(pick_device(device))
     requests = _svcca_requests(arrays, pairs, metrics)
     resamplings: dict[int, Resampling] = {}
     cache = _SideCache(_memory_budget(torch_device))
