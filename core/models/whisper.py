@@ -29,7 +29,7 @@ import hashlib
 import math
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
+from core import languages
 from core.models.base import (
     Component,
     Extraction,
@@ -89,61 +90,20 @@ TINY_RANDOM_CONFIG: dict = {
     "decoder_ffn_dim": 256,
 }
 
-# FLORES-200 code -> Whisper language code, used only while core.languages is unavailable.
-_FALLBACK_WHISPER_CODES: dict[str, str] = {
-    "afr_Latn": "af", "amh_Ethi": "am", "arb_Arab": "ar", "azj_Latn": "az", "bel_Cyrl": "be",
-    "ben_Beng": "bn", "bul_Cyrl": "bg", "cat_Latn": "ca", "ces_Latn": "cs", "cmn_Hans": "zh",
-    "cmn_Hant": "zh", "cym_Latn": "cy", "dan_Latn": "da", "deu_Latn": "de", "ell_Grek": "el",
-    "eng_Latn": "en", "est_Latn": "et", "eus_Latn": "eu", "fin_Latn": "fi", "fra_Latn": "fr",
-    "glg_Latn": "gl", "guj_Gujr": "gu", "hau_Latn": "ha", "heb_Hebr": "he", "hin_Deva": "hi",
-    "hrv_Latn": "hr", "hun_Latn": "hu", "hye_Armn": "hy", "ind_Latn": "id", "isl_Latn": "is",
-    "ita_Latn": "it", "jpn_Jpan": "ja", "kan_Knda": "kn", "kat_Geor": "ka", "kaz_Cyrl": "kk",
-    "khk_Cyrl": "mn", "khm_Khmr": "km", "kor_Hang": "ko", "lao_Laoo": "lo", "lit_Latn": "lt",
-    "lvs_Latn": "lv", "mal_Mlym": "ml", "mar_Deva": "mr", "mkd_Cyrl": "mk", "mri_Latn": "mi",
-    "mya_Mymr": "my", "nld_Latn": "nl", "nob_Latn": "no", "npi_Deva": "ne", "pan_Guru": "pa",
-    "pes_Arab": "fa", "pol_Latn": "pl", "por_Latn": "pt", "ron_Latn": "ro", "rus_Cyrl": "ru",
-    "sin_Sinh": "si", "slk_Latn": "sk", "slv_Latn": "sl", "som_Latn": "so", "spa_Latn": "es",
-    "srp_Cyrl": "sr", "swe_Latn": "sv", "swh_Latn": "sw", "tam_Taml": "ta", "tel_Telu": "te",
-    "tgl_Latn": "tl", "tha_Thai": "th", "tur_Latn": "tr", "ukr_Cyrl": "uk", "urd_Arab": "ur",
-    "uzn_Latn": "uz", "vie_Latn": "vi", "yor_Latn": "yo", "zho_Hans": "zh", "zho_Hant": "zh",
-    "zsm_Latn": "ms",
-}
-
-
-def _languages_module_lookup() -> Callable[[str], str | None] | None:
-    """``core.languages.whisper_code`` when that module exists (it is the project's language table)."""
-    try:
-        from core.languages import whisper_code
-    except ImportError:
-        return None
-    return whisper_code
-
-
 def resolve_whisper_language(lang: str, known: Sequence[str]) -> str:
     """Corpus code (FLORES-200, e.g. ``deu_Latn``) or bare Whisper code (``de``) -> Whisper code.
 
-    ``known`` are the Whisper codes this model has language tokens for.
+    ``known`` are the Whisper codes this model has language tokens for (its tokenizer's); the
+    language table (``core.languages``) says which code a FLORES-200 code maps to.
     """
     known_set = set(known)
     if lang in known_set:
         return lang
-    code: str | None = None
-    detail = ""
-    lookup = _languages_module_lookup()
-    if lookup is not None:
-        try:
-            code = lookup(lang)
-        except LookupError:  # not in the language table: the fallback table may still know it
-            code = None
-        except ValueError as error:  # in the table, but Whisper has no such language
-            detail = str(error)
-    if code is None:
-        code = _FALLBACK_WHISPER_CODES.get(lang)
+    code = languages.family_code(lang, "whisper")
     if code is None or code not in known_set:
-        flores = sorted(c for c, w in _FALLBACK_WHISPER_CODES.items() if w in known_set)
-        reason = detail or (
-            "no Whisper language" if code is None else f"maps to {code!r}, which this model lacks"
-        )
+        flores = sorted(c for c in [*languages.family_languages("whisper"), *languages.ALIASES]
+                        if languages.family_code(c, "whisper") in known_set)
+        reason = "no Whisper language" if code is None else f"maps to {code!r}, which this model lacks"
         raise UnsupportedLanguageError(
             f"unknown language {lang!r} ({reason}). Use a FLORES-200 code "
             f"({', '.join(flores)}) or a Whisper code ({', '.join(sorted(known_set))})"
@@ -367,8 +327,6 @@ class WhisperAdapter(ModelAdapter):
     def resource_levels(self, langs: Sequence[str]) -> ResourceLevels:
         """Whisper's own: its training hours per language (Radford et al. 2022, App. E, Fig. 11),
         in the language table's thresholds."""
-        from core import languages
-
         return ResourceLevels({lang: languages.resource_level(lang) for lang in langs},
                               "this model's training data: " + languages.WHISPER_HOURS_SOURCE)
 
