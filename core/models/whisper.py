@@ -57,7 +57,6 @@ from core.models.common import (
     meta_parameter_count,
     pick_device,
     pick_dtype,
-    pool_layers,
     prepare_waveform,
     record_layer_states,
 )
@@ -67,7 +66,12 @@ from core.models.common import (
 from core.models.common import (
     quiet_transformers as _quiet_transformers,
 )
-from core.pooling import WHISPER_SAMPLES_PER_FRAME, lengths_to_mask, whisper_frame_count
+from core.pooling import (
+    WHISPER_SAMPLES_PER_FRAME,
+    lengths_to_mask,
+    pool_layers,
+    whisper_frame_count,
+)
 
 SAMPLING_RATE = 16_000
 SPEECH_ENCODER = "speech_encoder"
