@@ -42,7 +42,10 @@ import pandas as pd
 LANGUAGES_TSV = Path(__file__).resolve().parents[1] / "data" / "corpus" / "languages.tsv"
 LANGUAGE_CODES_TSV = LANGUAGES_TSV.with_name("language_codes.tsv")
 
-#: the columns of ``language_codes.tsv``: one model family's codes each
+#: the columns of ``language_codes.tsv``: one model family's codes each. ``xlmr`` holds the ISO
+#: 639-1 code of XLM-R's (CC-100) languages (Conneau et al. 2020, Table 6); FLORES-200 has no code
+#: for its romanised, Zawgyi and Breton / Western Frisian / Latin entries, which it lists under the
+#: ISO 639-3 + script codes one would use (``bre_Latn``, ``fry_Latn``, ``lat_Latn``).
 FAMILIES: tuple[str, ...] = ("whisper", "seamless", "sonar_text", "sonar_speech", "xlmr")
 
 RESOURCE_LEVELS: tuple[str, ...] = ("high", "medium", "low")

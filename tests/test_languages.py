@@ -223,3 +223,29 @@ def test_every_family_maps_the_bundled_languages_as_pinned():
         assert sonar_tokens.token(sonar_tokens.lang_id(lang)) == f"__{sonar_text}__", lang
         assert speech_code(lang) == sonar_speech, lang
         assert xlmr_language(lang) == xlmr, lang
+
+
+def test_the_code_table_agrees_with_each_checkpoint_layout():
+    """The table's SONAR columns are the card's text languages and released speech encoders, every
+    corpus language has a row, and the Chinese aliases resolve to the same codes everywhere."""
+    from core.models.sonar import SPEECH_FILES, TEXT_LANGUAGES
+
+    assert set(languages.family_languages("sonar_text")) == set(TEXT_LANGUAGES)
+    sonar_speech = {languages.family_code(x, "sonar_speech")
+                    for x in languages.family_languages("sonar_speech")}
+    assert sonar_speech == set(SPEECH_FILES)
+    assert len(languages.family_languages("xlmr")) >= 90
+    codes = languages.read_codes()
+    assert set(known_languages()) <= set(codes)
+    for alias, lang in languages.ALIASES.items():
+        assert alias not in codes
+        for family in languages.FAMILIES:
+            assert languages.family_code(alias, family) == languages.family_code(lang, family)
+    assert languages.family_code("zul_Latn", "whisper") is None
+    assert languages.family_code("xxx_Latn", "whisper") is None
+    with pytest.raises(ValueError, match="unknown model family"):
+        languages.family_code("deu_Latn", "nope")
+
+
+def test_known_language_codes_are_the_corpus_languages_and_their_aliases():
+    assert languages.known_language_codes() == [*known_languages(), "cmn_Hans"]
