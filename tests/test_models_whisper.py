@@ -19,11 +19,10 @@ from core.models import ct2_whisper
 from core.models.whisper import (
     SPEECH_ENCODER,
     TEXT_DECODER,
-    TINY_RANDOM_CONFIG,
     WhisperAdapter,
-    load_whisper,
     resolve_whisper_language,
 )
+from core.models.whisper_load import TINY_RANDOM_CONFIG, load_whisper
 
 
 def _noise(seconds: float, seed: int) -> np.ndarray:
