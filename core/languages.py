@@ -1,7 +1,21 @@
-"""Language table: FLORES-200 code -> name, Whisper code, espeak-ng voice, Whisper hours, resource level.
+"""The language tables: what the corpus knows of each language, and each model family's code for it.
 
-The table lives in ``data/corpus/languages.tsv`` so the bundled corpus carries its own language
-metadata. Resource levels rank languages by how much transcribed audio Whisper saw in training
+Two files in ``data/corpus/`` so the bundled corpus carries its own language metadata:
+
+- ``languages.tsv``: the corpus languages (FLORES-200 code -> name, espeak-ng voices, Whisper hours,
+  resource level and its source), every row checked against the sources below;
+- ``language_codes.tsv``: for every language any model family knows (about 200 FLORES-200 codes,
+  most of them not in the corpus), each family's code for it (``FAMILIES``: Whisper's language
+  token, SeamlessM4T's text language, SONAR's text token and speech encoder, XLM-R's CC-100
+  language), empty where the family has none. It is a separate file because a row there needs no
+  name, voice or resource level: the corpus table stays the list of languages the tool can build
+  with, while adapters look up codes for any language a checkpoint may hold.
+
+Other spellings of a language (``ALIASES``, the Chinese ``cmn_*`` codes) are resolved once, here,
+for every family. A checkpoint's own languages come from its tokenizer or config (the adapters read
+them); this table only says which code to look for.
+
+Resource levels rank languages by how much transcribed audio Whisper saw in training
 (Radford et al. 2022, "Robust Speech Recognition via Large-Scale Weak Supervision", Appendix E,
 Figure 11; Figure 3 plots the same hours against WER). Thresholds, in hours of multilingual ASR
 training audio:
@@ -26,6 +40,13 @@ from pathlib import Path
 import pandas as pd
 
 LANGUAGES_TSV = Path(__file__).resolve().parents[1] / "data" / "corpus" / "languages.tsv"
+LANGUAGE_CODES_TSV = LANGUAGES_TSV.with_name("language_codes.tsv")
+
+#: the columns of ``language_codes.tsv``: one model family's codes each. ``xlmr`` holds the ISO
+#: 639-1 code of XLM-R's (CC-100) languages (Conneau et al. 2020, Table 6); FLORES-200 has no code
+#: for its romanised, Zawgyi and Breton / Western Frisian / Latin entries, which it lists under the
+#: ISO 639-3 + script codes one would use (``bre_Latn``, ``fry_Latn``, ``lat_Latn``).
+FAMILIES: tuple[str, ...] = ("whisper", "seamless", "sonar_text", "sonar_speech", "xlmr")
 
 RESOURCE_LEVELS: tuple[str, ...] = ("high", "medium", "low")
 HIGH_MIN_HOURS = 5_000.0
@@ -34,8 +55,9 @@ MEDIUM_MIN_HOURS = 100.0
 WHISPER_HOURS_SOURCE = ("Whisper's multilingual speech recognition training hours (Radford et al. "
                         "2022, App. E, Fig. 11; levels: high >= 5,000 h, medium >= 100 h, low < 100 h)")
 
-#: other spellings callers may use for the same language
-ALIASES: dict[str, str] = {"cmn_Hans": "zho_Hans"}
+#: other spellings callers may use for the same language (every family reads them through
+#: ``canonical_code``)
+ALIASES: dict[str, str] = {"cmn_Hans": "zho_Hans", "cmn_Hant": "zho_Hant"}
 
 #: FLEURS locale directory (Conneau et al. 2022) -> FLORES-200 code; all 102 FLEURS locales
 FLEURS_TO_FLORES: dict[str, str] = {
@@ -74,7 +96,8 @@ FRAME_COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Language:
-    """One row of the language table; ``None`` marks what Whisper or espeak-ng lacks."""
+    """One row of the corpus language table (``whisper_code`` from the family code table);
+    ``None`` marks what Whisper or espeak-ng lacks."""
 
     lang: str
     name: str
@@ -123,7 +146,7 @@ def _parse_row(row: dict[str, str], line_no: int, path: Path) -> Language:
     return Language(
         lang=row["lang"].strip(),
         name=row["name"].strip(),
-        whisper_code=_optional(row.get("whisper_code") or ""),
+        whisper_code=family_code(row["lang"].strip(), "whisper"),
         espeak_voice=_optional(row.get("espeak_voice") or ""),
         whisper_hours=hours,
         resource_level=level,
@@ -159,17 +182,70 @@ def known_languages() -> list[str]:
     return list(_table())
 
 
+def read_codes(path: Path | str = LANGUAGE_CODES_TSV) -> dict[str, dict[str, str | None]]:
+    """Read and check a family code table TSV: ``lang`` then one column per family of
+    ``FAMILIES``; an empty cell means the family has no code for that language."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"language code table {path} is missing; it ships in data/corpus/")
+    table: dict[str, dict[str, str | None]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if tuple(reader.fieldnames or ()) != ("lang", *FAMILIES):
+            raise ValueError(f"{path}: columns must be lang, {', '.join(FAMILIES)}; "
+                             f"got {', '.join(reader.fieldnames or ())}")
+        for line_no, row in enumerate(reader, start=2):
+            lang = row["lang"].strip()
+            if lang in table or lang in ALIASES:
+                raise ValueError(f"{path}:{line_no}: language {lang} appears twice (or is an alias)")
+            table[lang] = {family: _optional(row[family] or "") for family in FAMILIES}
+    return table
+
+
+@lru_cache(maxsize=1)
+def _codes() -> dict[str, dict[str, str | None]]:
+    return read_codes(LANGUAGE_CODES_TSV)
+
+
+def canonical_code(lang: str) -> str:
+    """The FLORES-200 code the tables use for ``lang`` (``cmn_Hans`` -> ``zho_Hans``)."""
+    return ALIASES.get(lang, lang)
+
+
+def family_code(lang: str, family: str) -> str | None:
+    """``family``'s code for ``lang`` (FLORES-200 code or alias): ``deu_Latn`` -> ``de`` for
+    ``whisper``; None when the family has none or the table does not know ``lang``."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; the code table has {', '.join(FAMILIES)}")
+    row = _codes().get(canonical_code(lang))
+    return None if row is None else row[family]
+
+
+def family_languages(family: str) -> list[str]:
+    """FLORES-200 codes that ``family`` has a code for, in table order (aliases not included)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; the code table has {', '.join(FAMILIES)}")
+    return [lang for lang, codes in _codes().items() if codes[family] is not None]
+
+
+def known_language_codes() -> list[str]:
+    """Every code ``language`` accepts: the corpus table's languages, then their aliases."""
+    known = known_languages()
+    return [*known, *(alias for alias, lang in ALIASES.items() if lang in known)]
+
+
 def _unknown(lang: str) -> KeyError:
     return KeyError(
         f"unknown language {lang!r}: expected a FLORES-200 code from data/corpus/languages.tsv "
-        f"(known: {', '.join(sorted(_table()))}); add a row there to support a new language"
+        f"(known: {', '.join(sorted(_table()))}); add a row there (and its family codes to "
+        f"language_codes.tsv) to support a new language"
     )
 
 
 def language(lang: str) -> Language:
     """The table row for ``lang`` (FLORES-200 code, or an alias such as ``cmn_Hans``)."""
     table = _table()
-    code = ALIASES.get(lang, lang)
+    code = canonical_code(lang)
     if code not in table:
         raise _unknown(lang)
     return table[code]

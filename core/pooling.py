@@ -19,31 +19,65 @@ WHISPER_SAMPLES_PER_FRAME = 320
 WHISPER_N_FRAMES = 1500
 
 
+def pool_layers(states: Sequence[torch.Tensor], mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(batch, layers, dim) float32: every layer's (batch, time, dim) states pooled under one mask
+    (``mean`` over its true positions, or the ``last`` true position), the mask checked once.
+
+    The project's one pooling: ``pool``, ``masked_mean`` and ``core.models.base.pool_token_states``
+    call it. Layer by layer (no stacked copy of every layer's states: 170 MB for a batch of Whisper
+    windows); the mean is one product per layer with the 0/1 weights of ``mask`` then a division by
+    the count, accumulated in float32 so fp16 activations do not overflow on long sequences.
+    """
+    if pooling == "last":
+        return torch.stack([masked_last(h, mask) for h in states], dim=1)
+    if pooling != "mean":
+        raise ValueError(f"pooling must be 'mean' or 'last', got {pooling!r}")
+    if not states:
+        raise ValueError("no layer states to pool")
+    first = states[0]
+    if first.ndim != 3:
+        raise ValueError(f"hidden must be (batch, time, dim), got shape {tuple(first.shape)}")
+    weights = mask.to(device=first.device, dtype=torch.float32)
+    if weights.ndim != 2 or tuple(weights.shape) != tuple(first.shape[:2]):
+        raise ValueError(f"mask must be (batch, time) = {tuple(first.shape[:2])} to match the "
+                         f"states, got shape {tuple(mask.shape)}")
+    if ((weights != 0) & (weights != 1)).any():
+        raise ValueError("mask must hold only 0/1 (or booleans)")
+    counts = weights.sum(dim=1, keepdim=True)
+    empty = (counts[:, 0] == 0).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"cannot pool: rows {empty} of the batch have no real positions (empty "
+                         "input?); drop empty inputs before pooling")
+    out = []
+    for h in states:
+        if tuple(h.shape[:2]) != tuple(first.shape[:2]):
+            raise ValueError(f"layer states of shape {tuple(h.shape)} do not match the first "
+                             f"layer's {tuple(first.shape)}")
+        out.append(torch.einsum("btd,bt->bd", h.to(torch.float32), weights) / counts)
+    return torch.stack(out, dim=1)
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(batch, dim) float32: the mean over real positions or the last real position."""
+    return pool_layers([hidden], mask, pooling)[:, 0]
+
+
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``hidden[b, t]`` over the positions where ``mask[b, t]`` is true, in float32.
 
-    ``hidden`` is (batch, time, dim), ``mask`` is (batch, time) (bool or 0/1). Accumulates in float32
-    so fp16 activations do not overflow on long sequences.
+    ``hidden`` is (batch, time, dim), ``mask`` is (batch, time) (bool or 0/1).
     """
-    if hidden.ndim != 3:
-        raise ValueError(f"hidden must be (batch, time, dim), got shape {tuple(hidden.shape)}")
-    if mask.ndim != 2 or tuple(mask.shape) != tuple(hidden.shape[:2]):
-        raise ValueError(
-            f"mask must be (batch, time) = {tuple(hidden.shape[:2])} to match hidden, "
-            f"got shape {tuple(mask.shape)}"
-        )
-    weights = mask.to(device=hidden.device, dtype=torch.float32)
-    if ((weights != 0) & (weights != 1)).any():
-        raise ValueError("mask must hold only 0/1 (or booleans)")
-    counts = weights.sum(dim=1)
-    empty = (counts == 0).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(
-            f"cannot pool: rows {empty} of the batch have no real positions (empty input?); "
-            "drop empty inputs before pooling"
-        )
-    summed = torch.einsum("btd,bt->bd", hidden.to(torch.float32), weights)
-    return summed / counts.unsqueeze(1)
+    return pool(hidden, mask, "mean")
+
+
+def masked_last(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(batch, dim): the state at the last true position of each row of ``mask``."""
+    mask = mask.to(device=hidden.device, dtype=torch.bool)
+    if not mask.any(dim=1).all():
+        raise ValueError("cannot pool: a row of the batch has no real positions")
+    positions = torch.arange(mask.shape[1], device=hidden.device).expand_as(mask)
+    last = torch.where(mask, positions, torch.full_like(positions, -1)).max(dim=1).values
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].to(torch.float32)
 
 
 def lengths_to_mask(lengths: Sequence[int] | torch.Tensor, max_len: int) -> torch.Tensor:

@@ -174,3 +174,78 @@ def test_second_voices_are_variants_spread_over_levels():
     assert espeak_voices("eng_Latn", 1) == ["en-us"]
     with pytest.raises(ValueError, match="n_voices"):
         espeak_voices("eng_Latn", 0)
+
+
+#: Each family's code for the bundled corpus's 20 languages and the Chinese alias, as the families
+#: mapped them before the language table held every family's codes: (Whisper, SeamlessM4T, SONAR
+#: text token, SONAR speech encoder, XLM-R).
+PINNED_FAMILY_CODES: dict[str, tuple[str, str, str, str, str]] = {
+    "afr_Latn": ("af", "afr", "afr_Latn", "afr", "af"),
+    "cym_Latn": ("cy", "cym", "cym_Latn", "cym", "cy"),
+    "deu_Latn": ("de", "deu", "deu_Latn", "deu", "de"),
+    "eng_Latn": ("en", "eng", "eng_Latn", "eng", "en"),
+    "fin_Latn": ("fi", "fin", "fin_Latn", "fin", "fi"),
+    "fra_Latn": ("fr", "fra", "fra_Latn", "fra", "fr"),
+    "hin_Deva": ("hi", "hin", "hin_Deva", "hin", "hi"),
+    "ind_Latn": ("id", "ind", "ind_Latn", "ind", "id"),
+    "isl_Latn": ("is", "isl", "isl_Latn", "isl", "is"),
+    "ita_Latn": ("it", "ita", "ita_Latn", "ita", "it"),
+    "nld_Latn": ("nl", "nld", "nld_Latn", "nld", "nl"),
+    "pes_Arab": ("fa", "pes", "pes_Arab", "pes", "fa"),
+    "pol_Latn": ("pl", "pol", "pol_Latn", "pol", "pl"),
+    "por_Latn": ("pt", "por", "por_Latn", "por", "pt"),
+    "rus_Cyrl": ("ru", "rus", "rus_Cyrl", "rus", "ru"),
+    "spa_Latn": ("es", "spa", "spa_Latn", "spa", "es"),
+    "swh_Latn": ("sw", "swh", "swh_Latn", "swh", "sw"),
+    "tur_Latn": ("tr", "tur", "tur_Latn", "tur", "tr"),
+    "vie_Latn": ("vi", "vie", "vie_Latn", "vie", "vi"),
+    "zho_Hans": ("zh", "cmn", "zho_Hans", "cmn", "zh"),
+    "cmn_Hans": ("zh", "cmn", "zho_Hans", "cmn", "zh"),
+}
+
+
+def test_pinned_family_codes_cover_the_bundled_corpus():
+    bundled = {p.stem for p in (languages.LANGUAGES_TSV.parent / "text").glob("*.txt")}
+    assert bundled == set(PINNED_FAMILY_CODES) - {"cmn_Hans"}
+
+
+def test_every_family_maps_the_bundled_languages_as_pinned():
+    from core.models.e5 import xlmr_language
+    from core.models.seamless import SEAMLESS_TEXT_LANGUAGES, seamless_language
+    from core.models.sonar import NllbTokenizer, speech_code
+    from core.models.whisper import resolve_whisper_language
+
+    whisper_known = {codes[0] for codes in PINNED_FAMILY_CODES.values()}
+    sonar_tokens = NllbTokenizer.tiny()
+    for lang, (whisper, seamless, sonar_text, sonar_speech, xlmr) in PINNED_FAMILY_CODES.items():
+        assert resolve_whisper_language(lang, whisper_known) == whisper, lang
+        assert seamless_language(lang, SEAMLESS_TEXT_LANGUAGES) == seamless, lang
+        assert sonar_tokens.token(sonar_tokens.lang_id(lang)) == f"__{sonar_text}__", lang
+        assert speech_code(lang) == sonar_speech, lang
+        assert xlmr_language(lang) == xlmr, lang
+
+
+def test_the_code_table_agrees_with_each_checkpoint_layout():
+    """The table's SONAR columns are the card's text languages and released speech encoders, every
+    corpus language has a row, and the Chinese aliases resolve to the same codes everywhere."""
+    from core.models.sonar import SPEECH_FILES, TEXT_LANGUAGES
+
+    assert set(languages.family_languages("sonar_text")) == set(TEXT_LANGUAGES)
+    sonar_speech = {languages.family_code(x, "sonar_speech")
+                    for x in languages.family_languages("sonar_speech")}
+    assert sonar_speech == set(SPEECH_FILES)
+    assert len(languages.family_languages("xlmr")) >= 90
+    codes = languages.read_codes()
+    assert set(known_languages()) <= set(codes)
+    for alias, lang in languages.ALIASES.items():
+        assert alias not in codes
+        for family in languages.FAMILIES:
+            assert languages.family_code(alias, family) == languages.family_code(lang, family)
+    assert languages.family_code("zul_Latn", "whisper") is None
+    assert languages.family_code("xxx_Latn", "whisper") is None
+    with pytest.raises(ValueError, match="unknown model family"):
+        languages.family_code("deu_Latn", "nope")
+
+
+def test_known_language_codes_are_the_corpus_languages_and_their_aliases():
+    assert languages.known_language_codes() == [*known_languages(), "cmn_Hans"]

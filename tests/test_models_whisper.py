@@ -14,16 +14,15 @@ import numpy as np
 import pytest
 import torch
 
+from core import languages
 from core.models import ct2_whisper
 from core.models.whisper import (
-    _FALLBACK_WHISPER_CODES,
     SPEECH_ENCODER,
     TEXT_DECODER,
-    TINY_RANDOM_CONFIG,
     WhisperAdapter,
-    load_whisper,
     resolve_whisper_language,
 )
+from core.models.whisper_load import TINY_RANDOM_CONFIG, load_whisper
 
 
 def _noise(seconds: float, seed: int) -> np.ndarray:
@@ -241,10 +240,11 @@ def test_unknown_language_lists_known_codes(tiny):
         tiny.pooled_states(TEXT_DECODER, ["a"], ["zul_Latn"])
 
 
-def test_fallback_language_table_targets_real_whisper_tokens(tiny):
+def test_language_table_targets_real_whisper_tokens(tiny):
     known = set(tiny._whisper_codes)
     assert len(known) == 99  # multilingual Whisper (v1/v2 vocabulary)
-    assert set(_FALLBACK_WHISPER_CODES.values()) <= known
+    table = {languages.family_code(lang, "whisper") for lang in languages.family_languages("whisper")}
+    assert table <= known
     assert resolve_whisper_language("cmn_Hans", known) == "zh"
     assert resolve_whisper_language("ja", known) == "ja"
 
@@ -523,19 +523,6 @@ def test_cache_root_honours_env(monkeypatch, tmp_path):
     assert ct2_whisper.whisper_base_cache_dir() == tmp_path / "whisper-base-ct2"
     monkeypatch.delenv("CROSSMODAL_LENS_CACHE")
     assert ct2_whisper.whisper_base_cache_dir() == Path.home() / ".cache/crossmodal-lens/whisper-base-ct2"
-
-
-def test_fallback_table_agrees_with_core_languages():
-    from core import languages
-    disagreements = {}
-    for lang in languages.known_languages():
-        try:
-            code = languages.whisper_code(lang)
-        except ValueError:
-            continue  # a language Whisper lacks
-        if lang in _FALLBACK_WHISPER_CODES and _FALLBACK_WHISPER_CODES[lang] != code:
-            disagreements[lang] = (code, _FALLBACK_WHISPER_CODES[lang])
-    assert not disagreements
 
 
 def test_transcript_token_budget_scales_with_duration_and_respects_limit():

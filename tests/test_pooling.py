@@ -85,7 +85,7 @@ def test_whisper_frame_count_rejects_negative():
 def test_pool_layers_is_pool_of_every_layer_bit_for_bit(pooling):
     """Extraction pools all layers under one mask in one call: the same bits as pooling each
     layer on its own (stored activations do not depend on which path computed them)."""
-    from core.models.common import pool, pool_layers
+    from core.pooling import pool, pool_layers
 
     gen = torch.Generator().manual_seed(0)
     states = [torch.randn(3, 7, 5, generator=gen) * (i + 1) for i in range(4)]
@@ -97,7 +97,7 @@ def test_pool_layers_is_pool_of_every_layer_bit_for_bit(pooling):
 
 
 def test_pool_layers_rejects_empty_rows_bad_masks_and_mismatched_layers():
-    from core.models.common import pool_layers
+    from core.pooling import pool_layers
 
     states = [torch.ones(2, 3, 4), torch.ones(2, 3, 4)]
     with pytest.raises(ValueError, match=r"rows \[1\]"):
@@ -110,3 +110,19 @@ def test_pool_layers_rejects_empty_rows_bad_masks_and_mismatched_layers():
         pool_layers([*states, torch.ones(2, 5, 4)], torch.ones(2, 3), "mean")
     with pytest.raises(ValueError, match="pooling must be"):
         pool_layers(states, torch.ones(2, 3), "max")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_pool_token_states_is_pool_on_the_same_positions_bit_for_bit(pooling):
+    """The live page pools one input's token states with the same arithmetic as extraction."""
+    from core.models.base import TokenStates, pool_token_states
+    from core.pooling import pool
+
+    gen = torch.Generator().manual_seed(1)
+    layers = [torch.randn(6, 4, generator=gen), torch.randn(2, 4, generator=gen)]
+    masks = [np.array([0, 1, 1, 1, 0, 1], dtype=bool), np.array([1, 1], dtype=bool)]
+    states = TokenStates("c", [h.numpy() for h in layers], [[""] * len(h) for h in layers],
+                         [None, None], masks)
+    expected = np.stack([pool(h[None], torch.from_numpy(m)[None], pooling)[0].numpy()
+                         for h, m in zip(layers, masks)])
+    assert np.array_equal(pool_token_states(states, pooling), expected)

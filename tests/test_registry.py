@@ -9,10 +9,11 @@ import json
 
 import pytest
 
-import core.models.whisper as whisper_module
+import core.models.whisper_load as whisper_module
 from core.models import available_models, load_model
 from core.models.registry import families
-from core.models.whisper import TINY_RANDOM_CONFIG, WhisperAdapter
+from core.models.whisper import WhisperAdapter
+from core.models.whisper_load import TINY_RANDOM_CONFIG
 
 
 def test_short_names_and_families_are_registered():

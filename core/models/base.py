@@ -184,17 +184,21 @@ class TokenStates:
 
 
 def pool_token_states(states: TokenStates, pooling: Pooling = "mean") -> np.ndarray:
-    """(layers, dim) float32: mean over the pooled positions, or the last pooled position."""
+    """(layers, dim) float32: mean over the pooled positions, or the last pooled position, by
+    ``core.pooling.pool`` (the arithmetic ``extract`` uses). Torch is imported only when called:
+    this module stays importable without it."""
+    import torch
+
+    from core.pooling import pool
+
     _check_pooling(pooling)
     out = []
     for layer, mask in zip(states.layers, states.pooled_mask, strict=True):
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             raise ValueError(f"{states.component}: a layer has no positions to pool")
-        if pooling == "mean":
-            out.append(layer[mask].astype(np.float64).mean(axis=0))
-        else:
-            out.append(layer[np.flatnonzero(mask)[-1]].astype(np.float64))
+        hidden = torch.from_numpy(np.ascontiguousarray(layer))[None]
+        out.append(pool(hidden, torch.from_numpy(mask)[None], pooling)[0].numpy())
     return np.stack(out).astype(np.float32)
 
 

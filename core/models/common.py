@@ -16,6 +16,9 @@ import torch
 from torch import nn
 
 from core.models.base import Component, Extraction, ModelTooLargeError
+# Pooling lives in core.pooling; these names stay importable from here for the adapters that
+# still import them from this module (Qwen2-Audio, SALMONN, Seamless).
+from core.pooling import masked_last, pool, pool_layers  # noqa: F401
 
 DTYPE_BYTES = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
 #: activations, buffers and the allocator's slack on top of the weights, for memory estimates
@@ -218,58 +221,3 @@ def meta_parameter_count(build, *args, **kwargs) -> int:
     instantiated on the meta device: no memory, no weights read."""
     with torch.device("meta"), quiet_transformers():
         return count_parameters(build(*args, **kwargs))
-
-
-def masked_last(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(batch, dim): the state at the last true position of each row of ``mask``."""
-    mask = mask.to(device=hidden.device, dtype=torch.bool)
-    if not mask.any(dim=1).all():
-        raise ValueError("cannot pool: a row of the batch has no real positions")
-    positions = torch.arange(mask.shape[1], device=hidden.device).expand_as(mask)
-    last = torch.where(mask, positions, torch.full_like(positions, -1)).max(dim=1).values
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].to(torch.float32)
-
-
-def pool_layers(states: Sequence[torch.Tensor], mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """(batch, layers, dim) float32: ``pool`` of every layer's (batch, time, dim) states under one
-    mask, checked once. Layer by layer (no stacked copy of every layer's states: 170 MB for a
-    batch of Whisper windows); the mean is one product per layer with the weights
-    ``mask`` then a division by the count, the same arithmetic as ``masked_mean`` (so the same
-    bits); only the mask's checks run once instead of per layer (for a text encoder's short
-    batches they were a visible share of extraction)."""
-    if pooling == "last":
-        return torch.stack([masked_last(h, mask) for h in states], dim=1)
-    if pooling != "mean":
-        raise ValueError(f"pooling must be 'mean' or 'last', got {pooling!r}")
-    if not states:
-        raise ValueError("no layer states to pool")
-    first = states[0]
-    weights = mask.to(device=first.device, dtype=torch.float32)
-    if weights.ndim != 2 or tuple(weights.shape) != tuple(first.shape[:2]):
-        raise ValueError(f"mask must be (batch, time) = {tuple(first.shape[:2])} to match the "
-                         f"states, got shape {tuple(mask.shape)}")
-    if ((weights != 0) & (weights != 1)).any():
-        raise ValueError("mask must hold only 0/1 (or booleans)")
-    counts = weights.sum(dim=1, keepdim=True)
-    empty = (counts[:, 0] == 0).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(f"cannot pool: rows {empty} of the batch have no real positions (empty "
-                         "input?); drop empty inputs before pooling")
-    out = []
-    for h in states:
-        if tuple(h.shape[:2]) != tuple(first.shape[:2]):
-            raise ValueError(f"layer states of shape {tuple(h.shape)} do not match the first "
-                             f"layer's {tuple(first.shape)}")
-        out.append(torch.einsum("btd,bt->bd", h.to(torch.float32), weights) / counts)
-    return torch.stack(out, dim=1)
-
-
-def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Mean over real positions or the last real position, in float32."""
-    from core.pooling import masked_mean
-
-    if pooling == "mean":
-        return masked_mean(hidden, mask)
-    if pooling == "last":
-        return masked_last(hidden, mask)
-    raise ValueError(f"pooling must be 'mean' or 'last', got {pooling!r}")

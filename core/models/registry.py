@@ -51,7 +51,7 @@ class ShortName:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("whisper", ("whisper",), "core.models.whisper:load_whisper", "openai/whisper-small",
+    Family("whisper", ("whisper",), "core.models.whisper_load:load_whisper", "openai/whisper-small",
            ("whisper",)),
     Family("seamless_m4t", ("seamless_m4t_v2", "seamless_m4t"), "core.models.seamless:load_seamless",
            "facebook/seamless-m4t-v2-large", ("seamless",)),

@@ -71,6 +71,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core import languages
 from core.models.base import (
     Component,
     Extraction,
@@ -112,25 +113,11 @@ MODEL_TYPES = ("seamless_m4t_v2", "seamless_m4t")
 #: generous speech rate in Seamless tokens for the fallback transcript (cuts decoding loops)
 TRANSCRIPT_TOKENS_PER_SECOND = 12.0
 
-#: The 96 text languages of SeamlessM4T v1/v2 large (``special_tokens_map.json`` of
-#: facebook/seamless-m4t-v2-large). Loaded models use their own list; this one builds the tiny
-#: random tokenizer.
-SEAMLESS_TEXT_LANGUAGES: tuple[str, ...] = (
-    "afr", "amh", "arb", "ary", "arz", "asm", "azj", "bel", "ben", "bos", "bul", "cat", "ceb", "ces",
-    "ckb", "cmn", "cmn_Hant", "cym", "dan", "deu", "ell", "eng", "est", "eus", "fin", "fra", "fuv",
-    "gaz", "gle", "glg", "guj", "heb", "hin", "hrv", "hun", "hye", "ibo", "ind", "isl", "ita", "jav",
-    "jpn", "kan", "kat", "kaz", "khk", "khm", "kir", "kor", "lao", "lit", "lug", "luo", "lvs", "mai",
-    "mal", "mar", "mkd", "mlt", "mni", "mya", "nld", "nno", "nob", "npi", "nya", "ory", "pan", "pbt",
-    "pes", "pol", "por", "ron", "rus", "sat", "slk", "slv", "sna", "snd", "som", "spa", "srp", "swe",
-    "swh", "tam", "tel", "tgk", "tgl", "tha", "tur", "ukr", "urd", "uzn", "vie", "yor", "yue", "zlm",
-    "zul",
-)
-
-#: FLORES-200 codes whose Seamless code is not the bare ISO 639-3 part
-FLORES_TO_SEAMLESS: dict[str, str] = {
-    "zho_Hans": "cmn", "cmn_Hans": "cmn", "zho_Hant": "cmn_Hant", "cmn_Hant": "cmn_Hant",
-    "zsm_Latn": "zlm",
-}
+#: The 98 text language codes of SeamlessM4T v1/v2 large (``special_tokens_map.json`` of
+#: facebook/seamless-m4t-v2-large), as the language table's ``seamless`` column holds them. Loaded
+#: models use their own list (their tokenizer's); this one builds the tiny random tokenizer.
+SEAMLESS_TEXT_LANGUAGES: tuple[str, ...] = tuple(sorted(
+    {languages.family_code(lang, "seamless") for lang in languages.family_languages("seamless")}))
 
 _LANG_TOKEN = re.compile(r"^__([a-z]{3}(?:_[A-Z][a-z]{3})?)__$")
 
@@ -138,14 +125,19 @@ _LANG_TOKEN = re.compile(r"^__([a-z]{3}(?:_[A-Z][a-z]{3})?)__$")
 def seamless_language(lang: str, known: Sequence[str]) -> str:
     """Corpus code (FLORES-200 ``deu_Latn``) or Seamless code (``deu``) -> the Seamless code.
 
-    Raises ``UnsupportedLanguageError`` naming ``lang`` and the supported codes.
+    ``known`` are the model's text languages (its tokenizer's); tried in order: ``lang`` itself,
+    the language table's Seamless code, the ISO 639-3 part of ``lang``. Raises
+    ``UnsupportedLanguageError`` naming ``lang`` and the supported codes.
     """
     known_set = set(known)
-    candidates = [lang, FLORES_TO_SEAMLESS.get(lang), lang.split("_", 1)[0]]
+    candidates = [lang, languages.family_code(lang, "seamless"), lang.split("_", 1)[0]]
     for code in candidates:
         if code and code in known_set:
             return code
-    flores = sorted(k for k, v in FLORES_TO_SEAMLESS.items() if v in known_set)
+    # the codes a reader would not guess from the ISO part: aliases and renamed languages
+    renamed = [c for c in [*languages.family_languages("seamless"), *languages.ALIASES]
+               if c in languages.ALIASES or languages.family_code(c, "seamless") != c.split("_", 1)[0]]
+    flores = sorted(c for c in renamed if languages.family_code(c, "seamless") in known_set)
     raise UnsupportedLanguageError(
         f"SeamlessM4T has no text language for {lang!r} (tried "
         f"{', '.join(dict.fromkeys(c for c in candidates if c))}). Supported: FLORES-200 codes whose "

@@ -29,14 +29,14 @@ import hashlib
 import math
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
+from core import languages
 from core.models.base import (
     Component,
     Extraction,
@@ -51,12 +51,7 @@ from core.models.common import (
     batches as _batches,
 )
 from core.models.common import (
-    check_fits,
     check_inputs,
-    meta_parameter_count,
-    pick_device,
-    pick_dtype,
-    pool_layers,
     prepare_waveform,
     record_layer_states,
 )
@@ -66,7 +61,12 @@ from core.models.common import (
 from core.models.common import (
     quiet_transformers as _quiet_transformers,
 )
-from core.pooling import WHISPER_SAMPLES_PER_FRAME, lengths_to_mask, whisper_frame_count
+from core.pooling import (
+    WHISPER_SAMPLES_PER_FRAME,
+    lengths_to_mask,
+    pool_layers,
+    whisper_frame_count,
+)
 
 SAMPLING_RATE = 16_000
 SPEECH_ENCODER = "speech_encoder"
@@ -77,175 +77,26 @@ MULTILINGUAL_PREFIX_LEN = 4
 #: take 4-5 byte-level tokens a word), so real transcripts are never cut while loops are
 TRANSCRIPT_TOKENS_PER_SECOND = 20.0
 
-#: Tiny random Whisper for tests and demos only (its states mean nothing): same vocabulary and audio
-#: front end as Whisper base, so the packaged tokenizer fits and no download is needed.
-TINY_RANDOM_CONFIG: dict = {
-    "d_model": 64,
-    "encoder_layers": 2,
-    "decoder_layers": 2,
-    "encoder_attention_heads": 4,
-    "decoder_attention_heads": 4,
-    "encoder_ffn_dim": 256,
-    "decoder_ffn_dim": 256,
-}
-
-# FLORES-200 code -> Whisper language code, used only while core.languages is unavailable.
-_FALLBACK_WHISPER_CODES: dict[str, str] = {
-    "afr_Latn": "af", "amh_Ethi": "am", "arb_Arab": "ar", "azj_Latn": "az", "bel_Cyrl": "be",
-    "ben_Beng": "bn", "bul_Cyrl": "bg", "cat_Latn": "ca", "ces_Latn": "cs", "cmn_Hans": "zh",
-    "cmn_Hant": "zh", "cym_Latn": "cy", "dan_Latn": "da", "deu_Latn": "de", "ell_Grek": "el",
-    "eng_Latn": "en", "est_Latn": "et", "eus_Latn": "eu", "fin_Latn": "fi", "fra_Latn": "fr",
-    "glg_Latn": "gl", "guj_Gujr": "gu", "hau_Latn": "ha", "heb_Hebr": "he", "hin_Deva": "hi",
-    "hrv_Latn": "hr", "hun_Latn": "hu", "hye_Armn": "hy", "ind_Latn": "id", "isl_Latn": "is",
-    "ita_Latn": "it", "jpn_Jpan": "ja", "kan_Knda": "kn", "kat_Geor": "ka", "kaz_Cyrl": "kk",
-    "khk_Cyrl": "mn", "khm_Khmr": "km", "kor_Hang": "ko", "lao_Laoo": "lo", "lit_Latn": "lt",
-    "lvs_Latn": "lv", "mal_Mlym": "ml", "mar_Deva": "mr", "mkd_Cyrl": "mk", "mri_Latn": "mi",
-    "mya_Mymr": "my", "nld_Latn": "nl", "nob_Latn": "no", "npi_Deva": "ne", "pan_Guru": "pa",
-    "pes_Arab": "fa", "pol_Latn": "pl", "por_Latn": "pt", "ron_Latn": "ro", "rus_Cyrl": "ru",
-    "sin_Sinh": "si", "slk_Latn": "sk", "slv_Latn": "sl", "som_Latn": "so", "spa_Latn": "es",
-    "srp_Cyrl": "sr", "swe_Latn": "sv", "swh_Latn": "sw", "tam_Taml": "ta", "tel_Telu": "te",
-    "tgl_Latn": "tl", "tha_Thai": "th", "tur_Latn": "tr", "ukr_Cyrl": "uk", "urd_Arab": "ur",
-    "uzn_Latn": "uz", "vie_Latn": "vi", "yor_Latn": "yo", "zho_Hans": "zh", "zho_Hant": "zh",
-    "zsm_Latn": "ms",
-}
-
-
-def _languages_module_lookup() -> Callable[[str], str | None] | None:
-    """``core.languages.whisper_code`` when that module exists (it is the project's language table)."""
-    try:
-        from core.languages import whisper_code
-    except ImportError:
-        return None
-    return whisper_code
-
 
 def resolve_whisper_language(lang: str, known: Sequence[str]) -> str:
     """Corpus code (FLORES-200, e.g. ``deu_Latn``) or bare Whisper code (``de``) -> Whisper code.
 
-    ``known`` are the Whisper codes this model has language tokens for.
+    ``known`` are the Whisper codes this model has language tokens for (its tokenizer's); the
+    language table (``core.languages``) says which code a FLORES-200 code maps to.
     """
     known_set = set(known)
     if lang in known_set:
         return lang
-    code: str | None = None
-    detail = ""
-    lookup = _languages_module_lookup()
-    if lookup is not None:
-        try:
-            code = lookup(lang)
-        except LookupError:  # not in the language table: the fallback table may still know it
-            code = None
-        except ValueError as error:  # in the table, but Whisper has no such language
-            detail = str(error)
-    if code is None:
-        code = _FALLBACK_WHISPER_CODES.get(lang)
+    code = languages.family_code(lang, "whisper")
     if code is None or code not in known_set:
-        flores = sorted(c for c, w in _FALLBACK_WHISPER_CODES.items() if w in known_set)
-        reason = detail or (
-            "no Whisper language" if code is None else f"maps to {code!r}, which this model lacks"
-        )
+        flores = sorted(c for c in [*languages.family_languages("whisper"), *languages.ALIASES]
+                        if languages.family_code(c, "whisper") in known_set)
+        reason = "no Whisper language" if code is None else f"maps to {code!r}, which this model lacks"
         raise UnsupportedLanguageError(
             f"unknown language {lang!r} ({reason}). Use a FLORES-200 code "
             f"({', '.join(flores)}) or a Whisper code ({', '.join(sorted(known_set))})"
         )
     return code
-
-
-# --------------------------------------------------------------------------------------------------
-# Loading
-
-
-def _packaged_tokenizer_and_generation():
-    from transformers import WhisperTokenizerFast
-
-    from core.models.ct2_whisper import (
-        find_packaged_whisper_base,
-        load_ct2_config,
-        whisper_generation_config,
-    )
-
-    packaged = find_packaged_whisper_base()
-    tokenizer = WhisperTokenizerFast(tokenizer_file=str(packaged.tokenizer_json))
-    generation = whisper_generation_config(tokenizer, load_ct2_config(packaged.ct2_config_json))
-    return tokenizer, generation, packaged
-
-
-def _load_packaged(cache_dir: Path | None, progress: bool):
-    from transformers import (
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperTokenizerFast,
-    )
-
-    from core.models.ct2_whisper import ensure_whisper_base_converted, read_provenance
-
-    directory = ensure_whisper_base_converted(cache_dir, progress=progress)
-    model = WhisperForConditionalGeneration.from_pretrained(
-        directory, dtype=torch.float32, local_files_only=True, use_safetensors=True
-    )
-    tokenizer = WhisperTokenizerFast.from_pretrained(directory, local_files_only=True)
-    features = WhisperFeatureExtractor.from_pretrained(directory, local_files_only=True)
-    prov = read_provenance(directory)
-    source = {
-        "weights": "packaged OpenAI Whisper base (MIT), CTranslate2 -> HF conversion",
-        "cache_dir": str(directory),
-        "source_packages": prov.get("source_packages", {}),
-        "parts_sha256": [part.get("sha256") for part in prov.get("parts", [])],
-        "cache_dtype": prov.get("dtype"),
-    }
-    return model, tokenizer, features, source
-
-
-def _load_pretrained(source: str, dtype: torch.dtype, device: str):
-    from transformers import (
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperTokenizerFast,
-    )
-
-    try:
-        from transformers import WhisperConfig
-
-        config = WhisperConfig.from_pretrained(source)
-        check_fits(source, meta_parameter_count(WhisperForConditionalGeneration, config),
-                   dtype, device)
-        model = WhisperForConditionalGeneration.from_pretrained(source, dtype=torch.float32,
-                                                                use_safetensors=True)
-        tokenizer = WhisperTokenizerFast.from_pretrained(source)
-        features = WhisperFeatureExtractor.from_pretrained(source)
-    except OSError as error:
-        raise OSError(
-            f"could not load Whisper model {source!r} from a local directory or the Hugging Face hub "
-            f"({' '.join(str(error).split())}). Offline? Use the bundled default 'whisper-base', or pass a local directory "
-            "holding config.json, model.safetensors, tokenizer and preprocessor files"
-        ) from error
-    return model, tokenizer, features, {"weights": f"from_pretrained({source!r})"}
-
-
-def _build_random(random_config: dict, seed: int):
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
-
-    tokenizer, generation, _ = _packaged_tokenizer_and_generation()
-    settings = {
-        "vocab_size": len(tokenizer),
-        "pad_token_id": generation.pad_token_id,
-        "bos_token_id": generation.bos_token_id,
-        "eos_token_id": generation.eos_token_id,
-        "decoder_start_token_id": generation.decoder_start_token_id,
-        **random_config,
-    }
-    config = WhisperConfig(**settings)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = WhisperForConditionalGeneration(config)
-    model.generation_config = generation
-    features = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
-    source = {"weights": f"random (seed {seed}) for tests/demos only", "random_config": random_config}
-    return model, tokenizer, features, source
-
-
-# --------------------------------------------------------------------------------------------------
-# Recording per-layer states
 
 
 # --------------------------------------------------------------------------------------------------
@@ -367,8 +218,6 @@ class WhisperAdapter(ModelAdapter):
     def resource_levels(self, langs: Sequence[str]) -> ResourceLevels:
         """Whisper's own: its training hours per language (Radford et al. 2022, App. E, Fig. 11),
         in the language table's thresholds."""
-        from core import languages
-
         return ResourceLevels({lang: languages.resource_level(lang) for lang in langs},
                               "this model's training data: " + languages.WHISPER_HOURS_SOURCE)
 
@@ -622,31 +471,3 @@ def transcript_token_budget(duration_s: float, *, limit: int,
     """Cap on generated tokens for a clip: stops decoding loops on speech the model does not
     understand (they otherwise run to the decoder's 448 positions and dominate build time)."""
     return int(min(limit, math.ceil(duration_s * tokens_per_second) + 8))
-
-
-# --------------------------------------------------------------------------------------------------
-# Registry
-
-
-def load_whisper(*, name: str, device: str | None = None, source: str | None = None,
-                 packaged: bool = False, random: bool = False, random_config: dict | None = None,
-                 seed: int = 0, dtype: str | torch.dtype | None = None,
-                 final_layer_norm: bool = False, cache_dir: Path | None = None,
-                 progress: bool = True) -> WhisperAdapter:
-    """Factory behind the registry: packaged CT2 weights, an HF id / local directory, or random
-    (``random=True`` uses ``TINY_RANDOM_CONFIG`` unless ``random_config`` is given)."""
-    if random and random_config is None:
-        random_config = TINY_RANDOM_CONFIG
-    chosen = sum([packaged, source is not None, random_config is not None])
-    if chosen != 1:
-        raise ValueError("give exactly one of packaged=True, source=<HF id or directory>, random_config")
-    device = pick_device(device)
-    resolved_dtype = pick_dtype(dtype, device)
-    if packaged:
-        model, tokenizer, features, info = _load_packaged(cache_dir, progress)
-    elif random_config is not None:
-        model, tokenizer, features, info = _build_random(random_config, seed)
-    else:
-        model, tokenizer, features, info = _load_pretrained(str(source), resolved_dtype, device)
-    return WhisperAdapter(model, tokenizer, features, name=name, device=device, dtype=resolved_dtype,
-                          source=info, final_layer_norm=final_layer_norm)
