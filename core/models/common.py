@@ -16,22 +16,10 @@ import torch
 from torch import nn
 
 from core.models.base import Component, Extraction, ModelTooLargeError
-# Pooling lives in core.pooling; these names stay importable from here for the adapters that
-# still import them from this module (Qwen2-Audio, SALMONN, Seamless).
-from core.pooling import masked_last, pool, pool_layers  # noqa: F401
 
 DTYPE_BYTES = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
 #: activations, buffers and the allocator's slack on top of the weights, for memory estimates
 MEMORY_OVERHEAD = 1.25
-
-
-def pick_device(device: str | None) -> str:
-    """``None`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
-    return device
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: str, *,

@@ -42,17 +42,10 @@ from core.models.base import (
     UnsupportedLanguageError,
     path_points,
 )
+from core.device import pick_device
 from core.models.common import (
-    batches,
-    check_fits,
-    check_inputs,
-    count_parameters,
-    meta_parameter_count,
-    package_versions,
-    pick_device,
-    pick_dtype,
-    quiet_transformers,
-    record_layer_states,
+    batches, check_fits, check_inputs, count_parameters, meta_parameter_count, package_versions,
+    pick_dtype, quiet_transformers, record_layer_states,
 )
 from core.models.e5_packaged import (
     PACKAGE,

@@ -81,19 +81,11 @@ from core.models.base import (
     UnsupportedLanguageError,
     path_points,
 )
+from core.device import pick_device
+from core.pooling import pool
 from core.models.common import (
-    batches,
-    check_fits,
-    meta_parameter_count,
-    check_inputs,
-    count_parameters,
-    package_versions,
-    pick_device,
-    pick_dtype,
-    pool,
-    prepare_waveform,
-    quiet_transformers,
-    record_layer_states,
+    batches, check_fits, meta_parameter_count, check_inputs, count_parameters, package_versions,
+    pick_dtype, prepare_waveform, quiet_transformers, record_layer_states,
 )
 from core.models.hub import fit_and_place, read_config
 

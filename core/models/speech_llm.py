@@ -30,12 +30,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.languages import ALIASES, known_languages
+from core.languages import known_language_codes
 from core.models.base import (Component, Extraction, LayerPoint, ModelAdapter, Pooling,
                               TokenStates, UnsupportedLanguageError, path_points)
-from core.models.common import (check_inputs, count_parameters, extract_in_batches,
-                                package_versions, pick_device, pick_dtype, pool, prepare_waveform,
-                                quiet_transformers)
+from core.device import pick_device
+from core.pooling import pool
+from core.models.common import (
+    check_inputs, count_parameters, extract_in_batches, package_versions, pick_dtype,
+    prepare_waveform, quiet_transformers,
+)
 
 SAMPLING_RATE = 16_000
 
@@ -109,8 +112,8 @@ def llm_point_names(n_layers: int) -> list[str]:
 
 
 def project_languages() -> set[str]:
-    """Every language code of the project's table, aliases included."""
-    return set(known_languages()) | set(ALIASES)
+    """Every language code of the project's table, with the aliases of its languages."""
+    return set(known_language_codes())
 
 
 def load_target(source: str | None, random: bool, device: str | None,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from core.models.common import check_fits, meta_parameter_count, pick_device, pick_dtype
+from core.device import pick_device
+from core.models.common import check_fits, meta_parameter_count, pick_dtype
 from core.models.whisper import WhisperAdapter
 
 #: Tiny random Whisper for tests and demos only (its states mean nothing): same vocabulary and audio

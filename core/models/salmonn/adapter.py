@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from core.models.base import Component, TokenStates, path_points, stack_points
-from core.models.common import check_fits, pool, quiet_transformers
+from core.pooling import pool
+from core.models.common import check_fits, quiet_transformers
 from core.models.salmonn.beats import kaldi_fbank
 from core.models.salmonn.checkpoint import load_pretrained
 from core.models.salmonn.config import (

@@ -12,13 +12,9 @@ from typing import Any
 import torch
 
 from core.models.cache import sha256_file
+from core.device import pick_device
 from core.models.common import (
-    check_fits,
-    count_parameters,
-    meta_parameter_count,
-    pick_device,
-    pick_dtype,
-    quiet_transformers,
+    check_fits, count_parameters, meta_parameter_count, pick_dtype, quiet_transformers,
 )
 from core.models.sonar.adapter import SonarAdapter, SpeechSource
 from core.models.sonar.checkpoint import (
