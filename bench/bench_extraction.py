@@ -2,7 +2,7 @@
 batches (issue 10: extraction throughput).
 
 For each component, the same items go through the model in the same length-bucketed batches as
-``precompute build`` makes them (``precompute.pipeline.length_batches``), two ways:
+``precompute build`` makes them (``precompute.extract.length_batches``), two ways:
 
 - **bare**: the model's own forward on the batch (input preparation included), final output only:
   no hooks, no per-layer states kept, nothing pooled or copied back;
@@ -68,7 +68,7 @@ def batches_of(inputs: dict, modality: str, batch_size: int) -> list[np.ndarray]
     """Row indices of each length-bucketed batch, as the build makes them."""
     import pandas as pd
 
-    from precompute.pipeline import length_batches
+    from precompute.extract import length_batches
 
     lengths = (np.array([len(t) for t in inputs["texts"]]) if modality == "text"
                else np.array([len(w) for w in inputs["waves"]]))

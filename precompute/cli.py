@@ -1,4 +1,5 @@
-"""``python -m precompute build|metrics|report|info|migrate``: the command line over pipeline and store."""
+"""``python -m precompute build|merge|metrics|report|info|migrate``: the command line over the
+build and the store."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import click
 
 from core.store import Store, StoreError
-from precompute.pipeline import CORPUS_FORMATS, DEFAULT_OUT, BuildConfig, BuildError
+from precompute.config import CORPUS_FORMATS, DEFAULT_OUT, BuildConfig, BuildError
 
 log = logging.getLogger("precompute")
 

@@ -1,6 +1,6 @@
 """``--executor ray``: the build's shards as Ray tasks (optional: ``pip install -r requirements-ray.txt``).
 
-Each task runs ``pipeline.run_shard`` for shard i of n in its own worker process (one GPU per task
+Each task runs ``extract.run_shard`` for shard i of n in its own worker process (one GPU per task
 where the cluster has GPUs), writing its parts beside ``--out`` exactly as ``--shard i/n`` would;
 the driver then computes metrics and maps and publishes, as ``merge`` does. So every node must see
 ``--out``'s folder and the corpus at the same paths (a shared filesystem), and the code (this
@@ -17,7 +17,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from precompute.pipeline import REPO_ROOT, BuildConfig, BuildError, Job
+from precompute.config import REPO_ROOT, BuildConfig, BuildError, Job, config_from_json, \
+    load_corpus, plan_jobs
+from precompute.extract import run_shard
 
 log = logging.getLogger("precompute")
 
@@ -72,17 +74,13 @@ def _absolute(config: BuildConfig) -> BuildConfig:
 def _shard_task(config_json: dict, index: int, count: int, run_ids: list[str],
                 command_line: list[str] | None) -> tuple[int, int]:
     """In a Ray worker: shard ``index`` of ``count`` of the jobs named ``run_ids``."""
-    import logging as logging_
-
-    from precompute import pipeline
-
-    logging_.getLogger("precompute").setLevel(logging_.INFO)
-    config = pipeline.config_from_json(config_json)
-    corpus = pipeline.load_corpus(config)
-    jobs = [j for j in pipeline.plan_jobs(config, corpus) if j.run_id in run_ids]
+    logging.getLogger("precompute").setLevel(logging.INFO)
+    config = config_from_json(config_json)
+    corpus = load_corpus(config)
+    jobs = [j for j in plan_jobs(config, corpus) if j.run_id in run_ids]
     if len(jobs) != len(run_ids):
         raise BuildError(f"ray shard {index}/{count}: the corpus seen from this node plans other "
                          f"runs ({[j.run_id for j in jobs]}) than the driver ({run_ids}); do all "
                          "nodes see the same corpus at the same path?")
-    return pipeline.run_shard(config, corpus, jobs, (index, count), command_line=command_line)
+    return run_shard(config, corpus, jobs, (index, count), command_line=command_line)
 

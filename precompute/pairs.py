@@ -123,6 +123,18 @@ def with_length_adaptation(text: Component, speech: Component) -> list[tuple[int
     return aligned
 
 
+def metric_groups(pairs: list[PairSpec]) -> list[list[PairSpec]]:
+    """Pairs grouped by the relative depth of side a, in first-appearance order: one group holds
+    every pairing at one depth (text-text, speech-speech and text-speech of one layer, or two
+    around a length adaptor), so each side is computed once for all its pairings (its bootstrap
+    directions dominate the cost), a group's memory is bounded by a layer of the corpus per
+    component, and each group is one resumable part."""
+    groups: dict[float, list[PairSpec]] = {}
+    for pair in pairs:
+        groups.setdefault(round(float(pair.depth), 6), []).append(pair)
+    return list(groups.values())
+
+
 def projection_groups(components: list[Component],
                       modality_pairs: list[tuple[str, str]] | None = None
                       ) -> list[list[tuple[str, int]]]:

@@ -3,8 +3,8 @@
 Pooled activations are the expensive part of a build (the model's forward passes); metrics and maps
 are cheap in comparison. So changing metric settings (which metrics, null draws, bootstrap
 resamples, seed, UMAP parameters) needs no model: the stored vectors are read back into the shapes the
-build's own stages take (``pipeline.compute_metrics`` / ``pipeline.compute_projections``), in the
-order the build computed them, and the results replace the run's old rows.
+build's own stage 2 takes (``MeasureInputs``, measured by ``precompute.measure``), in the order
+the build computed them, and the results replace the run's old rows.
 
 Crash safety is the build's: the store is copied to ``<store>.tmp-<pid>``, changed there, and moved
 over the original in one step only when every run succeeded; on any failure (an exception, Ctrl-C,
@@ -16,8 +16,8 @@ versions); the run's ``versions`` column keeps the build's.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,9 +30,13 @@ from tqdm.auto import tqdm
 
 from core.models.base import Component, LayerPoint
 from core.store import Store
-from precompute import pipeline
-from precompute.pairs import metric_pairs
-from precompute.pipeline import BuildConfig, BuildError, PreparedCorpus
+from precompute import measure
+from precompute.config import BuildConfig, BuildError
+from precompute.measure_inputs import MeasureInputs, PreparedCorpus, layers_in_memory, \
+    modality_lengths
+from precompute.processes import in_processes
+from precompute.provenance import collect_versions
+from precompute.publish import copy_store, staged_store
 from precompute.staging import store_lock
 
 log = logging.getLogger("precompute")
@@ -76,11 +80,11 @@ def recompute(store_path: str | Path, run_ids: Sequence[str] | None = None,
         for run_id in run_ids:
             settings_for(original.run(run_id), options)  # unknown metric names fail here
     # the store's lock: a build publishing meanwhile would otherwise be overwritten by our copy
-    with store_lock(store_path), pipeline.staged_store(store_path, compact=True) as tmp:
+    with store_lock(store_path), staged_store(store_path, compact=True) as tmp:
         with Store.open(store_path):  # held open while copying: no writer can start
-            _copy_store(store_path, tmp)
+            copy_store(store_path, tmp)
         with Store.open(tmp, read_only=False) as store:
-            versions = pipeline.collect_versions()
+            versions = collect_versions()
             done = [recompute_run(store, run_id, options, versions=versions,
                                   command_line=command_line, workers=workers,
                                   source=store_path) for run_id in run_ids]
@@ -128,44 +132,26 @@ def settings_for(run: dict[str, Any], options: RecomputeOptions) -> BuildConfig:
         umap=bool(pick("umap")), umap_n_neighbors=int(pick("umap_n_neighbors")),
         umap_min_dist=float(pick("umap_min_dist")),
         pooling=str(recorded.get("pooling", defaults.pooling)))
-    pipeline.metric_specs(config.metrics)  # ValueError naming unknown metrics
+    measure.metric_specs(config.metrics)  # ValueError naming unknown metrics
     return config
 
 
-@dataclass
-class _RunInputs:
-    """What a run's metric and map stages read, rebuilt from the store (the same in
-    ``recompute_run`` and in each ``--workers`` process)."""
-
-    config: BuildConfig
-    components: list[Component]
-    prepared: PreparedCorpus
-    lengths: dict
-    text_unit: str
-    modality_pairs: list[tuple[str, str]] | None
-    pairs: list
-
-    @classmethod
-    def read(cls, store: Store, run_id: str, options: RecomputeOptions) -> _RunInputs:
-        run = store.run(run_id)
-        recorded = run["config"]
-        config = settings_for(run, options)
-        components = stored_components(store, run_id)
-        langs = recorded.get("run_langs") or recorded.get("corpus_langs")
-        prepared = stored_corpus(store, langs, {c.modality for c in components}, run_id=run_id)
-        text_lengths, text_unit = stored_text_lengths(prepared.modality_items("text"),
-                                                      recorded.get("text_length_unit"))
-        lengths = {"text": text_lengths,
-                   "speech": prepared.modality_items("speech").duration_s
-                   .to_numpy(dtype=np.float64),
-                   ("speech", 1): prepared.modality_items("speech", voice_rank=1)
-                   .duration_s.to_numpy(dtype=np.float64)}
-        recorded_pairs = recorded.get("modality_pairs")
-        modality_pairs = [tuple(p) for p in recorded_pairs] if recorded_pairs is not None \
-            else None
-        pairs = metric_pairs(components, list(prepared.langs), modality_pairs,
-                             second_voice_langs=prepared.second_voice_langs())
-        return cls(config, components, prepared, lengths, text_unit, modality_pairs, pairs)
+def inputs_from_store(store: Store, run_id: str, options: RecomputeOptions) -> MeasureInputs:
+    """A run's stage-2 inputs rebuilt from the store, with the recompute's settings (the same in
+    ``recompute_run`` and in each ``--workers`` process); layers are read when asked for."""
+    run = store.run(run_id)
+    recorded = run["config"]
+    config = settings_for(run, options)
+    components = stored_components(store, run_id)
+    langs = recorded.get("run_langs") or recorded.get("corpus_langs")
+    prepared = stored_corpus(store, langs, {c.modality for c in components}, run_id=run_id)
+    text_lengths, text_unit = stored_text_lengths(prepared.modality_items("text"),
+                                                  recorded.get("text_length_unit"))
+    recorded_pairs = recorded.get("modality_pairs")
+    modality_pairs = [tuple(p) for p in recorded_pairs] if recorded_pairs is not None else None
+    return MeasureInputs(config, components, prepared, modality_lengths(prepared, text_lengths),
+                         text_unit, modality_pairs,
+                         StoredLayers(store, run_id, components, prepared))
 
 
 class StoredLayers:
@@ -198,36 +184,13 @@ class StoredLayers:
 def recompute_group(store_path: str, run_id: str, options: RecomputeOptions, gid: int
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A worker process's share of ``recompute_run``: metric group ``gid`` (the build's grouping,
-    ``pipeline.metric_groups``) of a run, its metrics and metric variants."""
+    ``precompute.pairs.metric_groups``) of a run, its metrics and metric variants."""
     with Store.open(store_path) as store:
-        run = _RunInputs.read(store, run_id, options)
-        group = pipeline.metric_groups(run.pairs)[gid]
-        states = StoredLayers(store, run_id, run.components, run.prepared)
-        metrics = pipeline.compute_metrics(run.components, states, run.prepared, run.lengths,
-                                           run.config, modality_pairs=run.modality_pairs,
-                                           pairs=group, progress=False)
-        variants = pipeline.compute_metric_variants(run.components, states, run.prepared,
-                                                    run.lengths, run.config, group)
+        inputs = inputs_from_store(store, run_id, options)
+        group = inputs.groups[gid]
+        metrics = measure.compute_metrics(inputs, group, progress=False)
+        variants = measure.compute_metric_variants(inputs, group)
     return metrics, variants
-
-
-def _groups_in_processes(store_path: Path, run_id: str, options: RecomputeOptions,
-                         n_groups: int, workers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=pipeline._limit_threads, initargs=(threads,)) as pool:
-        futures = [pool.submit(recompute_group, str(store_path), run_id, options, gid)
-                   for gid in range(n_groups)]
-        results = [future.result() for future in tqdm(
-            futures, desc=f"metrics {run_id} ({workers} workers)", unit="group")]
-    metrics = [m for m, _ in results if not m.empty]
-    variants = [v for _, v in results if not v.empty]
-    return (pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(),
-            pd.concat(variants, ignore_index=True) if variants else pd.DataFrame())
 
 
 def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
@@ -236,32 +199,28 @@ def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
     """Compute one run's metrics (and maps) from its activations, then swap them in one
     transaction. With ``workers`` > 1 the metric groups are computed in processes that read the
     activations from ``source`` (the store ``store`` is a copy of; opened read-only there)."""
-    run = store.run(run_id)
-    recorded = run["config"]
-    inputs = _RunInputs.read(store, run_id, options)
-    config, components, prepared, lengths = (inputs.config, inputs.components, inputs.prepared,
-                                             inputs.lengths)
-    text_unit, modality_pairs = inputs.text_unit, inputs.modality_pairs
+    recorded = store.run(run_id)["config"]
+    inputs = inputs_from_store(store, run_id, options)
+    config = inputs.config
 
     log.info("%s: recomputing metrics%s", run_id, " and UMAP maps" if config.umap else "")
-    groups = pipeline.metric_groups(inputs.pairs)
-    states = None
-    if workers > 1 and len(groups) > 1:
+    loaded = False
+    if workers > 1 and len(inputs.groups) > 1:
         if source is None:
             raise ValueError("workers > 1 needs the source store's path")
-        metrics, variants = _groups_in_processes(source, run_id, options, len(groups), workers)
+        results = in_processes(recompute_group, [(str(source), run_id, options, gid)
+                                                 for gid in range(len(inputs.groups))],
+                               workers, desc=f"metrics {run_id} ({workers} workers)")
+        metrics = _concat([m for m, _ in results])
+        variants = _concat([v for _, v in results])
     else:
-        states = stored_states(store, run_id, components, prepared)
-        metrics = pipeline.compute_metrics(components, states, prepared, lengths, config,
-                                           modality_pairs=modality_pairs)
-        variants = pipeline.compute_metric_variants(components, states, prepared, lengths,
-                                                    config, inputs.pairs)
+        inputs, loaded = _loaded(store, run_id, inputs), True
+        metrics = measure.compute_metrics(inputs)
+        variants = measure.compute_metric_variants(inputs, inputs.pairs)
     projections = None
     if config.umap:
-        states = states if states is not None else stored_states(store, run_id, components,
-                                                                 prepared)
-        projections = pipeline.compute_projections(components, states, prepared, config,
-                                                   modality_pairs=modality_pairs)
+        inputs = inputs if loaded else _loaded(store, run_id, inputs)
+        projections = measure.compute_projections(inputs)
 
     with store.transaction():
         store.delete_metrics(run_id)  # and the run's metric variants
@@ -273,9 +232,20 @@ def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
             store.delete_projections(run_id)
             if not projections.empty:
                 store.add_projections(run_id, projections)
-        store.update_run_config(run_id, recorded_config(recorded, config, text_unit,
+        store.update_run_config(run_id, recorded_config(recorded, config, inputs.text_length_unit,
                                                         versions=versions, command_line=command_line))
     return RecomputedRun(run_id, len(metrics), None if projections is None else len(projections))
+
+
+def _loaded(store: Store, run_id: str, inputs: MeasureInputs) -> MeasureInputs:
+    """``inputs`` with every layer read into memory at once (one pass over the store)."""
+    states = stored_states(store, run_id, inputs.components, inputs.prepared)
+    return dataclasses.replace(inputs, layer=layers_in_memory(states))
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def recorded_config(recorded: dict[str, Any], config: BuildConfig, text_length_unit: str, *,
@@ -399,9 +369,3 @@ def _device(given: str | None, recorded: str | None) -> str | None:
             return None
     return recorded
 
-
-def _copy_store(source: Path, target: Path) -> None:
-    shutil.copyfile(source, target)
-    wal = source.with_name(source.name + ".wal")
-    if wal.exists():  # committed changes not yet folded into the file travel with it
-        shutil.copyfile(wal, target.with_name(target.name + ".wal"))

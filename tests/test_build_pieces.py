@@ -22,8 +22,9 @@ import pytest
 
 from core.models import registry
 from core.store import SCHEMA_VERSION, Store
-from precompute import pipeline, staging
+from precompute import extract, measure, publish, staging
 from precompute.cli import main
+from precompute.extract import component_states
 from tests.test_precompute import (
     FAKE_CORPUS,
     FAKE_LANGS,
@@ -114,16 +115,16 @@ def test_a_text_only_model_makes_no_speech_and_a_speech_model_adds_it_later(tmp_
             str(tmp_path / "lens.duckdb"), "--device", "cpu", "--n-permutations", "2",
             "--n-bootstrap", "2", "--no-umap", "--metrics", "svcca", "--speech-cache",
             str(tmp_path / "speech")]
-    real = pipeline._waveform
+    real = extract.load_waveform
 
     def no_speech(*_args, **_kwargs):
         raise AssertionError("speech was made for a text-only run")
 
-    monkeypatch.setattr(pipeline, "_waveform", no_speech)
+    monkeypatch.setattr(extract, "load_waveform", no_speech)
     assert main([*argv, "--model", "e5-tiny-random"]) == 0
     before = store_rows(tmp_path / "lens.duckdb")
     assert set(before["items"].modality) == {"text"} and len(before["items"]) == 6
-    monkeypatch.setattr(pipeline, "_waveform", real)
+    monkeypatch.setattr(extract, "load_waveform", real)
     assert main([*argv, "--model", "whisper-tiny-random", "--max-transcript-tokens", "4"]) == 0
     after = store_rows(tmp_path / "lens.duckdb")
     speech = after["items"][after["items"].modality == "speech"]
@@ -189,10 +190,10 @@ def test_a_crash_in_any_stage_resumes_to_the_uninterrupted_result(fake_setup, tm
     monkeypatch.setattr(FakeAdapter, "extract", counting_extract)
     # crash in the middle of each stage in turn: extraction (second language), a metric group,
     # a map, the publish
-    crashes = [("run_language", 2), ("compute_metrics", 3), ("compute_projections", 2),
-               ("add_run_from_parts", 1)]
-    for name, nth in crashes:
-        real = getattr(pipeline, name)
+    crashes = [(extract, "run_language", 2), (measure, "compute_metrics", 3),
+               (measure, "compute_projections", 2), (publish, "add_run_from_parts", 1)]
+    for module, name, nth in crashes:
+        real = getattr(module, name)
         calls = []
 
         def crashing(*args, _real=real, _calls=calls, _nth=nth, _name=name, **kwargs):
@@ -201,10 +202,10 @@ def test_a_crash_in_any_stage_resumes_to_the_uninterrupted_result(fake_setup, tm
                 raise RuntimeError(f"simulated crash in {_name}")
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(pipeline, name, crashing)
+        monkeypatch.setattr(module, name, crashing)
         with pytest.raises(RuntimeError, match="simulated crash"):
             main(_fake_argv(fake_setup, out, *argv))
-        monkeypatch.setattr(pipeline, name, real)
+        monkeypatch.setattr(module, name, real)
         assert not out.exists()
     n_before = len(extracted)
     assert main(_fake_argv(fake_setup, out, *argv)) == 0
@@ -285,7 +286,7 @@ def test_extraction_streams_length_bucketed_batches():
         return real(component, inputs, langs, **kw)
 
     adapter.extract = extract
-    extraction = pipeline.component_states(adapter, comp, items, waveform, batch_size=4)
+    extraction = component_states(adapter, comp, items, waveform, batch_size=4)
     assert peak[0] <= 4  # one batch of audio in memory, not 18 clips
     assert all(b == sorted(b) for b in batches)
     assert [max(b) for b in batches] == sorted(max(b) for b in batches)
@@ -306,7 +307,7 @@ def test_two_writers_are_serialised_and_neither_loses_its_run(fake_setup, tmp_pa
         waiting.append(threading.current_thread().name)
         return real_lock(path, **kw)
 
-    monkeypatch.setattr(pipeline, "store_lock", recording_lock)
+    monkeypatch.setattr(publish, "store_lock", recording_lock)
     codes = {}
 
     def writer(model: str) -> None:

@@ -19,8 +19,9 @@ import core.corpus
 from core.models import registry
 from core.models.base import Component, Extraction, ModelAdapter, TokenStates, path_points
 from core.store import SCHEMA_VERSION, Store
-from precompute import pipeline
+from precompute import measure
 from precompute.cli import main
+from precompute.config import BuildConfig, load_corpus
 from precompute.pairs import align_layers, metric_pairs, projection_groups
 from tests.conftest import (
     STUDY_STORE_MODELS,
@@ -371,7 +372,7 @@ def test_crash_mid_build_keeps_the_old_store(fake_setup, tmp_path, monkeypatch):
         reached.append(True)
         raise RuntimeError("simulated crash after activations and metrics were written")
 
-    monkeypatch.setattr(pipeline, "compute_projections", crash)
+    monkeypatch.setattr(measure, "compute_projections", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(_fake_argv(fake_setup, out, "--metrics", "svcca"))
     assert reached  # it crashed mid-build, not before starting
@@ -427,14 +428,13 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 @pytest.mark.skipif(not (SHARED / "data" / "flores200").is_dir(), reason="../shared is absent")
 def test_load_corpus_reads_a_flores_directory_with_its_suffix():
-    config = pipeline.BuildConfig(models=("m",), corpus=str(SHARED / "data" / "flores200" / "dev"),
-                                  langs=("eng_Latn", "deu_Latn"), n_sentences=3)
-    corpus = pipeline.load_corpus(config)
+    config = BuildConfig(models=("m",), corpus=str(SHARED / "data" / "flores200" / "dev"),
+                         langs=("eng_Latn", "deu_Latn"), n_sentences=3)
+    corpus = load_corpus(config)
     assert corpus.langs == ["eng_Latn", "deu_Latn"] and corpus.sentence_ids == [0, 1, 2]
     assert all(len(corpus.texts[lang]) == 3 and all(corpus.texts[lang]) for lang in corpus.langs)
     with pytest.raises(FileNotFoundError, match=r"\.devtest"):
-        pipeline.load_corpus(pipeline.BuildConfig(models=("m",), corpus=config.corpus,
-                                                  suffix=".devtest"))
+        load_corpus(BuildConfig(models=("m",), corpus=config.corpus, suffix=".devtest"))
 
 
 def test_language_without_voice_or_recordings_is_a_clear_error(tmp_path, capsys):
@@ -640,7 +640,7 @@ def test_crash_mid_recompute_leaves_the_store_untouched(tiny_copy, tmp_path, mon
         raise RuntimeError("simulated crash")
 
     if crash_at == "compute_metrics":
-        monkeypatch.setattr(pipeline, "compute_metrics", crash)
+        monkeypatch.setattr(measure, "compute_metrics", crash)
     else:  # after the old rows were deleted and the new ones written, in the copy
         monkeypatch.setattr(Store, "update_run_config", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -765,9 +765,9 @@ def test_recompute_in_worker_processes_gives_the_same_rows(tiny_copy, tmp_path, 
     shutil.copyfile(tiny_copy, serial)
     assert main(["metrics", "--store", str(serial), "--no-umap"]) == 0
     dispatched = []
-    real = recompute_module._groups_in_processes
-    monkeypatch.setattr(recompute_module, "_groups_in_processes",
-                        lambda *args: dispatched.append(args[3]) or real(*args))
+    real = recompute_module.in_processes
+    monkeypatch.setattr(recompute_module, "in_processes",
+                        lambda *args, **kw: dispatched.append(len(args[1])) or real(*args, **kw))
     assert main(["metrics", "--store", str(tiny_copy), "--no-umap", "--workers", "2"]) == 0
     assert dispatched and dispatched[0] > 1  # the groups really went to processes
     with Store.open(serial) as one, Store.open(tiny_copy) as two:
