@@ -15,14 +15,12 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from core.models.base import Component
 from core.store import ACTIVATION_DTYPES
+from core.store.tables import json_default
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("data/crossmodal_lens.duckdb")
@@ -197,17 +195,6 @@ def json_text(value: Any) -> str:
     """``value`` as JSON text (sorted keys); a string is taken to be JSON already."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True,
                                                            default=json_default)
-
-
-def json_default(value: Any) -> Any:
-    """``json.dumps``'s fallback for what a run records: numpy scalars, paths, times, sets."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (Path, datetime)):
-        return str(value)
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    raise TypeError(f"cannot record {type(value).__name__} as JSON: {value!r}")
 
 
 def _size(path: str) -> int | None:

@@ -173,8 +173,8 @@ class PartLayers:
         blocks = []
         for lang, group in items.groupby("lang", sort=False):
             part = self.workspace.read_part(self.run_id, "activations", component, lang,
-                                            where="layer = ? AND voice_rank = ?",
-                                            params=[int(layer), int(voice_rank)])
+                                            filters={"layer": int(layer),
+                                                     "voice_rank": int(voice_rank)})
             row_of = pd.Series(np.arange(len(part)), index=part.sentence_id.to_numpy())
             if len(part) != len(group) or not group.sentence_id.isin(row_of.index).all():
                 raise BuildError(f"{self.workspace.job_dir(self.run_id)}: activation part "

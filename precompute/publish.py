@@ -4,14 +4,13 @@ Under ``<out>.lock`` the store is copied to ``<out>.tmp-<pid>`` (or created), th
 its parts in one transaction, and the copy replaces ``<out>`` atomically (readers keep the old file
 until they reopen; the dashboard notices the new mtime); then the run's parts are removed. So
 ``<out>`` changes only by an atomic rename and is never half-written. ``precompute metrics``
-changes a store the same way (``staged_store``, ``copy_store``).
+changes a store the same way (``staged_store``; ``core.store.copy_store_file`` copies one).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.store import Store, compact_copy, publish_atomically
+from core.store import Store, compact_copy, copy_store_file, publish_atomically
 from precompute.checks import complete_runs
 from precompute.config import BuildError, component_from_json
 from precompute.measure_inputs import part_items, voice_ranks
@@ -40,7 +39,7 @@ def publish_job(out: Path, workspace: Workspace, plan: dict[str, Any]) -> str:
             return "complete"
         with staged_store(out) as tmp:
             if out.exists():
-                copy_store(out, tmp)
+                copy_store_file(out, tmp)
                 store = Store.open(tmp, read_only=False)
             else:
                 store = Store.create(tmp)
@@ -147,14 +146,6 @@ def staged_store(out: Path, *, compact: bool = False) -> Iterator[Path]:
 def temp_path_for(out: Path) -> Path:
     """Where this process stages a new version of the store ``out``."""
     return out.with_name(f"{out.name}.tmp-{os.getpid()}")
-
-
-def copy_store(source: Path, target: Path) -> None:
-    """A store file and its write-ahead log (committed changes not yet folded into the file)."""
-    shutil.copyfile(source, target)
-    wal = source.with_name(source.name + ".wal")
-    if wal.exists():  # committed changes not yet folded into the file travel with it
-        shutil.copyfile(wal, target.with_name(target.name + ".wal"))
 
 
 def _remove_store_files(path: Path) -> None:

@@ -29,14 +29,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from core.models.base import Component, LayerPoint
-from core.store import Store
+from core.store import Store, copy_store_file
 from precompute import measure
 from precompute.config import BuildConfig, BuildError
 from precompute.measure_inputs import MeasureInputs, PreparedCorpus, layers_in_memory, \
     modality_lengths
 from precompute.processes import in_processes
 from precompute.provenance import collect_versions
-from precompute.publish import copy_store, staged_store
+from precompute.publish import staged_store
 from precompute.staging import store_lock
 
 log = logging.getLogger("precompute")
@@ -82,7 +82,7 @@ def recompute(store_path: str | Path, run_ids: Sequence[str] | None = None,
     # the store's lock: a build publishing meanwhile would otherwise be overwritten by our copy
     with store_lock(store_path), staged_store(store_path, compact=True) as tmp:
         with Store.open(store_path):  # held open while copying: no writer can start
-            copy_store(store_path, tmp)
+            copy_store_file(store_path, tmp)
         with Store.open(tmp, read_only=False) as store:
             versions = collect_versions()
             done = [recompute_run(store, run_id, options, versions=versions,

@@ -14,7 +14,7 @@ Every part is written to ``<part>.tmp-<pid>`` and renamed into place (after fsyn
 exists is complete: SIGKILL at any moment loses at most the part being written, and a rerun redoes
 exactly the parts that are missing. Parts are keyed by (lang, modality, sentence_id), never by
 item id, so shards computed in different processes (``--shard I/N``, Ray tasks) need no
-coordination; item ids are given when a run is published into the store (``pipeline.publish_job``),
+coordination; item ids are given when a run is published into the store (``publish.publish_job``),
 which takes the store's lock (``store_lock``) so two writers are serialised, and removes the run's
 folder once the store holds it. Reading and writing the Parquet files themselves is
 ``core.store.parts`` (the SQL); this module knows where they are, their job file and the lock.
@@ -98,13 +98,10 @@ class Workspace:
         path.parent.mkdir(parents=True, exist_ok=True)
         return write_atomically(path, lambda tmp: parts.write_part(frame, tmp))
 
-    def read_part(self, run_id: str, *names: str, filters: Mapping[str, Any] | None = None,
-                  where: str = "", params: list | None = None) -> pd.DataFrame:
+    def read_part(self, run_id: str, *names: str,
+                  filters: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """The part's rows whose columns equal ``filters`` (e.g. ``{"layer": 3, "voice_rank": 0}``;
-        none: every row). ``where``/``params`` (``"layer = ? AND voice_rank = ?"``) is the older
-        form of the same equalities, still accepted."""
-        if where:
-            filters = {**parts.filters_from_where(where, params), **(filters or {})}
+        none: every row)."""
         return parts.read_part(self.part(run_id, *names), filters)
 
     def remove_stale_temp_parts(self) -> None:

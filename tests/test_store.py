@@ -473,8 +473,7 @@ def test_int8_vectors_stay_within_half_a_step():
 
 def test_parts_are_read_whole_or_by_equal_columns_only(tmp_path):
     """Parts (a build's Parquet files) are read through parameters: a path with a quote in it is
-    data, a filter names a known column or is refused, and the older ``where`` form still reads
-    the same rows."""
+    data, a filter names a known column or is refused, and a workspace reads its parts the same way."""
     from core.store import parts
     from precompute.staging import Workspace
 
@@ -492,21 +491,12 @@ def test_parts_are_read_whole_or_by_equal_columns_only(tmp_path):
     with pytest.raises(ValueError, match="cannot be filtered"):
         parts.read_part(path, {'layer" = 0 OR "layer': 1})
 
-    assert parts.filters_from_where("layer = ? AND voice_rank = ?", [3, 1]) == {
-        "layer": 3, "voice_rank": 1}
-    for where, params in (("layer > ?", [1]), ("layer = ? OR voice_rank = ?", [1, 0]),
-                          ("layer = ?", [])):
-        with pytest.raises(ValueError, match="pass filters"):
-            parts.filters_from_where(where, params)
-
     workspace = Workspace(tmp_path / "lens.duckdb")
     workspace.write_part(frame, "run", "activations", "enc", "eng_Latn")
     assert not list(workspace.job_dir("run").rglob("*.tmp-*"))
     by_filters = workspace.read_part("run", "activations", "enc", "eng_Latn",
                                      filters={"layer": 1, "voice_rank": 1})
-    by_where = workspace.read_part("run", "activations", "enc", "eng_Latn",
-                                   where="layer = ? AND voice_rank = ?", params=[1, 1])
-    assert by_filters.value.tolist() == by_where.value.tolist() == [4.0]
+    assert by_filters.value.tolist() == [4.0]
 
 
 def test_copy_store_file_takes_the_write_ahead_log_along(tmp_path):

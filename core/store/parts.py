@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +83,3 @@ def quote_identifier(column: str) -> str:
         raise ValueError(f"parts cannot be filtered on {column!r}; known columns: "
                          f"{sorted(FILTER_COLUMNS)}")
     return '"' + column.replace('"', '""') + '"'
-
-
-_EQUALS = re.compile(r"^\s*(\w+)\s*=\s*\?\s*$")
-
-
-def filters_from_where(where: str, params: Sequence[Any] | None) -> dict[str, Any]:
-    """``{column: value}`` from the older ``where="a = ? AND b = ?"`` form with its ``params``;
-    anything but equalities joined by AND is refused (ValueError). For callers not yet passing
-    ``filters``."""
-    if not where:
-        return {}
-    clauses = re.split(r"\s+AND\s+", where.strip(), flags=re.IGNORECASE)
-    matches = [_EQUALS.match(clause) for clause in clauses]
-    values = list(params or [])
-    if not all(matches) or len(values) != len(clauses):
-        raise ValueError(f"cannot read parts where {where!r} with {len(values)} values: pass "
-                         "filters={column: value} instead")
-    return {match.group(1): value for match, value in zip(matches, values)}
