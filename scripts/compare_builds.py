@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,9 @@ DEFAULT_MODELS = ("whisper-tiny-random", "e5-tiny-random", "seamless-m4t-v2-tiny
                   "qwen2-audio-tiny-random", "sonar-tiny-random", "salmonn-tiny-random")
 # Columns that record when or where a build ran, not what it computed.
 PROVENANCE_COLUMNS = {"runs": ("created_at", "finished_at", "versions", "config")}
-VOLATILE_CONFIG_KEYS = ("out", "speech_cache", "git_commit", "git_dirty", "elapsed_s", "timings")
+VOLATILE_CONFIG_KEYS = ("out", "speech_cache", "command_line", "git_commit", "git_dirty", "elapsed_s",
+                        "timings")
+TEMP_PATH = re.compile(r"/[^\s\"()]*compare-builds-[^\s\"()]*|/tmp/[^\s\"()]+")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +122,8 @@ def stable_config(text: str) -> str:
     config = json.loads(text) if isinstance(text, str) else dict(text)
     for key in VOLATILE_CONFIG_KEYS:
         config.pop(key, None)
-    return json.dumps(config, sort_keys=True, default=str)
+    # where each build ran (its worktree, its speech cache) is not what it computed
+    return TEMP_PATH.sub("<path>", json.dumps(config, sort_keys=True, default=str))
 
 
 def compare_frames(a: pd.DataFrame, b: pd.DataFrame, *, atol: float) -> list[str]:
@@ -151,9 +155,15 @@ def cell_equal(x, y) -> bool:
         return bytes(x) == bytes(y)
     if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
         return np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
-    if x is None or (isinstance(x, float) and np.isnan(x)):
-        return y is None or (isinstance(y, float) and np.isnan(y))
+    missing_x, missing_y = is_missing(x), is_missing(y)
+    if missing_x or missing_y:
+        return missing_x and missing_y
     return bool(x == y)
+
+
+def is_missing(value) -> bool:
+    """None, NaN, NaT or pd.NA (a scalar); lists and dicts are never missing."""
+    return bool(np.ndim(value) == 0 and not isinstance(value, (dict, str, bytes)) and pd.isna(value))
 
 
 if __name__ == "__main__":
