@@ -16,6 +16,7 @@ import torch
 
 from core.models import common
 from core.models import seamless as S
+from core.models.seamless import adapter as seamless_adapter
 from core.models.base import ModelTooLargeError, UnsupportedLanguageError, pool_token_states
 
 LANG = "deu_Latn"
@@ -183,7 +184,8 @@ def test_speech_padding_does_not_change_pooled_vectors(which, request):
 def test_the_padding_case_is_real_without_the_adaptor_hooks(v2, monkeypatch):
     """Guards the test above: without zeroing padded frames before the adaptor's convolutions, the
     short clip's adapted state does change when batched (so the test above can fail)."""
-    monkeypatch.setattr(S, "zero_adaptor_padding", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(seamless_adapter, "zero_adaptor_padding",
+                        lambda *a, **k: contextlib.nullcontext())
     short, long = _noise(SHORT, 1), _noise(LONG, 2)
     alone = v2.pooled_states(S.SPEECH_ENCODER, [short], [LANG])
     batched = v2.pooled_states(S.SPEECH_ENCODER, [long, short], [LANG, LANG], batch_size=2)

@@ -1,77 +1,15 @@
-"""SeamlessM4T adapter (v2 ``SeamlessM4Tv2Model`` and v1 ``SeamlessM4TModel``, one code path).
-
-The reference study (Lee et al., arXiv 2411.17666) analyses SeamlessM4T v2. Components, in order
-(see docs/models/seamless.md):
-
-``speech_encoder`` (speech)
-    Point 0 ``feature projection`` (stage ``frontend``): the w2v-BERT feature projection of the
-    stacked log-mel fbank (the input of conformer layer 1). Points 1..N ``conformer i`` (stage
-    ``encoder``): each conformer layer's output. Last point ``length adaptor`` (stage
-    ``length_adaptor``, its own space ``<name>/speech_encoder_adapted``): the speech encoder's output
-    after intermediate FFN + strided adaptor + ``inner_layer_norm``, i.e. what the text decoder
-    cross-attends to. Conformer frames are 20 ms (fbank hop 160 samples x feature-extractor stride
-    2); adapted frames are ``adaptor_stride`` (8) times longer. transformers replaces the speech
-    encoder's ``hidden_states[-1]`` by the adapted output, so the conformer layers are read by forward
-    hooks (``common.record_layer_states``; always removed, also when the forward raises).
-    Conformer points are pooled over the frames the feature extractor marks real; the adapted point
-    over the first ``floor((L + 2*(k//2) - k) / s) + 1`` frames (L real conformer frames, adaptor
-    kernel k and stride s: ``_compute_sub_sample_lengths_from_attention_mask``). ``n_positions``
-    records both lengths per item.
-
-    Padding: the adaptor's strided convolutions read the LayerNorm-ed conformer states of padded
-    frames into a short clip's last adapted frame when it is batched with a longer one (Hugging
-    Face only masks the adaptor's attention). While the speech encoder runs, forward hooks on the
-    adaptor's two pre-convolution LayerNorms zero those padded frames: exactly the convolution's own
-    zero padding that the clip sees when encoded alone. So a clip's states never depend on its batch.
-
-``text_encoder`` (text)
-    Input ``__<lang>__ <sentence tokens> </s>`` (the tokenizer's source-language format). Point 0
-    ``embedding`` (stage ``frontend``): scaled token embedding + sinusoidal positions (the input of
-    layer 1); points 1..N the encoder layers. Pooled over the sentence tokens only (not the language
-    token, not ``</s>``, never padding).
-
-``text_decoder_text`` (text) and ``text_decoder_speech`` (speech)
-    The text decoder teacher-forced on the sentence itself in the input language: decoder input
-    ``</s> __<lang>__ <sentence tokens>`` (``</s>`` is ``decoder_start_token_id``, the language token
-    is what ``generate(tgt_lang=<lang>)`` forces; no final ``</s>`` is fed), cross-attending to the
-    text encoder output (``text_decoder_text``) or to the speech encoder output after the length
-    adaptor (``text_decoder_speech``, with the adapted frames' mask). Point 0 ``embedding`` (stage
-    ``frontend``: token embedding + positions, which holds no context, so it is identical across the
-    two components when the same target is fed), points 1..N the decoder layers (stage
-    ``decoder``); both write into one space ``<name>/text_decoder``. Pooled over the positions whose
-    input is a sentence token (position k has read the sentence up to token k).
-
-    The forced target of ``text_decoder_speech`` is ``targets=`` (one text per waveform: pass the
-    reference sentence, as the text side is fed) to ``extract``/``pooled_states``/``token_states``;
-    without it the model's own greedy transcript in the input language is used (at least one
-    token), and ``info()`` / the component's ``conditioning`` say so.
-
-Layers are the raw block outputs (the stacks' final ``layer_norm`` is not applied to the last
-layer; conformer layers end in their own LayerNorm). Depths run along each modality's whole path:
-speech = speech encoder then decoder, text = text encoder then decoder.
-
-Languages: corpus codes are FLORES-200 (``deu_Latn``); Seamless uses ``deu``, ``cmn``,
-``cmn_Hant``... ``seamless_language`` maps them (script stripped; ``zho_Hans``/``cmn_Hans`` ->
-``cmn``, ``zho_Hant`` -> ``cmn_Hant``, ``zsm_Latn`` -> ``zlm``, Seamless's only Malay text token) and
-checks the model's text-language list (``generation_config.text_decoder_lang_to_code_id``, else the
-tokenizer's ``__xxx__`` tokens). Every component refuses a language without a text-language token
-(the decoders need it; the speech encoder refuses too so that all components cover the same set).
-"""
+"""``SeamlessAdapter``: SeamlessM4T (v2 or v1) as speech_encoder, text_encoder and the text decoder
+fed text or speech (see the package docstring)."""
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from core import languages
 from core.models.base import (
     Component,
     Extraction,
@@ -81,191 +19,28 @@ from core.models.base import (
     UnsupportedLanguageError,
     path_points,
 )
-from core.device import pick_device
 from core.pooling import pool
 from core.models.common import (
-    batches, check_fits, meta_parameter_count, check_inputs, count_parameters, package_versions,
-    pick_dtype, prepare_waveform, quiet_transformers, record_layer_states,
+    batches, check_inputs, count_parameters, package_versions, prepare_waveform,
+    quiet_transformers, record_layer_states,
 )
-from core.models.hub import fit_and_place, read_config
-
-SAMPLING_RATE = 16_000
-#: SeamlessM4TFeatureExtractor: Kaldi fbank, 25 ms window, 10 ms hop, ``center=False`` (hard-coded
-#: in its ``_extract_fbank_features``); consecutive ``stride`` frames are then stacked.
-FBANK_WINDOW_SAMPLES = 400
-FBANK_HOP_SAMPLES = 160
+from core.models.seamless.config import (
+    FBANK_HOP_SAMPLES,
+    FBANK_WINDOW_SAMPLES,
+    MODEL_TYPES,
+    SAMPLING_RATE,
+)
+from core.models.seamless.hooks import zero_adaptor_padding
+from core.models.seamless.tokenizer import LANG_TOKEN, seamless_language
 
 SPEECH_ENCODER = "speech_encoder"
 TEXT_ENCODER = "text_encoder"
 TEXT_DECODER_TEXT = "text_decoder_text"
 TEXT_DECODER_SPEECH = "text_decoder_speech"
 COMPONENT_NAMES = (SPEECH_ENCODER, TEXT_ENCODER, TEXT_DECODER_TEXT, TEXT_DECODER_SPEECH)
-MODEL_TYPES = ("seamless_m4t_v2", "seamless_m4t")
 
 #: generous speech rate in Seamless tokens for the fallback transcript (cuts decoding loops)
 TRANSCRIPT_TOKENS_PER_SECOND = 12.0
-
-#: The 98 text language codes of SeamlessM4T v1/v2 large (``special_tokens_map.json`` of
-#: facebook/seamless-m4t-v2-large), as the language table's ``seamless`` column holds them. Loaded
-#: models use their own list (their tokenizer's); this one builds the tiny random tokenizer.
-SEAMLESS_TEXT_LANGUAGES: tuple[str, ...] = tuple(sorted(
-    {languages.family_code(lang, "seamless") for lang in languages.family_languages("seamless")}))
-
-_LANG_TOKEN = re.compile(r"^__([a-z]{3}(?:_[A-Z][a-z]{3})?)__$")
-
-
-def seamless_language(lang: str, known: Sequence[str]) -> str:
-    """Corpus code (FLORES-200 ``deu_Latn``) or Seamless code (``deu``) -> the Seamless code.
-
-    ``known`` are the model's text languages (its tokenizer's); tried in order: ``lang`` itself,
-    the language table's Seamless code, the ISO 639-3 part of ``lang``. Raises
-    ``UnsupportedLanguageError`` naming ``lang`` and the supported codes.
-    """
-    known_set = set(known)
-    candidates = [lang, languages.family_code(lang, "seamless"), lang.split("_", 1)[0]]
-    for code in candidates:
-        if code and code in known_set:
-            return code
-    # the codes a reader would not guess from the ISO part: aliases and renamed languages
-    renamed = [c for c in [*languages.family_languages("seamless"), *languages.ALIASES]
-               if c in languages.ALIASES or languages.family_code(c, "seamless") != c.split("_", 1)[0]]
-    flores = sorted(c for c in renamed if languages.family_code(c, "seamless") in known_set)
-    raise UnsupportedLanguageError(
-        f"SeamlessM4T has no text language for {lang!r} (tried "
-        f"{', '.join(dict.fromkeys(c for c in candidates if c))}). Supported: FLORES-200 codes whose "
-        f"ISO 639-3 part is one of {', '.join(sorted(known_set))}; also {', '.join(flores)}")
-
-
-# --------------------------------------------------------------------------------------------------
-# Configurations
-
-
-def tiny_random_config(model_type: str = "seamless_m4t_v2", *, vocab_size: int):
-    """A few layers, small widths, the real audio front end (80 mel bins x stride 2 = 160 inputs) and
-    the real adaptor (kernel 8, stride 8). Tests and demos only."""
-    common: dict[str, Any] = dict(
-        vocab_size=vocab_size, hidden_size=32, encoder_layers=2, decoder_layers=2,
-        speech_encoder_layers=3, encoder_attention_heads=2, decoder_attention_heads=2,
-        speech_encoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        speech_encoder_intermediate_size=64, conv_depthwise_kernel_size=7,
-        max_position_embeddings=1024, t2u_vocab_size=32, t2u_encoder_layers=1, t2u_decoder_layers=1,
-        t2u_encoder_ffn_dim=32, t2u_decoder_ffn_dim=32, t2u_encoder_attention_heads=2,
-        t2u_decoder_attention_heads=2, t2u_max_position_embeddings=64, unit_embed_dim=16,
-        unit_hifi_gan_vocab_size=16, upsample_initial_channel=16, upsample_rates=(2, 2),
-        upsample_kernel_sizes=(4, 4), resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),),
-        lang_embed_dim=8, spkr_embed_dim=8, vocoder_num_langs=4, vocoder_num_spkrs=4,
-    )
-    if model_type == "seamless_m4t_v2":
-        from transformers import SeamlessM4Tv2Config
-
-        return SeamlessM4Tv2Config(**common, char_vocab_size=32, t2u_variance_predictor_embed_dim=32,
-                                   t2u_variance_predictor_hidden_dim=16)
-    if model_type == "seamless_m4t":
-        from transformers import SeamlessM4TConfig
-
-        return SeamlessM4TConfig(**common)
-    raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
-
-
-def real_size_random_config():
-    """The architecture of facebook/seamless-m4t-v2-large (its config.json equals transformers'
-    ``SeamlessM4Tv2Config`` defaults: width 1024, 24 conformer / 24 encoder / 24 decoder layers,
-    vocabulary 256102, adaptor kernel = stride = 8), for benchmarks with random weights."""
-    from transformers import SeamlessM4Tv2Config
-
-    return SeamlessM4Tv2Config()
-
-
-def _model_class(model_type: str):
-    if model_type == "seamless_m4t_v2":
-        from transformers import SeamlessM4Tv2Model
-
-        return SeamlessM4Tv2Model
-    if model_type == "seamless_m4t":
-        from transformers import SeamlessM4TModel
-
-        return SeamlessM4TModel
-    raise ValueError(f"not a SeamlessM4T model_type: {model_type!r} (expected one of {MODEL_TYPES})")
-
-
-def estimate_parameters(config) -> int:
-    """Exact parameter count of the whole model (speech generation included), built on the meta
-    device: no memory, about a second for v2 large."""
-    return meta_parameter_count(_model_class(config.model_type), config)
-
-
-# --------------------------------------------------------------------------------------------------
-# Tokenizer and features for the tiny random model
-
-
-def _tiny_characters() -> list[str]:
-    ranges = [(0x21, 0x7F), (0xC0, 0x180), (0x391, 0x3CA), (0x400, 0x460)]
-    return [chr(c) for lo, hi in ranges for c in range(lo, hi) if chr(c).isprintable()]
-
-
-def build_tiny_tokenizer(languages: Sequence[str] = SEAMLESS_TEXT_LANGUAGES):
-    """A character-level ``SeamlessM4TTokenizer`` built offline (no files): the real class,
-    normaliser and ``▁`` word marker, the specials ``<pad>=0 <unk>=1 <s>=2 </s>=3`` that the
-    SeamlessM4T configs expect, ASCII/Latin/Greek/Cyrillic characters (others are ``<unk>``), and
-    the language tokens ``__eng__``... as additional special tokens."""
-    from transformers import SeamlessM4TTokenizer
-
-    vocab = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3}
-    for char in ["▁", *_tiny_characters()]:
-        vocab.setdefault(char, len(vocab))
-    with quiet_transformers():
-        return SeamlessM4TTokenizer(vocab=vocab, merges=[], src_lang="eng", tgt_lang="eng",
-                                    additional_special_tokens=[f"__{c}__" for c in languages])
-
-
-def build_feature_extractor():
-    from transformers import SeamlessM4TFeatureExtractor
-
-    return SeamlessM4TFeatureExtractor(feature_size=80, num_mel_bins=80, sampling_rate=SAMPLING_RATE,
-                                       padding_value=0.0, stride=2)
-
-
-# --------------------------------------------------------------------------------------------------
-# Hooks
-
-
-@contextmanager
-def zero_adaptor_padding(speech_encoder: nn.Module, frame_mask: torch.Tensor | None
-                         ) -> Iterator[None]:
-    """While active, padded conformer frames enter the adaptor's strided convolutions as zeros.
-
-    The adaptor LayerNorms its input before each convolution, so padded frames would otherwise read
-    as LayerNorm(state of a padded frame) into the last real adapted frame; zeros are what the
-    convolution's own padding gives a clip encoded alone. Hooks are removed on exit, also on error.
-    """
-    adapter = getattr(speech_encoder, "adapter", None)
-    handles = []
-    if adapter is not None and frame_mask is not None and not bool(frame_mask.all()):
-        keep = frame_mask.to(torch.bool).unsqueeze(-1)
-
-        def zero(_module, _args, output):
-            if output.shape[:2] != keep.shape[:2]:
-                raise RuntimeError(f"adaptor input {tuple(output.shape)} does not match the frame "
-                                   f"mask {tuple(keep.shape)}")
-            return output.masked_fill(~keep.to(output.device), 0.0)
-
-        layer = adapter.layers[0]
-        modules = (layer.residual_layer_norm, layer.self_attn_layer_norm)
-        try:
-            handles = [m.register_forward_hook(zero) for m in modules]
-        except Exception:
-            for handle in handles:
-                handle.remove()
-            raise
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-# --------------------------------------------------------------------------------------------------
-# The adapter
 
 
 @dataclass
@@ -426,7 +201,7 @@ class SeamlessAdapter(ModelAdapter):
             return {code: int(i) for code, i in table.items()}
         ids = {}
         for token in getattr(self.tokenizer, "all_special_tokens", []):
-            match = _LANG_TOKEN.match(token)
+            match = LANG_TOKEN.match(token)
             if match:
                 ids[match.group(1)] = int(self.tokenizer.convert_tokens_to_ids(token))
         return ids
@@ -708,79 +483,3 @@ class SeamlessAdapter(ModelAdapter):
                 ids = self._generate_ids(waves[part], list(langs[part]), max_new_tokens=max_new_tokens)
                 texts += [self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in ids]
         return texts
-
-
-# --------------------------------------------------------------------------------------------------
-# Loading
-
-
-def _load_pretrained(source: str, device: str, dtype: torch.dtype):
-    config = read_config(source, "Pass a local directory holding config.json, the safetensors, "
-                                 "the tokenizer and preprocessor_config.json, or use "
-                                 "'seamless-m4t-v2-tiny-random'")
-    cls = _model_class(config.model_type)
-    n_parameters = estimate_parameters(config)
-    kwargs = fit_and_place(source, n_parameters, dtype, device, spread=False)
-    with quiet_transformers():
-        model = cls.from_pretrained(source, **kwargs)
-    try:
-        from transformers import AutoProcessor
-
-        processor = AutoProcessor.from_pretrained(source)
-        tokenizer, features = processor.tokenizer, processor.feature_extractor
-    except (OSError, ValueError, AttributeError):
-        from transformers import AutoTokenizer, SeamlessM4TFeatureExtractor
-
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        features = SeamlessM4TFeatureExtractor.from_pretrained(source)
-    return model, tokenizer, features, {"weights": f"from_pretrained({source!r})"}, n_parameters
-
-
-def _build_random(model_type: str, seed: int, device: str, dtype: torch.dtype, real_size: bool):
-    tokenizer = build_tiny_tokenizer()
-    if real_size:
-        config = real_size_random_config()
-        if model_type != config.model_type:
-            raise ValueError("real_size=True builds the v2 large architecture only")
-    else:
-        config = tiny_random_config(model_type, vocab_size=len(tokenizer))
-    n_parameters = estimate_parameters(config)
-    check_fits(f"random {model_type}", n_parameters, dtype, device)
-    cls = _model_class(model_type)
-    with torch.random.fork_rng(devices=[]), quiet_transformers():
-        torch.manual_seed(seed)
-        model = cls(config)
-    lang_ids = {c: int(tokenizer.convert_tokens_to_ids(f"__{c}__")) for c in SEAMLESS_TEXT_LANGUAGES}
-    model.generation_config.text_decoder_lang_to_code_id = lang_ids
-    model.generation_config.decoder_start_token_id = config.decoder_start_token_id
-    source = {"weights": f"random (seed {seed}) for tests/demos only",
-              "random_config": "real size (v2 large)" if real_size else "tiny",
-              "tokenizer": "character-level, built offline"}
-    return model, tokenizer, build_feature_extractor(), source, n_parameters
-
-
-def load_seamless(*, name: str, device: str | None = None, source: str | None = None,
-                  random: bool = False, dtype: str | torch.dtype | None = None, seed: int = 0,
-                  model_type: str = "seamless_m4t_v2", real_size: bool = False,
-                  **kw: Any) -> SeamlessAdapter:
-    """Factory behind the registry: an HF id / local directory (``source``), or random weights.
-
-    ``random=True`` builds a tiny random model (``model_type`` v2 or ``seamless_m4t`` for v1), or
-    with ``real_size=True`` the v2 large architecture. Real weights load in bfloat16 on CUDA (with
-    ``device_map``) and float32 on CPU unless ``dtype`` says otherwise; the memory is checked first.
-    """
-    if kw:
-        raise TypeError(f"load_seamless got unexpected arguments: {', '.join(sorted(kw))}")
-    if random == (source is not None):
-        raise ValueError("give exactly one of source=<HF id or directory> or random=True")
-    device = pick_device(device)
-    if random:
-        resolved = pick_dtype(dtype, device)
-        model, tokenizer, features, info, n_parameters = _build_random(
-            model_type, seed, device, resolved, real_size)
-    else:
-        resolved = pick_dtype(dtype, device, default_cuda=torch.bfloat16)
-        model, tokenizer, features, info, n_parameters = _load_pretrained(str(source), device,
-                                                                          resolved)
-    return SeamlessAdapter(model, tokenizer, features, name=name, device=device, dtype=resolved,
-                           source=info, n_parameters=n_parameters)

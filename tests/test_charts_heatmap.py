@@ -1,0 +1,91 @@
+"""Heatmap builders: language order, axis labels, mirrored same-modality grids, NaN gaps,
+diverging colours around zero, and the baseline summary."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.charts.heatmap import baseline_summary, heatmap_figure
+from dashboard.charts.theme import LEVEL_COLOURS
+from chart_fixtures import LEVEL_ORDER, languages, metric_row, metric_rows, tables, traces_of
+from synthetic_store import NAN_CELL
+
+
+def test_heatmap_text_speech_orders_languages_and_labels_axes(tables, languages):
+    rows = metric_rows(tables, pairing="text-speech", layer=2)
+    fig = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                         layer_label="block 2")
+    (heat,) = traces_of(fig, "heatmap")
+    z = np.asarray(heat.z, dtype=float)
+    assert z.shape == (6, 6)
+    # Rows = text language, columns = speech language, both in resource order.
+    expected = rows.set_index(["lang_a", "lang_b"])["value"]
+    assert z[0, 3] == pytest.approx(expected[("eng_Latn", "hin_Deva")])
+    assert z[3, 0] == pytest.approx(expected[("hin_Deva", "eng_Latn")])
+    names = [t.split(">")[1].split("<")[0] for t in fig.layout.xaxis.ticktext]
+    assert names == ["English", "German", "Spanish", "Hindi", "Swahili", "Yoruba"]
+    assert "speech language" in fig.layout.xaxis.title.text
+    assert "text language" in fig.layout.yaxis.title.text
+    assert fig.layout.yaxis.autorange == "reversed"
+    assert "block 2" in fig.layout.title.text and "text-speech" in fig.layout.title.text
+    # Tick labels coloured by level; white separators between the three level groups on both axes.
+    assert LEVEL_COLOURS["low"] in fig.layout.xaxis.ticktext[-1]
+    assert len(fig.layout.shapes) == 4
+    # Hover carries value, CI, baseline and n.
+    hover = heat.hovertext[0][3]
+    for part in ("value:", "95% CI", "shuffled baseline", "n = 200"):
+        assert part in hover
+
+
+def test_heatmap_same_modality_is_mirrored_and_nan_stays_a_gap(tables, languages):
+    pairing, metric, layer, lang_a, lang_b = NAN_CELL
+    rows = metric_rows(tables, metric=metric, pairing=pairing, layer=layer)
+    assert rows[["lang_a", "lang_b"]].apply(tuple, axis=1).nunique() == 15  # one triangle stored
+    fig = heatmap_figure(rows, languages, pairing=pairing, metric=metric)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    finite = np.isfinite(z)
+    np.testing.assert_array_equal(z[finite], z.T[finite])
+    assert not finite.diagonal().any()  # a language with itself is not stored for same-modality
+    i, j = LEVEL_ORDER.index(lang_a), LEVEL_ORDER.index(lang_b)
+    assert np.isnan(z[i, j]) and np.isnan(z[j, i])
+    assert "value: <b>n/a</b>" in fig.data[0].hovertext[i][j]
+    json.loads(fig.to_json())  # NaN serialises
+
+
+def test_heatmap_minus_baseline_is_diverging_around_zero(tables, languages):
+    rows = metric_rows(tables, pairing="text-speech", layer=0)
+    fig = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                         view="minus_baseline")
+    heat = fig.data[0]
+    assert heat.zmid == 0.0
+    first = rows[(rows.lang_a == "eng_Latn") & (rows.lang_b == "eng_Latn")].iloc[0]
+    assert heat.z[0][0] == pytest.approx(first.value - first.baseline_mean)
+
+
+def test_heatmap_respects_language_subset(tables, languages):
+    rows = metric_rows(tables, pairing="text-speech", layer=1)
+    fig = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                         langs=["yor_Latn", "eng_Latn"])
+    assert np.asarray(fig.data[0].z).shape == (2, 2)
+    assert "English" in fig.layout.yaxis.ticktext[0]
+
+
+def test_heatmap_without_rows_explains_instead_of_raising(languages):
+    empty = pd.DataFrame([metric_row()]).iloc[0:0]
+    fig = heatmap_figure(empty, languages, pairing="text-text", metric="svcca")
+    assert len(fig.data) == 0
+    assert "No metric values" in fig.layout.annotations[0].text
+
+
+def test_baseline_summary_matches_the_rows(tables):
+    rows = metric_rows(tables, pairing="text-text", layer=3)
+    summary = baseline_summary(rows)
+    assert list(summary["pairing"]) == ["text-text"]
+    assert summary.loc[0, "cells"] == len(rows)
+    assert summary.loc[0, "baseline mean"] == pytest.approx(rows["baseline_mean"].mean(), abs=1e-4)
+    assert summary.loc[0, "baseline max"] == pytest.approx(rows["baseline_mean"].max(), abs=1e-4)
+    assert baseline_summary(rows.iloc[0:0]).empty

@@ -1,0 +1,124 @@
+"""Layer curves and pairing curves: one line per language, baselines, confidence bands,
+NaN values, and the pairing series with jointly bootstrapped errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.charts.layer_curves import layer_curves_figure, pairing_curves_figure, pairing_series
+from dashboard.charts.theme import FAMILY_COLOURS
+from chart_fixtures import data_lines, languages, metric_row, metric_rows, tables, traces_of
+from synthetic_store import LAYER_NAMES, NAN_CELL
+
+
+def test_layer_curves_one_line_per_language_with_baseline(tables, languages):
+    rows = metric_rows(tables)
+    fig = layer_curves_figure(rows, languages, metric="svcca", layer_names=LAYER_NAMES)
+    lines = data_lines(fig)
+    baseline = [t for t in lines if t.legendgroup == "baseline"]
+    language_lines = [t for t in lines if t.legendgroup != "baseline"]
+    assert len(baseline) == 1 and baseline[0].line.dash == "dash"
+    assert [t.name for t in language_lines] == ["English", "German", "Spanish", "Hindi", "Swahili",
+                                                "Yoruba"]
+    assert [t.legendgroup for t in language_lines] == ["high"] * 3 + ["medium"] + ["low"] * 2
+    english = rows[(rows.pairing == "text-speech") & (rows.lang_a == "eng_Latn")
+                   & (rows.lang_b == "eng_Latn")].sort_values("layer_a")
+    np.testing.assert_allclose(language_lines[0].y, english["value"])
+    assert list(fig.layout.xaxis.ticktext) == list(LAYER_NAMES)
+    assert fig.layout.xaxis.title.text == "layer"
+    assert "svcca" in fig.layout.yaxis.title.text
+    assert [t for t in traces_of(fig) if t.fill == "toself"] == [traces_of(fig)[0]]  # baseline band
+    english_rows = english.reset_index(drop=True)
+    np.testing.assert_allclose(language_lines[0].error_y.array,
+                               english_rows["ci_high"] - english_rows["value"])
+    np.testing.assert_allclose(language_lines[0].error_y.arrayminus,
+                               english_rows["value"] - english_rows["ci_low"])
+
+
+def test_layer_curves_without_ci_and_on_relative_depth(tables, languages):
+    rows = metric_rows(tables)
+    fig = layer_curves_figure(rows, languages, metric="svcca", show_ci=False, x_axis="depth")
+    assert all(t.error_y.array is None for t in data_lines(fig))
+    assert "relative depth" in fig.layout.xaxis.title.text
+    xs = np.concatenate([np.asarray(t.x, dtype=float) for t in data_lines(fig)])
+    assert xs.min() == 0.0 and xs.max() == 1.0
+
+
+def test_layer_curves_survive_nan_values(languages):
+    rows = pd.DataFrame([metric_row(layer_a=layer, layer_b=layer, depth=layer / 2, value=value,
+                              ci_low=np.nan, ci_high=np.nan)
+                         for layer, value in enumerate([0.2, np.nan, 0.6])])
+    fig = layer_curves_figure(rows, languages, metric="svcca", view="raw")
+    english = [t for t in data_lines(fig) if t.name == "English"][0]
+    assert np.isnan(english.y[1]) and english.connectgaps is False
+    json.loads(fig.to_json())
+
+
+def test_layer_curves_residualised_has_no_shuffled_baseline(tables, languages):
+    fig = layer_curves_figure(metric_rows(tables), languages, metric="svcca",
+                              view="residualised")
+    assert not [t for t in fig.data if t.legendgroup == "baseline"]
+    assert "length-residualised" in fig.layout.yaxis.title.text
+
+
+def test_pairing_series_means_and_confidence(tables):
+    rows = metric_rows(tables).drop(columns="resamples")  # no bootstrap values: independent rows
+    series = pairing_series(rows)
+    # every family but the voice change (these rows have no second voice)
+    assert set(series["series"]) == set(FAMILY_COLOURS) - {
+        "speech-speech (same language, another voice)"}
+    assert set(series["ci_method"]) == {"independent rows (no bootstrap values)"}
+    layer = 2
+    text_text = rows[(rows.pairing == "text-text") & (rows.layer_a == layer)]["value"].dropna()
+    got = series[(series.series == "text-text (cross-lingual)") & (series.layer_a == layer)].iloc[0]
+    assert got["mean"] == pytest.approx(text_text.mean())
+    assert got["pairs"] == len(text_text)
+    half = 1.959963984540054 * text_text.std() / np.sqrt(len(text_text))
+    assert got["ci_high"] - got["mean"] == pytest.approx(half)
+    same = rows[(rows.pairing == "text-speech") & (rows.lang_a == rows.lang_b) & (rows.layer_a == 0)]
+    got_same = series[(series.series == "text-speech (same language)") & (series.layer_a == 0)]
+    assert got_same.iloc[0]["pairs"] == len(same) == 6
+    # the NaN cell is left out of its family's mean rather than poisoning it
+    pairing, metric, nan_layer, _, _ = NAN_CELL
+    speech = series[(series.series == "speech-speech (cross-lingual)") & (series.layer_a == nan_layer)]
+    assert speech.iloc[0]["pairs"] == 14 and np.isfinite(speech.iloc[0]["mean"])
+
+
+def test_pairing_series_bootstraps_shared_errors_jointly(tables):
+    """Rows whose bootstrap values move together (the same sentences): the interval of their mean
+    is as wide as one row's, not sqrt(pairs) times narrower as independence would claim."""
+    from core.store.vectors import encode_resamples
+
+    rows = metric_rows(tables)
+    rows = rows[(rows.pairing == "text-text") & rows["value"].notna()].copy()
+    shared = np.random.default_rng(0).standard_normal(200) * 0.05
+    rows["resamples"] = [encode_resamples(v + shared) for v in rows["value"]]
+    series = pairing_series(rows)
+    got = series[series.layer_a == 2].iloc[0]
+    assert got["ci_method"] == "joint bootstrap"
+    assert got["ci_high"] - got["mean"] == pytest.approx(1.96 * shared.std(ddof=1), rel=0.02)
+    minus = pairing_series(rows, view="minus_baseline")
+    assert minus[minus.layer_a == 2].iloc[0]["ci_high"] - minus[minus.layer_a == 2].iloc[0]["mean"] \
+        == pytest.approx(1.96 * shared.std(ddof=1), rel=0.02)
+
+
+def test_pairing_curves_figure_has_four_families_and_their_baselines(tables):
+    fig = pairing_curves_figure(metric_rows(tables), metric="svcca",
+                                layer_names=LAYER_NAMES)
+    solid = [t for t in data_lines(fig) if t.line.dash is None]
+    dashed = [t for t in data_lines(fig) if t.line.dash == "dash"]
+    assert [t.name for t in solid] == list(FAMILY_COLOURS)[:4]
+    assert len(dashed) == 4
+    assert len([t for t in fig.data if t.fill == "toself"]) == 4
+    no_ci = pairing_curves_figure(metric_rows(tables), metric="svcca", show_ci=False)
+    assert not [t for t in no_ci.data if t.fill == "toself"]
+    assert list(fig.layout.xaxis.ticktext) == list(LAYER_NAMES)
+
+
+def test_pairing_curves_empty(languages):
+    fig = pairing_curves_figure(pd.DataFrame([metric_row()]).iloc[0:0], metric="svcca")
+    assert len(fig.data) == 0 and fig.layout.annotations
