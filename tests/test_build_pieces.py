@@ -224,34 +224,37 @@ def _tiny_argv(out: Path, cache: Path, *extra: str) -> list[str]:
 
 def test_sigkill_at_random_moments_then_rerun_gives_the_uninterrupted_store(tmp_path):
     """Kill the build (SIGKILL) at random moments, a few times, rerunning the same command each
-    time; the store it finally publishes equals an uninterrupted build's, row for row."""
+    time; the store it finally publishes equals an uninterrupted build's, row for row.
+
+    The moments are set by the build's progress, not by the clock: each run is killed once one to
+    three new parts have appeared (plus a random pause of up to 0.2 s, so some kills land inside
+    the next step), so how many kills happen does not depend on how fast the machine is."""
     cache = tmp_path / "speech"
     reference = tmp_path / "reference.duckdb"
-    started = time.monotonic()
     subprocess.run(_tiny_argv(reference, cache), cwd=REPO_ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    duration = time.monotonic() - started  # only to spread the kill moments over a build
 
     out = tmp_path / "killed.duckdb"
+    parts = staging.parts_root(out)
+
+    def n_parts() -> int:
+        return sum(1 for _ in parts.rglob("*.parquet")) if parts.exists() else 0
+
     rng = random.Random(10)
     killed_mid_build = 0
-    for _ in range(8):
+    for _ in range(12):
         process = subprocess.Popen(_tiny_argv(out, cache), cwd=REPO_ROOT,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        started = time.monotonic()
-        deadline = started + rng.uniform(0.1, 0.9) * duration
-        while process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if process.poll() is not None:  # finished first (the speech cache is warm now): retry
+        target = n_parts() + rng.randint(1, 3)
+        while process.poll() is None and n_parts() < target:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.2))
+        if process.poll() is not None:  # published before the kill: nothing left to resume
             assert process.returncode == 0
-            duration = time.monotonic() - started
-            out.unlink()
-            continue
+            break
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         killed_mid_build += 1
-        if out.exists():  # killed after publishing: nothing left to resume
-            break
     assert killed_mid_build >= 3
     done = subprocess.run(_tiny_argv(out, cache), cwd=REPO_ROOT, capture_output=True, text=True,
                           check=False)
