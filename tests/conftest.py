@@ -20,7 +20,8 @@ TINY_STORE_MODEL = "whisper-tiny-random"
 
 
 #: The folder beside the project root with golden vectors and real FLORES-200 / FLEURS data; a
-#: fresh clone may not have it, so reach it only through the ``shared_data`` fixture.
+#: fresh clone may not have it, so a test reaches it through the ``shared_data`` fixture (which
+#: skips); only code that adds an optional extra when it exists reads this path directly.
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 
 
@@ -43,6 +44,19 @@ def tiny_random_models() -> list[str]:
     """Every registry short name with ``random: True``: one tiny random configuration per family
     (seconds to load), in the registry's order."""
     return [short.name for short in SHORT_NAMES if short.kwargs.get("random")]
+
+
+#: Session fixtures that run a whole ``precompute build``: a test that needs one is slow (pytest.ini)
+STORE_BUILDING_FIXTURES = ("tiny_store_path", "study_store_path")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs a store built by ``precompute build``, so ``-m "not
+    slow"`` never waits for one."""
+    for item in items:
+        if any(name in STORE_BUILDING_FIXTURES for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def tiny_build_argv(out: Path, speech_cache: Path, *extra: str) -> list[str]:

@@ -422,12 +422,8 @@ def test_build_errors_are_clear(fake_setup, tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.glob("*.tmp-*"))
 
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-@pytest.mark.skipif(not (SHARED / "data" / "flores200").is_dir(), reason="../shared is absent")
-def test_load_corpus_reads_a_flores_directory_with_its_suffix():
-    config = pipeline.BuildConfig(models=("m",), corpus=str(SHARED / "data" / "flores200" / "dev"),
+def test_load_corpus_reads_a_flores_directory_with_its_suffix(shared_data):
+    config = pipeline.BuildConfig(models=("m",), corpus=str(shared_data("data", "flores200", "dev")),
                                   langs=("eng_Latn", "deu_Latn"), n_sentences=3)
     corpus = pipeline.load_corpus(config)
     assert corpus.langs == ["eng_Latn", "deu_Latn"] and corpus.sentence_ids == [0, 1, 2]
