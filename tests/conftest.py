@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from core.models.registry import SHORT_NAMES
 
 # The hub is unreachable here: never wait on it (registry look-ups read the local cache only).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,10 +19,44 @@ TINY_STORE_N_SENTENCES = 6
 TINY_STORE_MODEL = "whisper-tiny-random"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "slow: uses the real Whisper base weights or a real browser (still part of the "
-        "default run)")
+#: The folder beside the project root with golden vectors and real FLORES-200 / FLEURS data; a
+#: fresh clone may not have it, so a test reaches it through the ``shared_data`` fixture (which
+#: skips); only code that adds an optional extra when it exists reads this path directly.
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Callable[..., Path]:
+    """``shared_data("data", "flores200")``: that path under ``../shared``, or skip the test
+    naming what is missing (the folder is optional: golden vectors, real FLORES/FLEURS data)."""
+
+    def path(*parts: str) -> Path:
+        where = SHARED_DIR.joinpath(*parts)
+        if not where.exists():
+            pytest.skip(f"../shared/{'/'.join(parts)} is not available ({where} is missing: golden "
+                        "vectors and real FLORES/FLEURS data live beside the project root)")
+        return where
+
+    return path
+
+
+def tiny_random_models() -> list[str]:
+    """Every registry short name with ``random: True``: one tiny random configuration per family
+    (seconds to load), in the registry's order."""
+    return [short.name for short in SHORT_NAMES if short.kwargs.get("random")]
+
+
+#: Session fixtures that run a whole ``precompute build``: a test that needs one is slow (pytest.ini)
+STORE_BUILDING_FIXTURES = ("tiny_store_path", "study_store_path")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs a store built by ``precompute build``, so ``-m "not
+    slow"`` never waits for one."""
+    for item in items:
+        if any(name in STORE_BUILDING_FIXTURES for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def tiny_build_argv(out: Path, speech_cache: Path, *extra: str) -> list[str]:
@@ -46,8 +83,7 @@ def tiny_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 #: Tiny random configs of every other family, built together into one store (one run each).
-STUDY_STORE_MODELS = ("seamless-m4t-v2-tiny-random", "qwen2-audio-tiny-random", "sonar-tiny-random",
-                      "salmonn-tiny-random", "e5-tiny-random")
+STUDY_STORE_MODELS = tuple(name for name in tiny_random_models() if name != TINY_STORE_MODEL)
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,6 @@ import soundfile as sf
 from core import audio
 from core.audio import SAMPLING_RATE, duration_s, espeak_version, load_audio, synthesize
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FLEURS_OGG = SHARED / "data" / "fleurs_clips" / "cuttledoc" / "fleurs-de-000.ogg"
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 
 
@@ -146,10 +144,10 @@ def test_load_audio_missing_file(tmp_path):
         load_audio(tmp_path / "absent.wav")
 
 
-@pytest.mark.skipif(not FLEURS_OGG.is_file(), reason="../shared FLEURS clips not available")
-def test_real_fleurs_ogg_clip():
-    info = sf.info(FLEURS_OGG)
-    wave = load_audio(FLEURS_OGG)
+def test_real_fleurs_ogg_clip(shared_data):
+    fleurs_ogg = shared_data("data", "fleurs_clips", "cuttledoc", "fleurs-de-000.ogg")
+    info = sf.info(fleurs_ogg)
+    wave = load_audio(fleurs_ogg)
     assert wave.dtype == np.float32 and wave.ndim == 1
     assert duration_s(wave) == pytest.approx(info.frames / info.samplerate, abs=0.01)
     assert _rms(wave) > 0.005  # a person speaking, not silence

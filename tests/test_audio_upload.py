@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from core import audio
 from core.audio import AudioError, decode_upload
+from tests.conftest import SHARED_DIR
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FLEURS = SHARED / "data" / "fleurs_clips" / "cuttledoc"
+FLEURS = ("data", "fleurs_clips", "cuttledoc")
 RATE = 16_000
 
 
@@ -99,10 +99,9 @@ def test_silence_is_refused_and_quiet_speech_is_not():
     assert decode_upload(_encode(_tone(1.0, amplitude=0.02))).warnings == []
 
 
-@pytest.mark.skipif(not FLEURS.is_dir(), reason="../shared FLEURS clips not available")
-def test_a_quiet_real_recording_is_analysed_with_a_warning():
+def test_a_quiet_real_recording_is_analysed_with_a_warning(shared_data):
     # fleurs-en-004: real speech whose loudest 20 ms reach only about -54 dBFS
-    clip = decode_upload((FLEURS / "fleurs-en-004.ogg").read_bytes())
+    clip = decode_upload(shared_data(*FLEURS, "fleurs-en-004.ogg").read_bytes())
     assert clip.warnings and "very quiet" in clip.warnings[0]
 
 
@@ -157,9 +156,8 @@ def test_uploads_leave_no_file_behind(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(not FLEURS.is_dir(), reason="../shared FLEURS clips not available")
-def test_real_fleurs_ogg():
-    clip = decode_upload((FLEURS / "fleurs-en-000.ogg").read_bytes())
+def test_real_fleurs_ogg(shared_data):
+    clip = decode_upload(shared_data(*FLEURS, "fleurs-en-000.ogg").read_bytes())
     assert clip.format == "Ogg" and clip.source_rate == RATE
     assert 3.0 < clip.duration_s < 30.0 and clip.warnings == []
 
@@ -170,8 +168,9 @@ def _seeds() -> list[bytes]:
     seeds = [_encode(_tone(0.5)), _encode(_tone(0.5), fmt="FLAC"),
              _encode(_tone(0.5, 48_000), 48_000, "OGG", "OPUS"), _encode(_tone(0.5), fmt="MP3"),
              _encode(np.stack([_tone(0.5)] * 2, axis=1), subtype="FLOAT")]
-    if FLEURS.is_dir():
-        seeds.append((FLEURS / "fleurs-de-000.ogg").read_bytes()[:40_000])
+    real = SHARED_DIR.joinpath(*FLEURS, "fleurs-de-000.ogg")  # a seed more when ../shared has it
+    if real.is_file():
+        seeds.append(real.read_bytes()[:40_000])
     return seeds
 
 

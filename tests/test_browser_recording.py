@@ -23,8 +23,6 @@ from test_browser import (
 
 from devtools.dashboard_server import choose_option
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FLEURS_CLIP = REPO_ROOT.parent / "shared" / "data" / "fleurs_clips" / "cuttledoc" / "fleurs-en-001.ogg"
 #: waveform, 2 x neighbours, agreement, 2 x maps, frames
 MIN_CHARTS = 7
 ANALYSIS_TIMEOUT_MS = 240_000
@@ -46,8 +44,11 @@ def artifacts(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     """A real FLEURS clip when ../shared has one, else an espeak-ng sentence as WAV."""
-    if FLEURS_CLIP.is_file():
-        return FLEURS_CLIP
+    from tests.conftest import SHARED_DIR
+
+    fleurs_clip = SHARED_DIR / "data" / "fleurs_clips" / "cuttledoc" / "fleurs-en-001.ogg"
+    if fleurs_clip.is_file():
+        return fleurs_clip
     from core.audio import synthesize
 
     path = tmp_path_factory.mktemp("clip") / "sentence.wav"

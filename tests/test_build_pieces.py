@@ -173,6 +173,7 @@ def test_a_second_corpus_with_other_sentences_under_the_same_ids_is_refused(fake
 
 
 # ---------------------------------------------------------------------- resume
+@pytest.mark.slow
 def test_a_crash_in_any_stage_resumes_to_the_uninterrupted_result(fake_setup, tmp_path,
                                                                   monkeypatch):
     reference = tmp_path / "reference.duckdb"
@@ -222,6 +223,7 @@ def _tiny_argv(out: Path, cache: Path, *extra: str) -> list[str]:
             "--speech-cache", str(cache), *extra]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_rerun_gives_the_uninterrupted_store(tmp_path):
     """Kill the build (SIGKILL) at random moments, a few times, rerunning the same command each
     time; the store it finally publishes equals an uninterrupted build's, row for row.
@@ -354,6 +356,7 @@ SHARD_ARGV = ["build", "--langs", "eng_Latn,deu_Latn,ita_Latn", "--n-sentences",
               "2", "--max-transcript-tokens", "4", "--batch-size", "3", "--umap-n-neighbors", "3"]
 
 
+@pytest.mark.slow
 def test_shards_then_merge_equal_the_single_process_build(tmp_path, capsys):
     cache = ["--speech-cache", str(tmp_path / "speech")]
     single, sharded = tmp_path / "single.duckdb", tmp_path / "sharded.duckdb"
@@ -373,6 +376,7 @@ def test_shards_then_merge_equal_the_single_process_build(tmp_path, capsys):
     assert "nothing to merge" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ray_executor_equals_the_single_process_build(tmp_path):
     pytest.importorskip("ray", reason="Ray is the optional extra in requirements-ray.txt")
     cache = ["--speech-cache", str(tmp_path / "speech")]

@@ -23,10 +23,13 @@ from core.corpus import (
 )
 from core.languages import espeak_voice, language, resource_level, whisper_code
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FLORES = SHARED / "data" / "flores200"
-needs_flores = pytest.mark.skipif(not FLORES.is_dir(), reason="../shared FLORES-200 not available")
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+
+
+@pytest.fixture
+def flores(shared_data) -> Path:
+    """The real FLORES-200 folder (dev, devtest) under ../shared; skips when absent."""
+    return shared_data("data", "flores200")
 
 
 # --- the bundled corpus ---------------------------------------------------------------------------
@@ -85,10 +88,9 @@ def test_bundled_files_are_utf8_one_sentence_per_line():
         assert raw.endswith(b"\n") and b"\n\n" not in raw, path.name
 
 
-@needs_flores
-def test_bundled_sentences_are_not_copied_from_flores(bundled):
+def test_bundled_sentences_are_not_copied_from_flores(bundled, flores):
     for lang in bundled.langs:
-        flores_file = FLORES / "devtest" / f"{lang}.devtest"
+        flores_file = flores / "devtest" / f"{lang}.devtest"
         if not flores_file.is_file():
             continue
         flores_lines = set(flores_file.read_text(encoding="utf-8").splitlines())
@@ -157,21 +159,19 @@ def test_load_line_aligned_rejects_blank_line_and_uneven_counts(tmp_path):
         load_line_aligned(tmp_path)
 
 
-@needs_flores
-def test_load_line_aligned_real_flores_devtest():
-    devtest = load_line_aligned(FLORES / "devtest", suffix=".devtest",
+def test_load_line_aligned_real_flores_devtest(flores):
+    devtest = load_line_aligned(flores / "devtest", suffix=".devtest",
                                 langs=["eng_Latn", "deu_Latn", "zho_Hans"], n_sentences=12)
     assert devtest.langs == ["eng_Latn", "deu_Latn", "zho_Hans"]
     assert len(devtest) == 12 and devtest.name == "devtest"
     assert all(devtest.texts[lang][0] for lang in devtest.langs)
-    every = load_line_aligned(FLORES / "devtest", suffix=".devtest")
+    every = load_line_aligned(flores / "devtest", suffix=".devtest")
     assert len(every.langs) == 38 and len(every) == 1012
     assert every.langs[0] == "eng_Latn"  # display order: most Whisper hours first
 
 
-@needs_flores
-def test_load_line_aligned_real_flores_dev():
-    dev = load_line_aligned(FLORES / "dev", suffix=".dev", n_sentences=3)
+def test_load_line_aligned_real_flores_dev(flores):
+    dev = load_line_aligned(flores / "dev", suffix=".dev", n_sentences=3)
     assert len(dev.langs) == 12 and len(dev) == 3
 
 

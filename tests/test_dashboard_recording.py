@@ -237,7 +237,7 @@ def test_text_only_run_says_so_and_offers_a_speech_run(monkeypatch, synthetic_st
     _clean(at)
     assert any("reads only text" in i.value and "cannot take a recording" in i.value
                for i in at.info)
-    assert at.file_uploader == [] or len(at.file_uploader) == 0
+    assert len(at.file_uploader) == 0, "a text-only run must not offer an upload"
     buttons = [b for b in at.button if b.key and b.key.startswith("switch_")]
     assert buttons
     buttons[-1].click().run()

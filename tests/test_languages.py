@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -24,8 +23,6 @@ from core.languages import (
     whisper_code,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FLORES_DEVTEST = SHARED / "data" / "flores200" / "devtest"
 FLORES_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 
 
@@ -36,9 +33,9 @@ def test_every_code_looks_like_a_flores_code():
         assert FLORES_CODE.match(lang), (locale, lang)
 
 
-@pytest.mark.skipif(not FLORES_DEVTEST.is_dir(), reason="../shared FLORES-200 devtest not available")
-def test_table_covers_all_flores_devtest_languages():
-    devtest = sorted(p.name.removesuffix(".devtest") for p in FLORES_DEVTEST.glob("*.devtest"))
+def test_table_covers_all_flores_devtest_languages(shared_data):
+    flores_devtest = shared_data("data", "flores200", "devtest")
+    devtest = sorted(p.name.removesuffix(".devtest") for p in flores_devtest.glob("*.devtest"))
     assert len(devtest) == 38
     missing = [lang for lang in devtest if lang not in known_languages()]
     assert not missing

@@ -2,7 +2,6 @@
 (../shared/golden, see its README). Skips when the shared folder is absent."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,16 +9,14 @@ import pytest
 from core.metrics import grid
 from core.metrics.similarity import linear_cka, svcca
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
-pytestmark = [pytest.mark.skipif(not (GOLDEN / "svcca_expected.json").exists(),
-                                 reason="../shared/golden is not available"),
-              pytest.mark.usefixtures("one_thread")]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def cases():
-    expected = json.loads((GOLDEN / "svcca_expected.json").read_text())
-    arrays = np.load(GOLDEN / "svcca_cases.npz")
+def cases(shared_data):
+    golden = shared_data("golden")
+    expected = json.loads((golden / "svcca_expected.json").read_text())
+    arrays = np.load(golden / "svcca_cases.npz")
     return {name: (arrays[f"{name}__x"], arrays[f"{name}__y"], values)
             for name, values in expected.items()}
 

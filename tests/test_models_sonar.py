@@ -160,17 +160,6 @@ def test_language_token_ids_follow_the_card_order(tiny):
     assert len(S.TEXT_LANGUAGES) == len(set(S.TEXT_LANGUAGES)) == 202
 
 
-def test_two_seeds_differ_and_a_seed_repeats():
-    a = S.load_sonar(name="a", random=True, device="cpu", seed=0, langs=["eng_Latn"])
-    b = S.load_sonar(name="b", random=True, device="cpu", seed=1, langs=["eng_Latn"])
-    again = S.load_sonar(name="a", random=True, device="cpu", seed=0, langs=["eng_Latn"])
-    wave = _noise(16_000, 0)
-    for comp, item in ((S.TEXT_ENCODER, TEXTS[0]), (S.SPEECH_ENCODER, wave)):
-        x = a.pooled_states(comp, [item], ["eng_Latn"])
-        assert not np.allclose(x, b.pooled_states(comp, [item], ["eng_Latn"]), atol=1e-4)
-        np.testing.assert_array_equal(x, again.pooled_states(comp, [item], ["eng_Latn"]))
-
-
 def test_unsupported_languages_are_refused_with_the_missing_file(tiny):
     assert tiny.supports_language("deu_Latn") and not tiny.supports_language("fra_Latn")
     with pytest.raises(UnsupportedLanguageError, match=r"spenc\.v3ap\.fra\.pt"):

@@ -243,6 +243,7 @@ def _fake_argv(corpus_dir: Path, out: Path, *extra: str) -> list[str]:
             "--umap-n-neighbors", "5", *extra]
 
 
+@pytest.mark.slow
 def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
     out = tmp_path / "fake.duckdb"
     assert main(_fake_argv(fake_setup, out, "--activation-dtype", "float32")) == 0
@@ -359,6 +360,7 @@ def test_build_records_every_model_as_its_own_run(fake_setup, tmp_path, monkeypa
         assert store.counts()["items"] == 36 + 3 * 6  # shared by both runs (with second voices)
 
 
+@pytest.mark.slow
 def test_crash_mid_build_keeps_the_old_store(fake_setup, tmp_path, monkeypatch):
     out = tmp_path / "lens.duckdb"
     assert main(_fake_argv(fake_setup, out, "--no-umap", "--metrics", "svcca")) == 0
@@ -391,6 +393,7 @@ def test_crash_mid_build_keeps_the_old_store(fake_setup, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "lens.duckdb"]
 
 
+@pytest.mark.slow
 def test_sigterm_mid_build_removes_the_temp_file(tmp_path):
     out = tmp_path / "killed.duckdb"
     argv = [sys.executable, "-m", "precompute", "build", "--langs", "eng_Latn", "--n-sentences", "4",
@@ -423,12 +426,8 @@ def test_build_errors_are_clear(fake_setup, tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.glob("*.tmp-*"))
 
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-@pytest.mark.skipif(not (SHARED / "data" / "flores200").is_dir(), reason="../shared is absent")
-def test_load_corpus_reads_a_flores_directory_with_its_suffix():
-    config = BuildConfig(models=("m",), corpus=str(SHARED / "data" / "flores200" / "dev"),
+def test_load_corpus_reads_a_flores_directory_with_its_suffix(shared_data):
+    config = BuildConfig(models=("m",), corpus=str(shared_data("data", "flores200", "dev")),
                          langs=("eng_Latn", "deu_Latn"), n_sentences=3)
     corpus = load_corpus(config)
     assert corpus.langs == ["eng_Latn", "deu_Latn"] and corpus.sentence_ids == [0, 1, 2]

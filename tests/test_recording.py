@@ -4,7 +4,6 @@ the tiny random Whisper (synthetic speech and a real FLEURS clip), and Whisper's
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +13,6 @@ from core import recording as rec
 from core.audio import decode_upload
 from core.store import Store
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FLEURS = SHARED / "data" / "fleurs_clips" / "cuttledoc"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -431,11 +428,11 @@ def test_clip_without_text_skips_the_text_path(tiny):
     assert set(result.neighbours["component"]) == {"speech_encoder"}
 
 
-@pytest.mark.skipif(not FLEURS.is_dir(), reason="../shared FLEURS clips not available")
-def test_real_fleurs_clip_on_the_tiny_store(tiny):
+def test_real_fleurs_clip_on_the_tiny_store(tiny, shared_data):
     reference, model = tiny
-    clip = decode_upload((FLEURS / "fleurs-en-001.ogg").read_bytes())
-    text = (FLEURS / "fleurs-en-001.txt").read_text(encoding="utf-8").strip()
+    fleurs = shared_data("data", "fleurs_clips", "cuttledoc")
+    clip = decode_upload((fleurs / "fleurs-en-001.ogg").read_bytes())
+    text = (fleurs / "fleurs-en-001.txt").read_text(encoding="utf-8").strip()
     states = rec.clip_states(model, clip.waveform, "eng_Latn", text)
     result = rec.analyse(reference, states, k=3)
     assert result.matched is None  # a FLEURS sentence is not one of the bundled ones

@@ -6,24 +6,19 @@ the CT2 -> HF mapping is numerically right, which no shape check can.
 
 from __future__ import annotations
 
-import io
 import re
-import subprocess
 import time
 import unicodedata
-from pathlib import Path
 
 import jiwer
 import numpy as np
 import pytest
 import torch
 
+from core.audio import load_audio, synthesize
 from core.models import ct2_whisper, load_model
 
 pytestmark = pytest.mark.slow
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FLEURS = SHARED / "data" / "fleurs_clips" / "cuttledoc"
 
 # Whisper base, d_model 512, 6+6 layers, 8 heads, FFN 2048, vocab 51865, 80 mels (OpenAI's model card
 # and the Whisper paper, Table 1) - independent of what the converter derives from the tensors.
@@ -113,22 +108,6 @@ def _corpus_cer(references: list[str], hypotheses: list[str]) -> float:
     return jiwer.cer([_normalise(r) for r in references], [_normalise(h) for h in hypotheses])
 
 
-def _speak(text: str, voice: str) -> np.ndarray:
-    try:
-        from core.audio import synthesize
-    except ImportError:
-        synthesize = None
-    if synthesize is not None:
-        return synthesize(text, voice)
-    import librosa
-    import soundfile as sf
-
-    wav = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], capture_output=True,
-                         check=True).stdout
-    samples, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    return librosa.resample(samples, orig_sr=rate, target_sr=16_000)
-
-
 # espeak-ng is robotic and Whisper base is small: measured per-sentence CER (espeak-ng 1.51) on 14
 # sentences in de/en/es/it/fr ranged 0.0-0.65, French and Portuguese voices being worst. These four
 # de/en sentences measured 0.0, 0.14, 0.0 and 0.09 (pooled CER about 0.05). A broken conversion
@@ -144,7 +123,7 @@ ESPEAK_MAX_CER = 0.25
 
 
 def test_transcribes_espeak_speech(converted):
-    waves = [_speak(text, voice) for voice, _, text in ESPEAK_SENTENCES]
+    waves = [synthesize(text, voice) for voice, _, text in ESPEAK_SENTENCES]
     langs = [lang for _, lang, _ in ESPEAK_SENTENCES]
     hypotheses = converted["adapter"].transcribe(waves, langs, batch_size=4, max_new_tokens=60)
     references = [text for _, _, text in ESPEAK_SENTENCES]
@@ -159,24 +138,12 @@ FLEURS_CLIPS = [("fleurs-de-001", "deu_Latn"), ("fleurs-en-000", "eng_Latn")]
 FLEURS_MAX_CER = 0.15
 
 
-@pytest.mark.skipif(not FLEURS.is_dir(), reason="../shared FLEURS clips not available")
-def test_transcribes_real_fleurs_clips(converted):
-    import soundfile as sf
-
-    try:
-        from core.audio import load_audio
-    except ImportError:
-        load_audio = None
+def test_transcribes_real_fleurs_clips(converted, shared_data):
+    fleurs = shared_data("data", "fleurs_clips", "cuttledoc")
     waves, references = [], []
     for stem, _ in FLEURS_CLIPS:
-        path = FLEURS / f"{stem}.ogg"
-        if load_audio is not None:
-            waves.append(load_audio(path))
-        else:
-            samples, rate = sf.read(path, dtype="float32")
-            assert rate == 16_000
-            waves.append(samples)
-        references.append((FLEURS / f"{stem}.txt").read_text(encoding="utf-8"))
+        waves.append(load_audio(fleurs / f"{stem}.ogg"))
+        references.append((fleurs / f"{stem}.txt").read_text(encoding="utf-8"))
     hypotheses = converted["adapter"].transcribe(waves, [lang for _, lang in FLEURS_CLIPS],
                                                  batch_size=2, max_new_tokens=120)
     for reference, hypothesis in zip(references, hypotheses, strict=True):
@@ -185,7 +152,7 @@ def test_transcribes_real_fleurs_clips(converted):
 
 def test_real_pooled_states_shapes(converted):
     adapter = converted["adapter"]
-    wave = _speak("Guten Morgen.", "de")
+    wave = synthesize("Guten Morgen.", "de")
     speech = adapter.pooled_states("speech_encoder", [wave], ["deu_Latn"])
     text = adapter.pooled_states("text_decoder", ["Guten Morgen.", "Good morning."],
                                  ["deu_Latn", "eng_Latn"])
