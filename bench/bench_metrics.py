@@ -29,6 +29,7 @@ import torch
 
 from core.metrics import grid, nulls
 from core.metrics import similarity as sim
+from core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "data" / "crossmodal_lens.duckdb"
@@ -94,11 +95,6 @@ def store_workload(path: Path, max_langs: int | None) -> Workload | None:
     """The bundled store's first complete run at equal layers: same-language text-speech pairs and
     every text-text and speech-speech language pair (precompute also pairs text and speech across
     languages)."""
-    try:
-        from core.store import Store
-    except ImportError as error:
-        print(f"[store] skipped: core.store is not available ({error})")
-        return None
     if not path.exists():
         print(f"[store] skipped: {path.relative_to(ROOT)} does not exist "
               f"(build it with `python -m precompute build`)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: the folders whose modules make up the project (tests, .venv and data are not part of it)
-PROJECT_PACKAGES = ("core", "precompute", "dashboard", "bench", "scripts")
+PROJECT_PACKAGES = ("core", "precompute", "dashboard", "devtools", "bench", "scripts")
 _IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}
 
 

@@ -129,7 +129,6 @@ def test_the_checker_reads_every_project_package():
     assert not any(".venv" in str(path) for path in modules.values())
 
 
-@pytest.mark.xfail(strict=False, reason="until the restructuring branches merge")
 def test_the_project_has_no_import_cycle_private_import_or_try_import():
     problems = check_imports(REPO_ROOT)
     assert not problems, "\n" + problems.report()
