@@ -30,7 +30,7 @@ benchmarks call, and must equal pooling the token states (tested per adapter).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -308,6 +308,17 @@ class ModelAdapter(ABC):
 
 class UnsupportedLanguageError(ValueError):
     """A language the model does not know; the message names it and the model's languages."""
+
+
+def resolves(code_of: Callable[[str], object], lang: str) -> bool:
+    """Whether ``code_of`` (a family's corpus-code -> model-code lookup, raising
+    ``UnsupportedLanguageError`` for a language it lacks) finds ``lang``: the family's
+    ``supports_language`` and its error message then come from one lookup."""
+    try:
+        code_of(lang)
+    except UnsupportedLanguageError:
+        return False
+    return True
 
 
 class ModelTooLargeError(MemoryError):

@@ -46,6 +46,7 @@ from core.models.base import (
     TokenStates,
     UnsupportedLanguageError,
     path_points,
+    resolves,
 )
 from core.models.common import (
     batches as _batches,
@@ -222,11 +223,7 @@ class WhisperAdapter(ModelAdapter):
                               "this model's training data: " + languages.WHISPER_HOURS_SOURCE)
 
     def supports_language(self, lang: str) -> bool:
-        try:
-            self.whisper_language(lang)
-        except UnsupportedLanguageError:
-            return False
-        return True
+        return resolves(self.whisper_language, lang)
 
     def _prepare_waveforms(self, waveforms: Sequence[np.ndarray], sampling_rate: int
                            ) -> list[np.ndarray]:

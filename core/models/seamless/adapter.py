@@ -16,8 +16,8 @@ from core.models.base import (
     ModelAdapter,
     Pooling,
     TokenStates,
-    UnsupportedLanguageError,
     path_points,
+    resolves,
 )
 from core.pooling import pool
 from core.models.common import (
@@ -210,11 +210,7 @@ class SeamlessAdapter(ModelAdapter):
         return seamless_language(lang, list(self._lang_ids))
 
     def supports_language(self, lang: str) -> bool:
-        try:
-            self.seamless_language(lang)
-        except UnsupportedLanguageError:
-            return False
-        return True
+        return resolves(self.seamless_language, lang)
 
     def _lang_id(self, lang: str) -> int:
         return self._lang_ids[self.seamless_language(lang)]
