@@ -1,6 +1,6 @@
 """A store built in pieces (issue 10): runs added to an existing store, resume after a crash or
 SIGKILL, bounded memory in extraction, the store lock, shards + merge, Ray, and bad input."""
-# ruff: noqa: F811 - fake_setup is test_precompute's fixture, imported to be requested here
+# ruff: noqa: F811 - fake_setup is precompute_helpers' fixture, imported to be requested here
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ from core.store import SCHEMA_VERSION, Store
 from precompute import extract, measure, publish, staging
 from precompute.cli import main
 from precompute.extract import component_states
-from tests.test_precompute import (
+from precompute_helpers import (
     FAKE_CORPUS,
     FAKE_LANGS,
     SAMPLES_PER_POSITION,
     FakeAdapter,
-    _fake_argv,
+    fake_argv,
     fake_setup,  # noqa: F401 - a fixture
 )
 
@@ -76,7 +76,7 @@ def test_runs_are_added_beside_the_old_ones_and_a_finished_job_is_a_no_op(fake_s
                                                                           monkeypatch, capsys):
     _two_models(monkeypatch)
     out = tmp_path / "lens.duckdb"
-    first = _fake_argv(fake_setup, out, "--no-umap", "--metrics", "svcca")
+    first = fake_argv(fake_setup, out, "--no-umap", "--metrics", "svcca")
     assert main(first) == 0
     before = store_rows(out)
     (old_run,) = before["runs"].run_id
@@ -160,13 +160,13 @@ def test_more_languages_add_their_items_only(fake_setup, tmp_path):
 def test_a_second_corpus_with_other_sentences_under_the_same_ids_is_refused(fake_setup, tmp_path,
                                                                              capsys):
     out = tmp_path / "lens.duckdb"
-    assert main(_fake_argv(fake_setup, out, "--no-umap", "--metrics", "svcca")) == 0
+    assert main(fake_argv(fake_setup, out, "--no-umap", "--metrics", "svcca")) == 0
     before = out.read_bytes()
     other = tmp_path / "other"
     other.mkdir()
     for lang, texts in FAKE_CORPUS.items():
         (other / f"{lang}.dev").write_text("\n".join(reversed(texts)) + "\n", encoding="utf-8")
-    assert main(_fake_argv(other, out, "--no-umap", "--metrics", "svcca")) == 1
+    assert main(fake_argv(other, out, "--no-umap", "--metrics", "svcca")) == 1
     err = capsys.readouterr().err
     assert "already holds other text" in err and "another --out" in err
     assert out.read_bytes() == before and not list(tmp_path.glob("lens.duckdb.*"))
@@ -178,7 +178,7 @@ def test_a_crash_in_any_stage_resumes_to_the_uninterrupted_result(fake_setup, tm
                                                                   monkeypatch):
     reference = tmp_path / "reference.duckdb"
     argv = ["--metrics", "svcca,paired_cosine"]
-    assert main(_fake_argv(fake_setup, reference, *argv)) == 0
+    assert main(fake_argv(fake_setup, reference, *argv)) == 0
 
     out = tmp_path / "resumed.duckdb"
     extracted = []
@@ -205,11 +205,11 @@ def test_a_crash_in_any_stage_resumes_to_the_uninterrupted_result(fake_setup, tm
 
         monkeypatch.setattr(module, name, crashing)
         with pytest.raises(RuntimeError, match="simulated crash"):
-            main(_fake_argv(fake_setup, out, *argv))
+            main(fake_argv(fake_setup, out, *argv))
         monkeypatch.setattr(module, name, real)
         assert not out.exists()
     n_before = len(extracted)
-    assert main(_fake_argv(fake_setup, out, *argv)) == 0
+    assert main(fake_argv(fake_setup, out, *argv)) == 0
     assert len(extracted) == n_before  # every part was already there: no model pass repeated
     assert_same_rows(store_rows(out), store_rows(reference))
     assert not staging.parts_root(out).exists()
