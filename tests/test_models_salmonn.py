@@ -20,6 +20,7 @@ from core.models.base import (
     shares_space,
 )
 from core.models.salmonn.beats import fbank_frame_count, kaldi_fbank
+from core.models.salmonn.config import pad_to_minimum
 from core.models.salmonn import (
     BEATS_ENCODER,
     LLM_SPEECH,
@@ -156,6 +157,29 @@ def test_long_clips_are_cut_at_30_s(adapter):
     with pytest.warns(UserWarning, match="30 s"):
         extraction = adapter.extract(QFORMER, [_wave(31 * 16_000, 4)], ["eng_Latn"])
     assert extraction.n_positions.tolist() == [[1496, 88, 88]]
+
+
+def test_a_clip_under_1_s_is_padded_with_silence_to_exactly_1_s():
+    """The ``salmonn`` branch's choice (``prepare_one_sample``), not the v1 release's."""
+    half = _wave(8_000, 5)
+    padded = pad_to_minimum(half)
+    assert padded.dtype == half.dtype and padded.shape == (16_000,)
+    np.testing.assert_array_equal(padded[:8_000], half)
+    np.testing.assert_array_equal(padded[8_000:], np.zeros(8_000, dtype=np.float32))
+    assert pad_to_minimum(SHORT_WAVE) is SHORT_WAVE
+    assert pad_to_minimum(_wave(16_000, 6)).size == 16_000
+
+
+@pytest.mark.parametrize("component", [BEATS_ENCODER, WHISPER_ENCODER, LLM_SPEECH])
+def test_a_short_clip_is_read_as_the_clip_padded_to_1_s(adapter, component):
+    """Every state of a 0.5 s clip equals that of the clip with 0.5 s of silence appended by hand
+    (BEATs would give 24 tokens, all different, for the clip unpadded)."""
+    half = _wave(8_000, 5)
+    by_hand = np.concatenate([half, np.zeros(8_000, dtype=np.float32)])
+    assert adapter.extract(component, [half], ["eng_Latn"]).n_positions.tolist() == \
+        adapter.extract(component, [by_hand], ["eng_Latn"]).n_positions.tolist()
+    np.testing.assert_array_equal(adapter.pooled_states(component, [half], ["eng_Latn"]),
+                                  adapter.pooled_states(component, [by_hand], ["eng_Latn"]))
 
 
 def test_the_llm_is_given_all_88_windows_in_the_official_prompt(adapter):

@@ -63,10 +63,11 @@ tokenised on its own, in the same place. INSTRUCTION is the same for both
 not depend on it. Nothing is generated.
 
 Input handling as the official code: clips shorter than 1 s are padded with silence to 1 s and
-longer than 30 s cut at 30 s (``utils.prepare_one_sample``); Whisper always reads 30 s; BEATs reads
-the clip once per clip (as the official single-clip inference does, so a batch never changes a
-clip's BEATs tokens); every speech prompt has the same length (88 windows), so speech batches carry
-no padding; text prompts are right-padded and masked.
+longer than 30 s cut at 30 s (branch ``salmonn``, ``utils.prepare_one_sample``; the v1 release does
+not pad, which changes BEATs tokens under 1 s: ``config.pad_to_minimum``); Whisper always reads
+30 s; BEATs reads the clip once per clip (as the official single-clip inference does, so a batch
+never changes a clip's BEATs tokens); every speech prompt has the same length (88 windows), so
+speech batches carry no padding; text prompts are right-padded and masked.
 
 Depth: the speech path is Whisper (N + 2 points) -> Q-Former (1 + 2) -> projector -> LLM (M), depth
 = index / (points - 1); BEATs runs beside Whisper, so its points are spread over the same depths as
@@ -82,17 +83,17 @@ Whisper encoder is multilingual, so every language of the project's table is acc
 language-specific enters the prompt; the code only labels the input); unknown codes raise
 ``UnsupportedLanguageError``. ``documented_language`` tells the two apart.
 
-The package, one concern a module: ``config`` (configuration, sizes, lengths), ``beats`` (the
-BEATs port), ``modules`` (``SalmonnModel``: the network and its audio side piece by piece),
-``checkpoint`` (the released files, name conversion, loading), ``tokenizer`` (offline tokenizer
-and feature extractor for the tiny model), ``adapter`` (``SalmonnAdapter`` over the speech-LLM
-core in ``core.models.speech_llm``, and ``load_salmonn``).
+The package, one concern a module: ``config`` (configuration, sizes, lengths), ``beats`` (the BEATs
+port), ``modules`` (``SalmonnModel``: the network and its audio side piece by piece), ``checkpoint``
+(the released files, name conversion, loading), ``tokenizer`` (Vicuna's tokenizer as loaded, and the
+offline tokenizer and feature extractor of the tiny model), ``prompt`` (the official template and
+its pieces' token ids, checked against the slow tokenizer), ``adapter`` (``SalmonnAdapter`` over the
+speech-LLM core in ``core.models.speech_llm``, and ``load_salmonn``).
 """
 
 
 from core.models.salmonn.adapter import (
     BEATS_ENCODER,
-    DEFAULT_INSTRUCTION,
     DOCUMENTED_SPEECH_LANGUAGES,
     LLM_SPEECH,
     LLM_TEXT,
@@ -116,6 +117,7 @@ from core.models.salmonn.config import (
     speech_lengths,
 )
 from core.models.salmonn.modules import SalmonnModel
+from core.models.salmonn.prompt import DEFAULT_INSTRUCTION, prompt_piece_ids, template_pieces
 
 __all__ = [
     "BEATS_ENCODER",
@@ -135,7 +137,9 @@ __all__ = [
     "load_salmonn",
     "memory_needed_bytes",
     "official_name",
+    "prompt_piece_ids",
     "real_size_random_config",
     "resolve_files",
     "speech_lengths",
+    "template_pieces",
 ]

@@ -22,14 +22,15 @@ from core.models.salmonn.config import (
     CHUNK_S,
     LORA_ALPHA,
     MAX_SAMPLES,
-    MIN_SAMPLES,
     TINY_RANDOM_CONFIG,
     SpeechLengths,
     estimate_parameters,
+    pad_to_minimum,
     speech_lengths,
     tiny_config,
 )
 from core.models.salmonn.modules import SalmonnModel
+from core.models.salmonn.prompt import DEFAULT_INSTRUCTION, prompt_piece_ids, template_pieces
 from core.models.salmonn.tokenizer import build_feature_extractor, build_offline_tokenizer
 from core.models.speech_llm import (LLM_SPEECH, LLM_TEXT, SAMPLING_RATE, SpeechLLMAdapter,
                                     first_item_slicer, leading_pool, llm_point_names, load_target)
@@ -37,12 +38,6 @@ from core.models.speech_llm import (LLM_SPEECH, LLM_TEXT, SAMPLING_RATE, SpeechL
 WHISPER_ENCODER = "whisper_encoder"
 BEATS_ENCODER = "beats_encoder"
 QFORMER = "qformer"
-
-#: official configs/decode_config.yaml
-PROMPT_TEMPLATE = "USER: {}\nASSISTANT:"
-SPEECH_PLACEHOLDER = "<SpeechHere>"
-#: neutral, the same for text and speech; after the content, so it cannot change pooled states
-DEFAULT_INSTRUCTION = "Repeat the content exactly."
 
 #: Languages the official prompts (prompts/test_prompt.json) name: English, Chinese and German ASR;
 #: translation into Chinese, Japanese, German.
@@ -104,9 +99,8 @@ class SalmonnAdapter(SpeechLLMAdapter):
         self._pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                            else tokenizer.unk_token_id or 0)
         self._max_positions = int(self.config.llm.max_position_embeddings)
-        before, after = self._template_pieces()
-        self._before_ids = tokenizer.encode(before, add_special_tokens=False)
-        self._after_ids = tokenizer.encode(after, add_special_tokens=False)
+        # the official slow tokenizer's ids for these pieces (core.models.salmonn.prompt)
+        self._before_ids, self._after_ids = prompt_piece_ids(tokenizer, instruction)
         self._prefix_ids = [self._bos_id, *self._before_ids]
         self._suffix_ids = list(self._after_ids)
         self._finish_setup()
@@ -115,10 +109,7 @@ class SalmonnAdapter(SpeechLLMAdapter):
 
     def _template_pieces(self) -> tuple[str, str]:
         """The official prompt split at ``<SpeechHere>`` (``prompt_wrap``)."""
-        prompt = PROMPT_TEMPLATE.format(f"<Speech>{SPEECH_PLACEHOLDER}</Speech> "
-                                        f"{self.instruction.strip()}")
-        before, after = prompt.split(SPEECH_PLACEHOLDER)
-        return before, after
+        return template_pieces(self.instruction)
 
     def _prompt_notes(self) -> dict[str, Any]:
         return {"instruction": self.instruction,
@@ -208,9 +199,7 @@ class SalmonnAdapter(SpeechLLMAdapter):
     # ---- inputs
 
     def _fit_wave(self, wave: np.ndarray, index: int) -> np.ndarray:
-        if wave.size < MIN_SAMPLES:  # the official code pads short clips with silence to 1 s
-            wave = np.pad(wave, (0, MIN_SAMPLES - wave.size))
-        return wave
+        return pad_to_minimum(wave)  # silence up to 1 s, as the ``salmonn`` branch does
 
     def lengths(self, wave: np.ndarray) -> SpeechLengths:
         return speech_lengths(wave.size, self.config)

@@ -21,6 +21,7 @@ from core.models.hub import fit_and_place
 from core.models.salmonn.beats import BEATs, BEATsConfig, load_beats_state, state_problems
 from core.models.salmonn.config import SalmonnConfig, estimate_parameters, qformer_config
 from core.models.salmonn.modules import SalmonnModel
+from core.models.salmonn.tokenizer import load_llm_tokenizer
 
 WHISPER_HUB_ID = "openai/whisper-large-v2"
 #: README: SALMONN-13B v1 uses Vicuna 13B v1.1. The 7B release's Vicuna version is not stated in
@@ -182,7 +183,6 @@ def load_pretrained(source: str, device: str, dtype: torch.dtype, *, whisper: st
     weight is read when it cannot fit ``device``, then every part is loaded and checked."""
     from transformers import (
         AutoConfig,
-        AutoTokenizer,
         LlamaForCausalLM,
         WhisperConfig,
         WhisperFeatureExtractor,
@@ -245,7 +245,7 @@ def load_pretrained(source: str, device: str, dtype: torch.dtype, *, whisper: st
         base = LlamaForCausalLM.from_pretrained(files["llm"], **kwargs)
         model = SalmonnModel(config, whisper=encoder, beats=beats_model, llm=base)
     loaded = load_official_state(model, state, f"SALMONN checkpoint {files['checkpoint']!r}")
-    tokenizer = AutoTokenizer.from_pretrained(files["llm"])
+    tokenizer = load_llm_tokenizer(files["llm"])
     features = WhisperFeatureExtractor.from_pretrained(files["whisper"])
     info = {"weights": f"SALMONN checkpoint {files['checkpoint']}", "files": files,
             "n_parameters_estimated": n_parameters, "device_map": kwargs.get("device_map"),

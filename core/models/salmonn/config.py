@@ -11,13 +11,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from core.models.common import DTYPE_BYTES, meta_parameter_count
 from core.models.salmonn.beats import BEATs, BEATsConfig, token_count
 from core.models.speech_llm import SAMPLING_RATE
 
-#: official ``prepare_one_sample``: pad to at least 1 s, cut at 30 s
+#: branch ``salmonn`` ``utils.prepare_one_sample``: pad to at least 1 s, cut at 30 s (the v1
+#: release's ``model.py`` only cuts; see ``pad_to_minimum``)
 MIN_SAMPLES = SAMPLING_RATE
 MAX_SAMPLES = 30 * SAMPLING_RATE
 CHUNK_S = 30.0
@@ -179,8 +181,25 @@ def memory_needed_bytes(config: SalmonnConfig, dtype: torch.dtype) -> int:
 # Lengths
 
 
+def pad_to_minimum(wave: np.ndarray) -> np.ndarray:
+    """``wave`` with silence (zeros) appended up to exactly ``MIN_SAMPLES`` (1 s) when shorter;
+    longer clips are returned unchanged.
+
+    A choice between the two official codes: the ``salmonn`` branch, whose ``cli_inference.py``
+    and ``utils.prepare_one_sample`` are the maintained inference path, pads so; the v1 release
+    (commit ``8eaed6d``, ``model.py`` ``generate``) does not. Whisper reads 30 s either way, but
+    BEATs reads the clip itself, so for a clip under 1 s the two give different BEATs tokens (48
+    instead of fewer, every one changed by the extra silence it attends to), and the pooled spans
+    here (``speech_lengths``) cover the padded second.
+    """
+    if wave.size >= MIN_SAMPLES:
+        return wave
+    return np.concatenate([wave, np.zeros(MIN_SAMPLES - wave.size, dtype=wave.dtype)])
+
+
 def prepared_length(n_samples: int) -> int:
-    """Samples the model reads: at least 1 s (silence appended), at most 30 s."""
+    """Samples the model reads: at least 1 s (silence appended, ``pad_to_minimum``), at most
+    30 s."""
     return min(max(int(n_samples), MIN_SAMPLES), MAX_SAMPLES)
 
 

@@ -1,14 +1,24 @@
-"""SALMONN's text and audio preprocessing built with no download (for the tiny random model).
+"""SALMONN's tokenizers and audio preprocessing: Vicuna's tokenizer as the loader reads it, and
+the offline stand-ins of the tiny random model.
 
-Real checkpoints bring their own tokenizer (Vicuna's) and feature extractor (Whisper's); the
-tiny random model gets the same classes over a small vocabulary, so every code path is the real
-one.
+Real checkpoints bring their own tokenizer (Vicuna's, ``load_llm_tokenizer``) and feature
+extractor (Whisper's); the tiny random model gets the same classes over a small vocabulary, so
+every code path is the real one.
 """
 
 from __future__ import annotations
 
 from core.models.common import quiet_transformers
 from core.models.speech_llm import SAMPLING_RATE
+
+
+def load_llm_tokenizer(source: str):
+    """Vicuna's tokenizer from a folder or hub id, as transformers 5 reads it (a folder with only
+    ``tokenizer.model`` is converted with the ``sentencepiece`` package). Its ids for SALMONN's
+    prompt pieces are the official slow tokenizer's (``core.models.salmonn.prompt``)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(source)
 
 
 def build_offline_tokenizer():
