@@ -6,9 +6,10 @@ numbers, ``OrderedDict``); released research checkpoints sometimes also carry a 
 bookkeeping objects next to the weights. This module allows exactly those (``SAFE_GLOBALS``:
 fairseq's ``args`` as an ``argparse.Namespace``, numbers saved as numpy scalars, and the
 ``nn.Embedding`` that SONAR's fairseq-layout text loader reads from ``checkpoint["embed_tokens"]``);
-rebuilding them only sets their attributes, it runs no code of the file's choosing. A file holding anything else is refused with the names of what it holds
-and the one explicit opt-in (``trust=True``, or the environment variable ``TRUST_ENV``) that reads
-it as a full pickle: only for a file whose source you trust, since it can run arbitrary code.
+rebuilding them only sets their attributes, it runs no code of the file's choosing. A file holding
+anything else is refused with the names of what it holds and the one explicit opt-in
+(``trust=True``, or the environment variable ``TRUST_ENV``) that reads it as a full pickle: only
+for a file whose source you trust, since it can run arbitrary code.
 """
 
 from __future__ import annotations
