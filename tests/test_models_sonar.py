@@ -3,8 +3,10 @@
 Expected values come from independent paths: the configuration (layer counts), the fbank frame
 arithmetic, checkpoints this file writes in the official fairseq2 layout (and in the fairseq layout,
 renamed here by a table transcribed separately from sonar_speech/handler.py), the same input
-encoded alone (padding invariance) and ``pool_token_states`` (pooling).
+encoded alone (padding invariance) and ``pool_token_states`` (pooling). What a released file may
+hold and the memory check from a file: tests/test_models_sonar_files.py.
 """
+# ruff: noqa: F811 - tiny is sonar_fixtures' fixture, imported to be requested here
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 from core.models import load_model
 from core.models import sonar as S
 from core.models.base import UnsupportedLanguageError, pool_token_states
+from sonar_fixtures import fairseq1_speech_names, official_speech, tiny  # noqa: F401 - tiny: a fixture
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,11 +33,6 @@ def _noise(n_samples: int, seed: int) -> np.ndarray:
 def _frames(n_samples: int, stride: int = 2) -> int:
     """Kaldi fbank frames (25 ms window, 10 ms hop, no centring), then ``stride`` stacked."""
     return (1 + (n_samples - 400) // 160) // stride
-
-
-@pytest.fixture(scope="module")
-def tiny() -> S.SonarAdapter:
-    return S.load_sonar(name="sonar-tiny-random", random=True, device="cpu")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -176,54 +174,6 @@ def test_unsupported_languages_are_refused_with_the_missing_file(tiny):
 # checkpoints
 
 
-def _official_speech(adapter, iso):
-    module = adapter.speech_encoder(iso)
-    return S.official_state_dict(module, S.speech_name_map(module.cfg)), module
-
-
-def _fairseq1_names(state: dict) -> dict:
-    """fairseq2 -> fairseq(1) layout, transcribed from sonar_speech/handler.py's key map."""
-    import re
-
-    table = [
-        (r"^encoder_frontend\.post_extract_layer_norm\.", "encoder.w2v_model.layer_norm."),
-        (r"^encoder_frontend\.model_dim_proj\.", "encoder.w2v_model.post_extract_proj."),
-        (r"^encoder\.layers\.(\d+)\.conv_layer_norm\.", r"encoder.w2v_model.encoder.layers.\1.conv_module.layer_norm."),
-        (r"^encoder\.layers\.(\d+)\.conv\.", r"encoder.w2v_model.encoder.layers.\1.conv_module."),
-        (r"^encoder\.layers\.(\d+)\.ffn(1|2)_layer_norm\.", r"encoder.w2v_model.encoder.layers.\1.ffn\2.layer_norm."),
-        (r"^encoder\.layers\.(\d+)\.ffn(1|2)\.inner_proj\.", r"encoder.w2v_model.encoder.layers.\1.ffn\2.w_1."),
-        (r"^encoder\.layers\.(\d+)\.ffn(1|2)\.output_proj\.", r"encoder.w2v_model.encoder.layers.\1.ffn\2.w_2."),
-        (r"^encoder\.layers\.(\d+)\.self_attn_layer_norm\.", r"encoder.w2v_model.encoder.layers.\1.self_attn_layer_norm."),
-        (r"^encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.", r"encoder.w2v_model.encoder.layers.\1.self_attn.linear_\2."),
-        (r"^encoder\.layers\.(\d+)\.self_attn\.output_proj\.", r"encoder.w2v_model.encoder.layers.\1.self_attn.linear_out."),
-        (r"^encoder\.layers\.(\d+)\.self_attn\.sdpa\.r_proj\.", r"encoder.w2v_model.encoder.layers.\1.self_attn.linear_pos."),
-        (r"^encoder\.layers\.(\d+)\.self_attn\.sdpa\.(u|v)_bias$", r"encoder.w2v_model.encoder.layers.\1.self_attn.pos_bias_\2"),
-        (r"^encoder\.layers\.(\d+)\.layer_norm\.", r"encoder.w2v_model.encoder.layers.\1.final_layer_norm."),
-        (r"^layer_norm\.", "encoder.w2v_model.encoder.layer_norm."),
-        (r"^encoder_pooler\.decoder_frontend\.embed\.", "decoder.embed_tokens."),
-        (r"^encoder_pooler\.projection_out\.weight$", "decoder.embed_out"),
-        (r"^encoder_pooler\.decoder\.layers\.(\d+)\.self_attn\.output_proj\.", r"decoder.layers.\1.self_attn.out_proj."),
-        (r"^encoder_pooler\.decoder\.layers\.(\d+)\.encoder_decoder_attn\.output_proj\.", r"decoder.layers.\1.encoder_attn.out_proj."),
-        (r"^encoder_pooler\.decoder\.layers\.(\d+)\.encoder_decoder_attn_layer_norm\.", r"decoder.layers.\1.encoder_attn_layer_norm."),
-        (r"^encoder_pooler\.decoder\.layers\.(\d+)\.encoder_decoder_attn\.", r"decoder.layers.\1.encoder_attn."),
-        (r"^encoder_pooler\.decoder\.layers\.(\d+)\.ffn\.inner_proj\.", r"decoder.layers.\1.fc1."),
-        (r"^encoder_pooler\.decoder\.layers\.(\d+)\.ffn\.output_proj\.", r"decoder.layers.\1.fc2."),
-        (r"^encoder_pooler\.decoder\.layers\.(\d+)\.ffn_layer_norm\.", r"decoder.layers.\1.final_layer_norm."),
-        (r"^encoder_pooler\.decoder\.layers\.(\d+)\.", r"decoder.layers.\1."),
-    ]
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in table:
-            new, n = re.subn(pattern, repl, key)
-            if n:
-                out[new] = value
-                break
-        else:
-            raise AssertionError(f"no fairseq name for {key}")
-    out["encoder.w2v_model.mask_emb"] = torch.zeros(4)  # dropped by the official converter too
-    return out
-
-
 def _speech_features(n_samples=24_000, seed=5):
     from transformers import SeamlessM4TFeatureExtractor
 
@@ -242,9 +192,9 @@ def _speech_outputs(module, features, mask):
 
 @pytest.mark.parametrize("layout", ["fairseq2", "fairseq"])
 def test_speech_checkpoint_round_trip_gives_identical_states(tiny, tmp_path, layout):
-    state, source = _official_speech(tiny, "deu")
+    state, source = official_speech(tiny, "deu")
     if layout == "fairseq":
-        state = _fairseq1_names(state)
+        state = fairseq1_speech_names(state)
     path = tmp_path / "spenc.v3ap.deu.pt"
     torch.save({"model": state, "cfg": {"note": "fairseq2 checkpoints carry plain metadata"}}, path)
     loaded = S.read_checkpoint(path)
@@ -290,7 +240,7 @@ def test_fairseq_text_layout_reorders_the_special_embedding_rows(tiny):
 
 
 def test_missing_extra_and_wrong_shape_tensors_fail_with_their_names(tiny):
-    state, source = _official_speech(tiny, "eng")
+    state, source = official_speech(tiny, "eng")
     cfg = source.cfg
     missing = dict(state)
     del missing["encoder.layers.1.self_attn.sdpa.u_bias"]
@@ -303,7 +253,7 @@ def test_missing_extra_and_wrong_shape_tensors_fail_with_their_names(tiny):
     with pytest.raises(S.CheckpointError, match=r"wrong shape: encoder_pooler\.projection_out\.weight"):
         S.convert_speech_checkpoint(wrong, cfg)
     # a six-layer pooler checkpoint does not fit a three-layer English architecture, and says so
-    deu, _ = _official_speech(tiny, "deu")
+    deu, _ = official_speech(tiny, "deu")
     with pytest.raises(S.CheckpointError, match=r"unexpected: encoder_pooler\.decoder\.layers\.1\."):
         S.convert_speech_checkpoint(deu, cfg)
     text = S.official_state_dict(tiny.text_encoder, S.text_name_map(tiny.text_cfg))
@@ -312,24 +262,9 @@ def test_missing_extra_and_wrong_shape_tensors_fail_with_their_names(tiny):
         S.convert_text_checkpoint(text, tiny.text_cfg)
 
 
-class _NotATensor:
-    def __reduce__(self):
-        return (print, ("this pickle would run code",))
-
-
-def test_a_pickle_with_a_non_tensor_object_is_refused(tmp_path):
-    plain = tmp_path / "plain.pt"
-    torch.save({"model": {"w": torch.zeros(2)}, "cfg": {"n": 1}}, plain)
-    assert list(S.read_checkpoint(plain)) == ["w"]  # tensors and plain containers are fine
-    path = tmp_path / "spenc.v3ap.deu.pt"
-    torch.save({"model": {"w": torch.zeros(2)}, "evil": _NotATensor()}, path)
-    with pytest.raises(S.CheckpointError, match=r"weights_only=True refused it: UnpicklingError"):
-        S.read_checkpoint(path)
-
-
 def test_a_folder_of_speech_checkpoints_loads_lazily_through_the_registry(tiny, tmp_path):
     for iso, file in (("eng", "spenc.eng.pt"), ("deu", "spenc.v3ap.deu.pt")):
-        state, _ = _official_speech(tiny, iso)
+        state, _ = official_speech(tiny, iso)
         torch.save({"model": state}, tmp_path / file)
     # the pooler's head count is in no shape: the folder loader takes the release's (16)
     adapter = load_model(str(tmp_path), device="cpu")
@@ -365,7 +300,7 @@ def test_a_full_folder_loads_text_and_speech_with_provenance(tiny, tmp_path, mon
     torch.save({"model": S.official_state_dict(tiny.text_encoder, S.text_name_map(tiny.text_cfg))},
                tmp_path / S.TEXT_CHECKPOINT)
     (tmp_path / S.TOKENIZER_FILE).write_bytes(b"stand-in")
-    state, _ = _official_speech(tiny, "swh")
+    state, _ = official_speech(tiny, "swh")
     torch.save({"model": state}, tmp_path / "spenc.v3ap.swh.pt")
     monkeypatch.setattr(S.NllbTokenizer, "from_sentencepiece", classmethod(lambda cls, p: cls.tiny()))
     adapter = load_model(str(tmp_path), device="cpu")

@@ -11,6 +11,9 @@ Two environments, three steps (see docs/models/sonar.md, "Checking the port"):
        .venv/bin/python docs/models/sonar_check.py port --model /path/to/sonar_folder \\
            --texts texts.tsv --audio audio.tsv --out port/
 
+   (add ``--trust-checkpoint`` only if the port refuses a file for holding objects other than
+   tensors and plain values, and only for files you downloaded yourself: see its help)
+
 3. In either::
 
        python sonar_check.py compare official/ port/ [--min-cosine 0.999]
@@ -82,7 +85,9 @@ def _port(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     texts, audio = _read_tsv(args.texts), _read_tsv(args.audio)
     adapter = load_sonar(name="sonar", source=args.model, device=args.device,
-                         langs=sorted({lang for lang, _ in audio}) or None)
+                         langs=sorted({lang for lang, _ in audio}) or None,
+                         trust_checkpoint=args.trust_checkpoint)
+    print(f"checkpoints read with {adapter.info()['checkpoint_reading']}")
     if texts:
         pooled = adapter.pooled_states(TEXT_ENCODER, [t for _, t in texts], [lang for lang, _ in texts],
                                        batch_size=1)
@@ -132,6 +137,11 @@ def main(argv: list[str] | None = None) -> None:
         if command == "port":
             p.add_argument("--model", required=True, help="folder of the SONAR checkpoints")
             p.add_argument("--device", default="cpu")
+            p.add_argument("--trust-checkpoint", action="store_true",
+                           help="read the .pt files as full pickles when they hold objects the "
+                                "safe loader refuses (the error names them). RISK: unpickling "
+                                "can run arbitrary code; only for files you downloaded yourself "
+                                "from dl.fbaipublicfiles.com/SONAR")
     p = sub.add_parser("compare")
     p.add_argument("a")
     p.add_argument("b")

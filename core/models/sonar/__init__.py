@@ -71,8 +71,10 @@ from core.models.sonar.checkpoint import (
     speech_code,
     speech_config_from_state,
     speech_name_map,
+    speech_parameter_count,
     text_config_from_state,
     text_name_map,
+    text_parameter_count,
 )
 from core.models.sonar.config import (
     FBANK_HOP_SAMPLES,
@@ -105,5 +107,6 @@ __all__ = [
     "build_text_encoder", "convert_speech_checkpoint", "convert_text_checkpoint",
     "estimate_parameters", "init_random", "load_sonar", "official_state_dict", "read_checkpoint",
     "real_size_random_config", "sinusoidal_encoding", "speech_code", "speech_config_from_state",
-    "speech_name_map", "text_code", "text_config_from_state", "text_name_map", "tiny_random_config",
+    "speech_name_map", "speech_parameter_count", "text_code", "text_config_from_state",
+    "text_name_map", "text_parameter_count", "tiny_random_config",
 ]

@@ -41,6 +41,7 @@ from core.models.sonar.checkpoint import (
     read_checkpoint,
     speech_code,
     speech_config_from_state,
+    speech_parameter_count,
 )
 from core.models.sonar.config import (
     FBANK_HOP_SAMPLES,
@@ -65,6 +66,8 @@ class SpeechSource:
     cfg: SpeechEncoderConfig
     path: Path | None = None
     seed: int | None = None
+    #: read the file as a full pickle (the user's explicit opt-in), not weights_only
+    trusted: bool = False
 
 
 class SonarAdapter(ModelAdapter):
@@ -296,13 +299,13 @@ class SonarAdapter(ModelAdapter):
         return self._speech[iso]
 
     def _load_speech_file(self, src: SpeechSource) -> SpeechEncoder:
-        state = read_checkpoint(src.path)
-        n_params = sum(v.numel() for v in state.values() if v.is_floating_point())
-        check_fits(f"SONAR speech encoder {src.path.name}", n_params, self.dtype, self.device)
+        state = read_checkpoint(src.path, trust=src.trusted)
         cfg = speech_config_from_state(state, src.cfg)
         if cfg != src.cfg:
             raise CheckpointError(f"{src.path.name}: architecture {cfg} differs from the one read "
                                   f"when the folder was opened ({src.cfg})")
+        check_fits(f"SONAR speech encoder {src.path.name}", speech_parameter_count(state, cfg),
+                   self.dtype, self.device)
         module = convert_speech_checkpoint(state, cfg, what=src.path.name)
         self._speech_files[src.iso] = {"sha256": sha256_file(src.path),
                                        "n_parameters": count_parameters(module)}

@@ -15,6 +15,7 @@ from torch import nn
 from core import languages
 from core.models.sonar.config import SpeechEncoderConfig, TextEncoderConfig
 from core.models.sonar.modules import SpeechEncoder, build_text_encoder
+from core.models.torch_files import UntrustedCheckpointError, load_checkpoint_file
 
 #: file names of the official release (sonar/cards/*.yaml)
 TEXT_CHECKPOINT = "sonar_text_encoder.pt"
@@ -168,6 +169,22 @@ _FAIRSEQ1_TEXT = [
 ]
 
 
+def _text_fairseq2_names(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A text state under fairseq2 names: the fairseq layout renamed (embedding rows not yet
+    reordered), a fairseq2 one as it is."""
+    if "encoder_frontend.embed.weight" not in state and "embed_tokens.weight" in state:
+        return _rename(state, _FAIRSEQ1_TEXT)
+    return dict(state)
+
+
+def _speech_fairseq2_names(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A speech state under fairseq2 names: the fairseq layout renamed, a fairseq2 one as it is."""
+    if "encoder_frontend.model_dim_proj.weight" not in state and any(
+            k.startswith("encoder.w2v_model.") for k in state):
+        return _rename(state, _FAIRSEQ1_SPEECH)
+    return dict(state)
+
+
 def _rename(state: Mapping[str, torch.Tensor], table) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in state.items():
@@ -180,23 +197,25 @@ def _rename(state: Mapping[str, torch.Tensor], table) -> dict[str, torch.Tensor]
     return out
 
 
-def read_checkpoint(path: str | Path, *, mmap: bool = True) -> dict[str, torch.Tensor]:
-    """The tensors of a released checkpoint, read with ``weights_only=True`` (tensors and plain
-    containers only: a pickle holding any other object is refused) and unwrapped from fairseq2's
-    ``{"model": ...}`` (or fairseq's ``{"state_dict": ...}``) layout."""
+def read_checkpoint(path: str | Path, *, mmap: bool = True, trust: bool = False
+                    ) -> dict[str, torch.Tensor]:
+    """The tensors of a released checkpoint, unwrapped from fairseq2's ``{"model": ...}`` (or
+    fairseq's ``{"state_dict": ...}``) layout; everything else in the file (optimizer state,
+    metadata) is dropped, and, the file being memory-mapped, never read from disk.
+
+    Read by ``core.models.torch_files.load_checkpoint_file``: ``weights_only=True`` plus the few
+    safe objects released files carry; a file holding anything else is refused (a
+    ``CheckpointError`` naming those objects and the opt-in) unless ``trust`` (a full unpickle,
+    which can run arbitrary code: trusted files only)."""
     path = Path(path)
     try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError as exc:  # legacy (non-zip) files cannot be memory-mapped
-            if not mmap or "mmap" not in str(exc).lower():
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError...
+        obj = load_checkpoint_file(path, mmap=mmap, trust=trust)
+    except UntrustedCheckpointError as exc:
+        raise CheckpointError(str(exc)) from exc
+    except Exception as exc:  # RuntimeError, EOFError, OSError...: not a readable torch file
         raise CheckpointError(
-            f"{path.name}: could not be read as a tensors-only checkpoint (torch.load with "
-            f"weights_only=True refused it: {type(exc).__name__}: {str(exc)[:300]}). Only plain "
-            "tensor checkpoints are read, never arbitrary pickles") from exc
+            f"{path.name}: could not be read as a torch checkpoint ({type(exc).__name__}: "
+            f"{str(exc)[:300]})") from exc
     state = obj
     if isinstance(obj, Mapping):
         for key in ("model", "state_dict"):
@@ -247,9 +266,9 @@ def convert_text_checkpoint(state: Mapping[str, torch.Tensor], cfg: TextEncoderC
     """Load an official text encoder state (fairseq2 names, or the fairseq layout, whose embedding
     rows for (BOS, PAD, EOS, UNK) are reordered to the tokenizer's (PAD, UNK, BOS, EOS) exactly as
     sonar_text/handler.py does) into a ``build_text_encoder(cfg)`` module."""
-    state = dict(state)
-    if "encoder_frontend.embed.weight" not in state and "embed_tokens.weight" in state:
-        state = _rename(state, _FAIRSEQ1_TEXT)
+    fairseq1 = "encoder_frontend.embed.weight" not in state and "embed_tokens.weight" in state
+    state = _text_fairseq2_names(state)
+    if fairseq1:
         embed = state["encoder_frontend.embed.weight"].clone()
         embed[[0, 1, 2, 3]] = embed[[1, 3, 0, 2]]
         state["encoder_frontend.embed.weight"] = embed
@@ -262,12 +281,26 @@ def convert_speech_checkpoint(state: Mapping[str, torch.Tensor], cfg: SpeechEnco
                               what: str = "speech checkpoint") -> nn.Module:
     """Load an official speech encoder state (fairseq2 names, or the fairseq layout renamed as
     sonar_speech/handler.py does) into a ``SpeechEncoder(cfg)``."""
-    state = dict(state)
-    if "encoder_frontend.model_dim_proj.weight" not in state and any(
-            k.startswith("encoder.w2v_model.") for k in state):
-        state = _rename(state, _FAIRSEQ1_SPEECH)
+    state = _speech_fairseq2_names(state)
     module = module if module is not None else SpeechEncoder(cfg)
     return _apply(module, state, speech_name_map(cfg), what)
+
+
+def text_parameter_count(state: Mapping[str, torch.Tensor], cfg: TextEncoderConfig) -> int:
+    """How many weights the text encoder takes from ``state`` through its name map (floating
+    tensors only): what the memory check counts, so tensors the conversion drops (fairseq's
+    bookkeeping keys, anything saved beside the weights) never make a model look larger."""
+    return _mapped_parameter_count(_text_fairseq2_names(state), text_name_map(cfg))
+
+
+def speech_parameter_count(state: Mapping[str, torch.Tensor], cfg: SpeechEncoderConfig) -> int:
+    """How many weights a speech encoder takes from ``state`` through its name map (floating
+    tensors only; see ``text_parameter_count``)."""
+    return _mapped_parameter_count(_speech_fairseq2_names(state), speech_name_map(cfg))
+
+
+def _mapped_parameter_count(state: Mapping[str, torch.Tensor], names: Mapping[str, str]) -> int:
+    return sum(state[k].numel() for k in names if k in state and state[k].is_floating_point())
 
 
 def official_state_dict(module: nn.Module, names: Mapping[str, str]) -> dict[str, torch.Tensor]:
@@ -281,8 +314,7 @@ def text_config_from_state(state: Mapping[str, torch.Tensor], base: TextEncoderC
     """Vocabulary, width, depth and FFN width read from the tensors' shapes (heads, positions
     from ``base``, default the release)."""
     base = base or TextEncoderConfig()
-    if "encoder_frontend.embed.weight" not in state and "embed_tokens.weight" in state:
-        state = _rename(state, _FAIRSEQ1_TEXT)
+    state = _text_fairseq2_names(state)
     try:
         vocab, dim = state["encoder_frontend.embed.weight"].shape
         ffn = state["encoder.layers.0.ffn.inner_proj.weight"].shape[0]
@@ -298,8 +330,7 @@ def speech_config_from_state(state: Mapping[str, torch.Tensor],
     """Width, depths, conformer heads and FFN widths read from the tensors' shapes (the pooler's
     heads, which no shape shows, from ``base``: 16 in the release)."""
     base = base or SpeechEncoderConfig()
-    if "encoder_frontend.model_dim_proj.weight" not in state:
-        state = _rename(state, _FAIRSEQ1_SPEECH)
+    state = _speech_fairseq2_names(state)
     try:
         dim, feat = state["encoder_frontend.model_dim_proj.weight"].shape
         ffn = state["encoder.layers.0.ffn1.inner_proj.weight"].shape[0]

@@ -27,6 +27,7 @@ from core.models.sonar.checkpoint import (
     speech_code,
     speech_config_from_state,
     text_config_from_state,
+    text_parameter_count,
 )
 from core.models.sonar.config import (
     TINY_SPEECH_LANGUAGES,
@@ -36,10 +37,11 @@ from core.models.sonar.config import (
 )
 from core.models.sonar.modules import SpeechEncoder, build_text_encoder, init_random
 from core.models.sonar.tokenizer import NllbTokenizer
+from core.models.torch_files import TRUST_ENV, trusted_by_environment
 
 
-def _speech_sources_from_folder(folder: Path, langs: Sequence[str] | None, base: SonarConfig
-                                ) -> dict[str, SpeechSource]:
+def _speech_sources_from_folder(folder: Path, langs: Sequence[str] | None, base: SonarConfig,
+                                trust: bool) -> dict[str, SpeechSource]:
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         match = SPEECH_CHECKPOINT.match(path.name)
@@ -54,20 +56,24 @@ def _speech_sources_from_folder(folder: Path, langs: Sequence[str] | None, base:
         found = {iso: p for iso, p in found.items() if iso in wanted}
     sources = {}
     for iso, path in found.items():
-        state = read_checkpoint(path)  # memory-mapped: only the shapes are read here
-        sources[iso] = SpeechSource(iso, speech_config_from_state(state, base.speech_for(iso)), path)
+        state = read_checkpoint(path, trust=trust)  # memory-mapped: only the shapes are read here
+        sources[iso] = SpeechSource(iso, speech_config_from_state(state, base.speech_for(iso)), path,
+                                    trusted=trust)
         del state
     return sources
 
 
-def _load_folder(folder: Path, langs, device: str, dtype: torch.dtype, kw: dict):
+def _load_folder(folder: Path, langs, device: str, dtype: torch.dtype, trust: bool):
     base = real_size_random_config()
     text_path = folder / TEXT_CHECKPOINT
     if not text_path.exists():
         candidates = sorted(p for p in folder.glob("*.pt")
                             if "text" in p.name and "encoder" in p.name)
         text_path = candidates[0] if candidates else None
-    provenance: dict[str, Any] = {"weights": str(folder)}
+    provenance: dict[str, Any] = {
+        "weights": str(folder),
+        "checkpoint_reading": (f"trusted: full unpickling (trust_checkpoint / {TRUST_ENV})"
+                               if trust else "weights_only=True plus the allowlisted objects")}
     text_encoder = text_cfg = tokenizer = None
     if text_path is not None:
         tok_path = folder / TOKENIZER_FILE
@@ -80,9 +86,9 @@ def _load_folder(folder: Path, langs, device: str, dtype: torch.dtype, kw: dict)
                     "the same folder")
             tok_path = models[0]
         tokenizer = NllbTokenizer.from_sentencepiece(tok_path)
-        state = read_checkpoint(text_path)
+        state = read_checkpoint(text_path, trust=trust)
         text_cfg = text_config_from_state(state, base.text)
-        n_params = sum(v.numel() for v in state.values() if v.is_floating_point())
+        n_params = text_parameter_count(state, text_cfg)
         check_fits(f"SONAR text encoder {text_path.name}", n_params, dtype, device)
         if tokenizer.vocab_size != text_cfg.vocab_size:
             raise CheckpointError(
@@ -94,7 +100,7 @@ def _load_folder(folder: Path, langs, device: str, dtype: torch.dtype, kw: dict)
         provenance["text_checkpoint"] = {"file": text_path.name, "sha256": sha256_file(text_path),
                                          "n_parameters": count_parameters(text_encoder)}
         provenance["tokenizer_file"] = {"file": tok_path.name, "sha256": sha256_file(tok_path)}
-    sources = _speech_sources_from_folder(folder, langs, base)
+    sources = _speech_sources_from_folder(folder, langs, base, trust)
     if text_encoder is None and not sources:
         raise FileNotFoundError(
             f"{folder}: no SONAR checkpoints: expected {TEXT_CHECKPOINT} + {TOKENIZER_FILE} "
@@ -114,11 +120,17 @@ def estimate_parameters(config: SonarConfig, speech_langs: Sequence[str]) -> int
 def load_sonar(*, name: str, device: str | None = None, source: str | None = None,
                random: bool = False, dtype: str | torch.dtype | None = None, seed: int = 0,
                langs: Sequence[str] | str | None = None, real_size: bool = False,
-               max_speech_encoders: int = 2, **kw: Any) -> SonarAdapter:
+               max_speech_encoders: int = 2, trust_checkpoint: bool = False,
+               **kw: Any) -> SonarAdapter:
     """Factory behind the registry: a folder of the released checkpoints (``source``) or random
     weights (``random=True``: the tiny test model, or with ``real_size=True`` the released
     architecture). ``langs`` restricts the speech encoders (FLORES-200 or ISO codes; for the random
-    model, default eng/deu/swh). Float32 unless ``dtype`` says otherwise (CUDA only)."""
+    model, default eng/deu/swh). Float32 unless ``dtype`` says otherwise (CUDA only).
+
+    Checkpoints are read with ``weights_only=True`` plus a short allowlist
+    (``core.models.torch_files``); ``trust_checkpoint=True`` (or the environment variable
+    ``CROSSMODAL_LENS_TRUST_CHECKPOINTS=1``, which reaches ``precompute build``) reads them as
+    full pickles instead, which can run arbitrary code: only for files whose source you trust."""
     if kw:
         raise TypeError(f"load_sonar got unexpected arguments: {', '.join(sorted(kw))}")
     if random == (source is not None):
@@ -151,7 +163,7 @@ def load_sonar(*, name: str, device: str | None = None, source: str | None = Non
         raise FileNotFoundError(f"{source!r} is not a folder; SONAR loads from a folder holding "
                                 f"{TEXT_CHECKPOINT}, {TOKENIZER_FILE} and spenc.*.pt files")
     text_encoder, text_cfg, tokenizer, sources, provenance = _load_folder(
-        folder, langs, device, resolved, kw)
+        folder, langs, device, resolved, trust_checkpoint or trusted_by_environment())
     return SonarAdapter(name=name, device=device, dtype=resolved, text_encoder=text_encoder,
                         text_cfg=text_cfg, tokenizer=tokenizer, speech_sources=sources,
                         provenance=provenance, max_speech_encoders=max_speech_encoders)
