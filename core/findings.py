@@ -18,7 +18,6 @@ with the verdict the raw values would have given. A verdict needs enough sentenc
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
