@@ -54,7 +54,7 @@ METRIC_INFO: dict[str, MetricInfo] = {
         what="Mean canonical correlation between the top k singular directions of each side "
              "(Raghu et al. 2017).",
         value_range="0 to 1",
-        one_means="1: each side's top-k directions are a linear map of the other's.",
+        one_means="1 means each side's top-k directions are a linear map of the other's.",
         chance="Chance is not 0 and rises with k/n: independent data score about 0.26 at "
                "k = n/10, 0.44 at n/4, 0.65 at n/2 and 1 at k = n - 1. The shuffled baseline "
                "shows it at the row's own k and n.",
@@ -67,7 +67,7 @@ METRIC_INFO: dict[str, MetricInfo] = {
         what="How alike the two sides' sentence-by-sentence similarity (Gram) matrices are "
              "(Kornblith et al. 2019).",
         value_range="0 to 1",
-        one_means="1: the two sides' geometries are equal up to rotation and scale.",
+        one_means="1 means the two sides' geometries are equal up to rotation and scale.",
         chance="Unrelated sentences score above 0, more with few sentences and many "
                "dimensions; the shuffled baseline shows it. Weighted by the largest-variance "
                "directions, so a shared direction such as sentence length can carry it: compare "
@@ -78,7 +78,7 @@ METRIC_INFO: dict[str, MetricInfo] = {
         what="Linear CKA with Song et al.'s unbiased HSIC, which removes CKA's positive bias at "
              "small n.",
         value_range="about -1 to 1 (can be negative)",
-        one_means="1: the two sides' geometries are equal up to rotation and scale.",
+        one_means="1 means the two sides' geometries are equal up to rotation and scale.",
         chance="Unrelated sentences score about 0 at any n; the shuffled baseline shows it. "
                "Like linear CKA it is weighted by the largest-variance directions (compare with "
                "the length-only baseline).",
@@ -88,7 +88,7 @@ METRIC_INFO: dict[str, MetricInfo] = {
         what="Share of each sentence's k nearest neighbours (cosine, other sentences) that the "
              "two sides have in common, averaged over sentences (Huh et al. 2024).",
         value_range="0 to 1",
-        one_means="1: every sentence has the same k neighbours on both sides.",
+        one_means="1 means every sentence has the same k neighbours on both sides.",
         chance="Unrelated sentences score about k/(N - 1), e.g. 0.05 for k = 10 among "
                "N = 200; the shuffled baseline shows it.",
         chance_short="chance ≈ k/(N - 1)",
@@ -100,7 +100,7 @@ METRIC_INFO: dict[str, MetricInfo] = {
         what="Precision at 1 of cosine retrieval: how often a sentence's nearest vector on the "
              "other side is its own counterpart.",
         value_range="0 to 1",
-        one_means="1: every sentence finds its own counterpart first.",
+        one_means="1 means every sentence finds its own counterpart first.",
         chance="Unrelated sentences score about 1/N (0.005 among N = 200); the shuffled "
                "baseline shows it.",
         chance_short="chance ≈ 1/N",
@@ -111,7 +111,7 @@ METRIC_INFO: dict[str, MetricInfo] = {
         label="paired cosine",
         what="Mean cosine between each sentence's two vectors.",
         value_range="-1 to 1",
-        one_means="1: each sentence's two vectors point the same way.",
+        one_means="1 means each sentence's two vectors point the same way.",
         chance="Unrelated sentences often score far above 0 (vectors of one space share a "
                "common direction); the shuffled baseline shows the level to read it against.",
         chance_short="chance: the shuffled baseline (often far above 0)"),
