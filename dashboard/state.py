@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 import pandas as pd
 import streamlit as st
 
+from core.metrics import descriptions
 from core.store import Store
 from dashboard import availability as availability_
 from dashboard.charts import projection as projection_charts
@@ -197,6 +198,15 @@ def components(ref: StoreRef, run_id: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=64)
 def metric_names(ref: StoreRef, run_id: str) -> list[str]:
     return read_store(ref, lambda s: s.metric_names(run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def metric_settings(ref: StoreRef, run_id: str) -> dict[str, list[tuple[str, int]]]:
+    """Per metric, the distinct (params JSON, n_samples) its rows were computed with."""
+    frame = read_store(ref, lambda s: s.metric_settings(run_id))
+    return {str(metric): [(str(p), int(n)) for p, n in zip(group["params"], group["n_samples"],
+                                                          strict=True)]
+            for metric, group in frame.groupby("metric", sort=True)}
 
 
 @st.cache_data(show_spinner="Loading metrics…", max_entries=256)
@@ -377,10 +387,7 @@ def sidebar(ref: StoreRef, *, run: bool = True, metric: bool = True, pairing: bo
             st.warning(f"Run `{run_id}` has no metrics stored (was it interrupted?). Pick another run "
                        f"or rebuild with `{rebuild_command(ref.path)}`.")
             st.stop()
-        _prepare("metric", names, "svcca" if "svcca" in names else names[0])
-        sb.selectbox("Metric", names, key="metric",
-                     help="Similarity between the pooled states of two sets of aligned sentences.")
-        selection["metric"] = _remember("metric")
+        selection["metric"] = metric_picker(sb, names, metric_settings(ref, run_id))
     if pairing:
         _prepare("pairing", list(PAIRINGS), "text-speech")
         sb.radio("Pairing", PAIRINGS, key="pairing",
@@ -394,6 +401,23 @@ def sidebar(ref: StoreRef, *, run: bool = True, metric: bool = True, pairing: bo
     if view:
         selection["view"] = _view_picker()
     return Selection(**selection)
+
+
+def metric_picker(container: Any, names: Sequence[str],
+                  settings: Mapping[str, Sequence[tuple[object, object]]], *,
+                  key: str = "metric") -> str:
+    """The metric selector in ``container`` (the sidebar, a column): display names, the chosen
+    metric's description as its help and, under it, one line with its range and chance level
+    (``core.metrics.descriptions``). The value stays the metric id, so queries are unchanged."""
+    names = list(names)
+    _prepare(key, names, "svcca" if "svcca" in names else names[0])
+    chosen = st.session_state[key]
+    used = settings.get(chosen, ())
+    container.selectbox("Metric", names, key=key, format_func=descriptions.display_name,
+                        help=descriptions.metric_help(chosen,
+                                                      descriptions.settings_text(chosen, used)))
+    container.caption(descriptions.metric_line(chosen, used))
+    return _remember(key)
 
 
 def _view_picker() -> str:

@@ -89,3 +89,23 @@ def test_baseline_summary_matches_the_rows(tables):
     assert summary.loc[0, "baseline mean"] == pytest.approx(rows["baseline_mean"].mean(), abs=1e-4)
     assert summary.loc[0, "baseline max"] == pytest.approx(rows["baseline_mean"].max(), abs=1e-4)
     assert baseline_summary(rows.iloc[0:0]).empty
+
+
+@pytest.mark.parametrize("metric, line", [
+    ("svcca", "SVCCA (k = 4, n = 200 sentences): range 0 to 1, chance rises with k/n"),
+    ("linear_cka", "linear CKA (n = 200 sentences): range 0 to 1, chance above 0 (see the "
+                   "shuffled baseline)"),
+])
+def test_heatmap_hover_says_what_the_metric_means(tables, languages, metric, line):
+    rows = metric_rows(tables, metric=metric, pairing="text-speech", layer=2)
+    (heat,) = traces_of(heatmap_figure(rows, languages, pairing="text-speech", metric=metric),
+                        "heatmap")
+    assert line in heat.hovertext[0][0] and line in heat.hovertext[5][2]
+
+
+def test_heatmap_hover_gives_the_chance_level_of_the_rows_k_and_pool_size(languages):
+    rows = pd.DataFrame([metric_row(metric="mutual_knn", params='{"k": 10}', n_samples=200)])
+    (heat,) = traces_of(heatmap_figure(rows, languages, pairing="text-speech",
+                                       metric="mutual_knn"), "heatmap")
+    assert "mutual kNN (k = 10, N = 200 sentences): range 0 to 1, chance ≈ k/(N - 1) = 0.050" \
+        in heat.hovertext[0][0]

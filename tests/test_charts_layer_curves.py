@@ -122,3 +122,15 @@ def test_pairing_curves_figure_has_four_families_and_their_baselines(tables):
 def test_pairing_curves_empty(languages):
     fig = pairing_curves_figure(pd.DataFrame([metric_row()]).iloc[0:0], metric="svcca")
     assert len(fig.data) == 0 and fig.layout.annotations
+
+
+def test_layer_curve_hovers_say_what_the_metric_means(tables, languages):
+    line = "SVCCA (k = 4, n = 200 sentences): range 0 to 1, chance rises with k/n"
+    rows = metric_rows(tables)
+    per_language = [t for t in data_lines(layer_curves_figure(rows, languages, metric="svcca"))
+                    if t.legendgroup != "baseline"]
+    families = [t for t in data_lines(pairing_curves_figure(rows, metric="svcca"))
+                if t.line.dash is None]
+    assert per_language and families
+    for trace in per_language + families:
+        assert all(line in text for text in trace.hovertext), trace.name

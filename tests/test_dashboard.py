@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.metrics import descriptions
+from core.metrics.similarity import INVARIANCES
 from dashboard import state
 from synthetic_store import (
     ALL_METRICS, E5_QUANTISATION, LAYER_NAMES, MODELS, RUN_ID, RUN_IDS, SHARED_RUN_ID, TEXT_RUN_ID,
@@ -81,7 +83,8 @@ def test_overview_lists_languages_runs_and_cer(app):
 def test_heatmap_widgets_and_changing_pairing_and_layer(app):
     at = _open(app, "views/heatmap.py")
     sidebar = at.sidebar
-    assert sidebar.selectbox(key="metric").options == sorted(ALL_METRICS)
+    assert sidebar.selectbox(key="metric").options == [
+        descriptions.display_name(m) for m in sorted(ALL_METRICS)]
     assert sidebar.radio(key="pairing").value == "text-speech"
     assert sidebar.select_slider(key="layer").value == len(LAYER_NAMES) - 1
     assert sidebar.multiselect(key="langs").value[0] == "eng_Latn"
@@ -120,6 +123,29 @@ def test_sidebar_choices_survive_a_page_switch(app):
     _assert_clean(at, "layer curves")
     assert at.sidebar.selectbox(key="metric").value == "linear_cka"
     assert "linear_cka" in _figures(at)[0]["layout"]["title"]["text"]
+
+
+def test_metric_selector_shows_display_names_and_says_what_the_number_means(app):
+    at = _open(app, "views/heatmap.py")
+    selector = at.sidebar.selectbox(key="metric")
+    assert selector.options == ["linear CKA", "paired cosine", "SVCCA"]  # not the ids
+    assert selector.value == "svcca"  # the value (queries, session state) stays the id
+    assert selector.help.startswith("**SVCCA**: Mean canonical correlation")
+    for part in ("Range 0 to 1.", "Chance is not 0", "shuffled baseline", "k: directions",
+                 "In this run: k = 4, n = 200 sentences."):
+        assert part in selector.help, part
+    for name in INVARIANCES["svcca"]:
+        assert descriptions.INVARIANCE_TEXT[name] in selector.help
+    line = "SVCCA (k = 4, n = 200 sentences): range 0 to 1, chance rises with k/n"
+    assert any(c.value.startswith(line) for c in at.sidebar.caption)
+
+    selector.set_value("paired_cosine").run()
+    _assert_clean(at, "heatmap, paired cosine")
+    selector = at.sidebar.selectbox(key="metric")
+    assert selector.value == "paired_cosine" and selector.help.startswith("**paired cosine**")
+    assert descriptions.SHARED_SPACE_TEXT in selector.help
+    assert any(c.value.startswith("paired cosine (n = 200 sentences): range -1 to 1")
+               for c in at.sidebar.caption)
 
 
 def test_layer_curves_toggles(app):
@@ -321,6 +347,8 @@ def test_compare_page_draws_every_comparable_run(app):
 
 def test_compare_page_says_why_cosine_is_not_comparable(app):
     at = _open(app, "views/compare.py")
+    assert at.selectbox(key="compare_metric").options == ["linear CKA", "paired cosine", "SVCCA"]
+    assert at.selectbox(key="compare_metric").help.startswith("**SVCCA**")
     at.selectbox(key="compare_metric").set_value("paired_cosine")
     at.radio(key="compare_family").set_value("text-speech").run()
     _assert_clean(at, "compare cosine text-speech")

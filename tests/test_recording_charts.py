@@ -209,6 +209,27 @@ def test_agreement_figure_sends_the_baseline_as_box_statistics():
     json.loads(fig.to_json())
 
 
+def test_agreement_table_names_its_columns_for_a_reader():
+    """The summary's ids (corpus_p10, shuffled_mean, ...) are shown under names a reader
+    understands, each with help text; the values are the summary's own."""
+    from core.recording import agreement_summary
+
+    rows = _agreement_rows({"L0": np.array([0.1, 0.2]), "L1": np.array([0.0, 0.3])})
+    summary = agreement_summary(rows.assign(text_component="text_decoder"))
+    table, column_help = rc.agreement_table(
+        summary.drop(columns=["text_component", "speech_component", "layer"]))
+    assert list(table.columns) == [
+        "layer", "measure", "your clip", "corpus, same sentence: mean", "corpus: 10th percentile",
+        "corpus: 90th percentile", "other sentence (chance): mean", "your clip's percentile",
+        "corpus pairs", "corpus pairs from"]
+    assert set(column_help) == set(table.columns) and all(column_help.values())
+    assert not [c for c in table.columns if "_" in c]
+    assert list(table["measure"]) == ["profile correlation (RSA)"] * 2
+    assert list(table["corpus pairs from"]) == ["the clip's language"] * 2
+    assert list(table["other sentence (chance): mean"]) == pytest.approx([0.15, 0.15])
+    assert list(table["your clip"]) == [0.5, 0.5]
+
+
 # ------------------------------------------------------------------------------- language colours
 
 def _cielab(hex_colour: str, alpha: float = 1.0) -> np.ndarray:

@@ -166,6 +166,14 @@ class Store(StoreWrites):
             "SELECT DISTINCT metric FROM metrics WHERE run_id = ? ORDER BY metric", [run_id]).fetchall()
         return [r[0] for r in rows]
 
+    def metric_settings(self, run_id: str) -> pd.DataFrame:
+        """Each metric's distinct (params, n_samples) in a run, with how many rows use them: what
+        the dashboard says a metric was computed with (SVCCA's k, mutual kNN's k and pool size)."""
+        return self._df(
+            "SELECT metric, CAST(params AS VARCHAR) AS params, n_samples, count(*) AS rows "
+            "FROM metrics WHERE run_id = ? GROUP BY ALL ORDER BY metric, n_samples, params",
+            [run_id])
+
     def metrics(self, run_id: str, *, metric: str | None = None, pairing: str | None = None,
                 layer: int | None = None, langs: Sequence[str] | None = None,
                 with_resamples: bool = False) -> pd.DataFrame:

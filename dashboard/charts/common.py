@@ -5,13 +5,15 @@ explains why nothing is drawn, CI bands, layer names and wrapped hover text.
 from __future__ import annotations
 
 import html
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.metrics.descriptions import metric_line
 from dashboard.charts.theme import FONT, TEMPLATE
 
 
@@ -39,8 +41,25 @@ def fmt_int(x: object) -> str:
     return "n/a" if math.isnan(value) else f"{int(value)}"
 
 
+def metric_hover(metric: str, settings: Iterable[tuple[object, object]] = ()) -> str:
+    """The hover line that says what a number of ``metric`` means: its name, parameters (from
+    the rows' (params, n_samples) ``settings``), range and chance level, HTML-escaped, in grey."""
+    return f"<span style='color:#666666'>{html.escape(metric_line(metric, settings))}</span>"
+
+
+def rows_settings(rows: pd.DataFrame) -> list[tuple[object, object]]:
+    """The (params, n_samples) pairs of metric rows, for ``metric_hover`` (empty when absent)."""
+    if rows.empty or "n_samples" not in rows:
+        return []
+    params = rows["params"] if "params" in rows else [None] * len(rows)
+    as_text = [json.dumps(p, sort_keys=True) if isinstance(p, dict) else
+               p if isinstance(p, str) else None for p in params]
+    return list(dict.fromkeys(zip(as_text, rows["n_samples"], strict=True)))
+
+
 def value_hover(row: pd.Series) -> str:
-    """Hover text of one cell (an ``apply_view`` row): value, CI, both baselines and n."""
+    """Hover text of one cell (an ``apply_view`` row): value, CI, both baselines and n, then
+    the metric's line (``metric_hover``) when the row names its metric."""
     ci = (f"[{fmt(row['shown_low'])}, {fmt(row['shown_high'])}]"
           if pd.notna(row["shown_low"]) and pd.notna(row["shown_high"]) else "n/a")
     baseline = fmt(row["shown_baseline"])
@@ -49,7 +68,9 @@ def value_hover(row: pd.Series) -> str:
     return (f"value: <b>{fmt(row['shown'])}</b><br>95% CI: {ci}<br>"
             f"shuffled baseline: {baseline}<br>"
             f"length-only baseline: {fmt(row.get('length_baseline'))}<br>"
-            f"n = {fmt_int(row.get('n_samples'))} sentences")
+            f"n = {fmt_int(row.get('n_samples'))} sentences"
+            + (f"<br>{metric_hover(str(row['metric']), [(row.get('params'), row.get('n_samples'))])}"
+               if pd.notna(row.get("metric")) else ""))
 
 
 def empty_figure(title: str, message: str) -> go.Figure:

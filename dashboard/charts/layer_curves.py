@@ -19,7 +19,9 @@ from dashboard.charts.common import (
     fmt,
     fmt_int,
     layer_name,
+    metric_hover,
     rgba,
+    rows_settings,
     value_axis_title,
     value_hover,
 )
@@ -208,6 +210,7 @@ def pairing_curves_figure(metrics: pd.DataFrame, *, metric: str, view: str = "ra
     if series.empty:
         return empty_figure(title, "No metric values for this selection.")
     series = series.assign(x=series["depth"])
+    meaning = metric_hover(metric, rows_settings(metrics))
     fig = go.Figure()
     first_of_family: dict[str, str] = {}
     for name, line in series.groupby("series", sort=False):
@@ -223,7 +226,7 @@ def pairing_curves_figure(metrics: pd.DataFrame, *, metric: str, view: str = "ra
                  f"of side a)<br>mean: <b>{fmt(r['mean'])}</b><br>"
                  f"95% CI of the mean: [{fmt(r.ci_low)}, {fmt(r.ci_high)}] ({r.ci_method})<br>"
                  f"shuffled baseline: {fmt(r.baseline)}<br>language pairs: {fmt_int(r.pairs)}"
-                 for _, r in line.iterrows()]
+                 f"<br>{meaning}" for _, r in line.iterrows()]
         fig.add_trace(go.Scatter(
             x=line["x"], y=line["mean"], mode="lines+markers", name=name, legendgroup=name,
             line=dict(color=colour, width=3, dash=dash), hovertext=hover,

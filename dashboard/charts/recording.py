@@ -27,6 +27,47 @@ QUERY_SYMBOLS = {"recording": "star", "transcript": "x"}
 CORPUS_COLOUR = OKABE_ITO["green"]
 #: short value-axis titles (the page's caption gives the full description)
 AXIS_LABEL = {"cosine": "cosine", "rsa": "profile correlation (RSA)"}
+#: the agreement summary's columns (``core.recording.agreement_summary``) as the page shows
+#: them, with what each says (the table's column help)
+AGREEMENT_COLUMNS: dict[str, tuple[str, str]] = {
+    "layer_name": ("layer", "The speech layer; the text side is read at the layer of the same "
+                            "relative depth."),
+    "measure": ("measure", "cosine: both sides share one space. profile correlation (RSA): the "
+                           "spaces differ, so the clip's similarities to the stored sentences "
+                           "are correlated with its text's."),
+    "recording": ("your clip", "Agreement of your recording with its text at this layer, in "
+                               "the row's measure: 1 = full agreement (the same direction, or "
+                               "the same similarities to the stored sentences)."),
+    "corpus_mean": ("corpus, same sentence: mean", "Mean agreement of the corpus's own speech "
+                    "with the text of the same sentence: what a matching clip usually scores."),
+    "corpus_p10": ("corpus: 10th percentile", "80% of the corpus's same-sentence pairs lie "
+                   "between the 10th and the 90th percentile."),
+    "corpus_p90": ("corpus: 90th percentile", "80% of the corpus's same-sentence pairs lie "
+                   "between the 10th and the 90th percentile."),
+    "shuffled_mean": ("other sentence (chance): mean", "Mean agreement of corpus speech with "
+                      "the text of a different sentence: the chance level."),
+    "percentile": ("your clip's percentile", "Share (%) of the corpus's same-sentence pairs "
+                   "below your clip: 50 = a typical match, near 0 = below almost all of them."),
+    "n_corpus": ("corpus pairs", "How many same-sentence pairs of the corpus the row compares "
+                                 "with."),
+    "corpus_scope": ("corpus pairs from", "The clip's language when the corpus holds it, else "
+                                          "every language."),
+}
+
+
+def agreement_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The agreement summary as the page shows it: reader's column names (``AGREEMENT_COLUMNS``)
+    and measure names, and each shown column's help text keyed by its new name."""
+    shown = [c for c in AGREEMENT_COLUMNS if c in summary.columns]
+    table = summary[shown].copy()
+    if "measure" in table:
+        table["measure"] = table["measure"].map(lambda m: AXIS_LABEL.get(m, m))
+    if "corpus_scope" in table:
+        table["corpus_scope"] = table["corpus_scope"].replace({"language": "the clip's language"})
+    names = {c: AGREEMENT_COLUMNS[c][0] for c in shown}
+    return table.rename(columns=names), {names[c]: AGREEMENT_COLUMNS[c][1] for c in shown}
+
+
 #: small multiples per row in the map figure
 MAP_COLUMNS = 4
 #: the stored points' opacity in the maps (the clip's markers are opaque)

@@ -33,8 +33,11 @@ if not metrics:
     st.warning("None of the chosen runs has metrics stored.")
     st.stop()
 left, right = st.columns([1, 2])
-metric = left.selectbox("Metric", metrics, key="compare_metric",
-                        index=metrics.index("svcca") if "svcca" in metrics else 0)
+settings: dict[str, list] = {}
+for run_id in run_ids:  # every chosen run's k and n of each metric, for the selector's help
+    for name, used in state.metric_settings(ref, run_id).items():
+        settings.setdefault(name, []).extend(used)
+metric = state.metric_picker(left, metrics, settings, key="compare_metric")
 family = right.radio("Comparison", list(comparison.FAMILIES), key="compare_family",
                      format_func=comparison.FAMILIES.get, horizontal=True)
 pairing = family

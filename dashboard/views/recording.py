@@ -185,8 +185,14 @@ if not agreement_rows.empty:
     st.caption(f"Measure: {MEASURE_LABEL[measure]}. Boxes: the corpus's own text and speech of "
                "the same sentence (green) and of different sentences (grey).")
     st.plotly_chart(rc.agreement_figure(agreement_rows), key="recording_agreement")
-    st.dataframe(summary.drop(columns=["text_component", "speech_component", "layer"]),
-                 hide_index=True)
+    table, column_help = rc.agreement_table(summary)
+    st.dataframe(table, hide_index=True,
+                 column_config={name: st.column_config.Column(help=text)
+                                for name, text in column_help.items()})
+    st.caption("Per layer: your clip's agreement beside the corpus's own text and speech of the "
+               "same sentence (mean and 10th-90th percentile) and of other sentences (chance); "
+               "the percentile places your clip among the same-sentence pairs. Hover a column "
+               "name for what it holds.")
 else:
     st.info("No text-vs-speech pair to compare (no text given, or the run has no text path).")
 
