@@ -30,7 +30,7 @@ FAMILIES: dict[str, str] = {
 DEPTH_SIDE: dict[str, str] = {"text-text": "a", "speech-speech": "a", "text-speech": "b"}
 
 CURVE_COLUMNS = ["depth", "component", "layer", "mean", "ci_low", "ci_high", "baseline",
-                 "baseline_sd", "pairs"]
+                 "baseline_sd", "length_baseline", "pairs"]
 
 
 def family_rows(metrics: pd.DataFrame, family: str) -> pd.DataFrame:
@@ -55,7 +55,8 @@ def family_curve(metrics: pd.DataFrame, family: str, *, view: str = "raw",
 
     The CI is mean ± 1.96·sd/√pairs over language pairs (as the layer curves' families); with a
     single language pair it is that pair's stored bootstrap CI. ``baseline`` is the mean shuffled-pairs
-    baseline. Rows without a path depth (stores without a layers table) use the aligned ``depth``.
+    baseline, ``length_baseline`` the mean length-only baseline. The length-residualised view has
+    no interval (no bootstrap of residualised values is stored, as on the layer curves). Rows without a path depth (stores without a layers table) use the aligned ``depth``.
     """
     rows = family_rows(metrics, family)
     if components is None:
@@ -82,9 +83,10 @@ def family_curve(metrics: pd.DataFrame, family: str, *, view: str = "raw",
         layer=("layer", "first"), mean=("shown", "mean"), sd=("shown", "std"),
         pairs=("shown", "size"), low=("shown_low", "mean"), high=("shown_high", "mean"),
         baseline=("shown_baseline", "mean"), baseline_sd=("shown_baseline_sd", "mean"),
+        length_baseline=("shown_length_baseline", "mean"),
     ).reset_index().rename(columns={"x": "depth"})
     half = Z_95 * stats["sd"] / np.sqrt(stats["pairs"])
-    several = stats["pairs"] > 1
+    several = (stats["pairs"] > 1) & (view != "residualised")
     stats["ci_low"] = np.where(several, stats["mean"] - half, stats["low"])
     stats["ci_high"] = np.where(several, stats["mean"] + half, stats["high"])
     stats["component"] = depth_component(family, components)

@@ -9,6 +9,7 @@ import pytest
 
 from core.metrics.joint import Z_95
 from dashboard import comparison
+from dashboard.charts.common import LENGTH_BASELINE_NAME
 from dashboard.charts.compare import compare_figure, run_colours
 from dashboard.stages import boundaries, stage_spans, stage_summary
 from chart_fixtures import data_lines, tables
@@ -79,3 +80,31 @@ def test_compare_figure_one_line_per_run_with_baselines_and_stages(tables):
     empty = compare_figure(curves.iloc[0:0], spans, metric="svcca",
                            family="text-text")
     assert len(empty.data) == 0 and empty.layout.annotations
+
+
+def test_compare_draws_the_length_only_baseline_only_when_asked(tables):
+    run = tables["runs"][RUN_ID]
+    rows = run["metrics"][run["metrics"].metric == "svcca"]
+    curve = comparison.family_curve(rows, "text-text").assign(run=RUN_ID)
+    cross = comparison.family_rows(rows, "text-text")
+    expected = cross.groupby(cross["path_depth_a"].round(6))["length_baseline"].mean()
+    np.testing.assert_allclose(curve["length_baseline"], expected.to_numpy())
+    fig = compare_figure(curve, pd.DataFrame(), metric="svcca", family="text-text",
+                         show_length=True)
+    length = [t for t in data_lines(fig) if t.line.dash == "dashdot"]
+    assert [t.name for t in length] == [f"{RUN_ID}: {LENGTH_BASELINE_NAME}"]
+    np.testing.assert_allclose(length[0].y, expected.to_numpy())
+    plain = compare_figure(curve, pd.DataFrame(), metric="svcca", family="text-text")
+    assert not [t for t in plain.data if t.line.dash == "dashdot"]
+
+
+def test_compare_residualised_view_has_no_interval_and_no_baseline(tables):
+    run = tables["runs"][RUN_ID]
+    rows = run["metrics"][run["metrics"].metric == "svcca"]
+    curve = comparison.family_curve(rows, "text-text", view="residualised").assign(run=RUN_ID)
+    assert curve["mean"].notna().all()
+    assert curve[["ci_low", "ci_high", "baseline", "length_baseline"]].isna().all().all()
+    fig = compare_figure(curve, pd.DataFrame(), metric="svcca", family="text-text",
+                         show_ci=True, show_length=True)
+    assert not [t for t in fig.data if t.fill == "toself"]
+    assert not [t for t in fig.data if t.line.dash in ("dash", "dashdot")]

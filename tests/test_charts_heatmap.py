@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard.charts.common import LENGTH_BASELINE_NAME
 from dashboard.charts.heatmap import baseline_summary, heatmap_figure
 from dashboard.charts.theme import LEVEL_COLOURS
 from chart_fixtures import LEVEL_ORDER, languages, metric_row, metric_rows, tables, traces_of
@@ -109,3 +110,27 @@ def test_heatmap_hover_gives_the_chance_level_of_the_rows_k_and_pool_size(langua
                                        metric="mutual_knn"), "heatmap")
     assert "mutual kNN (k = 10, N = 200 sentences): range 0 to 1, chance ≈ k/(N - 1) = 0.050" \
         in heat.hovertext[0][0]
+
+
+def test_heatmap_marks_cells_at_or_below_their_length_only_baseline_when_asked(tables, languages):
+    rows = metric_rows(tables, pairing="text-speech", layer=0).copy()
+    lifted = ((rows.lang_a == "eng_Latn") & (rows.lang_b == "eng_Latn")) | \
+        ((rows.lang_a == "hin_Deva") & (rows.lang_b == "yor_Latn"))
+    rows["length_baseline"] = rows["value"] + np.where(lifted, 0.1, -0.05)
+    for view in ("raw", "minus_baseline"):  # the shift keeps which side of it a value is
+        fig = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca", view=view,
+                             mark_length=True)
+        marks = [t for t in fig.data if t.type == "scatter"]
+        assert len(marks) == 1 and LENGTH_BASELINE_NAME in marks[0].name
+        # English is column/row 0, Hindi row 3, Yoruba column 5 (resource-level order)
+        assert sorted(zip(np.round(marks[0].x - 0.3), np.round(marks[0].y + 0.3))) == \
+            [(0.0, 0.0), (5.0, 3.0)]
+    assert not [t for t in heatmap_figure(rows, languages, pairing="text-speech",
+                                          metric="svcca").data if t.type == "scatter"]
+    assert not [t for t in heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                                          view="residualised", mark_length=True).data
+                if t.type == "scatter"]
+    summary = baseline_summary(rows)
+    assert summary.loc[0, "cells at or below length-only"] == 2
+    assert summary.loc[0, "length-only baseline mean"] == pytest.approx(
+        rows["length_baseline"].mean(), abs=1e-4)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard.charts.common import LENGTH_BASELINE_NAME
 from dashboard.charts.layer_curves import layer_curves_figure, pairing_curves_figure, pairing_series
 from dashboard.charts.theme import FAMILY_COLOURS
 from chart_fixtures import data_lines, languages, metric_row, metric_rows, tables, traces_of
@@ -134,3 +135,52 @@ def test_layer_curve_hovers_say_what_the_metric_means(tables, languages):
     assert per_language and families
     for trace in per_language + families:
         assert all(line in text for text in trace.hovertext), trace.name
+
+
+def _same_language_text_speech(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[(rows.pairing == "text-speech") & (rows.lang_a == rows.lang_b)]
+
+
+def test_layer_curves_draw_the_length_only_baseline_only_when_asked(tables, languages):
+    rows = metric_rows(tables)
+    expected = _same_language_text_speech(rows).groupby("layer_a")["length_baseline"].mean()
+    fig = layer_curves_figure(rows, languages, metric="svcca", show_length=True)
+    length = [t for t in fig.data if t.name == LENGTH_BASELINE_NAME]
+    assert len(length) == 1 and length[0].line.dash == "dashdot"
+    np.testing.assert_allclose(length[0].y, expected.to_numpy())
+    assert not [t for t in layer_curves_figure(rows, languages, metric="svcca").data
+                if t.legendgroup == "length_baseline"]
+    # minus the shuffled baseline: the length-only baseline moves with the values
+    minus = layer_curves_figure(rows, languages, metric="svcca", view="minus_baseline",
+                                show_length=True)
+    same = _same_language_text_speech(rows)
+    shifted = (same["length_baseline"] - same["baseline_mean"]).groupby(same["layer_a"]).mean()
+    np.testing.assert_allclose([t for t in minus.data if t.name == LENGTH_BASELINE_NAME][0].y,
+                               shifted.to_numpy())
+
+
+def test_residualised_views_draw_no_interval_and_no_baseline(tables, languages):
+    rows = metric_rows(tables)
+    per_language = layer_curves_figure(rows, languages, metric="svcca", view="residualised",
+                                       show_ci=True, show_length=True)
+    assert all(t.error_y.array is None for t in data_lines(per_language))
+    assert not [t for t in per_language.data if t.legendgroup in ("baseline", "length_baseline")]
+    families = pairing_curves_figure(rows, metric="svcca", view="residualised", show_ci=True,
+                                     show_length=True)
+    assert not [t for t in families.data if t.fill == "toself"]
+    assert not [t for t in families.data if t.line.dash in ("dash", "dashdot")]
+
+
+def test_pairing_curves_draw_each_family_length_only_baseline_only_when_asked(tables):
+    rows = metric_rows(tables)
+    fig = pairing_curves_figure(rows, metric="svcca", show_length=True)
+    length = [t for t in data_lines(fig) if t.line.dash == "dashdot"]
+    assert len(length) == 4 and {t.legendgroup for t in length} == {"length_baseline"}
+    key = [t for t in fig.data if t.name == LENGTH_BASELINE_NAME]
+    assert len(key) == 1 and key[0].showlegend is not False
+    text_text = rows[(rows.pairing == "text-text") & (rows.lang_a != rows.lang_b)]
+    expected = text_text.groupby("depth")["length_baseline"].mean()
+    got = next(t for t in length if t.name.startswith("text-text (cross-lingual)"))
+    np.testing.assert_allclose(got.y, expected.to_numpy())
+    assert not [t for t in pairing_curves_figure(rows, metric="svcca").data
+                if t.legendgroup == "length_baseline"]

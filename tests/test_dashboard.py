@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core.metrics import descriptions
 from core.metrics.similarity import INVARIANCES
 from dashboard import state
+from dashboard.charts.common import RESIDUALISED_NOTE
 from synthetic_store import (
     ALL_METRICS, E5_QUANTISATION, LAYER_NAMES, MODELS, RUN_ID, RUN_IDS, SHARED_RUN_ID, TEXT_RUN_ID,
     write_synthetic_store,
@@ -162,6 +163,64 @@ def test_layer_curves_toggles(app):
     at.sidebar.radio(key="view").set_value("residualised").run()
     _assert_clean(at, "layer curves residualised")
     assert "length-residualised" in _figures(at)[0]["layout"]["yaxis"]["title"]["text"]
+
+
+def _has_length_baseline(figure: dict) -> bool:
+    return any(t.get("legendgroup") == "length_baseline" or "length-only" in t.get("name", "")
+               for t in figure["data"])
+
+
+def _drawn_intervals(figure: dict) -> int:
+    """CI bands and whiskers of a figure."""
+    return sum(1 for t in figure["data"]
+               if t.get("fill") == "toself" or t.get("error_y", {}).get("array"))
+
+
+def test_layer_curves_draw_the_length_only_baseline_and_residualised_says_it_has_none(app):
+    at = _open(app, "views/layer_curves.py")
+    assert all(_has_length_baseline(f) for f in _figures(at))
+    captions = " ".join(c.value for c in at.main.caption)
+    assert "length-only baseline" in captions and "whiskers" in captions
+    at.toggle(key="show_length").set_value(False).run()
+    _assert_clean(at, "layer curves without the length-only baseline")
+    assert not any(_has_length_baseline(f) for f in _figures(at))
+    assert "length-only baseline" not in " ".join(c.value for c in at.main.caption)
+
+    at.sidebar.radio(key="view").set_value("residualised").run()
+    _assert_clean(at, "layer curves residualised")
+    assert {t.key for t in at.toggle}.isdisjoint({"show_ci", "show_length"})
+    captions = [c.value for c in at.main.caption]
+    assert RESIDUALISED_NOTE in captions
+    for figure in _figures(at):
+        assert _drawn_intervals(figure) == 0 and not _has_length_baseline(figure)
+        assert not any(t.get("line", {}).get("dash") in ("dash", "dashdot") for t in figure["data"])
+    described = " ".join(c for c in captions if c != RESIDUALISED_NOTE)
+    for drawn_only_elsewhere in ("whisker", "Bands", "Dashed", "Dash-dot", "baseline"):
+        assert drawn_only_elsewhere not in described
+
+
+def test_compare_residualised_view_hides_the_ci_toggle(app):
+    at = _open(app, "views/compare.py")
+    assert {"compare_ci", "compare_length"} <= {t.key for t in at.toggle}
+    assert _has_length_baseline(_figures(at)[0]) and _drawn_intervals(_figures(at)[0])
+    at.sidebar.radio(key="view").set_value("residualised").run()
+    _assert_clean(at, "compare residualised")
+    assert {t.key for t in at.toggle}.isdisjoint({"compare_ci", "compare_length"})
+    assert _drawn_intervals(_figures(at)[0]) == 0 and not _has_length_baseline(_figures(at)[0])
+    captions = [c.value for c in at.main.caption]
+    assert RESIDUALISED_NOTE in captions
+    assert not any(word in c for c in captions for word in ("Bands", "Dashed", "Dash-dot"))
+
+
+def test_heatmap_summarises_both_baselines(app):
+    at = _open(app, "views/heatmap.py")
+    assert "mark_length" in {t.key for t in at.toggle}
+    summary = next(d.value for d in at.dataframe if "baseline mean" in d.value.columns)
+    assert {"length-only baseline mean", "cells at or below length-only"} <= set(summary.columns)
+    at.sidebar.radio(key="view").set_value("residualised").run()
+    _assert_clean(at, "heatmap residualised")
+    assert "mark_length" not in {t.key for t in at.toggle}
+    assert RESIDUALISED_NOTE in [c.value for c in at.caption]
 
 
 def test_projection_colouring_and_sentence_link(app):

@@ -16,6 +16,14 @@ import plotly.graph_objects as go
 from core.metrics.descriptions import metric_line
 from dashboard.charts.theme import FONT, TEMPLATE
 
+#: the legend label of the length-only baseline (``core.metrics.nulls.length_baseline``), and its
+#: line style: dash-dot, apart from the shuffled baseline's dashes
+LENGTH_BASELINE_NAME = "length-only baseline (what sentence length alone predicts)"
+LENGTH_BASELINE_DASH = "dashdot"
+#: why the length-residualised view draws no interval and no baseline, said where it is chosen
+RESIDUALISED_NOTE = ("The length-residualised view has no confidence intervals and no baselines: "
+                     "the store keeps only the residualised value itself, so none are drawn.")
+
 
 def value_axis_title(metric: str, view: str) -> str:
     """The value axis title of ``metric`` in ``view`` (what the numbers on a chart are)."""
@@ -65,9 +73,10 @@ def value_hover(row: pd.Series) -> str:
     baseline = fmt(row["shown_baseline"])
     if pd.notna(row["shown_baseline"]) and pd.notna(row["shown_baseline_sd"]):
         baseline += f" ± {fmt(row['shown_baseline_sd'])}"
+    length = row.get("shown_length_baseline", row.get("length_baseline"))
     return (f"value: <b>{fmt(row['shown'])}</b><br>95% CI: {ci}<br>"
             f"shuffled baseline: {baseline}<br>"
-            f"length-only baseline: {fmt(row.get('length_baseline'))}<br>"
+            f"length-only baseline: {fmt(length)}<br>"
             f"n = {fmt_int(row.get('n_samples'))} sentences"
             + (f"<br>{metric_hover(str(row['metric']), [(row.get('params'), row.get('n_samples'))])}"
                if pd.notna(row.get("metric")) else ""))

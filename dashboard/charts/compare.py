@@ -1,7 +1,7 @@
 """Chart of the "Compare models" page: curves of several runs on one relative-depth axis (pure).
 
 Input frames come from ``dashboard.comparison``: ``curves`` (one row per run and depth: run, depth,
-layer, mean, ci_low, ci_high, baseline, pairs) and ``spans`` (one row per run and stage span: run,
+layer, mean, ci_low, ci_high, baseline, length_baseline, pairs) and ``spans`` (one row per run and stage span: run,
 stage, start, end). No streamlit, no aggregation here.
 """
 
@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts.common import ci_band, empty_figure, fmt, fmt_int, value_axis_title
+from dashboard.charts.common import (
+    LENGTH_BASELINE_DASH,
+    LENGTH_BASELINE_NAME,
+    ci_band,
+    empty_figure,
+    fmt,
+    fmt_int,
+    value_axis_title,
+)
 from dashboard.charts.theme import CATEGORICAL, FONT, TEMPLATE
 from dashboard.comparison import FAMILIES
 from dashboard.stages import boundaries
@@ -30,10 +38,11 @@ def run_colours(runs: Sequence[str]) -> dict[str, str]:
 def compare_figure(curves: pd.DataFrame, spans: pd.DataFrame, *, metric: str, family: str,
                    view: str = "raw", show_ci: bool = True,
                    colours: Mapping[str, str] | None = None,
-                   depth_note: str = "") -> go.Figure:
+                   depth_note: str = "", show_length: bool = False) -> go.Figure:
     """One line per run: the family's mean over languages against relative path depth, with its CI
-    band, its shuffled baseline (dashed, same colour) and its stage boundaries (dotted verticals,
-    stage names above the plot, in the run's colour)."""
+    band, its shuffled baseline (dashed, same colour), with ``show_length`` its length-only
+    baseline (dash-dot, same colour) and its stage boundaries (dotted verticals, stage names above
+    the plot, in the run's colour)."""
     title = f"{FAMILIES.get(family, family)} · {metric}, by relative depth along each model's path"
     if curves.empty:
         return empty_figure(title, "No run chosen has values for this family and metric.")
@@ -51,7 +60,8 @@ def compare_figure(curves: pd.DataFrame, spans: pd.DataFrame, *, metric: str, fa
         hover = [f"<b>{run}</b><br>relative depth: {fmt(r.depth, 2)} ({r.component} layer "
                  f"{fmt_int(r.layer)})<br>mean: <b>{fmt(r.mean)}</b><br>95% CI: "
                  f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]<br>shuffled baseline: "
-                 f"{fmt(r.baseline)}<br>language pairs: {fmt_int(r.pairs)}"
+                 f"{fmt(r.baseline)}<br>length-only baseline: {fmt(r.length_baseline)}<br>"
+                 f"language pairs: {fmt_int(r.pairs)}"
                  for r in line.itertuples()]
         fig.add_trace(go.Scatter(
             x=line["depth"], y=line["mean"], mode="lines+markers", name=run, legendgroup=run,
@@ -62,6 +72,12 @@ def compare_figure(curves: pd.DataFrame, spans: pd.DataFrame, *, metric: str, fa
                 x=line["depth"], y=line["baseline"], mode="lines", name=f"{run}: shuffled baseline",
                 legendgroup=run, line=dict(color=colour, width=1.5, dash="dash"),
                 hovertemplate=f"{run}<br>shuffled baseline: %{{y:.3f}}<extra></extra>"))
+        if show_length and line["length_baseline"].notna().any():
+            fig.add_trace(go.Scatter(
+                x=line["depth"], y=line["length_baseline"], mode="lines",
+                name=f"{run}: {LENGTH_BASELINE_NAME}", legendgroup=run,
+                line=dict(color=colour, width=1.5, dash=LENGTH_BASELINE_DASH),
+                hovertemplate=f"{run}<br>length-only baseline: %{{y:.3f}}<extra></extra>"))
     _add_stages(fig, spans, runs, colours)
     top = 70 + _LABEL_ROW_PX * len(runs)
     x_title = "relative depth along the model's whole path (0 = first point, 1 = last)"

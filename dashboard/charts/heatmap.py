@@ -1,5 +1,5 @@
 """Charts of the Heatmap page: a language x language grid of one pairing, metric and layer, and
-the shuffled-baseline summary beside it."""
+the summary of its two baselines (shuffled pairs, length only) beside it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts.common import empty_figure, value_axis_title, value_hover
+from dashboard.charts.common import (
+    LENGTH_BASELINE_NAME,
+    empty_figure,
+    value_axis_title,
+    value_hover,
+)
 from dashboard.charts.languages import (
     lang_label,
     language_levels,
@@ -37,12 +42,14 @@ def heatmap_cells(metrics: pd.DataFrame, order: Sequence[str], *, symmetric: boo
 
 
 def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: str, metric: str,
-                   view: str = "raw", layer_label: str = "", langs: Sequence[str] | None = None
-                   ) -> go.Figure:
+                   view: str = "raw", layer_label: str = "", langs: Sequence[str] | None = None,
+                   mark_length: bool = False) -> go.Figure:
     """Language x language heatmap of one pairing/metric/layer, languages ordered by resource level.
 
     For ``text-speech`` rows are the text language and columns the speech language, so the diagonal
-    is same-sentence, same-language, cross-modal similarity.
+    is same-sentence, same-language, cross-modal similarity. With ``mark_length`` a cell whose
+    value is at or below its length-only baseline (sentence length alone predicts as much) gets a
+    cross in its corner.
     """
     title = f"{metric} · {pairing}" + (f" · {layer_label}" if layer_label else "")
     rows = metrics[metrics["pairing"] == pairing] if "pairing" in metrics else metrics.iloc[0:0]
@@ -78,6 +85,8 @@ def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: s
     if n <= 14 and finite.size:
         heat.update(texttemplate="%{z:.2f}", textfont=dict(size=11))
     fig = go.Figure(heat)
+    if mark_length:
+        _mark_length_cells(fig, cells, n)
     ticks = [f"<span style='color:{level_colour(levels.get(lang))}'>"
              f"{html.escape(names.get(lang, lang))}</span>" for lang in order]
     rotate = n > 8
@@ -106,6 +115,21 @@ def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: s
     return fig
 
 
+def _mark_length_cells(fig: go.Figure, cells: pd.DataFrame, n: int) -> None:
+    """A cross in the top-right corner of every cell at or below its length-only baseline."""
+    shown = cells["shown"].to_numpy(dtype=float)
+    length = cells["shown_length_baseline"].to_numpy(dtype=float)
+    at_or_below = np.flatnonzero(np.isfinite(shown) & np.isfinite(length) & (shown <= length))
+    if not at_or_below.size:
+        return
+    fig.add_trace(go.Scatter(
+        x=at_or_below % n + 0.3, y=at_or_below // n - 0.3, mode="markers",
+        name=f"at or below its {LENGTH_BASELINE_NAME}", hoverinfo="skip",
+        marker=dict(symbol="x", size=9, color="white", line=dict(color="black", width=1)),
+        showlegend=True))
+    fig.update_layout(legend=dict(orientation="h", x=0, y=0, yref="container", yanchor="bottom"))
+
+
 def _level_groups(order: Sequence[str], levels: dict[str, str]) -> list[tuple[bool, str, int, int]]:
     """(starts a new group after another?, level, first index, end index) per resource level run."""
     groups: list[tuple[bool, str, int, int]] = []
@@ -120,9 +144,12 @@ def _level_groups(order: Sequence[str], levels: dict[str, str]) -> list[tuple[bo
 
 
 def baseline_summary(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The shuffled-pairs baseline behind a heatmap, summarised per pairing for the legend table."""
+    """The two baselines behind a heatmap, summarised per pairing for the legend table: the
+    shuffled-pairs baseline and the length-only baseline, with how many cells are at or below the
+    latter (their value is no more than sentence length alone predicts)."""
     columns = ["pairing", "cells", "baseline mean", "baseline min", "baseline max",
-               "mean baseline sd", "sentences per cell"]
+               "mean baseline sd", "length-only baseline mean", "cells at or below length-only",
+               "sentences per cell"]
     if metrics.empty:
         return pd.DataFrame(columns=columns)
     frame = apply_view(metrics, "raw")
@@ -133,6 +160,9 @@ def baseline_summary(metrics: pd.DataFrame) -> pd.DataFrame:
         "baseline min": grouped["baseline_mean"].min(),
         "baseline max": grouped["baseline_mean"].max(),
         "mean baseline sd": grouped["baseline_std"].mean(),
+        "length-only baseline mean": grouped["length_baseline"].mean(),
+        "cells at or below length-only": (frame["value"] <= frame["length_baseline"]).groupby(
+            frame["pairing"], sort=False).sum(),
         "sentences per cell": grouped["n_samples"].median() if "n_samples" in frame else np.nan,
     }).reset_index()
     return summary[columns].round(4)

@@ -14,6 +14,8 @@ import plotly.graph_objects as go
 from core.metrics.joint import Z_95, mean_interval
 from core.store.vectors import bootstrap_matrix
 from dashboard.charts.common import (
+    LENGTH_BASELINE_DASH,
+    LENGTH_BASELINE_NAME,
     ci_band,
     empty_figure,
     fmt,
@@ -32,7 +34,13 @@ from dashboard.charts.languages import (
     language_names,
     language_order,
 )
-from dashboard.charts.theme import BASELINE_COLOUR, FONT, SERIES_COLOURS, TEMPLATE
+from dashboard.charts.theme import (
+    BASELINE_COLOUR,
+    FONT,
+    LENGTH_BASELINE_COLOUR,
+    SERIES_COLOURS,
+    TEMPLATE,
+)
 from dashboard.charts.transforms import apply_view, component_pairs, dedupe_cells, pair_label
 
 
@@ -59,12 +67,14 @@ def _layer_axis(fig: go.Figure, x_axis: str, layer_names: Sequence[str] | None,
 def layer_curves_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metric: str,
                         view: str = "raw", show_ci: bool = True, x_axis: str = "layer",
                         layer_names: Sequence[str] | None = None,
-                        langs: Sequence[str] | None = None) -> go.Figure:
+                        langs: Sequence[str] | None = None,
+                        show_length: bool = False) -> go.Figure:
     """Same-language, same-sentence text-vs-speech similarity over layers, one line per language.
 
     Lines are coloured by resource level (one colour family per level), CIs are whiskers (bands of
     twenty languages would hide each other); the shuffled baseline is the dashed grey line with a
-    ±1.96 sd band.
+    ±1.96 sd band; with ``show_length`` the length-only baseline (mean over languages) is the
+    black dash-dot line.
     """
     title = f"Text vs speech of the same sentence, per language · {metric}"
     rows = metrics[(metrics["pairing"] == "text-speech") & (metrics["lang_a"] == metrics["lang_b"])] \
@@ -83,6 +93,8 @@ def layer_curves_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
     symbols = ["circle", "square", "diamond", "triangle-up", "x", "star", "hexagon", "cross"]
     fig = go.Figure()
     _add_baseline(fig, rows, "shuffled baseline (mean ± 1.96 sd)")
+    if show_length:
+        _add_length_baseline(fig, rows)
     dashes = ["solid", "dot", "dashdot", "longdash"]
     for (index, pair), lang in ((p, lang) for p in enumerate(pairs) for lang in order):
         line = rows[rows["lang_a"] == lang]
@@ -136,6 +148,22 @@ def _add_baseline(fig: go.Figure, rows: pd.DataFrame, name: str) -> None:
     ))
 
 
+def _add_length_baseline(fig: go.Figure, rows: pd.DataFrame) -> None:
+    """Black dash-dot length-only baseline: its mean over the rows (languages) per x."""
+    per_x = rows.groupby("x", sort=True).agg(
+        base=("shown_length_baseline", "mean"), low=("shown_length_baseline", "min"),
+        high=("shown_length_baseline", "max")).reset_index()
+    if not per_x["base"].notna().any():
+        return
+    fig.add_trace(go.Scatter(
+        x=per_x["x"], y=per_x["base"], mode="lines", name=LENGTH_BASELINE_NAME,
+        legendgroup="length_baseline", customdata=per_x[["low", "high"]].to_numpy(),
+        line=dict(color=LENGTH_BASELINE_COLOUR, dash=LENGTH_BASELINE_DASH, width=2),
+        hovertemplate="length-only baseline: %{y:.3f} (mean over languages; "
+                      "%{customdata[0]:.3f} to %{customdata[1]:.3f})<extra></extra>",
+    ))
+
+
 def pairing_series(metrics: pd.DataFrame, view: str = "raw") -> pd.DataFrame:
     """Per relative depth, the mean over language pairs of each comparison family, with a 95% CI.
 
@@ -147,10 +175,11 @@ def pairing_series(metrics: pd.DataFrame, view: str = "raw") -> pd.DataFrame:
     language pairs of a depth (the same sentence resamples for every row: ``core.metrics.joint.
     mean_interval``) where the rows carry their bootstrap values, else from their spread as if
     independent (``ci_method`` says which). Speech-speech rows of one language (voice change) are
-    their own family.
+    their own family. ``baseline`` and ``length_baseline``: the mean shuffled-pairs and
+    length-only baselines of the depth's rows, in the view's units.
     """
     columns = ["series", "layer_a", "depth", "mean", "ci_low", "ci_high", "ci_method", "baseline",
-               "pairs", "family", "components"]
+               "length_baseline", "pairs", "family", "components"]
     needed = {"pairing", "lang_a", "lang_b", "layer_a"}
     if metrics.empty or not needed <= set(metrics.columns):
         return pd.DataFrame(columns=columns)
@@ -186,7 +215,8 @@ def pairing_series(metrics: pd.DataFrame, view: str = "raw") -> pd.DataFrame:
                     low = high = np.nan  # no bootstrap of residualised values is stored
                 records.append({"depth": depth, "layer_a": at["layer_a"].iloc[0], "mean": mean,
                                 "ci_low": low, "ci_high": high, "ci_method": method,
-                                "pairs": len(at), "baseline": at["shown_baseline"].mean()})
+                                "pairs": len(at), "baseline": at["shown_baseline"].mean(),
+                                "length_baseline": at["shown_length_baseline"].mean()})
             stats = pd.DataFrame(records)
             stats["series"] = family + (f" · {pair_label(pair)}" if len(pairs) > 1 else "")
             stats["family"] = family
@@ -197,13 +227,15 @@ def pairing_series(metrics: pd.DataFrame, view: str = "raw") -> pd.DataFrame:
 
 def pairing_curves_figure(metrics: pd.DataFrame, *, metric: str, view: str = "raw",
                           show_ci: bool = True, x_axis: str = "layer",
-                          layer_names: Sequence[str] | None = None) -> go.Figure:
+                          layer_names: Sequence[str] | None = None,
+                          show_length: bool = False) -> go.Figure:
     """Mean cross-lingual similarity over layers for text-text vs speech-speech vs text-speech.
 
     Speech lines below text lines = larger cross-lingual differences in speech (finding 3); the
     same-language text-speech line below the cross-lingual text-text line = a modality gap larger
     than the language gap (finding 4). Dashed lines of the same colour are each family's shuffled
-    baseline.
+    baseline; with ``show_length``, dash-dot lines of the same colour its length-only baseline
+    (one legend entry shows or hides them all).
     """
     title = f"Mean similarity over language pairs, per comparison · {metric}"
     series = pairing_series(metrics, view)
@@ -238,6 +270,18 @@ def pairing_curves_figure(metrics: pd.DataFrame, *, metric: str, view: str = "ra
                 legendgroup=name, showlegend=False, line=dict(color=colour, width=1.5, dash="dash"),
                 hovertemplate=f"{name}<br>shuffled baseline: %{{y:.3f}}<extra></extra>",
             ))
+        if show_length and line["length_baseline"].notna().any():
+            fig.add_trace(go.Scatter(
+                x=line["x"], y=line["length_baseline"], mode="lines",
+                name=f"{name}: length-only baseline", legendgroup="length_baseline",
+                showlegend=False, line=dict(color=colour, width=1.5, dash=LENGTH_BASELINE_DASH),
+                hovertemplate=f"{name}<br>length-only baseline: %{{y:.3f}}<extra></extra>",
+            ))
+    if any(t.legendgroup == "length_baseline" for t in fig.data):  # one key for all of them
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="lines", name=LENGTH_BASELINE_NAME,
+            legendgroup="length_baseline",
+            line=dict(color=LENGTH_BASELINE_COLOUR, width=1.5, dash=LENGTH_BASELINE_DASH)))
     if x_axis == "depth":
         _layer_axis(fig, "depth", layer_names, [])
     else:  # name the depths with the layers of the same-language text-speech family's side a

@@ -41,6 +41,8 @@ LANGUAGE_PALETTE: tuple[str, ...] = (
     "#8DB600", "#000000", "#F99379", "#BE0032", "#654522", "#DCD300", "#604E97",
 )
 BASELINE_COLOUR = "#555555"
+#: the length-only baseline where it is not drawn in a series' own colour
+LENGTH_BASELINE_COLOUR = OKABE_ITO["black"]
 #: the comparison families of the layer curves
 FAMILY_COLOURS: dict[str, str] = {
     "text-text (cross-lingual)": OKABE_ITO["blue"],

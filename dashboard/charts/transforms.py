@@ -22,13 +22,15 @@ VIEWS: dict[str, str] = {
 
 def apply_view(metrics: pd.DataFrame, view: str) -> pd.DataFrame:
     """Add the columns every chart plots: ``shown`` (+ ``shown_low``/``shown_high`` CI bounds) and
-    ``shown_baseline`` (+ ``shown_baseline_sd``) in the units of the chosen view.
+    ``shown_baseline`` (+ ``shown_baseline_sd``) and ``shown_length_baseline`` (what sentence
+    length alone predicts) in the units of the chosen view.
 
-    - raw: the metric value, its bootstrap CI and the shuffled-pairs baseline.
+    - raw: the metric value, its bootstrap CI, the shuffled-pairs and the length-only baseline.
     - residualised: the metric after regressing sentence length out of each side. The store has no
-      CI or shuffled baseline for it, so those are NaN (charts then draw no band and no baseline).
-    - minus_baseline: value minus the shuffled-pairs baseline mean (0 = chance level); the CI moves
-      with it and the baseline becomes 0 with its spread kept.
+      CI and no baseline of either kind for it, so those are NaN (charts then draw none of them).
+    - minus_baseline: value minus the shuffled-pairs baseline mean (0 = chance level); the CI and
+      the length-only baseline move with it (so the value stays as far above or below them as in
+      raw) and the shuffled baseline becomes 0 with its spread kept.
     """
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; expected one of {', '.join(VIEWS)}")
@@ -39,9 +41,11 @@ def apply_view(metrics: pd.DataFrame, view: str) -> pd.DataFrame:
     if view == "raw":
         out["shown"], out["shown_low"], out["shown_high"] = out["value"], out["ci_low"], out["ci_high"]
         out["shown_baseline"], out["shown_baseline_sd"] = out["baseline_mean"], out["baseline_std"]
+        out["shown_length_baseline"] = out["length_baseline"]
     elif view == "residualised":
         out["shown"] = out["value_residualised"]
-        for column in ("shown_low", "shown_high", "shown_baseline", "shown_baseline_sd"):
+        for column in ("shown_low", "shown_high", "shown_baseline", "shown_baseline_sd",
+                       "shown_length_baseline"):
             out[column] = np.nan
     else:
         out["shown"] = out["value"] - out["baseline_mean"]
@@ -49,6 +53,7 @@ def apply_view(metrics: pd.DataFrame, view: str) -> pd.DataFrame:
         out["shown_high"] = out["ci_high"] - out["baseline_mean"]
         out["shown_baseline"] = out["baseline_mean"] * 0.0
         out["shown_baseline_sd"] = out["baseline_std"]
+        out["shown_length_baseline"] = out["length_baseline"] - out["baseline_mean"]
     return out
 
 

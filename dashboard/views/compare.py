@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import comparison, state
+from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.compare import compare_figure, run_colours
 from dashboard.charts.transforms import component_pairs
 from dashboard.stages import stage_spans
@@ -12,8 +13,7 @@ st.title("Compare models")
 st.caption("One line per run (model): the mean over language pairs of one comparison family, "
            "against the relative depth along the model's whole path, so models of different depth "
            "and architecture share one axis. Dotted verticals in a run's colour mark where its "
-           "stages (front end, encoder, adaptor, LLM, ...) meet; dashed lines are each run's "
-           "shuffled-pairs baseline.")
+           "stages (front end, encoder, adaptor, LLM, ...) meet.")
 
 ref = state.store_ref()
 runs_df = state.runs(ref)
@@ -44,7 +44,14 @@ pairing = family
 depth_note = ("x = depth along the speech side's path (side b): where on its way through the "
               "model the speech meets the text" if family == "text-speech"
               else "x = depth along side a's path (both sides are the same component)")
-show_ci = st.toggle("Show 95% confidence intervals", value=True, key="compare_ci")
+controls = sel.view != "residualised"  # the store has no CI and no baselines for residualised values
+left, right = st.columns(2)
+show_ci = controls and left.toggle("Show 95% confidence intervals", value=True, key="compare_ci")
+show_length = controls and right.toggle(
+    "Show the length-only baseline", value=True, key="compare_length",
+    help=f"Dash-dot, in each run's colour: the {LENGTH_BASELINE_NAME}.")
+if not controls:
+    st.caption(RESIDUALISED_NOTE)
 
 labels = {r: comparison.run_label(models[r], r, [models[o] for o in run_ids]) for r in run_ids}
 curves, spans, excluded = [], [], []
@@ -83,10 +90,14 @@ if curves:
     st.plotly_chart(compare_figure(
         curves_df, spans_df, metric=metric, family=family, view=sel.view, show_ci=show_ci,
         colours=run_colours([labels[r] for r in run_ids]),
-        depth_note=depth_note), key="compare")
-    st.caption("Bands: 95% CI of the mean over language pairs (the bootstrap CI where only one "
-               "pair is left). Stage names above the plot, one row per run, in the run's colour; "
-               "click a legend entry to hide a run.")
+        depth_note=depth_note, show_length=show_length), key="compare")
+    st.caption(("Bands: 95% CI of the mean over language pairs (the bootstrap CI where only one "
+                "pair is left). " if show_ci else "")
+               + ("Dashed, in a run's colour: its shuffled-pairs baseline. " if controls else "")
+               + ("Dash-dot: its length-only baseline (what sentence length alone predicts). "
+                  if show_length else "")
+               + "Stage names above the plot, one row per run, in the run's colour; click a "
+                 "legend entry to hide a run.")
 else:
     st.info(f"None of the chosen runs can be compared on {comparison.FAMILIES[family]} "
             f"{metric}; see why below.", icon=":material/info:")

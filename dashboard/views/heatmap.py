@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import state
+from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.heatmap import baseline_summary, heatmap_figure
 
 st.title("Heatmap")
@@ -25,12 +26,20 @@ if available.message:
 
 rows = state.metrics(ref, sel.run_id, metric=sel.metric, pairing=sel.pairing, layer=sel.layer,
                      langs=sel.langs, components=sel.components)
+mark_length = sel.view != "residualised" and st.toggle(
+    "Mark cells at or below their length-only baseline", value=True, key="mark_length",
+    help=f"A white cross in a cell's corner: its value is at or below its {LENGTH_BASELINE_NAME}.")
+if sel.view == "residualised":
+    st.caption(RESIDUALISED_NOTE)
 figure = heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
-                        view=sel.view, layer_label=sel.layer_label, langs=sel.langs)
+                        view=sel.view, layer_label=sel.layer_label, langs=sel.langs,
+                        mark_length=mark_length)
 st.plotly_chart(figure, key="heatmap", width="content")
 
-st.subheader("Shuffled-pairs baseline", divider="gray")
-st.caption("Each cell's metric recomputed after shuffling which sentence is paired with which: what "
-           "unrelated sentences score. Cells well above it carry sentence-level information; the CI "
-           "in the hover is a bootstrap over sentences.")
+st.subheader("Baselines", divider="gray")
+st.caption("Shuffled pairs: each cell's metric recomputed after shuffling which sentence is paired "
+           "with which: what unrelated sentences score. Length only: the metric between features "
+           "built from each side's sentence length alone: what sentence length alone predicts. "
+           "Cells well above both carry sentence-level information beyond length; the CI in the "
+           "hover is a bootstrap over sentences. Raw values, whichever view is chosen above.")
 st.dataframe(baseline_summary(rows), hide_index=True)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import state
+from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.layer_curves import layer_curves_figure, pairing_curves_figure
 from dashboard.charts.transforms import PAIRINGS, component_pairs
 
@@ -11,8 +12,15 @@ st.caption("Does the model bring the text and the speech of a sentence together 
 
 ref = state.store_ref()
 sel = state.sidebar(ref)
-left, right = st.columns(2)
-show_ci = left.toggle("Show 95% confidence intervals", value=True, key="show_ci")
+left, middle, right = st.columns(3)
+controls = sel.view != "residualised"  # the store has no CI and no baselines for residualised values
+show_ci = controls and left.toggle("Show 95% confidence intervals", value=True, key="show_ci")
+show_length = controls and middle.toggle(
+    "Show the length-only baseline", value=True, key="show_length",
+    help=f"Dash-dot: the {LENGTH_BASELINE_NAME}: the metric between features built from each "
+         "side's sentence length alone. A value at or below it says no more than length does.")
+if not controls:
+    left.caption(RESIDUALISED_NOTE)
 x_axis = right.radio("x axis", ["layer", "depth"], horizontal=True, key="x_axis",
                      format_func={"layer": "layer names", "depth": "relative depth"}.get)
 
@@ -35,11 +43,16 @@ else:
 if text_speech.drawable:
     st.plotly_chart(layer_curves_figure(cross_modal, state.languages(ref), metric=sel.metric,
                                         view=sel.view, show_ci=show_ci, x_axis=x_axis,
-                                        layer_names=names, langs=sel.langs),
+                                        layer_names=names, langs=sel.langs,
+                                        show_length=show_length),
                     key="layer_curves")
     st.caption("One line per language, one colour family per resource level (blue: high, orange: "
-               "medium, pink: low); whiskers are 95% bootstrap CIs. Dashed grey: the shuffled-pairs "
-               "baseline (mean ± 1.96 sd). Click a legend entry to hide a language.")
+               "medium, pink: low)"
+               + ("; whiskers are 95% bootstrap CIs" if show_ci else "")
+               + (". Dashed grey: the shuffled-pairs baseline (mean ± 1.96 sd)" if controls else "")
+               + (". Black dash-dot: the length-only baseline (what sentence length alone "
+                  "predicts), mean over languages" if show_length else "")
+               + ". Click a legend entry to hide a language.")
     if text_speech.message:
         with st.expander("Component pairs left out of this view", icon=":material/info:"):
             st.markdown(text_speech.message)
@@ -56,16 +69,20 @@ if drawable:
         state.pairing_layer_names(ref, sel.run_id, sel.metric, drawable[0])
     st.plotly_chart(pairing_curves_figure(rows[rows["pairing"].isin(drawable)],
                                           metric=sel.metric, view=sel.view, show_ci=show_ci,
-                                          x_axis=x_axis, layer_names=family_names),
+                                          x_axis=x_axis, layer_names=family_names,
+                                          show_length=show_length),
                     key="pairing_curves")
     st.caption("Means over language pairs. Speech-speech below text-text = speech differs more "
                "across languages than text (finding 3). Same-language text-speech below "
                "cross-lingual text-text = the modality gap is larger than the language gap "
                "(finding 4). Purple: the same sentence and language in a second voice (where a "
-               "language has one): how far a change of voice alone moves speech similarity. Bands: "
-               "95% CI of the mean over language pairs, bootstrapped jointly over the same sentence "
-               "resamples (pairs share languages and sentences, so they are not independent); "
-               "dashed: each family's shuffled baseline.")
+               "language has one): how far a change of voice alone moves speech similarity."
+               + (" Bands: 95% CI of the mean over language pairs, bootstrapped jointly over the "
+                  "same sentence resamples (pairs share languages and sentences, so they are not "
+                  "independent)." if show_ci else "")
+               + (" Dashed: each family's shuffled baseline." if controls else "")
+               + (" Dash-dot: each family's length-only baseline (what sentence length alone "
+                  "predicts)." if show_length else ""))
     missing = [p for p in PAIRINGS if p not in drawable]
     if notes:
         label = (f"Not drawn: {', '.join(missing)}" if missing
