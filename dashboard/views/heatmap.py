@@ -28,6 +28,7 @@ rows = state.metrics(ref, sel.run_id, metric=sel.metric, pairing=sel.pairing, la
 figure = heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
                         view=sel.view, layer_label=sel.layer_label, langs=sel.langs)
 st.plotly_chart(figure, key="heatmap", width="content")
+state.speech_notice(ref, [sel.run_id], sel.langs, pairing=sel.pairing)
 
 st.subheader("Shuffled-pairs baseline", divider="gray")
 st.caption("Each cell's metric recomputed after shuffling which sentence is paired with which: what "
