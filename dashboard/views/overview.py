@@ -73,7 +73,7 @@ st.plotly_chart(cer_figure(summary, unavailable=availability.cer_unavailable_rea
 
 st.markdown("**Where the speech comes from**")
 st.dataframe(speech_sources(state.speech_voices(ref), language_order(languages_df),
-                            language_names(languages_df)), hide_index=True)
+                            language_names(languages_df)), hide_index=True, width="content")
 st.caption("Speech items per language (every voice): recorded clips of people speaking, or "
            "synthesised by a speech synthesiser (the store's `items.voice` says which, per item). "
            "Results on synthetic speech may differ on recorded speech; every page with speech "
