@@ -26,6 +26,7 @@ import streamlit as st
 from core.metrics import descriptions
 from core.store import Store
 from dashboard import availability as availability_
+from dashboard import speech_source
 from dashboard.charts import projection as projection_charts
 from dashboard.charts.common import layer_name
 from dashboard.charts.languages import language_levels, language_names, language_order
@@ -161,16 +162,22 @@ def items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def speech_voices(ref: StoreRef) -> pd.DataFrame:
+    """lang, voice_rank, voice and n_items (how many speech items that voice speaks) of the
+    store's speech, every voice: who made the speech (``dashboard.speech_source``)."""
+    frame = read_store(ref, lambda s: s.items("speech", all_voices=True))
+    return (frame.groupby(["lang", "voice_rank", "voice"], dropna=False, sort=True).size()
+            .rename("n_items").reset_index())
+
+
 def speech_item_count(ref: StoreRef) -> int:
     """Speech items of the store over every voice (``items`` keeps each sentence's first)."""
-    return len(read_store(ref, lambda s: s.items("speech", all_voices=True)))
+    return int(speech_voices(ref)["n_items"].sum())
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def voices(ref: StoreRef) -> pd.DataFrame:
     """lang, voice_rank, voice of the store's speech items (every voice)."""
-    frame = read_store(ref, lambda s: s.items("speech", all_voices=True))
-    return frame[["lang", "voice_rank", "voice"]].drop_duplicates().reset_index(drop=True)
+    return speech_voices(ref)[["lang", "voice_rank", "voice"]]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -242,6 +249,25 @@ def availability(ref: StoreRef, run_id: str, model: str, metric: str,
         stored_pairs=list(zip(stored["component_a"], stored["component_b"], strict=True)),
         metric_names=metric_names(ref, run_id), model=model,
         modality_pairs=run_config(ref, run_id).get("modality_pairs"))
+
+
+def speech_notice(ref: StoreRef, run_ids: Sequence[str], langs: Sequence[str] | None = None, *,
+                  pairing: str | None = None) -> None:
+    """Under a chart or verdict with speech results of ``run_ids``: say when that speech is
+    synthetic (``dashboard.speech_source.speech_notice``), over the languages shown (``langs``,
+    within each run's own). Nothing for runs that hear no speech or a pairing without speech."""
+    if pairing is not None and "speech" not in pairing.split("-"):
+        return
+    shown: set[str] = set()
+    for run_id in run_ids:
+        if "speech" in availability_.modalities(components(ref, run_id)):
+            own = run_languages(ref, run_id)["lang"]
+            shown |= set(own) if len(own) else set(speech_voices(ref)["lang"])
+    if langs is not None:
+        shown &= set(langs)
+    text = speech_source.speech_notice(speech_voices(ref), sorted(shown)) if shown else ""
+    if text:
+        st.caption(f":material/record_voice_over: {text}")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

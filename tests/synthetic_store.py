@@ -62,6 +62,8 @@ LANGUAGES = (
     ("yor_Latn", "Yoruba", "low", 0.5, "yo"),
 )
 LANGS = tuple(row[0] for row in LANGUAGES)
+#: the espeak-ng version the synthetic speech claims to come from (items.voice)
+ESPEAK_VERSION = "1.51"
 LEVEL_PENALTY = {"high": 0.0, "medium": 0.5, "low": 1.0}
 #: per-run shift of the synthetic values, so the runs' curves differ
 OFFSETS = {RUN_ID: 0.0, TEXT_RUN_ID: 0.08, SHARED_RUN_ID: -0.06}
@@ -108,10 +110,12 @@ def languages_frame() -> pd.DataFrame:
                                             "espeak_voice"]).assign(level_source="synthetic")
 
 
-def items_frame(rng: np.random.Generator) -> pd.DataFrame:
-    """One text and one speech item per (language, sentence)."""
+def items_frame(rng: np.random.Generator, recorded: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One text and one speech item per (language, sentence); speech voiced as a build records
+    it (``core.corpus.speech_voice``): espeak-ng, or a recording in the ``recorded`` languages."""
     levels = {lang: level for lang, _, level, _, _ in LANGUAGES}
-    voices = {lang: voice for lang, _, _, _, voice in LANGUAGES}
+    voices = {lang: "recording" if lang in recorded else f"espeak-ng {ESPEAK_VERSION} {voice}"
+              for lang, _, _, _, voice in LANGUAGES}
     rows = []
     for lang, sentence in itertools.product(LANGS, range(N_SENTENCES)):
         a, b = WORDS[sentence % len(WORDS)], WORDS[(3 * sentence + 1) % len(WORDS)]
@@ -261,15 +265,17 @@ def _add_run(store: Store, run_id: str, model: str, components: tuple[Component,
     store.finish_run(run_id)
 
 
-def write_synthetic_store(path: str | Path, *, seed: int = 0) -> Path:
-    """Create the synthetic store at ``path`` (must not exist) and return the path."""
+def write_synthetic_store(path: str | Path, *, seed: int = 0,
+                          recorded: tuple[str, ...] = ()) -> Path:
+    """Create the synthetic store at ``path`` (must not exist) and return the path; the speech
+    of the ``recorded`` languages is marked as recordings, the rest as espeak-ng synthesis."""
     rng = np.random.default_rng(seed)
     path = Path(path)
     store = Store.create(path)
     try:
         with store.transaction():
             store.add_languages(languages_frame())
-            items = items_frame(rng)
+            items = items_frame(rng, recorded)
             items["item_id"] = store.add_items(items)
             text_items = items[items["modality"] == "text"]
             # oldest first: the sidebar defaults to the last complete run, the Whisper-like one

@@ -101,6 +101,8 @@ if curves:
 else:
     st.info(f"None of the chosen runs can be compared on {comparison.FAMILIES[family]} "
             f"{metric}; see why below.", icon=":material/info:")
+state.speech_notice(ref, [r for r in run_ids if labels[r] in set(curves_df["run"])], sel.langs,
+                    pairing=pairing)
 
 if excluded:
     st.subheader("Not comparable", divider="gray")

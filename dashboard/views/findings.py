@@ -21,6 +21,7 @@ only = availability.reads_only_message(state.components(ref, sel.run_id), sel.mo
 if only:
     st.info(only + " All four findings involve speech, so none can be checked on this run.",
             icon=":material/info:")
+state.speech_notice(ref, [sel.run_id])
 levels = state.run_languages(ref, sel.run_id)
 if not levels.empty:
     st.caption(f"Resource levels of this run: {levels['level_source'].iloc[0]}")

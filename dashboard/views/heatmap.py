@@ -35,6 +35,7 @@ figure = heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=
                         view=sel.view, layer_label=sel.layer_label, langs=sel.langs,
                         mark_length=mark_length)
 st.plotly_chart(figure, key="heatmap", width="content")
+state.speech_notice(ref, [sel.run_id], sel.langs, pairing=sel.pairing)
 
 st.subheader("Baselines", divider="gray")
 st.caption("Shuffled pairs: each cell's metric recomputed after shuffling which sentence is paired "

@@ -59,6 +59,7 @@ if text_speech.drawable:
 else:
     st.subheader("Text vs speech of the same sentence, per language", divider="gray")
     st.info(text_speech.message, icon=":material/info:")
+state.speech_notice(ref, [sel.run_id], sel.langs)
 
 st.subheader("Comparison families", divider="gray")
 drawable = [p for p, a in available.items() if a.drawable]

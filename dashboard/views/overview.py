@@ -3,7 +3,9 @@
 import streamlit as st
 
 from dashboard import availability, state
+from dashboard.charts.languages import language_names, language_order
 from dashboard.charts.overview import cer_figure, components_table, corpus_counts, language_summary
+from dashboard.speech_source import speech_sources
 
 st.title("Crossmodal Lens")
 st.markdown(
@@ -68,6 +70,14 @@ st.dataframe(summary, hide_index=True, height="content", column_config={
 })
 st.plotly_chart(cer_figure(summary, unavailable=availability.cer_unavailable_reason(
     components_df, config, sel.model)), key="cer")
+
+st.markdown("**Where the speech comes from**")
+st.dataframe(speech_sources(state.speech_voices(ref), language_order(languages_df),
+                            language_names(languages_df)), hide_index=True, width="content")
+st.caption("Speech items per language (every voice): recorded clips of people speaking, or "
+           "synthesised by a speech synthesiser (the store's `items.voice` says which, per item). "
+           "Results on synthetic speech may differ on recorded speech; every page with speech "
+           "results says when its speech is synthetic.")
 
 st.subheader("How to read the plots", divider="gray")
 st.markdown("""

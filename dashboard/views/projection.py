@@ -53,6 +53,7 @@ title = f"{chosen['method'].upper()} of {component} · {chosen['label']}"
 st.plotly_chart(projection_figure(points, state.languages(ref), colour_by=colour_by,
                                   sentence_id=sentence, title=title),
                 key="projection")
+state.speech_notice(ref, [sel.run_id], sel.langs)
 st.caption("Symbols: circle = text, diamond = speech. Clusters by language mean the layer still "
            "encodes the language; a connected sentence drawn tight means the layer encodes its "
            "meaning across languages (solid/dashed paths) and modalities (dotted segments).")
