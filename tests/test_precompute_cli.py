@@ -46,7 +46,7 @@ def test_report_prints_findings(tiny_store_path, capsys):
     assert main(["report", "--store", str(tiny_store_path)]) == 0
     out = capsys.readouterr().out
     assert f"== {run_id} ==" in out
-    for title in findings._TITLES.values():
+    for title in findings.TITLES.values():
         assert title in out
     # six sentences are below the minimum evidence: nothing is decided, and the report says why
     assert out.count("NOT ENOUGH DATA") == 4
