@@ -271,7 +271,11 @@ def format_verdicts(verdicts: list[FindingVerdict], *, detail_metric: str = "svc
             lines += ["   " + line for line in text.splitlines()]
             lines.append(f"   ({INTERVAL_SCOPE}; no claim about other corpora.)")
         lines += [f"   Not evaluated: {item}." for item in found.missing]
-        if found.detail is not None and found.headline != NOT_APPLICABLE:
+        if found.headline == NOT_APPLICABLE:
+            pass
+        elif found.detail is not None:
             lines.append(f"   {display_name(detail_metric)}, raw: {found.detail.summary}")
+        else:
+            lines.append(f"   ({detail_metric!r} has no rows in this run: no single-metric summary.)")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
