@@ -77,6 +77,7 @@ class FindingVerdict:
     cells: pd.DataFrame
     missing: list[str] = field(default_factory=list)
     detail: findings.Finding | None = None
+    detail_metric: str = ""
 
 
 # ------------------------------------------------------------------------------------- applicability
@@ -251,14 +252,15 @@ def evaluate(metrics: pd.DataFrame, languages: pd.DataFrame, components: pd.Data
         table = pd.DataFrame(cells[i], columns=TABLE_COLUMNS)
         if i in inapplicable:
             out.append(FindingVerdict(i, title, NOT_APPLICABLE, inapplicable[i],
-                                      table.iloc[0:0], [], details.get(i)))
+                                      table.iloc[0:0], [], details.get(i), detail_metric))
             continue
         verdict, why = headline(table)
-        out.append(FindingVerdict(i, title, verdict, why, table, missing[i], details.get(i)))
+        out.append(FindingVerdict(i, title, verdict, why, table, missing[i], details.get(i),
+                                  detail_metric))
     return out
 
 
-def format_verdicts(verdicts: list[FindingVerdict], *, detail_metric: str = "svcca") -> str:
+def format_verdicts(verdicts: list[FindingVerdict]) -> str:
     """Plain text: per finding the headline and why, the metric x control table, what is missing,
     and the detail metric's summary."""
     blocks = []
@@ -274,8 +276,9 @@ def format_verdicts(verdicts: list[FindingVerdict], *, detail_metric: str = "svc
         if found.headline == NOT_APPLICABLE:
             pass
         elif found.detail is not None:
-            lines.append(f"   {display_name(detail_metric)}, raw: {found.detail.summary}")
+            lines.append(f"   {display_name(found.detail_metric)}, raw: {found.detail.summary}")
         else:
-            lines.append(f"   ({detail_metric!r} has no rows in this run: no single-metric summary.)")
+            lines.append(f"   ({found.detail_metric!r} has no rows in this run: no single-metric "
+                         "summary.)")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

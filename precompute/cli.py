@@ -226,8 +226,7 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
                     findings.run_levels(store.languages(), store.run_languages(rid)),
                     store.components(rid), store.metric_variants(rid), detail_metric=metric,
                     n_permutations=store.run(rid)["config"].get("n_permutations"))
-                blocks.append(f"== {rid} ==\n"
-                              f"{verdicts.format_verdicts(found, detail_metric=metric)}")
+                blocks.append(f"== {rid} ==\n{verdicts.format_verdicts(found)}")
             return "\n\n".join(blocks)
 
     click.echo(_run(ctx, text))
