@@ -18,7 +18,7 @@ with the verdict the raw values would have given. A verdict needs enough sentenc
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ Z_95 = joint.Z_95
 EARLY_DEPTH, LATE_DEPTH = 1 / 3, 2 / 3
 #: A baseline within this fraction of the value leaves little above chance: warn (SVCCA's k).
 BASELINE_WARN_FRACTION = 0.8
-_TITLES = {
+TITLES = {
     1: "Text-speech similarity rises over layers after the modality-specific first layers",
     2: "Length adaptation narrows the modality gap",
     3: "Speech is less similar across languages than text",
@@ -60,6 +60,9 @@ class Finding:
     details: pd.DataFrame = field(default_factory=pd.DataFrame)
     raw_verdict: str = ""
     effect: Aggregate | None = None
+    #: finding 3 only: how much more a change of language lowers speech similarity than a change of
+    #: voice alone (None without a second voice)
+    voice_effect: Aggregate | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def _finish(finding_id: int, effect: Aggregate, summary: str, details: pd.DataFr
     if raw != verdict:
         summary += (f" Raw values (not corrected for chance) would say: {raw}, from baselines that "
                     f"differ by {effect.baseline:+.3f}.")
-    return Finding(finding_id, _TITLES[finding_id], verdict, summary, details, raw, effect)
+    return Finding(finding_id, TITLES[finding_id], verdict, summary, details, raw, effect)
 
 
 def _agg_record(aggregate: Aggregate, **extra) -> dict:
@@ -118,7 +121,7 @@ def _params_key(params) -> str:
     return str(params)
 
 
-def _metric_rows(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
+def metric_rows(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Rows of ``metric`` with a value, one configuration (the most common), and each row's
     bootstrap values (``boot``, decoded from the store's ``resamples``; empty when not stored)."""
     rows = metrics[metrics["metric"] == metric]
@@ -213,7 +216,7 @@ def _match_depths(depths_a, depths_b) -> list[tuple[float, float]]:
 
 
 def _not_enough(finding_id: int, reason: str) -> Finding:
-    return Finding(finding_id, _TITLES[finding_id], NOT_ENOUGH_DATA, reason, raw_verdict=NOT_ENOUGH_DATA)
+    return Finding(finding_id, TITLES[finding_id], NOT_ENOUGH_DATA, reason, raw_verdict=NOT_ENOUGH_DATA)
 
 
 def _side_by_side(aggregate: Aggregate) -> str:
@@ -355,7 +358,7 @@ def _speech_vs_text(parts: _Parts, metric: str, ctx: _Context) -> Finding:
     summary = (f"Cross-lingual {metric}, text ({parts.text_component}) minus speech "
                f"({parts.speech_component}), averaged over {len(matched)} depths and "
                f"{max(len(t) for _, _, t, _ in matched)} language pairs: {_side_by_side(overall)}.")
-    voice = parts.voice
+    voice, language_beyond_voice = parts.voice, None
     if not voice.empty:
         voice_langs = sorted(set(voice["lang_a"]))
         by_depth = []
@@ -377,7 +380,8 @@ def _speech_vs_text(parts: _Parts, metric: str, ctx: _Context) -> Finding:
                         f"({voice_mean.text(signed=False)} above baseline); another language lowers "
                         f"speech similarity by {language_beyond_voice.text()} more than a change of "
                         "voice alone.")
-    return _finish(3, overall, summary, pd.DataFrame(records))
+    found = _finish(3, overall, summary, pd.DataFrame(records))
+    return replace(found, voice_effect=language_beyond_voice)
 
 
 def _gaps(parts: _Parts, metric: str, ctx: _Context) -> Finding:
@@ -424,12 +428,12 @@ def compute_findings(metrics: pd.DataFrame, languages: pd.DataFrame, components:
     ``resamples`` for intervals); ``languages``: lang and resource_level (the run's own levels,
     ``Store.run_languages``, where it has them); ``n_permutations``: the run's, for the baselines'
     own uncertainty."""
-    rows = _metric_rows(metrics, metric) if metrics is not None and not metrics.empty else pd.DataFrame()
+    rows = metric_rows(metrics, metric) if metrics is not None and not metrics.empty else pd.DataFrame()
     if rows.empty:
         known = sorted(metrics["metric"].unique()) if metrics is not None and "metric" in metrics else []
         reason = (f"No rows with a value for metric {metric!r}"
                   + (f" (this run has: {', '.join(known)})." if known else "."))
-        return [_not_enough(i, reason) for i in _TITLES]
+        return [_not_enough(i, reason) for i in TITLES]
     ctx = _Context(n_permutations)
     levels = dict(zip(languages["lang"], languages["resource_level"])) \
         if languages is not None and not languages.empty else {}
@@ -483,7 +487,7 @@ def length_matched_summary(metrics: pd.DataFrame, variants: pd.DataFrame,
     if variants is None or variants.empty or metrics is None or metrics.empty:
         return pd.DataFrame(columns=columns)
     matched = variants[variants["variant"] == "length_matched"]
-    full = _metric_rows(metrics, metric)
+    full = metric_rows(metrics, metric)
     if matched.empty or full.empty:
         return pd.DataFrame(columns=columns)
     key = ["pairing", "component_a", "component_b", "layer_a", "layer_b", "lang_a", "lang_b"]

@@ -289,16 +289,17 @@ def projection(ref: StoreRef, run_id: str, members: tuple[tuple[str, int], ...],
     return rows[rows["method"] == method].reset_index(drop=True)
 
 
-@st.cache_data(show_spinner="Computing the findings…", max_entries=32)
-def findings(ref: StoreRef, run_id: str, metric: str) -> list:
-    """The four findings on chance-corrected, jointly bootstrapped values (the rows' bootstrap
-    values are read here only: most of a row's bytes), with the run's own resource levels."""
-    from core.findings import compute_findings, run_levels  # noqa: PLC0415 - Findings page only
+@st.cache_data(show_spinner="Evaluating every metric and control…", max_entries=16)
+def verdicts(ref: StoreRef, run_id: str, metric: str) -> list:
+    """Each finding under every stored metric and control with its headline verdict
+    (``core.verdicts``); ``metric``'s single-metric finding rides along for the page's figures."""
+    from core.findings import run_levels  # noqa: PLC0415 - Findings page only
+    from core.verdicts import evaluate  # noqa: PLC0415 - Findings page only
 
-    rows = read_store(ref, lambda s: s.metrics(run_id, metric=metric, with_resamples=True))
-    return compute_findings(rows, run_levels(languages(ref), run_languages(ref, run_id)),
-                            components(ref, run_id), metric=metric,
-                            n_permutations=run_config(ref, run_id).get("n_permutations"))
+    rows = read_store(ref, lambda s: s.metrics(run_id, with_resamples=True))
+    return evaluate(rows, run_levels(languages(ref), run_languages(ref, run_id)),
+                    components(ref, run_id), metric_variants(ref, run_id), detail_metric=metric,
+                    n_permutations=run_config(ref, run_id).get("n_permutations"))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -199,14 +199,21 @@ def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], work
 @cli.command()
 @_store_option
 @click.option("--run", "run_id", help="Run id (default: every complete run).")
-@click.option("--metric", default="svcca", show_default=True, help="Metric the findings use.")
+@click.option("--metric", default="svcca", show_default=True,
+              help="Metric whose single-metric summary is printed under each finding's table; the "
+              "headline verdicts always use every stored metric (SVCCA, linear and debiased CKA, "
+              "mutual kNN) and control.")
 @click.pass_context
 def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str) -> None:
-    """Print the study's findings for a run."""
+    """Print the study's findings for a run: per finding a table of metrics x controls (raw,
+    length-residualised, length-matched, voice reference) with 95% intervals over sentence
+    resamples within this corpus, and a headline: holds / does not hold where every decided cell
+    agrees, mixed where they disagree, not enough data, or not applicable (no such stage or
+    modality in the model)."""
 
     def text() -> str:
         with Store.open(store_path) as store:
-            from core import findings
+            from core import findings, verdicts
 
             run_ids = [run_id] if run_id else _complete_runs(store)
             if not run_ids:
@@ -214,12 +221,12 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
             blocks = []
             for rid in run_ids:
                 store.run(rid)  # clear error for an unknown run id
-                found = findings.compute_findings(
-                    store.metrics(rid, metric=metric, with_resamples=True),
+                found = verdicts.evaluate(
+                    store.metrics(rid, with_resamples=True),
                     findings.run_levels(store.languages(), store.run_languages(rid)),
-                    store.components(rid), metric=metric,
+                    store.components(rid), store.metric_variants(rid), detail_metric=metric,
                     n_permutations=store.run(rid)["config"].get("n_permutations"))
-                blocks.append(f"== {rid} ==\n{findings.format_findings(found)}")
+                blocks.append(f"== {rid} ==\n{verdicts.format_verdicts(found)}")
             return "\n\n".join(blocks)
 
     click.echo(_run(ctx, text))

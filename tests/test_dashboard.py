@@ -247,11 +247,25 @@ def test_findings_page_shows_four_findings_with_verdicts(app):
     assert headers[4:] == ["How SVCCA's value and chance level move with k",
                            "Does it survive length matching?"]
     badges = [m.value for m in at.markdown if "-badge[" in m.value
-              and "raw values would say" not in m.value]
-    assert len(badges) == 4
-    # the synthetic numbers rise with depth (finding 1); Whisper-like run: no length adaptor (2)
+              and "raw values would say" not in m.value and ", raw: " not in m.value]
+    assert len(badges) == 4  # one headline per finding
+    # the synthetic numbers rise with depth (finding 1); Whisper-like run: no length adaptor, so
+    # finding 2 cannot apply (not "not enough data": no data could decide it)
     assert badges[0].startswith(":green-badge[holds")
-    assert badges[1].startswith(":gray-badge[not enough data")
+    assert badges[1].startswith(":gray-badge[not applicable")
+    assert "no length-reducing stage" in "\n".join(m.value for m in at.markdown)
+    # under findings 1, 3 and 4: a table of every stored metric x control with its interval
+    tables = [d.value for d in at.dataframe if "control" in d.value.columns]
+    assert len(tables) == 3
+    for table in tables:
+        assert list(table.columns) == ["metric", "control", "effect", "ci_low", "ci_high",
+                                       "verdict", "note"]
+        assert set(table["metric"]) == {"SVCCA", "linear CKA"}  # the synthetic run's two of four
+        assert {"raw", "length-residualised"} <= set(table["control"])
+        assert (table["ci_low"] < table["effect"]).all() and (table["effect"] < table["ci_high"]).all()
+    captions = "\n".join(c.value for c in at.caption)
+    assert "95% interval, sentence resampling within this corpus" in captions
+    assert "Not evaluated: not in this run: debiased CKA, mutual kNN" in captions
     assert len(at.get("plotly_chart")) == 3
 
 

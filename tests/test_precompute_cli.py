@@ -46,10 +46,20 @@ def test_report_prints_findings(tiny_store_path, capsys):
     assert main(["report", "--store", str(tiny_store_path)]) == 0
     out = capsys.readouterr().out
     assert f"== {run_id} ==" in out
-    for title in findings._TITLES.values():
+    for title in findings.TITLES.values():
         assert title in out
-    # six sentences are below the minimum evidence: nothing is decided, and the report says why
-    assert out.count("NOT ENOUGH DATA") == 4
+    # six sentences are below the minimum evidence: nothing is decided, and the report says why;
+    # a Whisper has no length-reducing stage, so finding 2 cannot apply, whatever the data
+    assert out.count("NOT ENOUGH DATA") == 3
+    assert "2. Length adaptation narrows the modality gap: NOT APPLICABLE" in out
     assert f"only {TINY_STORE_N_SENTENCES} sentences" in out
+    # one table per decidable finding, every stored metric in it, intervals labelled for what
+    # they cover
+    assert out.count("95% interval, sentence resampling within this corpus") == 3
+    for name in ("SVCCA", "linear CKA", "debiased CKA", "mutual kNN"):
+        assert name in out
+    assert "length-residualised" in out and "voice reference" in out
+    assert main(["report", "--store", str(tiny_store_path), "--metric", "linear_cka"]) == 0
+    assert "linear CKA, raw: Same-sentence text-speech linear_cka" in capsys.readouterr().out
     assert main(["report", "--store", str(tiny_store_path), "--run", "no-such-run"]) == 1
     assert "no run 'no-such-run'" in capsys.readouterr().err

@@ -12,14 +12,14 @@ from dashboard.charts.theme import CATEGORICAL, FONT, SERIES_COLOURS, TEMPLATE
 VERDICT_COLOURS: dict[str, str] = {
     "holds": "green", "supported": "green", "replicated": "green",
     "partially holds": "orange", "partial": "orange", "mixed": "orange",
-    "not enough data": "gray", "inconclusive": "gray", "n/a": "gray",
+    "not enough data": "gray", "inconclusive": "gray", "n/a": "gray", "not applicable": "gray",
     "does not hold": "red", "not supported": "red", "contradicted": "red",
 }
 
 
 def verdict_colour(verdict: object) -> str:
     """Badge colour for a finding's verdict (core.findings: holds / does not hold / not enough
-    data); an unknown verdict is grey, never green."""
+    data; core.verdicts adds mixed and not applicable); an unknown verdict is grey, never green."""
     text = " ".join(str(verdict).strip().lower().replace("_", " ").split())
     if text in VERDICT_COLOURS:
         return VERDICT_COLOURS[text]

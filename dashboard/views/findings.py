@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import findings as findings_core
+from core.verdicts import CONTROLS, INTERVAL_SCOPE, NOT_APPLICABLE
 from dashboard import availability, state
 from dashboard.charts.findings import finding_figure, k_sensitivity_figure, verdict_colour
 
@@ -25,12 +26,34 @@ state.speech_notice(ref, [sel.run_id])
 levels = state.run_languages(ref, sel.run_id)
 if not levels.empty:
     st.caption(f"Resource levels of this run: {levels['level_source'].iloc[0]}")
-for finding in state.findings(ref, sel.run_id, sel.metric):
+st.caption(f"Each finding is evaluated under every stored metric that applies (SVCCA, linear and "
+           f"debiased CKA, mutual kNN) and every control of the run ({', '.join(CONTROLS)}). The "
+           f"headline says *holds* or *does not hold* only where every decided cell agrees, "
+           f"*mixed* where they disagree (naming them), *not enough data* where none decides, and "
+           f"*not applicable* where the model has no such stage or modality. Intervals: "
+           f"{INTERVAL_SCOPE}; they say nothing about other corpora. The figure and summary below "
+           f"each table are the sidebar's metric ({sel.metric}) on raw values.")
+for found in state.verdicts(ref, sel.run_id, sel.metric):
+    finding = found.detail
     with st.container(border=True):
-        st.subheader(f"{finding.id}. {finding.title}")
+        st.subheader(f"{found.id}. {found.title}")
+        st.badge(found.headline, color=verdict_colour(found.headline))
+        st.markdown(found.reason)
+        if not found.cells.empty:
+            st.dataframe(found.cells, hide_index=True, key=f"verdicts_{found.id}", column_config={
+                "effect": st.column_config.NumberColumn("effect (above baseline)", format="%+.3f"),
+                "ci_low": st.column_config.NumberColumn("95% low", format="%+.3f",
+                                                        help=INTERVAL_SCOPE),
+                "ci_high": st.column_config.NumberColumn("95% high", format="%+.3f",
+                                                         help=INTERVAL_SCOPE),
+                "note": st.column_config.TextColumn("how (or why undecided)")})
+        if found.missing:
+            st.caption("Not evaluated: " + "; ".join(found.missing) + ".")
+        if finding is None or found.headline == NOT_APPLICABLE:
+            continue
         badges = st.columns([1, 3])
         with badges[0]:
-            st.badge(str(finding.verdict), color=verdict_colour(finding.verdict))
+            st.badge(f"{sel.metric}, raw: {finding.verdict}", color=verdict_colour(finding.verdict))
         if finding.raw_verdict and finding.raw_verdict != finding.verdict:
             with badges[1]:
                 st.badge(f"raw values would say: {finding.raw_verdict}", color="gray")
