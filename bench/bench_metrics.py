@@ -91,10 +91,11 @@ def synthetic_workload(n_langs: int, n_layers: int, n_sentences: int, dim: int, 
     return Workload(f"synthetic {n_langs} langs x {n_layers} layers", sides, lengths, pairs)
 
 
-def store_workload(path: Path, max_langs: int | None) -> Workload | None:
+def store_workload(path: Path, max_langs: int | None, match: str | None = None) -> Workload | None:
     """The bundled store's first complete run at equal layers: same-language text-speech pairs and
     every text-text and speech-speech language pair (precompute also pairs text and speech across
-    languages)."""
+    languages); with ``match``, only pairs with a side key ("modality|component|layer|lang")
+    containing it."""
     if not path.exists():
         print(f"[store] skipped: {path.relative_to(ROOT)} does not exist "
               f"(build it with `python -m precompute build`)")
@@ -132,7 +133,8 @@ def store_workload(path: Path, max_langs: int | None) -> Workload | None:
             for layer in range(layers_of[name][1]):
                 for a, b in combinations(langs, 2):
                     pairs.append((f"{modality}|{name}|{layer}|{a}", f"{modality}|{name}|{layer}|{b}"))
-    pairs = [(a, b) for a, b in pairs if len(sides[a]) == len(sides[b])]
+    pairs = [(a, b) for a, b in pairs if len(sides[a]) == len(sides[b])
+             and (match is None or match in a or match in b)]
     return Workload(f"store {path.name} ({run_id})", sides, lengths, pairs)
 
 
@@ -152,11 +154,13 @@ def reference_rows(workload: Workload, pairs: list, specs: list, n_permutations:
             try:
                 row["value"] = metric(x, y)
             except ValueError:  # e.g. paired_cosine across different dims: the grid gives NaN
-                rows.append({**row, **{column: np.nan for column in COMPARED}})
+                rows.append({**row, **{column: np.nan for column in COMPARED},
+                             "resamples": np.full(len(resamples), np.nan)})
                 continue
             null = nulls.shuffled_baseline(metric, x, y, permutations=permutations)
             ci = nulls.bootstrap_ci(metric, x, y, resamples=resamples)
             row.update(baseline_mean=null.mean, baseline_std=null.std, ci_low=ci.low, ci_high=ci.high,
+                       resamples=ci.values,
                        length_baseline=nulls.length_baseline(metric, workload.lengths[key_a],
                                                              workload.lengths[key_b]),
                        value_residualised=nulls.length_residualised(
@@ -165,10 +169,37 @@ def reference_rows(workload: Workload, pairs: list, specs: list, n_permutations:
     return pd.DataFrame(rows)
 
 
-def check_equal(grid_rows: pd.DataFrame, reference: pd.DataFrame) -> float:
-    """Largest absolute difference; raises if any exceeds 1e-6 or NaNs disagree."""
-    merged = grid_rows.reset_index(drop=True)
+def check_resamples_equal(grid_rows: pd.DataFrame, reference: pd.DataFrame) -> float:
+    """Largest difference between the metric's values on each bootstrap resample; raises, naming the
+    pair, metric and resample, where one exceeds 1e-6 or is NaN in one implementation only.
+
+    The interval is value +/- z SD of these values, so a single resample that one side drops (NaN)
+    moves ci_low and ci_high while every other number agrees; comparing the resamples says which.
+    """
     worst = 0.0
+    for got_row, expected_row in zip(grid_rows.itertuples(), reference.itertuples()):
+        got = np.asarray(got_row.resamples, dtype=np.float64)
+        expected = np.asarray(expected_row.resamples, dtype=np.float64)
+        where = f"{expected_row.metric} of ({expected_row.key_a}, {expected_row.key_b})"
+        one_nan = np.flatnonzero(np.isnan(got) != np.isnan(expected))
+        if len(one_nan):
+            side = "reference" if np.isnan(expected[one_nan[0]]) else "grid"
+            raise AssertionError(f"{where}: bootstrap resample(s) {one_nan.tolist()} NaN in the "
+                                 f"{side} only")
+        finite = ~np.isnan(got)
+        difference = np.abs(got[finite] - expected[finite])
+        if difference.size and difference.max() > 1e-6:
+            index = np.flatnonzero(finite)[difference.argmax()]
+            raise AssertionError(f"{where}: bootstrap resample {index} differs by {difference.max():.3g}")
+        worst = max(worst, float(difference.max(initial=0.0)))
+    return worst
+
+
+def check_equal(grid_rows: pd.DataFrame, reference: pd.DataFrame) -> float:
+    """Largest absolute difference; raises if any exceeds 1e-6 or NaNs disagree, in the summary
+    columns or in the values on each bootstrap resample."""
+    merged = grid_rows.reset_index(drop=True)
+    worst = check_resamples_equal(merged, reference)
     for column in COMPARED:
         got, expected = merged[column].to_numpy(float), reference[column].to_numpy(float)
         if not np.array_equal(np.isnan(got), np.isnan(expected)):
@@ -210,7 +241,8 @@ def run(workload: Workload, specs: list, n_reference: int, n_permutations: int, 
     grid_rows = table.set_index(["key_a", "key_b", "metric"]).loc[chosen].reset_index()
     worst = check_equal(grid_rows, reference)
     print(f"  grid {grid_s:.1f} s; reference {reference_s:.1f} s for {len(sample)} pairs; "
-          f"max |difference| {worst:.2g} (<= 1e-6: ok)")
+          f"max |difference| {worst:.2g} over the summary columns and every bootstrap resample "
+          f"(<= 1e-6: ok)")
     return Timing(workload.name, len(workload.pairs), n, "/".join(map(str, dims)), grid_s, len(sample),
                   reference_s)
 
@@ -234,6 +266,8 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--store", type=Path, default=STORE)
     parser.add_argument("--store-langs", type=int, default=None, help="limit the store's languages")
+    parser.add_argument("--store-match", default=None,
+                        help='only store pairs with a side key containing this, e.g. "speech|speech_encoder|0|"')
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -246,7 +280,7 @@ def main() -> None:
     specs = list(grid.DEFAULT_METRICS)
     print(f"machine: {machine()}")
     timings = []
-    stored = store_workload(args.store, args.store_langs or (3 if quick else None))
+    stored = store_workload(args.store, args.store_langs or (3 if quick else None), args.store_match)
     if stored is not None and stored.pairs:
         timings.append(run(stored, specs, n_reference, args.permutations, args.bootstrap, args.seed,
                            args.device))

@@ -123,7 +123,8 @@ def bootstrap_ci(metric: Metric, x: np.ndarray, y: np.ndarray, *, n_bootstrap: i
     """CI over sentences, resampling the same rows on both sides: the metric's value +/- z bootstrap
     SDs.
 
-    A resample that the metric cannot use (e.g. too few distinct sentences) counts as NaN. SVCCA and
+    A resample that the metric cannot use (e.g. too few distinct sentences) counts as NaN; a linear
+    algebra routine that fails on a resample raises instead (``LinAlgError``). SVCCA and
     CKA are biased upwards at small n and a resample holds only ~63% distinct sentences, so the
     bootstrap distribution sits above the value (a percentile interval may not even contain it); its
     spread is what the bootstrap measures well, so the interval is centred on the value.
@@ -141,8 +142,12 @@ def bootstrap_ci(metric: Metric, x: np.ndarray, y: np.ndarray, *, n_bootstrap: i
 
 
 def _value_or_nan(metric: Metric, x: np.ndarray, y: np.ndarray, sample_ids: np.ndarray) -> float:
+    # numpy's LinAlgError is a ValueError, but a decomposition that failed numerically is not a
+    # resample the metric cannot use: counting it as NaN would silently narrow or widen the interval.
     try:
         return metric(x, y, sample_ids=sample_ids)
+    except np.linalg.LinAlgError:
+        raise
     except ValueError:
         return float("nan")
 

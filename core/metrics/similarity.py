@@ -131,9 +131,30 @@ def warn_if_saturated(k: int, n_samples: int, side: str) -> None:
             f"k and n, or use fewer directions", stacklevel=4)
 
 
+def thin_svd(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, s, vt) of ``matrix``, full_matrices=False, from LAPACK's gesdd or, where gesdd does not
+    converge, gesvd.
+
+    numpy's SVD is gesdd (divide and conquer) only, and gesdd can stop with "SVD did not converge" on
+    a perfectly good matrix (numpy/numpy#12941, scipy/scipy#15024). It does so on bootstrap resamples
+    of the bundled store's whisper-base layer 0 (200 rows, ~130 distinct sentences): the SVD is
+    well-conditioned there, yet the failure made that resample's SVCCA NaN and shifted its interval
+    by 1e-4 from the grid's. gesvd (QR iteration) computes the same decomposition, to rounding and
+    the signs of singular-vector pairs, and converges on those matrices.
+    """
+    try:
+        return np.linalg.svd(matrix, full_matrices=False)
+    except np.linalg.LinAlgError:
+        # Imported here: the dashboard imports this module for its name constants, and scipy.linalg
+        # would add a quarter of a second to that for a path that is rarely taken.
+        from scipy import linalg
+
+        return linalg.svd(matrix, full_matrices=False, lapack_driver="gesvd")
+
+
 def _top_directions(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Left singular vectors and singular values of the sample-centred matrix."""
-    u, s, _ = np.linalg.svd(_centred(x), full_matrices=False)
+    u, s, _ = thin_svd(_centred(x))
     return u, s
 
 
@@ -162,7 +183,7 @@ def cca_correlations(acts_x: np.ndarray, acts_y: np.ndarray,
     sigma_xx = sigma_xx[np.ix_(keep_x, keep_x)] + epsilon * np.eye(keep_x.sum())
     sigma_yy = sigma_yy[np.ix_(keep_y, keep_y)] + epsilon * np.eye(keep_y.sum())
     whitened = _inverse_sqrt_psd(sigma_xx) @ sigma_xy[np.ix_(keep_x, keep_y)] @ _inverse_sqrt_psd(sigma_yy)
-    return np.abs(np.linalg.svd(whitened, compute_uv=False))
+    return np.abs(thin_svd(whitened)[1])
 
 
 def svcca_details(x: np.ndarray, y: np.ndarray, k: int | None = None,
