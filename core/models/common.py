@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,30 +106,35 @@ def prepare_waveform(wave: np.ndarray, index: int, sampling_rate: int,
 
 
 @contextmanager
-def record_layer_states(layers: nn.ModuleList, *, include_input: bool = True
-                        ) -> Iterator[list[torch.Tensor]]:
-    """Collect the input of the first block (when ``include_input``) and every block's output.
+def reduce_layer_states(layers: nn.ModuleList | None, reduce: Callable[[torch.Tensor], Any],
+                        *, include_input: bool = True) -> Iterator[list]:
+    """``reduce`` applied to the input of the first block and to each block's output the moment
+    each is produced, so only the reduced value is kept. ``layers`` None hooks nothing (the list
+    stays empty). Hooks are removed on exit, also when the forward pass raises."""
+    reduced: list = []
+    if layers is None:
+        yield reduced
+        return
 
-    Hooks live only inside the ``with`` block: they are removed on exit, also when the forward
-    pass raises.
-    """
-    states: list[torch.Tensor] = []
+    def on_first_input(_module, args, kwargs):
+        reduced.append(reduce(args[0] if args else kwargs["hidden_states"]))
 
-    def before_first(_module, args, kwargs):
-        states.append(args[0] if args else kwargs["hidden_states"])
+    def on_output(_module, _args, _kwargs, output):
+        reduced.append(reduce(output[0] if isinstance(output, tuple) else output))
 
-    def after(_module, _args, _kwargs, output):
-        states.append(output[0] if isinstance(output, tuple) else output)
-
-    handles = []
-    try:
+    with ExitStack() as hooks:
         if include_input:
-            handles.append(layers[0].register_forward_pre_hook(before_first, with_kwargs=True))
-        handles += [layer.register_forward_hook(after, with_kwargs=True) for layer in layers]
-        yield states
-    finally:
-        for handle in handles:
-            handle.remove()
+            hooks.callback(layers[0].register_forward_pre_hook(on_first_input,
+                                                               with_kwargs=True).remove)
+        for layer in layers:
+            hooks.callback(layer.register_forward_hook(on_output, with_kwargs=True).remove)
+        yield reduced
+
+
+def record_layer_states(layers: nn.ModuleList, *, include_input: bool = True):
+    """Collect the input of the first block (when ``include_input``) and every block's output, as
+    ``reduce_layer_states`` with nothing reduced (a context manager; hooks live only inside it)."""
+    return reduce_layer_states(layers, lambda hidden: hidden, include_input=include_input)
 
 
 @contextmanager

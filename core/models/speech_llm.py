@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,10 +33,10 @@ from core.languages import known_language_codes
 from core.models.base import (Component, Extraction, LayerPoint, ModelAdapter, Pooling,
                               TokenStates, UnsupportedLanguageError, path_points)
 from core.device import pick_device
-from core.pooling import pool
+from core.pooling import lengths_to_mask, pool
 from core.models.common import (
     check_inputs, count_parameters, extract_in_batches, package_versions, pick_dtype,
-    prepare_waveform, quiet_transformers,
+    prepare_waveform, quiet_transformers, reduce_layer_states,
 )
 
 SAMPLING_RATE = 16_000
@@ -57,32 +56,6 @@ PromptPiece = tuple[list[int], list[int], list[int]]
 # Hooks and reductions
 
 
-@contextmanager
-def reduce_layer_states(layers: nn.ModuleList | None, reduce: Callable[[torch.Tensor], Any],
-                        *, include_input: bool = True) -> Iterator[list]:
-    """``reduce`` applied to the input of the first block and to each block's output the moment
-    each is produced, so only the reduced value is kept. ``layers`` None hooks nothing (the list
-    stays empty). Hooks are removed on exit, also when the forward pass raises."""
-    reduced: list = []
-    if layers is None:
-        yield reduced
-        return
-
-    def on_first_input(_module, args, kwargs):
-        reduced.append(reduce(args[0] if args else kwargs["hidden_states"]))
-
-    def on_output(_module, _args, _kwargs, output):
-        reduced.append(reduce(output[0] if isinstance(output, tuple) else output))
-
-    with ExitStack() as hooks:
-        if include_input:
-            hooks.callback(layers[0].register_forward_pre_hook(on_first_input,
-                                                               with_kwargs=True).remove)
-        for layer in layers:
-            hooks.callback(layer.register_forward_hook(on_output, with_kwargs=True).remove)
-        yield reduced
-
-
 def first_item_slicer(count: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """A reduction keeping the first batch item's positions (all, or the first ``count``) as
     float32 on the CPU: token states of one input."""
@@ -92,17 +65,11 @@ def first_item_slicer(count: int | None = None) -> Callable[[torch.Tensor], torc
     return reduce
 
 
-def leading_mask(counts: Sequence[int], width: int, device: torch.device | str) -> torch.Tensor:
-    """(batch, width) booleans: row ``i`` true on its first ``counts[i]`` positions."""
-    return torch.arange(width, device=device)[None, :] < torch.tensor(list(counts),
-                                                                      device=device)[:, None]
-
-
 def leading_pool(counts: Sequence[int], pooling: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """A reduction pooling each row of a (batch, time, dim) state over its first ``counts[i]``
     positions (the frames that hold the clip), returned on the CPU."""
     def reduce(hidden: torch.Tensor) -> torch.Tensor:
-        return pool(hidden, leading_mask(counts, hidden.shape[1], hidden.device), pooling).cpu()
+        return pool(hidden, lengths_to_mask(counts, hidden.shape[1]).to(hidden.device), pooling).cpu()
     return reduce
 
 

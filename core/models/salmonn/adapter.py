@@ -74,7 +74,7 @@ class SalmonnAdapter(SpeechLLMAdapter):
         if placed:  # the LLM is placed by device_map; the audio side goes to the first GPU
             for part in (model.whisper, model.beats, model.ln_speech, model.ln_audio,
                          model.qformer, model.proj):
-                part.to(device="cuda" if device == "cuda" else device, dtype=dtype)
+                part.to(device=device, dtype=dtype)
             model.query_tokens.data = model.query_tokens.data.to(model.proj.weight.device, dtype)
         else:
             model = model.to(device=device, dtype=dtype)

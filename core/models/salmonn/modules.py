@@ -19,9 +19,9 @@ from torch import nn
 from core.models.common import record_output
 from core.models.salmonn.beats import BEATs
 from core.models.salmonn.config import SalmonnConfig
-from core.models.speech_llm import reduce_layer_states
+from core.models.common import reduce_layer_states
 
-#: a reduction applied to hooked states (see ``core.models.speech_llm.reduce_layer_states``)
+#: a reduction applied to hooked states (see ``core.models.common.reduce_layer_states``)
 Reduce = Callable[[torch.Tensor], Any]
 
 

@@ -34,7 +34,6 @@ SPEECH_FILES: dict[str, str] = {
         "lao", "lit", "lvs", "mal", "mar", "mkd", "mlt", "npi", "ory", "pan", "pol", "rus", "slk",
         "slv", "snd", "srp", "tam", "tel", "tha", "ukr", "urd", "vie", "yue")},
 }
-#: FLORES-200 codes whose speech encoder is not their ISO 639-3 part
 
 
 def speech_code(lang: str) -> str:
