@@ -93,8 +93,9 @@ def not_applicable(metrics: pd.DataFrame, components: pd.DataFrame | None) -> di
     if components is not None and "modality" in components and not components.empty:
         has_speech = bool((components["modality"] == "speech").any())
     else:
-        has_speech = metrics is not None and not metrics.empty and bool(
-            (metrics.get("modality_a") == "speech").any() or (metrics.get("modality_b") == "speech").any())
+        has_speech = metrics is not None and any(
+            column in metrics and bool((metrics[column] == "speech").any())
+            for column in ("modality_a", "modality_b"))
     if not has_speech:
         return {i: "This model reads only text: every finding compares speech with text or speech "
                    "across languages." for i in findings.TITLES}
@@ -214,9 +215,10 @@ def evaluate(metrics: pd.DataFrame, languages: pd.DataFrame, components: pd.Data
         for i in findings.TITLES:
             missing[i].append(f"not in this run: {', '.join(absent)}")
     unmatched, unresidualised, unvoiced = [], [], []
+    raw_by_metric: dict[str, list[findings.Finding]] = {}
     for metric in chosen:
         rows = findings.metric_rows(metrics, metric)
-        raw = run(rows, metric)
+        raw = raw_by_metric[metric] = run(rows, metric)
         residual, matched = residualised_rows(rows), length_matched_rows(rows, variants)
         by_control = {RAW: raw, RESIDUALISED: run(residual, metric) if not residual.empty else None,
                       LENGTH_MATCHED: run(matched, metric) if not matched.empty else None}
@@ -245,8 +247,13 @@ def evaluate(metrics: pd.DataFrame, languages: pd.DataFrame, components: pd.Data
             missing[i].append(f"{VOICE}: defined for finding 3 only")
         elif unvoiced:
             missing[i].append(f"{VOICE}: no speech in a second voice for {', '.join(unvoiced)}")
-    details = {f.id: f for f in run(findings.metric_rows(metrics, detail_metric), detail_metric)} \
-        if detail_metric in present else {}
+    if detail_metric in raw_by_metric:  # already computed as the table's raw cells
+        detail_findings = raw_by_metric[detail_metric]
+    elif detail_metric in present:
+        detail_findings = run(findings.metric_rows(metrics, detail_metric), detail_metric)
+    else:
+        detail_findings = []
+    details = {f.id: f for f in detail_findings}
     out = []
     for i, title in findings.TITLES.items():
         table = pd.DataFrame(cells[i], columns=TABLE_COLUMNS)

@@ -167,3 +167,11 @@ def test_format_verdicts_prints_each_table_with_its_interval_scope():
     other = verdicts.evaluate(metrics_table(metric="svcca", **RISING), languages_table(),
                               components_table(), detail_metric="retrieval")
     assert "'retrieval' has no rows in this run" in verdicts.format_verdicts(other)
+
+
+def test_rows_without_modality_columns_and_no_components_read_as_text_only():
+    """Without a components table and without modality columns nothing says the run has speech:
+    every finding is not applicable (before, the fallback compared a missing column and raised)."""
+    rows = pd.DataFrame({"metric": ["svcca"], "pairing": ["text-text"], "value": [0.5]})
+    reasons = verdicts.not_applicable(rows, None)
+    assert sorted(reasons) == [1, 2, 3, 4] and all("only text" in r for r in reasons.values())

@@ -18,7 +18,6 @@ VIEWS: dict[str, str] = {
     "minus_baseline": "minus shuffled baseline",
 }
 
-#: resource levels from most to least data (core.languages), then "unknown"; any other level sorts
 
 def apply_view(metrics: pd.DataFrame, view: str) -> pd.DataFrame:
     """Add the columns every chart plots: ``shown`` (+ ``shown_low``/``shown_high`` CI bounds) and
