@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from core.store import Store, compact_copy, copy_store_file, publish_atomically
+from core.store.files import wal_path
 from precompute.checks import complete_runs
 from precompute.config import BuildError, component_from_json
 from precompute.measure_inputs import part_items, voice_ranks
@@ -149,5 +150,5 @@ def temp_path_for(out: Path) -> Path:
 
 
 def _remove_store_files(path: Path) -> None:
-    for leftover in (path, path.with_name(path.name + ".wal")):
+    for leftover in (path, wal_path(path)):
         leftover.unlink(missing_ok=True)

@@ -18,15 +18,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.store.tables import VARIANT_COLUMNS
 from precompute.pairs import PairSpec
 
 SVCCA_KS = (2, 4, 8, 16, 32, 64)
 LENGTH_TOLERANCE = 0.25
 #: fewer sentences than this in a length-matched subset: no value (SVCCA needs a few per direction)
 MIN_MATCHED = 20
-VARIANT_COLUMNS = ["variant", "pairing", "component_a", "component_b", "layer_a", "layer_b", "depth",
-                   "lang_a", "lang_b", "metric", "params", "n_samples", "value", "baseline_mean",
-                   "baseline_std"]
 
 
 def variant_pairs(pairs: list[PairSpec]) -> list[PairSpec]:

@@ -217,4 +217,4 @@ class StoreWrites(StoreConnection):
                 "UPDATE runs SET status = 'complete' WHERE run_id = ? RETURNING run_id",
                 [run_id]).fetchall()
         if not updated:
-            raise KeyError(f"no run {run_id!r} to finish")
+            raise self._unknown_run(run_id)
