@@ -1,0 +1,333 @@
+"""``precompute matrices``: layer x layer matrices of a run, or between two runs, into the store.
+
+A run's matrices compare every layer of one component with every layer of another on the same
+sentences: text vs speech of the same sentence per language (the run's modality pairs), and one
+component against itself across languages (each language with a pivot, or every language pair).
+Between two runs (``--against``), every component of one with every component of the other, per
+language of both. Each language (pair) is one matrix; their mean is stored as lang 'mean'.
+
+Where the activations come from: the store's, or, for a text-only run built without them (the
+bundled multilingual-e5-small run; its 4,000 texts take about a minute), the run's model again on
+the store's texts, rounded to the run's activation dtype as the build stored and measured them. A
+speech run without activations is refused (re-synthesising and re-encoding its speech is a build).
+
+Computed from a read-only store first; then, under the store's lock, a copy gets the rows (each
+(run_a, run_b) set replaced whole) and is published atomically, as ``precompute metrics`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from core.metrics.grid import MetricSpec
+from core.metrics.layer_matrix import (BETWEEN_SPACES, DEFAULT_MATRIX_PERMUTATIONS, WITHIN_SPACE,
+                                       matrix_cells, mean_cells, with_best_matches)
+from core.store import Store, copy_store_file
+from precompute.config import BuildError
+from precompute.publish import staged_store
+from precompute.staging import store_lock
+
+log = logging.getLogger("precompute")
+
+MEAN = "mean"  # lang_a / lang_b of a matrix averaged over languages (or language pairs)
+
+
+@dataclass(frozen=True)
+class MatrixOptions:
+    """What to compute. ``pivot`` None: every language pair for the cross-language matrices."""
+
+    pivot: str | None = "eng_Latn"
+    n_permutations: int = DEFAULT_MATRIX_PERMUTATIONS
+    alpha: float = 0.05
+    per_language_resamples: bool = True
+    langs: tuple[str, ...] | None = None
+    device: str | None = None
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class MatrixJob:
+    """One matrix set: two components and the language pairs whose matrices it averages."""
+
+    component_a: str
+    component_b: str
+    pairing: str
+    lang_pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class MatricesDone:
+    run_a: str
+    run_b: str
+    n_rows: int
+    n_matrices: int
+
+
+# ------------------------------------------------------------------------------- planning
+
+
+def run_langs(store: Store, run_id: str, only: Sequence[str] | None) -> list[str]:
+    """The run's languages in its corpus order, narrowed to ``only``."""
+    config = store.run(run_id)["config"]
+    langs = config.get("run_langs") or config.get("corpus_langs") or store.languages().lang.tolist()
+    return [lang for lang in langs if only is None or lang in only]
+
+
+def plan_within(components: pd.DataFrame, modality_pairs: Sequence[Sequence[str]],
+                langs: Sequence[str], pivot: str | None) -> list[MatrixJob]:
+    """A run's matrix sets: each modality pair per language, each component across languages."""
+    jobs = [MatrixJob(text, speech, "text-speech", tuple((lang, lang) for lang in langs))
+            for text, speech in modality_pairs]
+    if pivot is not None and pivot not in langs:
+        raise BuildError(f"pivot language {pivot!r} is not among the run's languages "
+                         f"({', '.join(langs)}); pass --pivot LANG or --pivot all")
+    if pivot is None:
+        across = tuple((a, b) for i, a in enumerate(langs) for b in langs[i + 1:])
+    else:
+        across = tuple((pivot, lang) for lang in langs if lang != pivot)
+    for row in components.itertuples():
+        if across:
+            jobs.append(MatrixJob(row.component, row.component, f"{row.modality}-{row.modality}",
+                                  across))
+    return jobs
+
+
+def plan_between(components_a: pd.DataFrame, components_b: pd.DataFrame,
+                 langs: Sequence[str]) -> list[MatrixJob]:
+    """Two runs' matrix sets: every component of a with every component of b, per language."""
+    return [MatrixJob(a.component, b.component, f"{a.modality}-{b.modality}",
+                      tuple((lang, lang) for lang in langs))
+            for a in components_a.itertuples() for b in components_b.itertuples()]
+
+
+# ------------------------------------------------------------------------------- activations
+
+
+class LayerSource:
+    """A run's pooled states per (component, lang), read from the store or extracted again."""
+
+    def __init__(self, store: Store, run_id: str, options: MatrixOptions,
+                 load_model: Callable[[str, str | None], object] | None = None):
+        self.store, self.run_id, self.options = store, run_id, options
+        self.components = store.components(run_id).set_index("component")
+        self._stored = {c: self._has_any(c) for c in self.components.index}
+        self._extracted: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
+        self._cache: dict[tuple[str, str], tuple[np.ndarray, list[np.ndarray]]] = {}
+        self._load_model = load_model
+
+    def _has_any(self, component: str) -> bool:
+        lang = run_langs(self.store, self.run_id, None)[:1]
+        return bool(lang) and not self.store.activations(self.run_id, component, 0, lang)[0].empty
+
+    def check(self) -> None:
+        """Refuse before any work a speech component without stored activations."""
+        for component, stored in self._stored.items():
+            if not stored and self.components.loc[component, "modality"] != "text":
+                raise BuildError(
+                    f"run {self.run_id!r} stored no activations for its speech component "
+                    f"{component!r}; its matrices need them: rebuild the run with stored "
+                    "activations (`python -m precompute build`)")
+
+    def layers(self, component: str, lang: str) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(sentence_ids, [per layer (n_sentences, dim)]) of one language, rows by sentence_id."""
+        key = (component, lang)
+        if key not in self._cache:
+            n_layers = int(self.components.loc[component, "n_layers"])
+            if self._stored[component]:
+                arrays, ids = [], None
+                for layer in range(n_layers):
+                    items, vectors = self.store.activations(self.run_id, component, layer, [lang])
+                    ids = items.sentence_id.to_numpy()
+                    arrays.append(vectors)
+            else:
+                items, states = self._extract(component)
+                rows = (items.lang == lang).to_numpy()
+                ids = items.sentence_id.to_numpy()[rows]
+                arrays = [states[rows, layer] for layer in range(n_layers)]
+            self._cache[key] = (ids, arrays)
+        return self._cache[key]
+
+    def _extract(self, component: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """The text component's states for the run's texts, rounded as the build stored them."""
+        if component not in self._extracted:
+            from core.store.vectors import decode_vectors, encode_vectors
+            from precompute.extract import component_states
+
+            config = self.store.run(self.run_id)["config"]
+            langs = run_langs(self.store, self.run_id, self.options.langs)
+            items = self.store.items("text")
+            items = items[items.lang.isin(langs)].sort_values(["lang", "sentence_id"])
+            items = items.reset_index(drop=True)
+            log.info("re-extracting %s %s for %d texts (the run stored no activations)",
+                     self.run_id, component, len(items))
+            loader = self._load_model or _load_model
+            adapter = loader(config.get("model", self.run_id), self.options.device)
+            comp = adapter.component(component)
+            extraction = component_states(adapter, comp, items, _no_waveform,
+                                          self.options.batch_size,
+                                          pooling=config.get("pooling", "mean"))
+            states = np.asarray(extraction.pooled, dtype=np.float32)
+            dtype = config.get("activation_dtype", "float16")
+            n, n_layers, dim = states.shape
+            flat = decode_vectors(encode_vectors(states.reshape(n * n_layers, dim), dtype), dtype, dim)
+            self._extracted[component] = (items, flat.reshape(n, n_layers, dim))
+        return self._extracted[component]
+
+
+def _no_waveform(_row) -> np.ndarray:
+    raise BuildError("re-extraction reads text components only")
+
+
+def _load_model(name: str, device: str | None):
+    from core.models.registry import load_model
+
+    return load_model(name, device=device)
+
+
+def aligned(source_a: LayerSource, component_a: str, lang_a: str, source_b: LayerSource,
+            component_b: str, lang_b: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Both sides' layers restricted to the sentences both hold, in sentence_id order."""
+    ids_a, layers_a = source_a.layers(component_a, lang_a)
+    ids_b, layers_b = source_b.layers(component_b, lang_b)
+    common = np.intersect1d(ids_a, ids_b)
+    rows_a = np.searchsorted(ids_a, common)
+    rows_b = np.searchsorted(ids_b, common)
+    return [x[rows_a] for x in layers_a], [y[rows_b] for y in layers_b]
+
+
+# ------------------------------------------------------------------------------- computing
+
+
+def shared_mask(layers_a: pd.DataFrame, layers_b: pd.DataFrame, same_run: bool) -> np.ndarray:
+    """(n_a, n_b): whether layer i of a and layer j of b are points of one representation space."""
+    if not same_run:
+        return np.zeros((len(layers_a), len(layers_b)), dtype=bool)
+    space_a = layers_a.sort_values("layer").space.to_numpy(dtype=object)
+    space_b = layers_b.sort_values("layer").space.to_numpy(dtype=object)
+    return np.array([[a is not None and a == b for b in space_b] for a in space_a], dtype=bool)
+
+
+def job_rows(job: MatrixJob, source_a: LayerSource, source_b: LayerSource, shared: np.ndarray,
+             settings: dict, options: MatrixOptions, advance: Callable[[], None]) -> pd.DataFrame:
+    """Every language (pair) matrix of one job with its best matches, and their mean."""
+    metrics: list[MetricSpec] = list(BETWEEN_SPACES) + (list(WITHIN_SPACE) if shared.any() else [])
+    per_lang = []
+    for lang_a, lang_b in job.lang_pairs:
+        layers_a, layers_b = aligned(source_a, job.component_a, lang_a, source_b, job.component_b,
+                                     lang_b)
+        cells = matrix_cells(layers_a, layers_b, metrics, shared=shared,
+                             n_permutations=options.n_permutations,
+                             n_bootstrap=settings["n_bootstrap"], seed=settings["seed"],
+                             device=options.device)
+        per_lang.append(cells.assign(lang_a=lang_a, lang_b=lang_b))
+        advance()
+    frames = [with_best_matches(cells, alpha=options.alpha).assign(n_langs=1)
+              for cells in per_lang]
+    sizes = {int(cells.n_samples.iloc[0]) for cells in per_lang if len(cells)}
+    if len(per_lang) > 1 and len(sizes) == 1:  # a mean needs the same shuffles in every matrix
+        mean = mean_cells(pd.concat(per_lang, ignore_index=True))
+        mean = mean.rename(columns={"n_matrices": "n_langs"}).assign(lang_a=MEAN, lang_b=MEAN)
+        frames.append(with_best_matches(mean, alpha=options.alpha))
+    elif len(per_lang) > 1:
+        log.warning("%s %s vs %s: languages hold different numbers of sentences %s; no mean matrix",
+                    job.pairing, job.component_a, job.component_b, sorted(sizes))
+    out = pd.concat(frames, ignore_index=True).drop(columns=["null"])
+    if not options.per_language_resamples:
+        out.loc[out.lang_a != MEAN, "resamples"] = None
+    return out.assign(component_a=job.component_a, component_b=job.component_b,
+                      pairing=job.pairing, alpha=options.alpha,
+                      n_permutations=options.n_permutations, **settings)
+
+
+def compute_matrices(store: Store, run_a: str, run_b: str, options: MatrixOptions, *,
+                     load_model: Callable | None = None) -> pd.DataFrame:
+    """Every matrix set of run_a (run_b = run_a) or between run_a and run_b, as table rows."""
+    for run_id in {run_a, run_b}:
+        if store.run(run_id)["status"] != "complete":
+            raise BuildError(f"run {run_id!r} is not complete; finish its build first")
+    config = store.run(run_a)["config"]
+    settings = {"seed": int(config.get("seed", 0)), "n_bootstrap": int(config.get("n_bootstrap", 200))}
+    source_a = LayerSource(store, run_a, options, load_model)
+    source_b = source_a if run_b == run_a else LayerSource(store, run_b, options, load_model)
+    source_a.check()
+    source_b.check()
+    langs = [lang for lang in run_langs(store, run_a, options.langs)
+             if lang in run_langs(store, run_b, options.langs)]
+    if not langs:
+        raise BuildError(f"runs {run_a!r} and {run_b!r} share no language")
+    if run_a == run_b:
+        jobs = plan_within(source_a.components.reset_index(), config.get("modality_pairs") or [],
+                           langs, options.pivot)
+    else:
+        jobs = plan_between(source_a.components.reset_index(), source_b.components.reset_index(),
+                            langs)
+    layers_a, layers_b = store.layers(run_a), store.layers(run_b)
+    total = sum(len(job.lang_pairs) for job in jobs)
+    frames = []
+    with tqdm(total=total, desc=f"matrices {run_a} x {run_b}", unit="matrix") as bar:
+        for job in jobs:
+            shared = shared_mask(layers_a[layers_a.component == job.component_a],
+                                 layers_b[layers_b.component == job.component_b], run_a == run_b)
+            frames.append(job_rows(job, source_a, source_b, shared, settings, options,
+                                   lambda: bar.update(1)))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def matrices(store_path: str | Path, run_ids: Sequence[str] | None = None,
+             against: Sequence[str] | None = None, options: MatrixOptions = MatrixOptions(), *,
+             load_model: Callable | None = None) -> list[MatricesDone]:
+    """Compute and publish matrices: each run's own (no ``against``), or each run against each of
+    ``against`` ("all": every other complete run). Default runs: every complete run with stored
+    activations for its own matrices; every complete run for ``against``."""
+    store_path = Path(store_path)
+    if not store_path.is_file():
+        raise BuildError(f"no store at {store_path}: build one with `python -m precompute build`")
+    # the store's lock: a build publishing meanwhile would otherwise be overwritten by our copy;
+    # the copy is migrated when opened for writing, so an older store gets the table too
+    with store_lock(store_path), staged_store(store_path, compact=True) as tmp:
+        copy_store_file(store_path, tmp)
+        with Store.open(tmp, read_only=False) as store:
+            pairs = run_pairs(store, run_ids, against)
+            done = []
+            for a, b in pairs:
+                rows = compute_matrices(store, a, b, options, load_model=load_model)
+                n_rows = store.replace_layer_matrices(a, b, rows)
+                n_sets = 0 if rows.empty else len(rows.groupby(
+                    ["component_a", "component_b", "pairing", "lang_a", "lang_b"]))
+                done.append(MatricesDone(a, b, n_rows, n_sets))
+    log.info("published %s (matrices: %s)", store_path,
+             ", ".join(f"{d.run_a} x {d.run_b}" for d in done))
+    return done
+
+
+def run_pairs(store: Store, run_ids: Sequence[str] | None,
+              against: Sequence[str] | None) -> list[tuple[str, str]]:
+    """(run_a, run_b) to compute: each run with itself, or each with each of ``against``."""
+    runs = store.runs()
+    complete = runs[runs.status == "complete"].run_id.tolist()
+    for run_id in list(run_ids or []) + [r for r in (against or []) if r != "all"]:
+        store.run(run_id)  # KeyError listing the known runs
+    if against:
+        targets = complete if "all" in against else list(against)
+        pairs = [(a, b) for a in (run_ids or complete) for b in targets if a != b]
+        pairs = [(a, b) for i, (a, b) in enumerate(pairs) if (b, a) not in pairs[:i]]
+    else:
+        own = run_ids or [run_id for run_id in complete if stores_activations(store, run_id)]
+        pairs = [(run_id, run_id) for run_id in own]
+    if not pairs:
+        raise BuildError(f"{store.path}: no runs to compute matrices for")
+    return pairs
+
+
+def stores_activations(store: Store, run_id: str) -> bool:
+    """Whether every component of the run has stored activations (for its first language)."""
+    lang = run_langs(store, run_id, None)[:1]
+    return bool(lang) and all(not store.activations(run_id, component, 0, lang)[0].empty
+                              for component in store.components(run_id).component)
