@@ -199,12 +199,12 @@ def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], work
 @cli.command()
 @_store_option
 @click.option("--run", "run_ids", multiple=True,
-              help="Run id; repeat for several (default: every complete run with stored activations; "
-              "with --against, every complete run).")
+              help="Run id; repeat for several (default: every complete run with stored "
+              "activations; with --against, every complete run).")
 @click.option("--against", "against", multiple=True,
-              help="Another run on the same sentences (repeat, or 'all'): matrices between the runs' "
-              "components instead of within each run. A text-only run without stored activations "
-              "is extracted again by its model.")
+              help="Another run on the same sentences (repeat, or 'all'): also the matrices between "
+              "the runs' components. A text-only run without stored activations is extracted "
+              "again by its model.")
 @click.option("--pivot", default="eng_Latn", show_default=True,
               help="Cross-language matrices pair each language with this one; 'all': every pair.")
 @click.option("--langs", callback=_csv, help="Comma-separated languages (default: the runs').")

@@ -17,6 +17,7 @@ Computed from a read-only store first; then, under the store's lock, a copy gets
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from tqdm.auto import tqdm
 
 from core.metrics.grid import MetricSpec
 from core.metrics.layer_matrix import (BETWEEN_SPACES, DEFAULT_MATRIX_PERMUTATIONS, WITHIN_SPACE,
-                                       matrix_cells, mean_cells, with_best_matches)
+                                       MatrixRequest, matrices_cells, mean_cells,
+                                       with_best_matches)
 from core.store import Store, copy_store_file
 from precompute.config import BuildError
 from precompute.publish import staged_store
@@ -191,15 +193,13 @@ def _load_model(name: str, device: str | None):
     return load_model(name, device=device)
 
 
-def aligned(source_a: LayerSource, component_a: str, lang_a: str, source_b: LayerSource,
-            component_b: str, lang_b: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Both sides' layers restricted to the sentences both hold, in sentence_id order."""
-    ids_a, layers_a = source_a.layers(component_a, lang_a)
-    ids_b, layers_b = source_b.layers(component_b, lang_b)
+def aligned_ids(source_a: LayerSource, component_a: str, lang_a: str, source_b: LayerSource,
+                component_b: str, lang_b: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sentence ids both sides hold (sorted) and each side's rows for them."""
+    ids_a, _ = source_a.layers(component_a, lang_a)
+    ids_b, _ = source_b.layers(component_b, lang_b)
     common = np.intersect1d(ids_a, ids_b)
-    rows_a = np.searchsorted(ids_a, common)
-    rows_b = np.searchsorted(ids_b, common)
-    return [x[rows_a] for x in layers_a], [y[rows_b] for y in layers_b]
+    return common, np.searchsorted(ids_a, common), np.searchsorted(ids_b, common)
 
 
 # ------------------------------------------------------------------------------- computing
@@ -214,22 +214,35 @@ def shared_mask(layers_a: pd.DataFrame, layers_b: pd.DataFrame, same_run: bool) 
     return np.array([[a is not None and a == b for b in space_b] for a in space_a], dtype=bool)
 
 
-def job_rows(job: MatrixJob, source_a: LayerSource, source_b: LayerSource, shared: np.ndarray,
-             settings: dict, options: MatrixOptions, advance: Callable[[], None]) -> pd.DataFrame:
-    """Every language (pair) matrix of one job with its best matches, and their mean."""
-    metrics: list[MetricSpec] = list(BETWEEN_SPACES) + (list(WITHIN_SPACE) if shared.any() else [])
-    per_lang = []
-    for lang_a, lang_b in job.lang_pairs:
-        layers_a, layers_b = aligned(source_a, job.component_a, lang_a, source_b, job.component_b,
-                                     lang_b)
-        cells = matrix_cells(layers_a, layers_b, metrics, shared=shared,
-                             n_permutations=options.n_permutations,
-                             n_bootstrap=settings["n_bootstrap"], seed=settings["seed"],
-                             device=options.device)
-        per_lang.append(cells.assign(lang_a=lang_a, lang_b=lang_b))
-        advance()
-    frames = [with_best_matches(cells, alpha=options.alpha).assign(n_langs=1)
-              for cells in per_lang]
+def side_keys(sides: dict, side: tuple[LayerSource, str, str],
+              other: tuple[LayerSource, str, str]) -> tuple:
+    """Keys of one side's layers restricted to the sentences the other side holds too, adding
+    the arrays to ``sides`` (once per key: the same layer, language and sentences)."""
+    (source, component, lang), (other_source, other_component, other_lang) = side, other
+    _, layers = source.layers(component, lang)
+    common, rows, _ = aligned_ids(source, component, lang, other_source, other_component,
+                                  other_lang)
+    subset = hashlib.sha1(common.tobytes()).hexdigest()[:12]
+    keys = tuple((source.run_id, component, lang, layer, subset) for layer in range(len(layers)))
+    for key, array in zip(keys, layers):
+        sides.setdefault(key, array[rows])
+    return keys
+
+
+@dataclass
+class _Planned:
+    """The matrices of one (run_a, run_b) job, in request order."""
+
+    run_a: str
+    run_b: str
+    job: MatrixJob
+    requests: list[tuple[int, str, str]]  # (request index, lang_a, lang_b)
+
+
+def job_rows(job: MatrixJob, per_lang: list[pd.DataFrame], settings: dict,
+             options: MatrixOptions) -> pd.DataFrame:
+    """A job's language (pair) matrices with their best matches, and their mean."""
+    frames = [with_best_matches(cells, alpha=options.alpha).assign(n_langs=1) for cells in per_lang]
     sizes = {int(cells.n_samples.iloc[0]) for cells in per_lang if len(cells)}
     if len(per_lang) > 1 and len(sizes) == 1:  # a mean needs the same shuffles in every matrix
         mean = mean_cells(pd.concat(per_lang, ignore_index=True))
@@ -246,38 +259,77 @@ def job_rows(job: MatrixJob, source_a: LayerSource, source_b: LayerSource, share
                       n_permutations=options.n_permutations, **settings)
 
 
-def compute_matrices(store: Store, run_a: str, run_b: str, options: MatrixOptions, *,
-                     load_model: Callable | None = None) -> pd.DataFrame:
-    """Every matrix set of run_a (run_b = run_a) or between run_a and run_b, as table rows."""
+def plan_pair(store: Store, run_a: str, run_b: str, sources: dict[str, LayerSource],
+              options: MatrixOptions) -> list[MatrixJob]:
+    """The matrix sets of run_a with itself, or between run_a and run_b."""
     for run_id in {run_a, run_b}:
         if store.run(run_id)["status"] != "complete":
             raise BuildError(f"run {run_id!r} is not complete; finish its build first")
-    config = store.run(run_a)["config"]
-    settings = {"seed": int(config.get("seed", 0)), "n_bootstrap": int(config.get("n_bootstrap", 200))}
-    source_a = LayerSource(store, run_a, options, load_model)
-    source_b = source_a if run_b == run_a else LayerSource(store, run_b, options, load_model)
-    source_a.check()
-    source_b.check()
     langs = [lang for lang in run_langs(store, run_a, options.langs)
              if lang in run_langs(store, run_b, options.langs)]
     if not langs:
         raise BuildError(f"runs {run_a!r} and {run_b!r} share no language")
+    components_a = sources[run_a].components.reset_index()
     if run_a == run_b:
-        jobs = plan_within(source_a.components.reset_index(), config.get("modality_pairs") or [],
+        return plan_within(components_a, store.run(run_a)["config"].get("modality_pairs") or [],
                            langs, options.pivot)
-    else:
-        jobs = plan_between(source_a.components.reset_index(), source_b.components.reset_index(),
-                            langs)
-    layers_a, layers_b = store.layers(run_a), store.layers(run_b)
-    total = sum(len(job.lang_pairs) for job in jobs)
-    frames = []
-    with tqdm(total=total, desc=f"matrices {run_a} x {run_b}", unit="matrix") as bar:
-        for job in jobs:
-            shared = shared_mask(layers_a[layers_a.component == job.component_a],
-                                 layers_b[layers_b.component == job.component_b], run_a == run_b)
-            frames.append(job_rows(job, source_a, source_b, shared, settings, options,
-                                   lambda: bar.update(1)))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return plan_between(components_a, sources[run_b].components.reset_index(), langs)
+
+
+def compute_matrices(store: Store, pairs: Sequence[tuple[str, str]], options: MatrixOptions, *,
+                     load_model: Callable | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+    """Table rows of every matrix set of each (run_a, run_b) (run_b = run_a: the run's own), all
+    in one grid, so each layer of each language is prepared once whatever matrices it is in.
+
+    Seed and bootstrap count are run_a's (the first pair's), so the resamples are the very
+    sentence draws of the runs' per-layer metrics."""
+    sources = {run_id: LayerSource(store, run_id, options, load_model)
+               for pair in pairs for run_id in pair}
+    for source in sources.values():
+        source.check()
+    config = store.run(pairs[0][0])["config"]
+    settings = {"seed": int(config.get("seed", 0)), "n_bootstrap": int(config.get("n_bootstrap", 200))}
+    sides: dict = {}
+    requests: list[MatrixRequest] = []
+    planned: list[_Planned] = []
+    wanted: list[tuple[_Planned, str, str]] = []
+    masks: dict[tuple, np.ndarray] = {}
+    for run_a, run_b in pairs:
+        layers_a, layers_b = store.layers(run_a), store.layers(run_b)
+        for job in plan_pair(store, run_a, run_b, sources, options):
+            masks[(run_a, run_b, job.component_a, job.component_b)] = shared_mask(
+                layers_a[layers_a.component == job.component_a],
+                layers_b[layers_b.component == job.component_b], run_a == run_b)
+            entry = _Planned(run_a, run_b, job, [])
+            planned.append(entry)
+            wanted += [(entry, lang_a, lang_b) for lang_a, lang_b in job.lang_pairs]
+    # language by language: the grid keeps recently used layers, so each is prepared about once
+    wanted.sort(key=lambda want: want[2])
+    for entry, lang_a, lang_b in wanted:
+        job = entry.job
+        keys_a = side_keys(sides, (sources[entry.run_a], job.component_a, lang_a),
+                           (sources[entry.run_b], job.component_b, lang_b))
+        keys_b = side_keys(sides, (sources[entry.run_b], job.component_b, lang_b),
+                           (sources[entry.run_a], job.component_a, lang_a))
+        entry.requests.append((len(requests), lang_a, lang_b))
+        requests.append(MatrixRequest(keys_a, keys_b, masks[(entry.run_a, entry.run_b,
+                                                             job.component_a, job.component_b)]))
+    metrics: list[MetricSpec] = list(BETWEEN_SPACES) + list(WITHIN_SPACE)
+    n_cells = sum(len(r.keys_a) * len(r.keys_b) for r in requests)
+    with tqdm(total=n_cells, desc=f"matrices ({len(requests)})", unit="cell") as bar:
+        def progress(done: int, _total: int) -> None:
+            bar.update(done - bar.n)
+
+        cells = matrices_cells(sides, requests, metrics, n_permutations=options.n_permutations,
+                               n_bootstrap=settings["n_bootstrap"], seed=settings["seed"],
+                               device=options.device, progress=progress)
+    out: dict[tuple[str, str], list[pd.DataFrame]] = {pair: [] for pair in pairs}
+    for entry in planned:
+        per_lang = [cells[index].assign(lang_a=lang_a, lang_b=lang_b)
+                    for index, lang_a, lang_b in entry.requests]
+        out[(entry.run_a, entry.run_b)].append(job_rows(entry.job, per_lang, settings, options))
+    return {pair: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            for pair, frames in out.items()}
 
 
 def matrices(store_path: str | Path, run_ids: Sequence[str] | None = None,
@@ -295,9 +347,9 @@ def matrices(store_path: str | Path, run_ids: Sequence[str] | None = None,
         copy_store_file(store_path, tmp)
         with Store.open(tmp, read_only=False) as store:
             pairs = run_pairs(store, run_ids, against)
+            results = compute_matrices(store, pairs, options, load_model=load_model)
             done = []
-            for a, b in pairs:
-                rows = compute_matrices(store, a, b, options, load_model=load_model)
+            for (a, b), rows in results.items():
                 n_rows = store.replace_layer_matrices(a, b, rows)
                 n_sets = 0 if rows.empty else len(rows.groupby(
                     ["component_a", "component_b", "pairing", "lang_a", "lang_b"]))
@@ -309,18 +361,22 @@ def matrices(store_path: str | Path, run_ids: Sequence[str] | None = None,
 
 def run_pairs(store: Store, run_ids: Sequence[str] | None,
               against: Sequence[str] | None) -> list[tuple[str, str]]:
-    """(run_a, run_b) to compute: each run with itself, or each with each of ``against``."""
+    """(run_a, run_b) to compute: each run with itself (runs named in ``run_ids``, else every
+    complete run storing activations), and with ``against`` each of those that store activations
+    with itself plus each run against each of ``against`` ("all": every other complete run)."""
     runs = store.runs()
     complete = runs[runs.status == "complete"].run_id.tolist()
     for run_id in list(run_ids or []) + [r for r in (against or []) if r != "all"]:
         store.run(run_id)  # KeyError listing the known runs
+    firsts = list(run_ids or complete)
+    if run_ids and not against:
+        pairs = [(run_id, run_id) for run_id in firsts]
+    else:
+        pairs = [(run_id, run_id) for run_id in firsts if stores_activations(store, run_id)]
     if against:
         targets = complete if "all" in against else list(against)
-        pairs = [(a, b) for a in (run_ids or complete) for b in targets if a != b]
-        pairs = [(a, b) for i, (a, b) in enumerate(pairs) if (b, a) not in pairs[:i]]
-    else:
-        own = run_ids or [run_id for run_id in complete if stores_activations(store, run_id)]
-        pairs = [(run_id, run_id) for run_id in own]
+        between = [(a, b) for a in firsts for b in targets if a != b]
+        pairs += [(a, b) for i, (a, b) in enumerate(between) if (b, a) not in between[:i]]
     if not pairs:
         raise BuildError(f"{store.path}: no runs to compute matrices for")
     return pairs

@@ -21,7 +21,8 @@ and they would double the cost). Pure functions over numpy arrays; torch only in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,53 @@ CELL_COLUMNS = ["layer_a", "layer_b", "metric", "params", "n_samples", "value", 
 BEST_COLUMNS = ["row_best", "row_p", "row_threshold", "col_best", "col_p", "col_threshold"]
 
 
+@dataclass(frozen=True)
+class MatrixRequest:
+    """One matrix of ``matrices_cells``: the side keys of a's layers and of b's, in layer order, and
+    where their points share a representation space (None: nowhere)."""
+
+    keys_a: tuple[Hashable, ...]
+    keys_b: tuple[Hashable, ...]
+    shared: np.ndarray | None = None
+
+
+def matrices_cells(sides: Mapping[Hashable, np.ndarray], requests: Sequence[MatrixRequest],
+                   metrics: Sequence[MetricSpec] = tuple(BETWEEN_SPACES), *,
+                   n_permutations: int = DEFAULT_MATRIX_PERMUTATIONS, n_bootstrap: int = 200,
+                   seed: int = 0, device: str | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> list[pd.DataFrame]:
+    """Several matrices in one ``compute_grid`` call, so a side (one layer of one language) shared by
+    matrices -- a language's text layers in its text-speech and cross-language matrices -- has its
+    SVD, Gram matrix and bootstrap directions computed once. One frame per request, as
+    ``matrix_cells`` returns; ``progress(done, total)`` counts cells."""
+    within = {spec.name for spec in WITHIN_SPACE}
+    pairs, pair_metrics, owners = [], [], []
+    for index, request in enumerate(requests):
+        n_a, n_b = len(request.keys_a), len(request.keys_b)
+        if not n_a or not n_b:
+            raise ValueError("a layer x layer matrix needs at least one layer on each side")
+        shared = np.zeros((n_a, n_b), dtype=bool) if request.shared is None \
+            else np.asarray(request.shared, dtype=bool)
+        if shared.shape != (n_a, n_b):
+            raise ValueError(f"shared must be ({n_a}, {n_b}), got {shared.shape}")
+        for i, key_a in enumerate(request.keys_a):
+            for j, key_b in enumerate(request.keys_b):
+                pairs.append((key_a, key_b))
+                pair_metrics.append([spec for spec in metrics
+                                     if spec.name not in within or shared[i, j]])
+                owners.append((index, i, j))
+    grid = compute_grid(dict(sides), pairs, list(metrics), n_permutations=n_permutations,
+                        n_bootstrap=n_bootstrap, seed=seed, device=device, progress=progress,
+                        pair_metrics=pair_metrics, keep_null=True)
+    counts = [len(specs) for specs in pair_metrics]
+    owner_of_row = np.repeat(np.arange(len(pairs)), counts)
+    grid["request"] = [owners[k][0] for k in owner_of_row]
+    grid["layer_a"] = [owners[k][1] for k in owner_of_row]
+    grid["layer_b"] = [owners[k][2] for k in owner_of_row]
+    return [grid[grid.request == index][CELL_COLUMNS].reset_index(drop=True)
+            for index in range(len(requests))]
+
+
 def matrix_cells(layers_a: Sequence[np.ndarray], layers_b: Sequence[np.ndarray],
                  metrics: Sequence[MetricSpec] = tuple(BETWEEN_SPACES), *,
                  shared: np.ndarray | None = None, n_permutations: int = DEFAULT_MATRIX_PERMUTATIONS,
@@ -59,23 +107,12 @@ def matrix_cells(layers_a: Sequence[np.ndarray], layers_b: Sequence[np.ndarray],
     order. ``metrics`` may hold within-space metrics: a cell gets them only where ``shared[i, j]``
     (default: nowhere). Rows of a metric a cell does not get are absent, not NaN.
     """
-    if not layers_a or not layers_b:
-        raise ValueError("a layer x layer matrix needs at least one layer on each side")
-    n_a, n_b = len(layers_a), len(layers_b)
-    shared = np.zeros((n_a, n_b), dtype=bool) if shared is None else np.asarray(shared, dtype=bool)
-    if shared.shape != (n_a, n_b):
-        raise ValueError(f"shared must be ({n_a}, {n_b}), got {shared.shape}")
-    within = {spec.name for spec in WITHIN_SPACE}
-    sides = {("a", i): layers_a[i] for i in range(n_a)} | {("b", j): layers_b[j] for j in range(n_b)}
-    pairs = [(("a", i), ("b", j)) for i in range(n_a) for j in range(n_b)]
-    pair_metrics = [[spec for spec in metrics if spec.name not in within or shared[i, j]]
-                    for i in range(n_a) for j in range(n_b)]
-    grid = compute_grid(sides, pairs, list(metrics), n_permutations=n_permutations,
-                        n_bootstrap=n_bootstrap, seed=seed, device=device, progress=progress,
-                        pair_metrics=pair_metrics, keep_null=True)
-    grid["layer_a"] = [key[1] for key in grid.key_a]
-    grid["layer_b"] = [key[1] for key in grid.key_b]
-    return grid[CELL_COLUMNS].reset_index(drop=True)
+    sides = {("a", i): x for i, x in enumerate(layers_a)} | \
+        {("b", j): y for j, y in enumerate(layers_b)}
+    request = MatrixRequest(tuple(("a", i) for i in range(len(layers_a))),
+                            tuple(("b", j) for j in range(len(layers_b))), shared)
+    return matrices_cells(sides, [request], metrics, n_permutations=n_permutations,
+                          n_bootstrap=n_bootstrap, seed=seed, device=device, progress=progress)[0]
 
 
 def mean_cells(cells: pd.DataFrame, *, level: float = nulls.DEFAULT_CI_LEVEL) -> pd.DataFrame:
