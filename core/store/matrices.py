@@ -62,15 +62,15 @@ class LayerMatrixTables(StoreConnection):
     def layer_matrices(self, run_a: str, run_b: str | None = None, *,
                        component_a: str | None = None, component_b: str | None = None,
                        pairing: str | None = None, metric: str | None = None,
-                       langs: Sequence[str] | None = None, with_resamples: bool = False,
-                       ) -> pd.DataFrame:
+                       langs: Sequence[str] | None = None, lang_b: str | None = None,
+                       with_resamples: bool = False) -> pd.DataFrame:
         """Cells of the matrices between ``run_a`` and ``run_b`` (default: run_a with itself),
         ordered by matrix, metric, layer_a, layer_b; ``langs`` lists the lang_a values to keep
-        ('mean' for the means). ``resamples`` (blobs, ``vectors.decode_resamples``) only when
+        ('mean' for the means), ``lang_b`` picks one lang_b. ``resamples`` (blobs, ``vectors.decode_resamples``) only when
         ``with_resamples``."""
         where, params = ["run_a = ?", "run_b = ?"], [run_a, run_b or run_a]
         for column, value in (("component_a", component_a), ("component_b", component_b),
-                              ("pairing", pairing), ("metric", metric)):
+                              ("pairing", pairing), ("metric", metric), ("lang_b", lang_b)):
             if value is not None:
                 where.append(f"{column} = ?")  # column names are the constants above
                 params.append(value)
