@@ -62,6 +62,18 @@ def _cell_hover(row: pd.Series, name_a: str, name_b: str) -> str:
     return "<br>".join(lines)
 
 
+def _laid_out(fig: go.Figure, title: str, n_a: int, n_b: int, label_a: str, label_b: str
+              ) -> go.Figure:
+    """The matrices' common layout: cells about square, axes in layer order, legend below."""
+    fig.update_layout(
+        title=dict(text=title), template=TEMPLATE, font=FONT,
+        height=max(380, 34 * n_a + 170), width=max(520, 44 * n_b + 330),
+        xaxis=dict(title=dict(text=label_b), type="category"),
+        yaxis=dict(title=dict(text=label_a), type="category"),
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+    return fig
+
+
 def best_marks(cells: pd.DataFrame, along: str = "row") -> pd.DataFrame:
     """The best-match cells of each row (``along="row"``) or column, with ``significant`` (the
     calibrated p-value of that line's maximum at most alpha)."""
@@ -100,13 +112,7 @@ def matrix_figure(cells: pd.DataFrame, *, names_a: Sequence[str] | None = None,
             mode="markers", name=name, hoverinfo="skip",
             marker=dict(symbol=symbol, size=16, color="white",
                         line=dict(color="black", width=1.5))))
-    fig.update_layout(
-        title=dict(text=title), template=TEMPLATE, font=FONT,
-        height=max(380, 34 * len(layers_a) + 170), width=max(520, 44 * len(layers_b) + 330),
-        xaxis=dict(title=dict(text=label_b), type="category"),
-        yaxis=dict(title=dict(text=label_a), type="category"),
-        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
-    return fig
+    return _laid_out(fig, title, len(layers_a), len(layers_b), label_a, label_b)
 
 
 def best_match_table(cells: pd.DataFrame, *, names_a: Sequence[str] | None = None,
@@ -199,10 +205,4 @@ def difference_figure(difference: pd.DataFrame, *, names_a: Sequence[str] | None
             y=[ticks_a[layers_a.index(int(a))] for a in decided.layer_a], mode="markers",
             name="95% interval excludes 0", hoverinfo="skip",
             marker=dict(symbol="circle", size=7, color="black")))
-    fig.update_layout(
-        title=dict(text=title), template=TEMPLATE, font=FONT,
-        height=max(380, 34 * len(layers_a) + 170), width=max(520, 44 * len(layers_b) + 330),
-        xaxis=dict(title=dict(text=label_b), type="category"),
-        yaxis=dict(title=dict(text=label_a), type="category"),
-        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
-    return fig
+    return _laid_out(fig, title, len(layers_a), len(layers_b), label_a, label_b)
