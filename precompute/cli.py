@@ -216,6 +216,8 @@ def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], work
               help="Keep every matrix's bootstrap values (differences with intervals per language), "
               "or only the language means' (a smaller store).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: CUDA when available.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPU threads for torch (small batched eigendecompositions run fastest on one).")
 @click.pass_context
 def matrices(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...],
              against: tuple[str, ...], pivot: str, langs, **options) -> None:

@@ -20,6 +20,8 @@ from core.store.vectors import as_blob, decode_resamples
 from dashboard.charts.common import empty_figure, fmt, layer_name
 from dashboard.charts.theme import FONT, TEMPLATE
 
+#: where a cell's mark sits: its upper-right corner (the value stays readable in the middle)
+CORNER = 0.3
 #: marker of a line's best match: calibrated significant vs not
 SIGNIFICANT_SYMBOL, NOT_SIGNIFICANT_SYMBOL = "star", "circle-open"
 DIFFERENCE_NOTE = ("No interval: the two matrices were not computed on the same sentence "
@@ -62,15 +64,21 @@ def _cell_hover(row: pd.Series, name_a: str, name_b: str) -> str:
     return "<br>".join(lines)
 
 
-def _laid_out(fig: go.Figure, title: str, n_a: int, n_b: int, label_a: str, label_b: str
-              ) -> go.Figure:
-    """The matrices' common layout: cells about square, axes in layer order, legend below."""
+def _laid_out(fig: go.Figure, title: str, ticks_a: list[str], ticks_b: list[str], label_a: str,
+              label_b: str) -> go.Figure:
+    """The matrices' common layout: cells about square, layer names as ticks (input at the
+    bottom), legend below."""
+    n_a, n_b = len(ticks_a), len(ticks_b)
+    cell = int(np.clip(560 / max(n_a, n_b), 34, 64))
+    axis = dict(tickmode="array", showgrid=False, zeroline=False)
     fig.update_layout(
         title=dict(text=title), template=TEMPLATE, font=FONT,
-        height=max(380, 34 * n_a + 170), width=max(520, 44 * n_b + 330),
-        xaxis=dict(title=dict(text=label_b), type="category"),
-        yaxis=dict(title=dict(text=label_a), type="category"),
-        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+        height=cell * n_a + 230, width=cell * n_b + 360,
+        xaxis=dict(title=dict(text=label_b), tickvals=list(range(n_b)), ticktext=ticks_b,
+                   range=[-0.5, n_b - 0.5], tickangle=-45 if n_b > 8 else 0, **axis),
+        yaxis=dict(title=dict(text=label_a), tickvals=list(range(n_a)), ticktext=ticks_a,
+                   range=[-0.5, n_a - 0.5], **axis),
+        legend=dict(orientation="h", yanchor="top", y=-0.18 if n_b <= 8 else -0.26, x=0))
     return fig
 
 
@@ -98,7 +106,8 @@ def matrix_figure(cells: pd.DataFrame, *, names_a: Sequence[str] | None = None,
               if (a, b) in by_cell.index else "" for j, b in enumerate(layers_b)]
              for i, a in enumerate(layers_a)]
     fig = go.Figure(go.Heatmap(
-        z=_as_list(z), x=ticks_b, y=ticks_a, colorscale="Viridis", hovertext=hover,
+        z=_as_list(z), x=list(range(len(layers_b))), y=list(range(len(layers_a))),
+        colorscale="Viridis", hovertext=hover,
         hovertemplate="%{hovertext}<extra></extra>", hoverongaps=False, xgap=1, ygap=1,
         colorbar=dict(title=dict(text="value")),
         texttemplate="%{z:.2f}" if len(layers_b) <= 14 else None, textfont=dict(size=11)))
@@ -107,12 +116,12 @@ def matrix_figure(cells: pd.DataFrame, *, names_a: Sequence[str] | None = None,
                                       (False, NOT_SIGNIFICANT_SYMBOL, "best match, not significant")):
         chosen = marks[marks.significant == significant]
         fig.add_trace(go.Scatter(
-            x=[ticks_b[layers_b.index(int(b))] for b in chosen.layer_b],
-            y=[ticks_a[layers_a.index(int(a))] for a in chosen.layer_a],
-            mode="markers", name=name, hoverinfo="skip",
-            marker=dict(symbol=symbol, size=16, color="white",
-                        line=dict(color="black", width=1.5))))
-    return _laid_out(fig, title, len(layers_a), len(layers_b), label_a, label_b)
+            x=[layers_b.index(int(b)) + CORNER for b in chosen.layer_b],
+            y=[layers_a.index(int(a)) + CORNER for a in chosen.layer_a],
+            mode="markers", name=name, hoverinfo="skip", showlegend=True,
+            marker=dict(symbol=symbol, size=13, color="white" if significant else "black",
+                        line=dict(color="black", width=1.2 if significant else 1.8))))
+    return _laid_out(fig, title, ticks_a, ticks_b, label_a, label_b)
 
 
 def best_match_table(cells: pd.DataFrame, *, names_a: Sequence[str] | None = None,
@@ -194,15 +203,16 @@ def difference_figure(difference: pd.DataFrame, *, names_a: Sequence[str] | None
         hover.append(line)
     limit = float(np.nanmax(np.abs(z))) or 1.0
     fig = go.Figure(go.Heatmap(
-        z=_as_list(z), x=ticks_b, y=ticks_a, colorscale="RdBu_r", zmid=0.0, zmin=-limit,
+        z=_as_list(z), x=list(range(len(layers_b))), y=list(range(len(layers_a))),
+        colorscale="RdBu_r", zmid=0.0, zmin=-limit,
         zmax=limit, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
         hoverongaps=False, xgap=1, ygap=1, colorbar=dict(title=dict(text="A − B")),
         texttemplate="%{z:+.2f}" if len(layers_b) <= 14 else None, textfont=dict(size=11)))
     decided = difference[(difference.ci_low > 0) | (difference.ci_high < 0)]
     if not decided.empty:
         fig.add_trace(go.Scatter(
-            x=[ticks_b[layers_b.index(int(b))] for b in decided.layer_b],
-            y=[ticks_a[layers_a.index(int(a))] for a in decided.layer_a], mode="markers",
-            name="95% interval excludes 0", hoverinfo="skip",
+            x=[layers_b.index(int(b)) + CORNER for b in decided.layer_b],
+            y=[layers_a.index(int(a)) + CORNER for a in decided.layer_a], mode="markers",
+            name="95% interval excludes 0", hoverinfo="skip", showlegend=True,
             marker=dict(symbol="circle", size=7, color="black")))
-    return _laid_out(fig, title, len(layers_a), len(layers_b), label_a, label_b)
+    return _laid_out(fig, title, ticks_a, ticks_b, label_a, label_b)

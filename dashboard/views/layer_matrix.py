@@ -63,17 +63,21 @@ def _lang_label(langs: tuple[str, str], n_langs: int) -> str:
     return f"{names.get(lang_a, lang_a)} × {names.get(lang_b, lang_b)}"
 
 
-def pick_matrix(container: Any, prefix: str, default_lang: str | None = MEAN) -> dict[str, Any]:
-    """Run pair, components and language of one matrix, chosen among the stored ones."""
+def pick_matrix(container: Any, prefix: str, default_lang: str | None = MEAN,
+                like: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run pair, components and language of one matrix, chosen among the stored ones; ``like``
+    (matrix A, for B) gives the default runs and components."""
     run_pairs = list(dict.fromkeys(zip(sets.run_a, sets.run_b)))
     own = [pair for pair in run_pairs if pair[0] == pair[1]]
     runs = _choose(container, "Runs", run_pairs, f"{prefix}runs", _run_label,
-                   default=(own or run_pairs)[0])
+                   default=(like["run_a"], like["run_b"]) if like else (own or run_pairs)[0])
     chosen = sets[(sets.run_a == runs[0]) & (sets.run_b == runs[1])]
     combos = list(dict.fromkeys(zip(chosen.component_a, chosen.component_b, chosen.pairing)))
     cross = [c for c in combos if c[2] in ("text-speech", "speech-text")]
+    default_combo = (like["component_a"], like["component_b"], like["pairing"]) if like else None
     combo = _choose(container, "Components (a vs b)", combos, f"{prefix}components",
-                    lambda c: f"{c[0]} vs {c[1]} · {c[2]}", default=(cross or combos)[0])
+                    lambda c: f"{c[0]} vs {c[1]} · {c[2]}",
+                    default=default_combo if default_combo in combos else (cross or combos)[0])
     chosen = chosen[(chosen.component_a == combo[0]) & (chosen.component_b == combo[1])
                     & (chosen.pairing == combo[2])]
     n_langs = int(chosen.n_langs.max())
@@ -137,7 +141,8 @@ if mode == "Matrix":
                                   along="row" if along == "row" else "col"), hide_index=True)
 else:
     sb.markdown("**Matrix B**")
-    second = pick_matrix(sb, "lm_b_", default_lang=None if first["lang_a"] == MEAN else MEAN)
+    second = pick_matrix(sb, "lm_b_", default_lang=None if first["lang_a"] == MEAN else MEAN,
+                         like=first)
     cells_a = state.layer_matrix(ref, *first.values(), metric, with_resamples=True)
     cells_b = state.layer_matrix(ref, *second.values(), metric, with_resamples=True)
     shape_a = (cells_a.layer_a.nunique(), cells_a.layer_b.nunique())
