@@ -12,8 +12,9 @@ import pytest
 from core.metrics import nulls
 from core.metrics import similarity as sim
 from core.metrics.grid import MetricSpec
-from core.metrics.layer_matrix import (BETWEEN_SPACES, WITHIN_SPACE, cell_difference, matrix_cells,
-                                       mean_cells, with_best_matches)
+from core.metrics.layer_matrix import (BETWEEN_SPACES, WITHIN_SPACE, matrix_cells, mean_cells,
+                                       with_best_matches)
+from core.metrics.nulls import difference_interval as cell_difference
 
 N, P, B, SEED = 30, 9, 12, 4
 

@@ -7,7 +7,8 @@ encoder block 5; a model's layers vs another model's), so every (layer a, layer 
 the same shared permutations and resamples (they depend only on seed and n_samples), so
 
 - cells of one matrix, and matrices of one resampling (seed, n_bootstrap, sentences), can be
-  subtracted with an interval: ``cell_difference`` takes the difference inside each resample;
+  subtracted with an interval: ``nulls.difference_interval`` takes the difference inside each
+  resample;
 - the per-cell null values under each shared shuffle give the calibrated best match of a row
   (``core.metrics.best_match``);
 - a mean over languages averages value, null and resamples inside each shuffle/resample (one
@@ -176,20 +177,3 @@ def with_best_matches(cells: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA) -> p
                     winner = line.index[line[other] == partners[match.best]]
                     out.loc[winner, f"{prefix}_best"] = True
     return out
-
-
-def cell_difference(value_a: float, boot_a: np.ndarray, value_b: float, boot_b: np.ndarray, *,
-                    level: float = nulls.DEFAULT_CI_LEVEL) -> tuple[float, float, float]:
-    """(a - b, low, high): the interval from the SD of the difference inside each shared resample.
-
-    Only meaningful when resample k of a and of b drew the same sentences (the same seed,
-    n_samples and sentences); NaN bounds when either side has no bootstrap values or they differ
-    in number.
-    """
-    difference = value_a - value_b
-    boot_a = np.asarray(boot_a, dtype=np.float64).reshape(-1)
-    boot_b = np.asarray(boot_b, dtype=np.float64).reshape(-1)
-    if not boot_a.size or boot_a.size != boot_b.size:
-        return difference, math.nan, math.nan
-    low, high = nulls.se_interval(difference, boot_a - boot_b, level)
-    return difference, low, high

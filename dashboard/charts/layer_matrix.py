@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.metrics.layer_matrix import cell_difference
+from core.metrics.nulls import difference_interval
 from core.store.vectors import as_blob, decode_resamples
 from dashboard.charts.common import empty_figure, fmt, layer_name
 from dashboard.charts.theme import FONT, TEMPLATE
@@ -166,7 +166,7 @@ def matrix_difference(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame
     rows = []
     for row in merged.itertuples():
         if shared:
-            difference, low, high = cell_difference(
+            difference, low, high = difference_interval(
                 row.value_1, decode_resamples(as_blob(row.resamples_1)),
                 row.value_2, decode_resamples(as_blob(row.resamples_2)))
         else:
