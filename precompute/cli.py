@@ -215,6 +215,9 @@ def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], work
 @click.option("--per-language-resamples/--mean-resamples-only", default=True, show_default=True,
               help="Keep every matrix's bootstrap values (differences with intervals per language), "
               "or only the language means' (a smaller store).")
+@click.option("--per-language", callback=_csv,
+              help="Comma-separated pairings (e.g. text-speech) whose per-language matrices are "
+              "stored; the others keep only their mean over languages (default: every pairing).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: CUDA when available.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="CPU threads for torch (small batched eigendecompositions run fastest on one).")

@@ -50,6 +50,9 @@ class MatrixOptions:
     n_permutations: int = DEFAULT_MATRIX_PERMUTATIONS
     alpha: float = 0.05
     per_language_resamples: bool = True
+    #: pairings whose per-language matrices are stored (None: every pairing); the others keep only
+    #: their mean (a smaller store: the bundled one keeps text-speech per language)
+    per_language: tuple[str, ...] | None = None
     langs: tuple[str, ...] | None = None
     device: str | None = None
     batch_size: int = 16
@@ -255,6 +258,9 @@ def job_rows(job: MatrixJob, per_lang: list[pd.DataFrame], settings: dict,
     elif len(per_lang) > 1:
         log.warning("%s %s vs %s: languages hold different numbers of sentences %s; no mean matrix",
                     job.pairing, job.component_a, job.component_b, sorted(sizes))
+    keep_languages = options.per_language is None or job.pairing in options.per_language
+    if not keep_languages and len(frames) > len(per_lang):
+        frames = frames[len(per_lang):]  # the mean only
     out = pd.concat(frames, ignore_index=True).drop(columns=["null"])
     if not options.per_language_resamples:
         out.loc[out.lang_a != MEAN, "resamples"] = None
