@@ -16,7 +16,7 @@ from precompute.matrices import MatrixJob, MatrixOptions, job_rows
 from synthetic_store import RUN_ID, TEXT_RUN_ID, write_synthetic_store
 
 N_SENTENCES, DIM = 40, 6
-MATRIX_LANGS = ("eng_Latn", "deu_Latn")
+MATRIX_LANGS = ("eng_Latn", "deu_Latn", "spa_Latn")
 METRICS = [MetricSpec("svcca", {"k": 3}), MetricSpec("linear_cka")]
 OPTIONS = MatrixOptions(n_permutations=19)
 SETTINGS = {"seed": 0, "n_bootstrap": 20}
@@ -36,7 +36,7 @@ def _cells(stack_a: list, stack_b: list) -> pd.DataFrame:
 
 def matrix_tables(seed: int = 0) -> dict[tuple[str, str], pd.DataFrame]:
     """(run_a, run_b) -> layer_matrices rows: the Whisper-like run's own (text-speech per language
-    and mean, text-text English x German) and its matrices against the e5-like run."""
+    and mean, text-text English with each other language and mean) and its matrices against the e5-like run."""
     rng = np.random.default_rng(seed)
     stacks = {}
     for lang in MATRIX_LANGS:
@@ -53,7 +53,8 @@ def matrix_tables(seed: int = 0) -> dict[tuple[str, str], pd.DataFrame]:
 
     same = [(lang, lang) for lang in MATRIX_LANGS]
     own = pd.concat([job("text_decoder", "speech_encoder", "text-speech", same),
-                     job("text_decoder", "text_decoder", "text-text", [MATRIX_LANGS])],
+                     job("text_decoder", "text_decoder", "text-text",
+                         [(MATRIX_LANGS[0], lang) for lang in MATRIX_LANGS[1:]])],
                     ignore_index=True)
     between = pd.concat([job("text_decoder", "text_encoder", "text-text", same),
                          job("speech_encoder", "text_encoder", "speech-text", same)],

@@ -81,8 +81,10 @@ def test_difference_of_two_matrices_with_intervals_and_notes(matrix_store_path, 
     at = _open(matrix_store_path, monkeypatch)
     at.sidebar.radio(key="lm_mode").set_value("Difference A − B").run()
     _clean(at)
-    # default B: the same matrix in its first language (A is the mean)
-    assert at.sidebar.selectbox(key="lm_b_langs").value == ("deu_Latn", "deu_Latn")
+    # default B: another component pair of A's shape, in A's language: text-speech - text-text
+    assert at.sidebar.selectbox(key="lm_b_components").value == (
+        "text_decoder", "text_decoder", "text-text")
+    assert at.sidebar.selectbox(key="lm_b_langs").value == ("mean", "mean")
     (figure,) = _figures(at)
     heatmap = figure["data"][0]
     assert heatmap["colorscale"] and heatmap["zmid"] == 0
@@ -90,11 +92,12 @@ def test_difference_of_two_matrices_with_intervals_and_notes(matrix_store_path, 
     assert "95% interval" in heatmap["hovertext"][0][0]
     assert any("same sentence resamples" in c.value for c in at.caption)
 
-    # text-speech minus text-text of the same run: same shape, shared resamples
+    # the mean minus one language of the same matrix: same shape, shared resamples
     at.sidebar.selectbox(key="lm_b_components").set_value(
-        ("text_decoder", "text_decoder", "text-text")).run()
+        ("text_decoder", "speech_encoder", "text-speech")).run()
+    at.sidebar.selectbox(key="lm_b_langs").set_value(("deu_Latn", "deu_Latn")).run()
     _clean(at)
-    assert len(_figures(at)) == 1
+    assert len(_figures(at)) == 1 and "German" in _figures(at)[0]["layout"]["title"]["text"]
 
     # B between runs (5 x 7) cannot be subtracted from A (5 x 5): a note, no chart
     at.sidebar.selectbox(key="lm_b_runs").set_value((RUN_ID, TEXT_RUN_ID)).run()
@@ -118,6 +121,9 @@ def test_difference_without_shared_resamples_says_so(tmp_path, monkeypatch):
         store.replace_layer_matrices(RUN_ID, RUN_ID, rows)
     at = _open(path, monkeypatch)
     at.sidebar.radio(key="lm_mode").set_value("Difference A − B").run()
+    at.sidebar.selectbox(key="lm_b_components").set_value(
+        ("text_decoder", "speech_encoder", "text-speech")).run()
+    at.sidebar.selectbox(key="lm_b_langs").set_value(("deu_Latn", "deu_Latn")).run()
     _clean(at)
     assert any("No interval" in i.value for i in at.info)
     (figure,) = _figures(at)

@@ -48,7 +48,8 @@ def matrix_grid(cells: pd.DataFrame, column: str = "value") -> tuple[list[int], 
     return layers_a, layers_b, grid.to_numpy(dtype=float)
 
 
-def _cell_hover(row: pd.Series, name_a: str, name_b: str) -> str:
+def _cell_hover(row, name_a: str, name_b: str) -> str:
+    """One cell's hover: value and CI, shuffled baseline, and its best-match status (a row tuple)."""
     lines = [f"<b>{html.escape(name_a)} × {html.escape(name_b)}</b>",
              f"value {fmt(row.value)}  95% CI [{fmt(row.ci_low)}, {fmt(row.ci_high)}]",
              f"shuffled baseline {fmt(row.baseline_mean)} ± {fmt(row.baseline_std)}"]
@@ -101,9 +102,9 @@ def matrix_figure(cells: pd.DataFrame, *, names_a: Sequence[str] | None = None,
         return empty_figure(title, "No values for this matrix.")
     layers_a, layers_b, z = matrix_grid(cells)
     ticks_a, ticks_b = _names(layers_a, names_a), _names(layers_b, names_b)
-    by_cell = cells.set_index(["layer_a", "layer_b"])
-    hover = [[_cell_hover(by_cell.loc[(a, b)], ticks_a[i], ticks_b[j])
-              if (a, b) in by_cell.index else "" for j, b in enumerate(layers_b)]
+    by_cell = {(int(row.layer_a), int(row.layer_b)): row for row in cells.itertuples()}
+    hover = [[_cell_hover(by_cell[(a, b)], ticks_a[i], ticks_b[j])
+              if (a, b) in by_cell else "" for j, b in enumerate(layers_b)]
              for i, a in enumerate(layers_a)]
     fig = go.Figure(go.Heatmap(
         z=_as_list(z), x=list(range(len(layers_b))), y=list(range(len(layers_a))),
@@ -186,20 +187,20 @@ def difference_figure(difference: pd.DataFrame, *, names_a: Sequence[str] | None
         return empty_figure(title, "No cells to subtract.")
     layers_a, layers_b, z = matrix_grid(difference)
     ticks_a, ticks_b = _names(layers_a, names_a), _names(layers_b, names_b)
-    by_cell = difference.set_index(["layer_a", "layer_b"])
+    by_cell = {(int(row.layer_a), int(row.layer_b)): row for row in difference.itertuples()}
     hover = []
     for a, name_a in zip(layers_a, ticks_a):
         line = []
         for b, name_b in zip(layers_b, ticks_b):
-            if (a, b) not in by_cell.index:
+            if (a, b) not in by_cell:
                 line.append("")
                 continue
-            row = by_cell.loc[(a, b)]
+            row = by_cell[(a, b)]
             interval = (f"95% interval [{fmt(row.ci_low)}, {fmt(row.ci_high)}]"
                         if np.isfinite(row.ci_low) else "no interval")
             line.append(f"<b>{html.escape(name_a)} × {html.escape(name_b)}</b><br>"
                         f"A − B = {fmt(row.value)}  {interval}<br>"
-                        f"A {fmt(row['first'])} · B {fmt(row['second'])}")
+                        f"A {fmt(row.first)} · B {fmt(row.second)}")
         hover.append(line)
     limit = float(np.nanmax(np.abs(z))) or 1.0
     fig = go.Figure(go.Heatmap(

@@ -63,30 +63,53 @@ def _lang_label(langs: tuple[str, str], n_langs: int) -> str:
     return f"{names.get(lang_a, lang_a)} × {names.get(lang_b, lang_b)}"
 
 
-def pick_matrix(container: Any, prefix: str, default_lang: str | None = MEAN,
-                like: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run pair, components and language of one matrix, chosen among the stored ones; ``like``
-    (matrix A, for B) gives the default runs and components."""
+def pick_matrix(container: Any, prefix: str, defaults: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """Run pair, components and language of one matrix, chosen among the stored ones;
+    ``defaults`` (for B: ``b_defaults(A)``) gives the first choice of each."""
+    defaults = defaults or {}
     run_pairs = list(dict.fromkeys(zip(sets.run_a, sets.run_b)))
     own = [pair for pair in run_pairs if pair[0] == pair[1]]
     runs = _choose(container, "Runs", run_pairs, f"{prefix}runs", _run_label,
-                   default=(like["run_a"], like["run_b"]) if like else (own or run_pairs)[0])
+                   default=defaults.get("runs", (own or run_pairs)[0]))
     chosen = sets[(sets.run_a == runs[0]) & (sets.run_b == runs[1])]
     combos = list(dict.fromkeys(zip(chosen.component_a, chosen.component_b, chosen.pairing)))
     cross = [c for c in combos if c[2] in ("text-speech", "speech-text")]
-    default_combo = (like["component_a"], like["component_b"], like["pairing"]) if like else None
     combo = _choose(container, "Components (a vs b)", combos, f"{prefix}components",
                     lambda c: f"{c[0]} vs {c[1]} · {c[2]}",
-                    default=default_combo if default_combo in combos else (cross or combos)[0])
+                    default=defaults.get("combo", (cross or combos)[0]))
     chosen = chosen[(chosen.component_a == combo[0]) & (chosen.component_b == combo[1])
                     & (chosen.pairing == combo[2])]
     n_langs = int(chosen.n_langs.max())
     lang_pairs = sorted(zip(chosen.lang_a, chosen.lang_b), key=lambda p: (p[0] != MEAN, p))
-    default = next((p for p in lang_pairs if p[0] == default_lang if default_lang is not None),
-                   next((p for p in lang_pairs if p[0] != MEAN), lang_pairs[0]))
     langs = _choose(container, "Language", lang_pairs, f"{prefix}langs",
-                    lambda p: _lang_label(p, n_langs), default=default)
+                    lambda p: _lang_label(p, n_langs), default=defaults.get("langs", lang_pairs[0]))
     return dict(zip(KEY, (*runs, *combo[:2], combo[2], *langs)))
+
+
+def b_defaults(first: dict[str, Any]) -> dict[str, Any]:
+    """Matrix B's first choice: A's runs, and another component pair of A's shape in A's language
+    (text-speech minus text-text; Whisper's decoder vs e5 minus its encoder vs e5), else A's
+    components in another language."""
+    runs = (first["run_a"], first["run_b"])
+    chosen = sets[(sets.run_a == runs[0]) & (sets.run_b == runs[1])]
+    own = chosen[(chosen.component_a == first["component_a"])
+                 & (chosen.component_b == first["component_b"])
+                 & (chosen.pairing == first["pairing"])].iloc[0]
+    same_shape = chosen[(chosen.n_layers_a == own.n_layers_a) & (chosen.n_layers_b == own.n_layers_b)
+                        & (chosen.lang_a == first["lang_a"]) & (chosen.lang_b == first["lang_b"])
+                        & ((chosen.component_a != first["component_a"])
+                           | (chosen.component_b != first["component_b"])
+                           | (chosen.pairing != first["pairing"]))]
+    if not same_shape.empty:
+        other = same_shape.iloc[0]
+        return {"runs": runs, "combo": (other.component_a, other.component_b, other.pairing),
+                "langs": (first["lang_a"], first["lang_b"])}
+    combo = (first["component_a"], first["component_b"], first["pairing"])
+    langs = chosen[(chosen.component_a == combo[0]) & (chosen.component_b == combo[1])
+                   & (chosen.pairing == combo[2]) & (chosen.lang_a != first["lang_a"])]
+    return {"runs": runs, "combo": combo,
+            **({"langs": (langs.lang_a.iloc[0], langs.lang_b.iloc[0])} if len(langs) else {})}
 
 
 def _short(choice: dict[str, Any]) -> str:
@@ -141,8 +164,7 @@ if mode == "Matrix":
                                   along="row" if along == "row" else "col"), hide_index=True)
 else:
     sb.markdown("**Matrix B**")
-    second = pick_matrix(sb, "lm_b_", default_lang=None if first["lang_a"] == MEAN else MEAN,
-                         like=first)
+    second = pick_matrix(sb, "lm_b_", b_defaults(first))
     cells_a = state.layer_matrix(ref, *first.values(), metric, with_resamples=True)
     cells_b = state.layer_matrix(ref, *second.values(), metric, with_resamples=True)
     shape_a = (cells_a.layer_a.nunique(), cells_a.layer_b.nunique())
