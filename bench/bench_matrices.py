@@ -31,7 +31,7 @@ TARGET_MS = 300
 
 
 def bench_compute(store_path: Path, run_id: str | None, lang: str, other: str,
-                  n_permutations: int) -> None:
+                  n_permutations: int, threads: int) -> None:
     from core.metrics.layer_matrix import BETWEEN_SPACES, MatrixRequest, matrices_cells
     from core.store import Store
 
@@ -56,16 +56,20 @@ def bench_compute(store_path: Path, run_id: str | None, lang: str, other: str,
         requests.append(MatrixRequest(tuple(keys[(component, lang)]),
                                       tuple(keys[(component, other)])))
     n_cells = sum(len(r.keys_a) * len(r.keys_b) for r in requests)
+    from precompute.matrices import torch_threads
+
     started = time.perf_counter()
-    matrices_cells(sides, requests, BETWEEN_SPACES, n_permutations=n_permutations,
-                   n_bootstrap=int(config.get("n_bootstrap", 200)), seed=int(config.get("seed", 0)))
+    with torch_threads(threads):  # as `precompute matrices --threads` (default 1)
+        matrices_cells(sides, requests, BETWEEN_SPACES, n_permutations=n_permutations,
+                       n_bootstrap=int(config.get("n_bootstrap", 200)),
+                       seed=int(config.get("seed", 0)), device="cpu")
     wall = time.perf_counter() - started
     n_sides = len({key for r in requests for key in (*r.keys_a, *r.keys_b)})
     n_langs = len(config.get("run_langs") or config.get("corpus_langs") or [lang])
     print(f"{run_id}: {len(requests)} matrices, {n_cells} cells, {n_sides} layer sides, "
           f"{n_permutations} shuffles, {config.get('n_bootstrap')} resamples: {wall:.1f} s "
           f"({wall / n_cells * 1000:.0f} ms per cell, {wall / n_sides:.2f} s per side) on "
-          f"{os.cpu_count()} cores")
+          f"{threads} thread(s) of {os.cpu_count()} cores")
     # the cost is mostly per side (its SVD and bootstrap directions); one language adds half of
     # these sides (the other language's are the pivot's, prepared once for every language)
     print(f"projection for {n_langs} languages, if the cost is per side: about "
@@ -162,12 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     compute.add_argument("--lang", default="deu_Latn")
     compute.add_argument("--other", default="eng_Latn")
     compute.add_argument("--n-permutations", type=int, default=100)
+    compute.add_argument("--threads", type=int, default=1)
     page = sub.add_parser("page")
     page.add_argument("--store", type=Path, required=True)
     page.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     if args.what == "compute":
-        bench_compute(args.store, args.run, args.lang, args.other, args.n_permutations)
+        bench_compute(args.store, args.run, args.lang, args.other, args.n_permutations,
+                      args.threads)
     else:
         bench_page(args.store, args.repeats)
     return 0
