@@ -59,6 +59,8 @@ class MatrixOptions:
     #: CPU threads for torch: small batched eigendecompositions (SVCCA's bootstrap directions) ran
     #: 0.5 s on one thread and 13 s on two on the shared 2-core machine (threads contend)
     threads: int = 1
+    #: languages whose matrices share one grid (memory grows with the layer sides a grid holds)
+    languages_per_grid: int = 3
 
 
 @dataclass(frozen=True)
@@ -288,8 +290,8 @@ def plan_pair(store: Store, run_a: str, run_b: str, sources: dict[str, LayerSour
 
 def compute_matrices(store: Store, pairs: Sequence[tuple[str, str]], options: MatrixOptions, *,
                      load_model: Callable | None = None) -> dict[tuple[str, str], pd.DataFrame]:
-    """Table rows of every matrix set of each (run_a, run_b) (run_b = run_a: the run's own), all
-    in one grid, so each layer of each language is prepared once whatever matrices it is in.
+    """Table rows of every matrix set of each (run_a, run_b) (run_b = run_a: the run's own), a few
+    languages per grid, so each layer of a language is prepared once whatever matrices it is in.
 
     Seed and bootstrap count are run_a's (the first pair's), so the resamples are the very
     sentence draws of the runs' per-layer metrics."""
@@ -299,8 +301,6 @@ def compute_matrices(store: Store, pairs: Sequence[tuple[str, str]], options: Ma
         source.check()
     config = store.run(pairs[0][0])["config"]
     settings = {"seed": int(config.get("seed", 0)), "n_bootstrap": int(config.get("n_bootstrap", 200))}
-    sides: dict = {}
-    requests: list[MatrixRequest] = []
     planned: list[_Planned] = []
     wanted: list[tuple[_Planned, str, str]] = []
     masks: dict[tuple, np.ndarray] = {}
@@ -313,26 +313,40 @@ def compute_matrices(store: Store, pairs: Sequence[tuple[str, str]], options: Ma
             entry = _Planned(run_a, run_b, job, [])
             planned.append(entry)
             wanted += [(entry, lang_a, lang_b) for lang_a, lang_b in job.lang_pairs]
-    # language by language: the grid keeps recently used layers, so each is prepared about once
+    # a few languages per grid: within a grid each layer side is prepared once (its SVD, Gram
+    # matrix, bootstrap directions: about 40 MB at 200 sentences and 100 resamples), and a grid
+    # holding every language of the bundled store reached 22 GB; between grids only the pivot
+    # language's sides are prepared again
     wanted.sort(key=lambda want: want[2])
-    for entry, lang_a, lang_b in wanted:
-        job = entry.job
-        keys_a = side_keys(sides, (sources[entry.run_a], job.component_a, lang_a),
-                           (sources[entry.run_b], job.component_b, lang_b))
-        keys_b = side_keys(sides, (sources[entry.run_b], job.component_b, lang_b),
-                           (sources[entry.run_a], job.component_a, lang_a))
-        entry.requests.append((len(requests), lang_a, lang_b))
-        requests.append(MatrixRequest(keys_a, keys_b, masks[(entry.run_a, entry.run_b,
-                                                             job.component_a, job.component_b)]))
+    langs_b = list(dict.fromkeys(want[2] for want in wanted))
+    chunks = [set(langs_b[i:i + options.languages_per_grid])
+              for i in range(0, len(langs_b), options.languages_per_grid)]
     metrics: list[MetricSpec] = list(BETWEEN_SPACES) + list(WITHIN_SPACE)
-    n_cells = sum(len(r.keys_a) * len(r.keys_b) for r in requests)
-    with tqdm(total=n_cells, desc=f"matrices ({len(requests)})", unit="cell") as bar:
-        def progress(done: int, _total: int) -> None:
-            bar.update(done - bar.n)
+    n_cells = sum(len(sources[e.run_a].layers(e.job.component_a, la)[1])
+                  * len(sources[e.run_b].layers(e.job.component_b, lb)[1]) for e, la, lb in wanted)
+    cells: list[pd.DataFrame] = []
+    with tqdm(total=n_cells, desc=f"matrices ({len(wanted)})", unit="cell") as bar:
+        for chunk in chunks:
+            sides: dict = {}
+            requests: list[MatrixRequest] = []
+            for entry, lang_a, lang_b in (want for want in wanted if want[2] in chunk):
+                job = entry.job
+                keys_a = side_keys(sides, (sources[entry.run_a], job.component_a, lang_a),
+                                   (sources[entry.run_b], job.component_b, lang_b))
+                keys_b = side_keys(sides, (sources[entry.run_b], job.component_b, lang_b),
+                                   (sources[entry.run_a], job.component_a, lang_a))
+                entry.requests.append((len(cells) + len(requests), lang_a, lang_b))
+                requests.append(MatrixRequest(keys_a, keys_b, masks[
+                    (entry.run_a, entry.run_b, job.component_a, job.component_b)]))
+            start = bar.n
 
-        cells = matrices_cells(sides, requests, metrics, n_permutations=options.n_permutations,
-                               n_bootstrap=settings["n_bootstrap"], seed=settings["seed"],
-                               device=options.device, progress=progress)
+            def progress(done: int, _total: int, start: int = start) -> None:
+                bar.update(start + done - bar.n)
+
+            cells += matrices_cells(sides, requests, metrics,
+                                    n_permutations=options.n_permutations,
+                                    n_bootstrap=settings["n_bootstrap"], seed=settings["seed"],
+                                    device=options.device, progress=progress)
     out: dict[tuple[str, str], list[pd.DataFrame]] = {pair: [] for pair in pairs}
     for entry in planned:
         per_lang = [cells[index].assign(lang_a=lang_a, lang_b=lang_b)

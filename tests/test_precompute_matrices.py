@@ -100,13 +100,19 @@ def test_rerun_replaces_and_errors_are_one_line(matrix_store: Path, tmp_path: Pa
     shutil.copy(matrix_store, copy)
     with Store.open(copy) as store:
         whisper, _ = _runs(store)
-        before = store.counts()["layer_matrices"]
-    assert main(["matrices", "--store", str(copy), "--run", whisper, "--langs", "eng_Latn,ita_Latn",
-                 "--n-permutations", "3", "--mean-resamples-only", "--device", "cpu"]) == 0
+        before = len(store.layer_matrices(whisper))
+        between = len(store.layer_matrices(whisper, _runs(store)[1]))
+    assert main(["matrices", "--store", str(copy), "--run", whisper, "--n-permutations", "3",
+                 "--mean-resamples-only", "--per-language", "text-speech", "--device", "cpu"]) == 0
     with Store.open(copy) as store:
         rows = store.layer_matrices(whisper, with_resamples=True)
-        assert 0 < len(rows) < before and set(rows.lang_a) == {"eng_Latn", "ita_Latn", "mean"}
+        assert 0 < len(rows) < before and (rows.n_permutations == 3).all()  # replaced, not added
+        assert len(store.layer_matrices(whisper, _runs(store)[1])) == between  # other sets kept
         assert rows[rows.lang_a != "mean"].resamples.isna().all()
+        assert rows[rows.lang_a == "mean"].resamples.notna().all()
+        # --per-language text-speech: the cross-language sets keep only their mean
+        assert set(rows[rows.pairing != "text-speech"].lang_a) == {"mean"}
+        assert set(rows[rows.pairing == "text-speech"].lang_a) == {*TINY_STORE_LANGS, "mean"}
     assert main(["matrices", "--store", str(copy), "--run", "nope"]) == 1
     assert "nope" in capsys.readouterr().err
     assert main(["matrices", "--store", str(copy), "--run", whisper, "--pivot", "fra_Latn"]) == 1
