@@ -85,7 +85,7 @@ def bench_page(store_path: Path, repeats: int) -> None:
     at.run()
     started = time.perf_counter()
     at.switch_page("views/layer_matrix.py").run()
-    print(f"open the page (store opened, cold caches): {(time.perf_counter() - started) * 1000:.0f} ms")
+    print(f"switch to the page (store already open, its queries cold): {(time.perf_counter() - started) * 1000:.0f} ms")
     if at.exception:
         raise SystemExit(f"page failed: {[e.value for e in at.exception]}")
 
