@@ -179,11 +179,12 @@ else:
                 "same components' depths.", icon=":material/info:")
         st.stop()
     difference = matrix_difference(cells_a, cells_b)
-    label_a2, label_b2, _, _ = axis_labels(second)
+    _, label_b2, _, _ = axis_labels(second)
     title = (f"{descriptions.display_name(metric)} · A: {_short(first)} − B: {_short(second)}")
     st.plotly_chart(difference_figure(difference, names_a=names_a, names_b=names_b, title=title,
-                                      label_a=f"A rows: {label_a} (B: {label_a2})",
-                                      label_b=f"A columns: {label_b} (B: {label_b2})"),
+                                      label_a=f"rows: A {first['component_a']}, "
+                                              f"B {second['component_a']}",
+                                      label_b=f"columns: A {label_b}, B {label_b2}"),
                     key="layer_matrix_difference", width="content")
     why = resampling_mismatch(cells_a, cells_b)
     if why is None:
