@@ -128,14 +128,10 @@ class LayerSource:
                  load_model: Callable[[str, str | None], object] | None = None):
         self.store, self.run_id, self.options = store, run_id, options
         self.components = store.components(run_id).set_index("component")
-        self._stored = {c: self._has_any(c) for c in self.components.index}
+        self._stored = {c: has_activations(store, run_id, c) for c in self.components.index}
         self._extracted: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
         self._cache: dict[tuple[str, str], tuple[np.ndarray, list[np.ndarray]]] = {}
         self._load_model = load_model
-
-    def _has_any(self, component: str) -> bool:
-        lang = run_langs(self.store, self.run_id, None)[:1]
-        return bool(lang) and not self.store.activations(self.run_id, component, 0, lang)[0].empty
 
     def check(self) -> None:
         """Refuse before any work a speech component without stored activations."""
@@ -426,8 +422,13 @@ def run_pairs(store: Store, run_ids: Sequence[str] | None,
     return pairs
 
 
-def stores_activations(store: Store, run_id: str) -> bool:
-    """Whether every component of the run has stored activations (for its first language)."""
+def has_activations(store: Store, run_id: str, component: str) -> bool:
+    """Whether the run stored activations for the component (read for its first language)."""
     lang = run_langs(store, run_id, None)[:1]
-    return bool(lang) and all(not store.activations(run_id, component, 0, lang)[0].empty
-                              for component in store.components(run_id).component)
+    return bool(lang) and not store.activations(run_id, component, 0, lang)[0].empty
+
+
+def stores_activations(store: Store, run_id: str) -> bool:
+    """Whether every component of the run has stored activations."""
+    return all(has_activations(store, run_id, component)
+               for component in store.components(run_id).component)
