@@ -24,8 +24,9 @@ def matrix_store(tiny_store_path: Path, tmp_path_factory: pytest.TempPathFactory
     shutil.copy(tiny_store_path, out)
     assert main(["build", "--corpus", "bundled", "--langs", ",".join(TINY_STORE_LANGS),
                  "--n-sentences", str(TINY_STORE_N_SENTENCES), "--model", "e5-tiny-random",
-                 "--out", str(out), "--device", "cpu", "--n-permutations", "3",
-                 "--n-bootstrap", "5", "--no-umap", "--no-store-activations"]) == 0
+                 "--out", str(out), "--device", "cpu", "--n-permutations", "1",
+                 "--n-bootstrap", "5", "--metrics", "linear_cka", "--no-umap",
+                 "--no-store-activations"]) == 0
     with Store.open(out) as store:
         runs = store.runs().set_index("model").run_id
     # the Whisper run's own matrices (it stores activations; e5 does not) and Whisper x e5
