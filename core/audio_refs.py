@@ -1,0 +1,370 @@
+"""Clips that are not files of their own: a member of a ``.tar.gz`` archive (FLEURS as the hub
+stores it) or a row of a Parquet / Arrow table (``datasets`` and other speech corpora).
+
+A corpus names such a clip by a reference string, where other corpora hold a path, so a corpus stays
+plain data (it is pickled to Ray workers and hashed into a run's identity):
+
+- ``tar::<archive>::<member>``
+- ``table::<file>::<row>::<audio column>::<sampling-rate column, or empty>``
+
+``read_clip`` streams one clip out of its container: an archive is indexed once per process
+(``core.gzip_index``: nothing is extracted to disk, and a clip is decompressed from the nearest
+checkpoint), a table is read one row group (Parquet) or record batch (Arrow) at a time, the last few
+kept (``TABLE_CACHE_BATCHES``), so memory never holds a corpus's audio.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+TAR_PREFIX = "tar::"
+TABLE_PREFIX = "table::"
+_SEP = "::"
+#: open archives kept indexed at once (a build reads one language's archive after another)
+TAR_CACHE_ARCHIVES = 4
+#: decoded row groups / record batches kept at once (one language's speech is read a few times)
+TABLE_CACHE_BATCHES = 4
+
+
+class ClipError(ValueError):
+    """A clip cannot be read: the message names the container and the member or row."""
+
+
+# ---------------------------------------------------------------------- references
+def is_reference(value: str | None) -> bool:
+    """Whether a corpus audio entry names a clip inside a container (not a file of its own)."""
+    return value is not None and value.startswith((TAR_PREFIX, TABLE_PREFIX))
+
+
+def tar_ref(archive: Path | str, member: str) -> str:
+    """The reference of ``member`` in ``archive``."""
+    if _SEP in member:
+        raise ClipError(f"{archive}: member name {member!r} contains {_SEP!r}, which cannot be "
+                        "referenced; rename it")
+    return f"{TAR_PREFIX}{archive}{_SEP}{member}"
+
+
+def table_ref(file: Path | str, row: int, audio_column: str, rate_column: str | None = None) -> str:
+    """The reference of row ``row`` (0-based, over the whole file) of a Parquet or Arrow file."""
+    for column in (audio_column, rate_column or ""):
+        if _SEP in column:
+            raise ClipError(f"column name {column!r} contains {_SEP!r}; rename the column")
+    return f"{TABLE_PREFIX}{file}{_SEP}{int(row)}{_SEP}{audio_column}{_SEP}{rate_column or ''}"
+
+
+@dataclass(frozen=True)
+class TableClip:
+    file: Path
+    row: int
+    audio_column: str
+    rate_column: str | None
+
+
+def parse_table_ref(ref: str) -> TableClip:
+    file, row, audio_column, rate_column = ref[len(TABLE_PREFIX):].rsplit(_SEP, 3)
+    return TableClip(Path(file), int(row), audio_column, rate_column or None)
+
+
+def parse_tar_ref(ref: str) -> tuple[Path, str]:
+    archive, member = ref[len(TAR_PREFIX):].rsplit(_SEP, 1)
+    return Path(archive), member
+
+
+def container(ref: str) -> Path:
+    """The file holding a referenced clip."""
+    if ref.startswith(TAR_PREFIX):
+        return parse_tar_ref(ref)[0]
+    if ref.startswith(TABLE_PREFIX):
+        return parse_table_ref(ref).file
+    raise ValueError(f"{ref!r} is not a clip reference")
+
+
+def describe(ref: str) -> str:
+    """A reference in words, for messages: ``member x.wav of a.tar.gz`` or ``row 3 of f.parquet``."""
+    if ref.startswith(TAR_PREFIX):
+        archive, member = parse_tar_ref(ref)
+        return f"member {member} of {archive}"
+    if ref.startswith(TABLE_PREFIX):
+        clip = parse_table_ref(ref)
+        return f"row {clip.row} (column {clip.audio_column}) of {clip.file}"
+    return ref
+
+
+# ---------------------------------------------------------------------- reading
+def read_clip(ref: str) -> bytes | tuple[np.ndarray, int]:
+    """A referenced clip: its encoded bytes (wav, flac, ...), or (samples, sampling rate) for a
+    table that stores decoded samples. ClipError when it cannot be read."""
+    if ref.startswith(TAR_PREFIX):
+        archive, member = parse_tar_ref(ref)
+        return _archive(archive).read(member)
+    if ref.startswith(TABLE_PREFIX):
+        return _table_value(parse_table_ref(ref))
+    raise ValueError(f"{ref!r} is not a clip reference")
+
+
+def tar_members(archive: Path | str) -> dict[str, str]:
+    """File name -> member name of every regular file in ``archive`` (FLEURS' members sit in a
+    ``<split>/`` folder; the TSV names the file only). ClipError for an unreadable archive or two
+    members with the same file name."""
+    return dict(_archive(Path(archive)).by_name)
+
+
+class _IndexedArchive:
+    """One ``.tar.gz`` opened through a checkpointed gzip reader, its members indexed by name."""
+
+    def __init__(self, path: Path) -> None:
+        from core.gzip_index import IndexedGzipReader
+
+        self.path = path
+        if not path.is_file():
+            raise ClipError(f"audio archive {path} does not exist")
+        raw = IndexedGzipReader(path) if _is_gzip(path) else path.open("rb")
+        try:
+            self.tar = tarfile.open(fileobj=raw, mode="r:")
+            self.members = {m.name: m for m in self.tar.getmembers() if m.isfile()}
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raw.close()
+            raise ClipError(f"audio archive {path} is not a readable tar archive: {exc}") from None
+        self.raw = raw
+        self.by_name: dict[str, str] = {}
+        for name in self.members:
+            base = PurePosixPath(name).name
+            if base in self.by_name:
+                raise ClipError(f"audio archive {path} holds {base} twice ({self.by_name[base]} "
+                                f"and {name}); the TSV cannot say which is meant")
+            self.by_name[base] = name
+
+    def read(self, member: str) -> bytes:
+        info = self.members.get(member)
+        if info is None:
+            raise ClipError(f"audio archive {self.path} has no member {member}")
+        try:
+            handle = self.tar.extractfile(info)
+            data = handle.read() if handle is not None else b""
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ClipError(f"cannot read member {member} of {self.path}: {exc}") from None
+        if len(data) != info.size:
+            raise ClipError(f"member {member} of {self.path} is cut short ({len(data)} of "
+                            f"{info.size} bytes): the archive is truncated")
+        return data
+
+    def close(self) -> None:
+        self.tar.close()
+        self.raw.close()
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+_archives: OrderedDict[Path, _IndexedArchive] = OrderedDict()
+
+
+def _archive(path: Path) -> _IndexedArchive:
+    """The indexed archive at ``path``, opened once per process (least recently used closed);
+    reopened when the file changed since."""
+    key = path.resolve()
+    stamp = _stamp(key)
+    cached = _archives.get(key)
+    if cached is not None and getattr(cached, "stamp", None) == stamp:
+        _archives.move_to_end(key)
+        return cached
+    if cached is not None:
+        _archives.pop(key).close()
+    opened = _IndexedArchive(path)
+    opened.stamp = stamp  # type: ignore[attr-defined]
+    _archives[key] = opened
+    while len(_archives) > TAR_CACHE_ARCHIVES:
+        _archives.popitem(last=False)[1].close()
+    return opened
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+# ---------------------------------------------------------------------- tables
+class _Table:
+    """A Parquet file (row groups) or Arrow IPC file / stream (record batches): the row counts of
+    its pieces, and one piece read on demand."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self.parquet = None
+        self.offsets: list[int] = []   # Arrow stream: byte offset of each record batch message
+        try:
+            if path.suffix == ".parquet" or _is_parquet(path):
+                self.parquet = pq.ParquetFile(path)
+                counts = [self.parquet.metadata.row_group(i).num_rows
+                          for i in range(self.parquet.num_row_groups)]
+            else:
+                counts = self._index_arrow(pa)
+        except (pa.ArrowException, OSError) as exc:
+            raise ClipError(f"{path} is not a readable Parquet or Arrow file: {exc}") from None
+        self.starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+
+    def _index_arrow(self, pa) -> list[int]:
+        with pa.memory_map(str(self.path)) as source:
+            try:
+                reader = pa.ipc.open_file(source)
+                self.file_format = True
+                return [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)]
+            except pa.ArrowInvalid:
+                pass
+        self.file_format = False
+        counts = []
+        with pa.memory_map(str(self.path)) as source:
+            reader = pa.ipc.open_stream(source)
+            self.schema = reader.schema
+            while True:
+                offset = source.tell()
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                self.offsets.append(offset)
+                counts.append(batch.num_rows)
+        return counts
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.starts[-1])
+
+    def piece_of(self, row: int) -> tuple[int, int]:
+        if not 0 <= row < self.n_rows:
+            raise ClipError(f"{self.path} has {self.n_rows} rows; row {row} does not exist")
+        piece = int(np.searchsorted(self.starts, row, side="right") - 1)
+        return piece, row - int(self.starts[piece])
+
+    def read_piece(self, piece: int, columns: list[str]) -> list[dict[str, Any]]:
+        import pyarrow as pa
+
+        if self.parquet is not None:
+            return self.parquet.read_row_group(piece, columns=columns).to_pylist()
+        with pa.memory_map(str(self.path)) as source:
+            if self.file_format:
+                batch = pa.ipc.open_file(source).get_batch(piece)
+            else:
+                source.seek(self.offsets[piece])
+                batch = pa.ipc.read_record_batch(pa.ipc.read_message(source), self.schema)
+            # copied out of the mapping, which is closed now
+            return pa.Table.from_batches([batch]).select(columns).combine_chunks().to_pylist()
+
+
+def _is_parquet(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == b"PAR1"
+
+
+_tables: OrderedDict[Path, _Table] = OrderedDict()
+_pieces: OrderedDict[tuple[Path, int, tuple[str, ...]], list[dict[str, Any]]] = OrderedDict()
+
+
+def table_rows(path: Path | str) -> int:
+    """How many rows a Parquet or Arrow file holds (ClipError when it is unreadable)."""
+    return _table(Path(path)).n_rows
+
+
+def _table(path: Path) -> _Table:
+    key = path.resolve()
+    if key not in _tables:
+        _tables[key] = _Table(path)
+        while len(_tables) > 16:
+            _tables.popitem(last=False)
+    _tables.move_to_end(key)
+    return _tables[key]
+
+
+def _table_value(clip: TableClip) -> bytes | tuple[np.ndarray, int]:
+    table = _table(clip.file)
+    piece, row = table.piece_of(clip.row)
+    fixed_rate = clip.rate_column if clip.rate_column and clip.rate_column.isdigit() else None
+    columns = tuple(c for c in (clip.audio_column, clip.rate_column) if c and c != fixed_rate)
+    key = (clip.file.resolve(), piece, columns)
+    if key not in _pieces:
+        _pieces[key] = table.read_piece(piece, list(columns))
+        while len(_pieces) > TABLE_CACHE_BATCHES:
+            _pieces.popitem(last=False)
+    _pieces.move_to_end(key)
+    record = _pieces[key][row]
+    rate = fixed_rate or (record.get(clip.rate_column) if clip.rate_column else None)
+    return clip_value(record.get(clip.audio_column), rate,
+                      where=describe(table_ref(clip.file, clip.row, clip.audio_column,
+                                               clip.rate_column)),
+                      base=clip.file.parent)
+
+
+def clip_value(value: Any, rate: Any, *, where: str,
+               base: Path | None = None) -> bytes | tuple[np.ndarray, int]:
+    """One table cell as audio: encoded bytes (a binary cell, or the ``bytes`` of a ``datasets``
+    Audio struct), the bytes of the file a path names (relative to ``base``), or decoded samples
+    (a list of numbers, or an Audio struct's ``array``) with their sampling rate."""
+    if isinstance(value, dict):  # datasets' Audio: {"bytes", "path"} (or decoded {"array", ...})
+        if value.get("bytes"):
+            return bytes(value["bytes"])
+        if value.get("array") is not None:
+            return clip_value(value["array"], value.get("sampling_rate", rate), where=where)
+        value = value.get("path")
+    if value is None:
+        raise ClipError(f"{where}: the audio cell is empty")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        path = Path(value)
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        if not path.is_file():
+            raise ClipError(f"{where}: audio file {path} does not exist")
+        return path.read_bytes()
+    samples = np.asarray(value, dtype=np.float32)
+    if samples.ndim != 1 or samples.size == 0:
+        raise ClipError(f"{where}: audio samples must be a non-empty list of numbers")
+    if rate is None:
+        raise ClipError(f"{where}: audio is stored as samples; name the column with their "
+                        "sampling rate (rate=<column> in --columns) or give it (rate=16000)")
+    try:
+        rate = int(rate)
+    except (TypeError, ValueError):
+        raise ClipError(f"{where}: sampling rate {rate!r} is not a number") from None
+    if rate <= 0:
+        raise ClipError(f"{where}: sampling rate {rate} must be positive")
+    return samples, rate
+
+
+def decode_clip(ref: str) -> np.ndarray:
+    """A referenced clip as 16 kHz mono float32 (ClipError naming the container and member or row
+    when it does not decode)."""
+    from core import audio
+
+    value = read_clip(ref)
+    try:
+        if isinstance(value, bytes):
+            return audio.load_audio(value)
+        samples, rate = value
+        return audio.to_model_format(samples, rate)
+    except ValueError as exc:
+        raise ClipError(f"{describe(ref)} does not decode as audio: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def clear_caches() -> None:
+    """Close every open archive and drop cached tables (tests, and after a corpus is rewritten)."""
+    while _archives:
+        _archives.popitem()[1].close()
+    _tables.clear()
+    _pieces.clear()
