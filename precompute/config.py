@@ -168,8 +168,10 @@ def load_corpus(config: BuildConfig):
     if not directory.is_dir():
         raise FileNotFoundError(f"--corpus {config.corpus!r} is neither 'bundled' nor a directory")
     if config.corpus_format == "fleurs":
-        return corpus_module.load_fleurs(directory, split=config.split, langs=langs,
-                                         n_sentences=config.n_sentences)
+        from core.corpus_fleurs import load_fleurs
+
+        return load_fleurs(directory, split=config.split, langs=langs,
+                           n_sentences=config.n_sentences)
     return corpus_module.load_line_aligned(directory, suffix=config.suffix, langs=langs,
                                            n_sentences=config.n_sentences)
 

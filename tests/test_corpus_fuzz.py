@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.corpus import load_fleurs, load_line_aligned
+from core.corpus import load_line_aligned
+from core.corpus_fleurs import load_fleurs
 
 EXPECTED = (ValueError, FileNotFoundError)  # UnicodeDecodeError is a ValueError
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
