@@ -211,8 +211,8 @@ def read_corpus(config: BuildConfig):
         return load_table_corpus(path, spec, split=config.split, langs=langs,
                                  n_sentences=config.n_sentences)
     if not path.is_dir():
-        raise FileNotFoundError(f"--corpus {config.corpus!r} is neither 'bundled', hf:<repo> nor "
-                                "a directory (a Parquet/Arrow file needs --corpus-format table)")
+        raise FileNotFoundError(f"--corpus {config.corpus!r} is neither 'bundled' nor a directory "
+                                "nor hf:<repo> (a Parquet/Arrow file needs --corpus-format table)")
     if config.corpus_format == "fleurs":
         return load_fleurs(path, split=config.split, langs=langs, n_sentences=config.n_sentences,
                            missing_audio=config.bad_audio)
