@@ -46,6 +46,11 @@ class IndexedGzipReader(io.RawIOBase):
         self._position = 0
         self._start_at(self._checkpoints[0])
 
+    @property
+    def n_checkpoints(self) -> int:
+        """Checkpoints recorded so far (one at the start, then one per ``spacing`` bytes read)."""
+        return len(self._checkpoints)
+
     # ----------------------------------------------------------------- io.RawIOBase
     def readable(self) -> bool:
         return True
