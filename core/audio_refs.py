@@ -9,8 +9,9 @@ plain data (it is pickled to Ray workers and hashed into a run's identity):
 
 ``read_clip`` streams one clip out of its container: an archive is indexed once per process
 (``core.gzip_index``: nothing is extracted to disk, and a clip is decompressed from the nearest
-checkpoint), a table is read one row group (Parquet) or record batch (Arrow) at a time, the last few
-kept (``TABLE_CACHE_BATCHES``), so memory never holds a corpus's audio.
+checkpoint), an Arrow file is memory-mapped and only the row is copied out, a Parquet file is read
+a row group (or a slice of a large one) at a time, the last few kept (``TABLE_CACHE_BATCHES``), so
+memory never holds a corpus's audio.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ TABLE_PREFIX = "table::"
 _SEP = "::"
 #: open archives kept indexed at once (a build reads one language's archive after another)
 TAR_CACHE_ARCHIVES = 4
-#: decoded row groups / record batches kept at once (one language's speech is read a few times)
+#: Parquet row groups (or slices of a large one) kept decoded at once: one language's speech is
+#: read a few times, in length order
 TABLE_CACHE_BATCHES = 4
+#: a Parquet row group whose audio is larger than this is read in slices of SLICE_ROWS rows
+ROW_GROUP_CACHE_BYTES = 64 << 20
+SLICE_ROWS = 16
 
 
 class ClipError(ValueError):
@@ -251,19 +256,48 @@ class _Table:
         piece = int(np.searchsorted(self.starts, row, side="right") - 1)
         return piece, row - int(self.starts[piece])
 
-    def read_piece(self, piece: int, columns: list[str]) -> list[dict[str, Any]]:
+    def read_row(self, row: int, columns: tuple[str, ...]) -> dict[str, Any]:
+        """One row's ``columns``: from the memory-mapped record batch (Arrow: only that row is
+        copied), or from a cached Parquet row group (a large one: a slice of it, read up to
+        that slice), so memory stays within ``TABLE_CACHE_BATCHES`` pieces."""
         import pyarrow as pa
 
-        if self.parquet is not None:
-            return self.parquet.read_row_group(piece, columns=columns).to_pylist()
-        with pa.memory_map(str(self.path)) as source:
-            if self.file_format:
-                batch = pa.ipc.open_file(source).get_batch(piece)
+        piece, offset = self.piece_of(row)
+        if self.parquet is None:
+            with pa.memory_map(str(self.path)) as source:
+                if self.file_format:
+                    batch = pa.ipc.open_file(source).get_batch(piece)
+                else:
+                    source.seek(self.offsets[piece])
+                    batch = pa.ipc.read_record_batch(pa.ipc.read_message(source), self.schema)
+                # copied out of the mapping before it closes
+                return batch.slice(offset, 1).select(list(columns)).to_pylist()[0]
+        whole = self._group_bytes(piece, columns) <= ROW_GROUP_CACHE_BYTES
+        part = 0 if whole else offset // SLICE_ROWS
+        key = (self.path, piece, part, columns)
+        if key not in _pieces:
+            if whole:
+                rows = self.parquet.read_row_group(piece, columns=list(columns)).to_pylist()
             else:
-                source.seek(self.offsets[piece])
-                batch = pa.ipc.read_record_batch(pa.ipc.read_message(source), self.schema)
-            # copied out of the mapping, which is closed now
-            return pa.Table.from_batches([batch]).select(columns).combine_chunks().to_pylist()
+                batches = self.parquet.iter_batches(batch_size=SLICE_ROWS, row_groups=[piece],
+                                                    columns=list(columns))
+                for _ in range(part + 1):
+                    batch = next(batches)
+                rows = batch.to_pylist()
+            _pieces[key] = rows
+            while len(_pieces) > TABLE_CACHE_BATCHES:
+                _pieces.popitem(last=False)
+        _pieces.move_to_end(key)
+        return _pieces[key][offset if whole else offset - part * SLICE_ROWS]
+
+    def _group_bytes(self, piece: int, columns: tuple[str, ...]) -> int:
+        group = self.parquet.metadata.row_group(piece)
+        total = 0
+        for i in range(group.num_columns):
+            column = group.column(i)
+            if column.path_in_schema.split(".")[0] in columns:
+                total += column.total_uncompressed_size
+        return total
 
 
 def _is_parquet(path: Path) -> bool:
@@ -272,7 +306,7 @@ def _is_parquet(path: Path) -> bool:
 
 
 _tables: OrderedDict[Path, _Table] = OrderedDict()
-_pieces: OrderedDict[tuple[Path, int, tuple[str, ...]], list[dict[str, Any]]] = OrderedDict()
+_pieces: OrderedDict[tuple[Path, int, int, tuple[str, ...]], list[dict[str, Any]]] = OrderedDict()
 
 
 def table_rows(path: Path | str) -> int:
@@ -292,16 +326,12 @@ def _table(path: Path) -> _Table:
 
 def _table_value(clip: TableClip) -> bytes | tuple[np.ndarray, int]:
     table = _table(clip.file)
-    piece, row = table.piece_of(clip.row)
     fixed_rate = clip.rate_column if clip.rate_column and clip.rate_column.isdigit() else None
     columns = tuple(c for c in (clip.audio_column, clip.rate_column) if c and c != fixed_rate)
-    key = (clip.file.resolve(), piece, columns)
-    if key not in _pieces:
-        _pieces[key] = table.read_piece(piece, list(columns))
-        while len(_pieces) > TABLE_CACHE_BATCHES:
-            _pieces.popitem(last=False)
-    _pieces.move_to_end(key)
-    record = _pieces[key][row]
+    try:
+        record = table.read_row(clip.row, columns)
+    except KeyError as exc:
+        raise ClipError(f"{clip.file} has no column {exc}") from None
     rate = fixed_rate or (record.get(clip.rate_column) if clip.rate_column else None)
     return clip_value(record.get(clip.audio_column), rate,
                       where=describe(table_ref(clip.file, clip.row, clip.audio_column,

@@ -272,3 +272,21 @@ def test_string_ids_are_numbered_stably(tmp_path, clips):
     corpus = load_table_corpus(cf.write_parquet(tmp_path / "t.parquet", rows), SPEC)
     assert corpus.sentence_ids == [0, 1, 2]
     assert corpus.texts["eng_Latn"][0] == cf.SENTENCES["en_us"][0][1]
+
+
+def test_large_parquet_row_groups_are_read_in_slices(tmp_path, monkeypatch):
+    """A row group over the cache limit is read slice by slice (memory bounded), rows still right
+    in any order, from Parquet and from an Arrow stream alike."""
+    rows = [{"id": i, "lang": "en", "text": f"s{i}", "audio": bytes([i % 251]) * (100 + i)}
+            for i in range(70)]
+    parquet = cf.write_parquet(tmp_path / "big.parquet", rows, row_group_size=70)
+    arrow = cf.write_saved_dataset(tmp_path / "saved", rows, batch_rows=70)
+    monkeypatch.setattr(audio_refs, "ROW_GROUP_CACHE_BYTES", 1_000)
+    monkeypatch.setattr(audio_refs, "SLICE_ROWS", 8)
+    order = np.random.default_rng(0).permutation(70)
+    for file in (parquet, arrow / "data-00000-of-00001.arrow"):
+        for row in order:
+            assert audio_refs.read_clip(audio_refs.table_ref(file, int(row), "audio")) \
+                == rows[row]["audio"]
+    with pytest.raises(audio_refs.ClipError, match="has 70 rows; row 70 does not exist"):
+        audio_refs.read_clip(audio_refs.table_ref(parquet, 70, "audio"))
