@@ -10,7 +10,7 @@ plain data (it is pickled to Ray workers and hashed into a run's identity):
 ``read_clip`` streams one clip out of its container: an archive is indexed once per process
 (``core.gzip_index``: nothing is extracted to disk, and a clip is decompressed from the nearest
 checkpoint), an Arrow file is memory-mapped and only the row is copied out, a Parquet file is read
-a row group (or a slice of a large one) at a time, the last few kept (``TABLE_CACHE_BATCHES``), so
+a row group (or a slice of a large one) at a time, the last few kept (``TABLE_CACHE_BYTES``), so
 memory never holds a corpus's audio.
 """
 
@@ -30,11 +30,11 @@ TABLE_PREFIX = "table::"
 _SEP = "::"
 #: open archives kept indexed at once (a build reads one language's archive after another)
 TAR_CACHE_ARCHIVES = 4
-#: Parquet row groups (or slices of a large one) kept decoded at once: one language's speech is
-#: read a few times, in length order
-TABLE_CACHE_BATCHES = 4
+#: Parquet row groups (or slices of a large one) kept decoded, at most this many bytes (the most
+#: recently read one always): one language's speech is read a few times, in length order
+TABLE_CACHE_BYTES = 48 << 20
 #: a Parquet row group whose audio is larger than this is read in slices of SLICE_ROWS rows
-ROW_GROUP_CACHE_BYTES = 64 << 20
+ROW_GROUP_CACHE_BYTES = 16 << 20
 SLICE_ROWS = 16
 
 
@@ -259,7 +259,7 @@ class _Table:
     def read_row(self, row: int, columns: tuple[str, ...]) -> dict[str, Any]:
         """One row's ``columns``: from the memory-mapped record batch (Arrow: only that row is
         copied), or from a cached Parquet row group (a large one: a slice of it, read up to
-        that slice), so memory stays within ``TABLE_CACHE_BATCHES`` pieces."""
+        that slice), so memory stays within ``TABLE_CACHE_BYTES``."""
         import pyarrow as pa
 
         piece, offset = self.piece_of(row)
@@ -277,18 +277,19 @@ class _Table:
         key = (self.path, piece, part, columns)
         if key not in _pieces:
             if whole:
-                rows = self.parquet.read_row_group(piece, columns=list(columns)).to_pylist()
+                table = self.parquet.read_row_group(piece, columns=list(columns))
             else:
                 batches = self.parquet.iter_batches(batch_size=SLICE_ROWS, row_groups=[piece],
                                                     columns=list(columns))
                 for _ in range(part + 1):
                     batch = next(batches)
-                rows = batch.to_pylist()
-            _pieces[key] = rows
-            while len(_pieces) > TABLE_CACHE_BATCHES:
+                table = pa.Table.from_batches([batch])
+            _pieces[key] = table
+            while len(_pieces) > 1 and sum(t.nbytes for t in _pieces.values()) > TABLE_CACHE_BYTES:
                 _pieces.popitem(last=False)
         _pieces.move_to_end(key)
-        return _pieces[key][offset if whole else offset - part * SLICE_ROWS]
+        at = offset if whole else offset - part * SLICE_ROWS
+        return _pieces[key].slice(at, 1).to_pylist()[0]  # only this row becomes Python objects
 
     def _group_bytes(self, piece: int, columns: tuple[str, ...]) -> int:
         group = self.parquet.metadata.row_group(piece)
@@ -306,7 +307,7 @@ def _is_parquet(path: Path) -> bool:
 
 
 _tables: OrderedDict[Path, _Table] = OrderedDict()
-_pieces: OrderedDict[tuple[Path, int, int, tuple[str, ...]], list[dict[str, Any]]] = OrderedDict()
+_pieces: OrderedDict[tuple[Path, int, int, tuple[str, ...]], Any] = OrderedDict()  # pa.Table
 
 
 def table_rows(path: Path | str) -> int:
