@@ -290,3 +290,12 @@ def test_large_parquet_row_groups_are_read_in_slices(tmp_path, monkeypatch):
                 == rows[row]["audio"]
     with pytest.raises(audio_refs.ClipError, match="has 70 rows; row 70 does not exist"):
         audio_refs.read_clip(audio_refs.table_ref(parquet, 70, "audio"))
+
+
+def test_corpus_language_labels_resolve_through_the_tables():
+    from core.languages import from_corpus_code, unknown_corpus_codes
+
+    assert [from_corpus_code(c) for c in ("deu_Latn", "de_de", "DE", "cmn_Hans", "sw")] == \
+        ["deu_Latn", "deu_Latn", "deu_Latn", "zho_Hans", "swh_Latn"]
+    assert from_corpus_code("zh", {"zh": "zho_Hant"}) == "zho_Hant"  # the corpus's table first
+    assert unknown_corpus_codes(["zh", "xx", "en", "English"]) == ["English", "xx", "zh"]
