@@ -131,8 +131,8 @@ class Lens:
         n_samples, each side's stage and path depth.
 
         ``component``: rows with that component on either side, or a (component_a, component_b)
-        pair; ``layer``: side a's layer (for text-speech, the text side's); ``langs``: rows whose two
-        languages are both among them; ``resamples``: each row's bootstrap values (decode them with
+        pair; ``layer``: side a's layer (for text-speech, the text side's); ``langs``: rows whose
+        two languages are both among them; ``resamples``: each row's bootstrap values (decode them with
         ``core.store.vectors.resample_matrix``)."""
         run_id = self._run_id(run)
         if metric is not None and metric not in (names := self.store.metric_names(run_id)):
@@ -280,7 +280,8 @@ class Lens:
             raise LensError(f"run {run_id} has no layer {layer} ({ranges})")
 
 
-def run_verdicts(store: Store, run_id: str, metric: str = "svcca") -> list[verdicts_.FindingVerdict]:
+def run_verdicts(store: Store, run_id: str,
+                 metric: str = "svcca") -> list[verdicts_.FindingVerdict]:
     """``core.verdicts.evaluate`` for one run of an open store, with the inputs the dashboard and
     ``precompute report`` give it: every metric row with its bootstrap values, the run's resource
     levels, components, metric variants and number of permutations."""

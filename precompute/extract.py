@@ -88,7 +88,8 @@ def extracted(workspace: Workspace, run_ids: Sequence[str], langs: Sequence[str]
         parts = [counted(len(own), "language"), counted(texts, "text")]
         if clips:
             parts.append(counted(clips, "clip") + (f" ({voices} voices)" if voices > 1 else ""))
-        parts.append(f"{counted(len(plan['components']), 'component')} ({counted(layers, 'layer')})")
+        parts.append(f"{counted(len(plan['components']), 'component')} "
+                     f"({counted(layers, 'layer')})")
         summaries.append(f"{plan['model']}: {', '.join(parts)}")
     return "; ".join(summaries)
 

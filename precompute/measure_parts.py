@@ -60,7 +60,8 @@ class Measured:
     def summary(self) -> str:
         """``3 metric groups (1,234 metric rows, 120 variant rows), 6 UMAP maps``, with what was
         already done."""
-        text = (f"{counted(self.groups_done, 'metric group')} ({counted(self.metric_rows, 'metric row')}, "
+        text = (f"{counted(self.groups_done, 'metric group')} "
+                f"({counted(self.metric_rows, 'metric row')}, "
                 f"{counted(self.variant_rows, 'variant row')})")
         if self.groups_found:
             text += f", {self.groups_found} already done"

@@ -110,8 +110,8 @@ def build(config: BuildConfig, *, load_model: Callable[..., ModelAdapter] | None
         else:
             done, skipped = run_shard(config, corpus, pending, shard or (0, 1),
                                       load_model=load_model, command_line=command_line)
-        stage.produced = (f"{extracted(Workspace(out), [job.run_id for job in pending], shard_langs)}"
-                          f" ({done} parts computed, {skipped} already done)")
+        made = extracted(Workspace(out), [job.run_id for job in pending], shard_langs)
+        stage.produced = f"{made} ({done} parts computed, {skipped} already done)"
     result.units_done, result.units_skipped = done, skipped
     if shard is not None:
         result.pending = [job.run_id for job in pending]
