@@ -70,8 +70,9 @@ def run_shard(config: BuildConfig, corpus, jobs: Sequence[Job], shard: tuple[int
 
 
 def extracted(workspace: Workspace, run_ids: Sequence[str], langs: Sequence[str]) -> str:
-    """What stage 1 holds for ``run_ids`` in ``langs`` (every run's items parts there): per run
-    ``model: 80 texts, 80 clips (1 voice), 12 layers``, for the stage's log line."""
+    """What stage 1 holds for ``run_ids`` in ``langs`` (every run's items parts there), for the
+    stage's log line; per run e.g. ``whisper-base: 2 languages, 80 texts, 80 clips, 2 components
+    (12 layers)``."""
     summaries = []
     for run_id in run_ids:
         plan = workspace.read_job(run_id)

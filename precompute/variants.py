@@ -49,8 +49,8 @@ def k_grid_notes(n_samples: int) -> list[tuple[int, str]]:
     notes = []
     if dropped:
         notes.append((logging.INFO,
-                      f"{chooser}: k = {', '.join(map(str, dropped))} left out: it needs k < "
-                      f"n_samples/2 = {n_samples / 2:g} ({n_samples} sentences)"))
+                      f"{chooser}: k = {', '.join(map(str, dropped))} left out (the grid takes k < "
+                      f"n_samples/2 = {n_samples / 2:g}; {n_samples} sentences)"))
     saturated = [k for k in kept if k > SVCCA_WARN_FRACTION * n_samples]
     if saturated:
         notes.append((logging.WARNING,
