@@ -32,8 +32,9 @@ from core.models.salmonn.config import (
 from core.models.salmonn.modules import SalmonnModel
 from core.models.salmonn.prompt import DEFAULT_INSTRUCTION, prompt_piece_ids, template_pieces
 from core.models.salmonn.tokenizer import build_feature_extractor, build_offline_tokenizer
+from core.models.hub import load_target
 from core.models.speech_llm import (LLM_SPEECH, LLM_TEXT, SAMPLING_RATE, SpeechLLMAdapter,
-                                    first_item_slicer, leading_pool, llm_point_names, load_target)
+                                    first_item_slicer, leading_pool, llm_point_names)
 
 WHISPER_ENCODER = "whisper_encoder"
 BEATS_ENCODER = "beats_encoder"
