@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from core.models.base import Component, Extraction, ModelAdapter
 from precompute.checks import supported_langs
-from precompute.config import BuildConfig, BuildError, Job, component_to_json, json_default
+from core.store.tables import json_default
+from precompute.config import BuildConfig, BuildError, Job, component_to_json
 from precompute.provenance import collect_versions
 from precompute.stagelog import counted
 from precompute.staging import Workspace

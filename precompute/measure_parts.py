@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from core.store.tables import params_as_json
 from precompute import measure
-from precompute.config import json_text
 from precompute.measure_inputs import MeasureInputs, inputs_from_parts
 from precompute.pairs import projection_groups
 from precompute.processes import in_processes
@@ -104,7 +104,7 @@ def measure_into_parts(out: Path, workspace: Workspace, plan: dict[str, Any], *,
                                disable=not todo_maps):
             frame = measure.compute_projections(inputs, [group], progress=False)
             if not frame.empty:
-                frame["params"] = [json_text(p) for p in frame["params"]]
+                params_as_json(frame)
                 measured.maps_done += 1
             workspace.write_part(with_columns(frame, PROJECTION_PART_COLUMNS), run_id,
                                  "projections", f"{gid:06d}")
