@@ -32,10 +32,10 @@ _SEP = "::"
 TAR_CACHE_ARCHIVES = 4
 #: Parquet row groups (or slices of a large one) kept decoded, at most this many bytes (the most
 #: recently read one always): one language's speech is read a few times, in length order
-TABLE_CACHE_BYTES = 48 << 20
+TABLE_CACHE_BYTES = 24 << 20
 #: a Parquet row group whose audio is larger than this is read in slices of SLICE_ROWS rows
-ROW_GROUP_CACHE_BYTES = 16 << 20
-SLICE_ROWS = 16
+ROW_GROUP_CACHE_BYTES = 8 << 20
+SLICE_ROWS = 8
 
 
 class ClipError(ValueError):
@@ -214,7 +214,8 @@ class _Table:
         self.offsets: list[int] = []   # Arrow stream: byte offset of each record batch message
         try:
             if path.suffix == ".parquet" or _is_parquet(path):
-                self.parquet = pq.ParquetFile(path)
+                # streamed column chunks: a slice of a large row group is read without the rest
+                self.parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
                 counts = [self.parquet.metadata.row_group(i).num_rows
                           for i in range(self.parquet.num_row_groups)]
             else:
@@ -285,8 +286,12 @@ class _Table:
                     batch = next(batches)
                 table = pa.Table.from_batches([batch])
             _pieces[key] = table
+            evicted = False
             while len(_pieces) > 1 and sum(t.nbytes for t in _pieces.values()) > TABLE_CACHE_BYTES:
                 _pieces.popitem(last=False)
+                evicted = True
+            if evicted:  # hand the freed buffers back, so the peak does not creep up
+                pa.default_memory_pool().release_unused()
         _pieces.move_to_end(key)
         at = offset if whole else offset - part * SLICE_ROWS
         return _pieces[key].slice(at, 1).to_pylist()[0]  # only this row becomes Python objects
