@@ -299,3 +299,14 @@ def test_corpus_language_labels_resolve_through_the_tables():
         ["deu_Latn", "deu_Latn", "deu_Latn", "zho_Hans", "swh_Latn"]
     assert from_corpus_code("zh", {"zh": "zho_Hant"}) == "zho_Hant"  # the corpus's table first
     assert unknown_corpus_codes(["zh", "xx", "en", "English"]) == ["English", "xx", "zh"]
+
+
+def test_hub_offline_with_the_real_client_and_an_empty_cache(tmp_path, monkeypatch):
+    """huggingface_hub itself, offline, on an empty cache: the same message, without a network
+    call (local_files_only)."""
+    pytest.importorskip("huggingface_hub")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"HF_HUB_OFFLINE is set.*hf download google/fleurs "
+                                                r"data/de_de/test.tsv"):
+        corpus_hub.fetch_fleurs("hf:google/fleurs", ["deu_Latn"], "test", cache_dir=tmp_path)
+    assert not any(tmp_path.rglob("*.tar.gz"))
