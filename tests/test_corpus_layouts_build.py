@@ -25,11 +25,11 @@ COMMON = ["--model", "whisper-tiny-random", "--device", "cpu", "--no-umap", "--n
 
 
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory) -> dict[str, tuple[list[str], Path | None]]:
+def layouts(tmp_path_factory, corpus_clips) -> dict[str, tuple[list[str], Path | None]]:
     """``precompute build`` corpus arguments of each layout, all holding the same clips (and for
     ``hf:google/fleurs`` the local snapshot the fake hub answers with)."""
     root = tmp_path_factory.mktemp("layouts")
-    clips = cf.all_clips(root / "speech")
+    clips = corpus_clips
     rows = cf.table_rows(clips)
     snapshot = cf.write_fleurs_snapshot(root / "hub" / "snapshots" / "abc", clips)
     return {

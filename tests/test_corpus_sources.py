@@ -20,9 +20,9 @@ from tests import corpus_fixtures as cf
 SPEC = TableSpec(parse_columns(cf.TABLE_COLUMNS))
 
 
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict[tuple[str, int], bytes]:
-    return cf.all_clips(tmp_path_factory.mktemp("speech"))
+@pytest.fixture
+def clips(corpus_clips) -> dict[tuple[str, int], bytes]:
+    return corpus_clips
 
 
 @pytest.fixture(autouse=True)
