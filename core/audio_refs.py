@@ -92,7 +92,7 @@ def container(ref: str) -> Path:
 
 
 def describe(ref: str) -> str:
-    """A reference in words, for messages: ``member x.wav of a.tar.gz`` or ``row 3 of f.parquet``."""
+    """A reference in words, for messages: ``member x.wav of a.tar.gz``, ``row 3 of f.parquet``."""
     if ref.startswith(TAR_PREFIX):
         archive, member = parse_tar_ref(ref)
         return f"member {member} of {archive}"

@@ -1,4 +1,4 @@
-"""FLEURS (Conneau et al. 2022) on disk, in either layout, as a :class:`~core.corpus.ParallelCorpus`.
+"""FLEURS (Conneau et al. 2022) on disk, in either layout, as a ``core.corpus.ParallelCorpus``.
 
 - **as the hub stores it** (a snapshot of the dataset repository ``google/fleurs``):
   ``[data/]<locale>/<split>.tsv`` and ``[data/]<locale>/audio/<split>.tar.gz``; clips are streamed
@@ -157,7 +157,8 @@ def load_fleurs(root: Path | str, split: str = "test", langs: Sequence[str] | No
         raise ValueError(f"no FLEURS id is shared by all of {', '.join(chosen)} in split {split!r} "
                          f"({', '.join(f'{lang}: {len(rows[lang])} ids' for lang in chosen)})")
     found = {lang: _LocaleAudio(root / locales[lang], split) for lang in chosen}
-    clips = {lang: {i: found[lang].clip(rows[lang][i].file_name) for i in common} for lang in chosen}
+    clips = {lang: {i: found[lang].clip(rows[lang][i].file_name) for i in common}
+             for lang in chosen}
     absent = sorted({i for lang in chosen for i in common if clips[lang][i] is None})
     if absent and missing_audio == "refuse":
         lang = next(lang for lang in chosen if clips[lang][absent[0]] is None)

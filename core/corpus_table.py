@@ -102,7 +102,8 @@ def read_spec(path: Path | str, columns: str | None = None) -> TableSpec:
             or not isinstance(data.get("langs", {}), dict):
         raise ValueError(f"corpus config {path}: expected tables 'columns' and 'langs' only "
                          f"(got {', '.join(sorted(data))})")
-    spec_columns = parse_columns(",".join(f"{k}={v or ''}" for k, v in data.get("columns", {}).items()))
+    given = data.get("columns", {})
+    spec_columns = parse_columns(",".join(f"{k}={v or ''}" for k, v in given.items()))
     if columns:
         spec_columns = parse_columns(columns, spec_columns)
     langs = tuple(sorted((str(k), str(v)) for k, v in data.get("langs", {}).items()))
@@ -112,9 +113,9 @@ def read_spec(path: Path | str, columns: str | None = None) -> TableSpec:
 # ---------------------------------------------------------------------- files
 def table_files(path: Path, split: str | None = None) -> tuple[Path, list[Path]]:
     """(root, files) of a table corpus: the file itself; a ``save_to_disk`` folder's data files (a
-    ``DatasetDict``'s ``split`` folder); else every Parquet / Arrow file under the folder, only those
-    named for ``split`` (a ``<split>`` folder or a ``<split>-*`` / ``<split>.*`` file) when any
-    are."""
+    ``DatasetDict``'s ``split`` folder); else every Parquet / Arrow file under the folder, only
+    those named for ``split`` (a ``<split>`` folder or a ``<split>-*`` / ``<split>.*`` file) when
+    any are."""
     if path.is_file():
         return path.parent, [path]
     if not path.is_dir():

@@ -159,7 +159,7 @@ class IndexedGzipReader(io.RawIOBase):
         return True
 
     def _maybe_checkpoint(self) -> None:
-        """Record a checkpoint at a chunk boundary past the indexed part, every ``spacing`` bytes."""
+        """A checkpoint at a chunk boundary past the indexed part, every ``spacing`` bytes."""
         if self._out_offset <= self._indexed_to:
             return
         self._indexed_to = self._out_offset

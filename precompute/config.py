@@ -41,7 +41,7 @@ class BuildConfig:
     models: tuple[str, ...]
     out: Path = DEFAULT_OUT
     corpus: str = "bundled"               # "bundled", a directory (or table file), hf:<repo>
-    corpus_format: str = "line"           # "line" (FLORES-style), "fleurs" or "table" (Parquet/Arrow)
+    corpus_format: str = "line"           # "line" (FLORES-style), "fleurs", "table" (Parquet/Arrow)
     split: str = "test"                   # FLEURS split (or a table corpus's)
     suffix: str = ".dev"                  # line-aligned files are <lang><suffix>
     columns: str | None = None            # table corpus: "id=...,lang=...,text=...,audio=..."

@@ -1,12 +1,11 @@
-"""Tiny speech corpora in every layout the build reads, all holding the same clips: FLEURS extracted,
-FLEURS as the hub stores it (TSV + ``audio/<split>.tar.gz``), a Parquet corpus with audio bytes,
-and a ``datasets`` ``save_to_disk`` folder (written with pyarrow in the layout ``datasets`` writes:
-Arrow stream files listed in ``state.json``), so a test can check that each layout gives the same
-corpus and the same metric rows.
+"""Tiny speech corpora in every layout the build reads, all holding the same clips: FLEURS
+extracted, FLEURS as the hub stores it (TSV + ``audio/<split>.tar.gz``), a Parquet corpus with audio
+bytes, and a ``datasets`` ``save_to_disk`` folder (written with pyarrow in the layout ``datasets``
+writes: Arrow stream files listed in ``state.json``), so a test can check that each layout gives the
+same corpus and the same metric rows.
 
 Clips are espeak-ng speech of the sentences (``core.audio.synthesize``, cached under the test's
-folder); where espeak-ng is missing, a tone per sentence stands in (nothing here depends on which).
-"""
+folder); where espeak-ng is missing, a tone per sentence stands in (no test depends on which)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The whole build on one small corpus in each layout it reads (FLEURS extracted, FLEURS from the hub
-as a snapshot with tar.gz audio, Parquet with audio bytes, a datasets save_to_disk folder), with
+"""The whole build on one small corpus in each layout it reads (FLEURS extracted, FLEURS from the
+hub as a snapshot with tar.gz audio, Parquet with audio bytes, a datasets save_to_disk folder), with
 tiny random Whisper: the same sentences give the same metric rows whichever layout they come in,
 and each run records the files it read."""
 

@@ -1,7 +1,7 @@
 """The corpus sources beyond line-aligned text: FLEURS as the hub stores it (clips streamed from the
-tar.gz, nothing extracted), FLEURS from the hub (fetch only what is needed; offline, a message saying
-what to download), Parquet / Arrow corpora (column mapping, language labels), and every kind of bad
-input failing with a message naming the file and row, or skipped and counted when asked."""
+tar.gz, nothing extracted), FLEURS from the hub (fetch only what is needed; offline, a message
+saying what to download), Parquet / Arrow corpora (column mapping, language labels), and every kind
+of bad input failing with a message naming the file and row, or skipped and counted when asked."""
 
 from __future__ import annotations
 
