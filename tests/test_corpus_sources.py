@@ -310,3 +310,21 @@ def test_hub_offline_with_the_real_client_and_an_empty_cache(tmp_path, monkeypat
                                                 r"data/de_de/test.tsv"):
         corpus_hub.fetch_fleurs("hf:google/fleurs", ["deu_Latn"], "test", cache_dir=tmp_path)
     assert not any(tmp_path.rglob("*.tar.gz"))
+
+
+def test_bad_table_input_stops_the_build_with_one_line_and_writes_nothing(tmp_path, clips,
+                                                                           capsys):
+    from precompute.cli import main
+
+    rows = cf.table_rows(clips)
+    rows[1] = {**rows[1], "audio": {"bytes": b"garbage", "path": None}}
+    table = cf.write_parquet(tmp_path / "corpus" / "t.parquet", rows)
+    before = _files(tmp_path)
+    argv = ["build", "--corpus", str(table), "--corpus-format", "table", "--columns",
+            cf.TABLE_COLUMNS, "--model", "whisper-tiny-random", "--out", str(tmp_path / "s.duckdb")]
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "row 1 (column audio) of" in error[0] and "t.parquet" in error[0]
+    assert main([*argv[:6], "id=sentence,lang=locale,text=words", *argv[7:]]) == 1
+    assert "has no column words" in capsys.readouterr().err
+    assert _files(tmp_path) == before
