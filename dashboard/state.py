@@ -26,7 +26,7 @@ import streamlit as st
 from core.metrics import descriptions
 from core.store import Store
 from dashboard import availability as availability_
-from dashboard import speech_source
+from dashboard import speech_source, url_state
 from dashboard.charts import projection as projection_charts
 from dashboard.charts.common import layer_name
 from dashboard.charts.languages import language_levels, language_names, language_order
@@ -354,19 +354,12 @@ _SHADOW = "_kept_"
 
 
 def _prepare(key: str, options: Sequence[Any], default: Any, *, multi: bool = False) -> None:
-    """Seed a widget's state before it is drawn: its current value, else the value it had on the
-    previous page (Streamlit drops the state of widgets a page does not draw), else ``default``;
-    values no longer among ``options`` (another run, other layers) fall back to ``default``."""
-    if key in st.session_state:
-        value = st.session_state[key]
-    else:
-        value = st.session_state.get(_SHADOW + key, default)
-    if multi:
-        kept = [v for v in (value or []) if v in options]
-        value = kept if kept or not value else list(default)
-    elif value not in options:
-        value = default
-    st.session_state[key] = value
+    """Seed a widget's state before it is drawn: its current value, else the link's
+    (``dashboard.url_state``), else the value it had on the previous page (Streamlit drops the
+    state of widgets a page does not draw), else ``default``; values no longer among ``options``
+    (another run, other layers) fall back to ``default``. The value goes into the URL."""
+    kept = st.session_state.get(_SHADOW + key, default)
+    url_state.seed(key, options, default, multi=multi, fallback=kept)
 
 
 def _remember(key: str) -> Any:

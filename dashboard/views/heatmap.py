@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.heatmap import baseline_summary, heatmap_figure
 
@@ -26,8 +26,9 @@ if available.message:
 
 rows = state.metrics(ref, sel.run_id, metric=sel.metric, pairing=sel.pairing, layer=sel.layer,
                      langs=sel.langs, components=sel.components)
+url_state.seed("mark_length", [True, False], True)
 mark_length = sel.view != "residualised" and st.toggle(
-    "Mark cells at or below their length-only baseline", value=True, key="mark_length",
+    "Mark cells at or below their length-only baseline", key="mark_length",
     help=f"A white cross in a cell's corner: its value is at or below its {LENGTH_BASELINE_NAME}.")
 if sel.view == "residualised":
     st.caption(RESIDUALISED_NOTE)

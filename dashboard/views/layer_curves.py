@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.layer_curves import layer_curves_figure, pairing_curves_figure
 from dashboard.charts.transforms import PAIRINGS, component_pairs
@@ -14,9 +14,12 @@ ref = state.store_ref()
 sel = state.sidebar(ref)
 left, middle, right = st.columns(3)
 controls = sel.view != "residualised"  # the store has no CI and no baselines for residualised values
-show_ci = controls and left.toggle("Show 95% confidence intervals", value=True, key="show_ci")
+url_state.seed("show_ci", [True, False], True)
+url_state.seed("show_length", [True, False], True)
+url_state.seed("x_axis", ["layer", "depth"], "layer")
+show_ci = controls and left.toggle("Show 95% confidence intervals", key="show_ci")
 show_length = controls and middle.toggle(
-    "Show the length-only baseline", value=True, key="show_length",
+    "Show the length-only baseline", key="show_length",
     help=f"Dash-dot: the {LENGTH_BASELINE_NAME}: the metric between features built from each "
          "side's sentence length alone. A value at or below it says no more than length does.")
 if not controls:
@@ -32,6 +35,7 @@ text_speech = available["text-speech"]
 cross_modal = rows[rows["pairing"] == "text-speech"]
 pairs = component_pairs(cross_modal)
 if len(pairs) > 1:  # e.g. Seamless: encoders, and the text decoder fed text or speech
+    url_state.seed("curves_components", pairs, pairs[0])
     chosen = st.selectbox("Text-speech component pair", pairs, key="curves_components",
                           format_func=lambda p: f"{p[0]} vs {p[1]}")
     cross_modal = cross_modal[(cross_modal["component_a"] == chosen[0])

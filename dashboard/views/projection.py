@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import availability, state
+from dashboard import availability, state, url_state
 from dashboard.charts.projection import (
     PROJECTION_COLOURINGS,
     projection_figure,
@@ -29,14 +29,19 @@ if note:
     st.info(note, icon=":material/info:")
 
 first, second, third = st.columns(3)
-component = first.selectbox("Component", list(dict.fromkeys(maps["components"])),
+map_names = list(dict.fromkeys(maps["components"]))
+url_state.seed("projection_component", map_names, map_names[0])
+component = first.selectbox("Component", map_names,
                             key="projection_component",
                             help="'a + b' = a joint map of both components' items.")
 options = maps[maps["components"] == component].reset_index(drop=True)
-position = (second.select_slider("Layer", list(options.index), value=len(options) - 1,
+url_state.seed(f"projection_layer_{component}", list(options.index), len(options) - 1,
+               param="projection_layer")
+position = (second.select_slider("Layer", list(options.index),
                                  key=f"projection_layer_{component}",
                                  format_func=lambda i: options.loc[i, "label"])
             if len(options) > 1 else 0)
+url_state.seed("projection_colour", list(PROJECTION_COLOURINGS), list(PROJECTION_COLOURINGS)[0])
 colour_by = third.radio("Colour by", list(PROJECTION_COLOURINGS), horizontal=True,
                         key="projection_colour")
 chosen = options.loc[position]
@@ -45,6 +50,7 @@ points = projection_points(
     state.projection(ref, sel.run_id, chosen["members"], chosen["method"]), state.languages(ref))
 points = points[points["lang"].isin(sel.langs)]
 previews = sentence_previews(points)
+url_state.seed("sentence", [None, *sorted(previews)], None)
 sentence = st.selectbox(
     "Connect one sentence across languages and modalities", [None, *sorted(previews)],
     key="sentence", format_func=lambda s: "none" if s is None else f"{s}: {str(previews[s])[:90]}")
