@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import comparison, state, url_state
+from dashboard import comparison, downloads, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.compare import compare_figure, run_colours
 from dashboard.charts.transforms import component_pairs
@@ -92,7 +92,7 @@ curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
     columns=[*comparison.CURVE_COLUMNS, "run"])
 spans_df = pd.concat(spans, ignore_index=True) if spans else pd.DataFrame()
 if curves:
-    st.plotly_chart(compare_figure(
+    downloads.chart(compare_figure(
         curves_df, spans_df, metric=metric, family=family, view=sel.view, show_ci=show_ci,
         colours=run_colours([labels[r] for r in run_ids]),
         depth_note=depth_note, show_length=show_length), key="compare")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state, url_state
+from dashboard import downloads, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.heatmap import baseline_summary, heatmap_figure
 
@@ -35,7 +35,7 @@ if sel.view == "residualised":
 figure = heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
                         view=sel.view, layer_label=sel.layer_label, langs=sel.langs,
                         mark_length=mark_length)
-st.plotly_chart(figure, key="heatmap", width="content")
+downloads.chart(figure, key="heatmap", width="content")
 state.speech_notice(ref, [sel.run_id], sel.langs, pairing=sel.pairing)
 
 st.subheader("Baselines", divider="gray")
@@ -44,4 +44,4 @@ st.caption("Shuffled pairs: each cell's metric recomputed after shuffling which 
            "built from each side's sentence length alone: what sentence length alone predicts. "
            "Cells well above both carry sentence-level information beyond length; the CI in the "
            "hover is a bootstrap over sentences. Raw values, whichever view is chosen above.")
-st.dataframe(baseline_summary(rows), hide_index=True)
+downloads.table(baseline_summary(rows), hide_index=True, key="baselines")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state, url_state
+from dashboard import downloads, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.layer_curves import layer_curves_figure, pairing_curves_figure
 from dashboard.charts.transforms import PAIRINGS, component_pairs
@@ -45,7 +45,7 @@ else:
     names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech")
 
 if text_speech.drawable:
-    st.plotly_chart(layer_curves_figure(cross_modal, state.languages(ref), metric=sel.metric,
+    downloads.chart(layer_curves_figure(cross_modal, state.languages(ref), metric=sel.metric,
                                         view=sel.view, show_ci=show_ci, x_axis=x_axis,
                                         layer_names=names, langs=sel.langs,
                                         show_length=show_length),
@@ -72,7 +72,7 @@ notes = list(dict.fromkeys(a.message for p, a in available.items() if not a.draw
 if drawable:
     family_names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech") or \
         state.pairing_layer_names(ref, sel.run_id, sel.metric, drawable[0])
-    st.plotly_chart(pairing_curves_figure(rows[rows["pairing"].isin(drawable)],
+    downloads.chart(pairing_curves_figure(rows[rows["pairing"].isin(drawable)],
                                           metric=sel.metric, view=sel.view, show_ci=show_ci,
                                           x_axis=x_axis, layer_names=family_names,
                                           show_length=show_length),

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import availability, state, url_state
+from dashboard import availability, downloads, state, url_state
 from dashboard.charts.projection import (
     PROJECTION_COLOURINGS,
     projection_figure,
@@ -56,7 +56,7 @@ sentence = st.selectbox(
     key="sentence", format_func=lambda s: "none" if s is None else f"{s}: {str(previews[s])[:90]}")
 
 title = f"{chosen['method'].upper()} of {component} · {chosen['label']}"
-st.plotly_chart(projection_figure(points, state.languages(ref), colour_by=colour_by,
+downloads.chart(projection_figure(points, state.languages(ref), colour_by=colour_by,
                                   sentence_id=sentence, title=title),
                 key="projection")
 state.speech_notice(ref, [sel.run_id], sel.langs)
