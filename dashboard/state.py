@@ -23,6 +23,8 @@ from typing import Any, NamedTuple, TypeVar
 import pandas as pd
 import streamlit as st
 
+from core.item_audio import ItemAudio
+from core.item_audio import item_audio as core_item_audio
 from core.metrics import descriptions
 from core.store import Store
 from dashboard import availability as availability_
@@ -159,6 +161,22 @@ def languages(ref: StoreRef) -> pd.DataFrame:
 def items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
     """Items; with ``run_id``, that run's own token counts, transcripts and CER."""
     return read_store(ref, lambda s: s.items(run_id=run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def corpus_items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
+    """Every item, every voice (the Items page); with ``run_id``, that run's token counts,
+    transcripts and CER."""
+    return read_store(ref, lambda s: s.items(run_id=run_id, all_voices=True))
+
+
+@st.cache_data(show_spinner="Making the speech…", max_entries=64)
+def item_audio(text: str, voice: str | None, duration_s: float | None,
+               recording_path: str | None = None, sha256: str | None = None) -> ItemAudio:
+    """A speech item's audio (``core.item_audio``: its recording, or its synthesis redone and
+    checked against the build's); a result with a message when it cannot be played."""
+    duration = None if duration_s is None or duration_s != duration_s else float(duration_s)
+    return core_item_audio(text, voice, duration, recording_path=recording_path, sha256=sha256)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

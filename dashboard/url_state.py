@@ -152,6 +152,69 @@ def parse_ids(param: str, raw: str | None) -> Parsed:
     return Parsed(sorted(ids))
 
 
+def encode_range(value: tuple[float, float]) -> str:
+    """A (low, high) range as ``low~high`` (shortest float text)."""
+    return PART_SEP.join(repr(float(v)) for v in value)
+
+
+def parse_range(param: str, raw: str | None, bounds: tuple[float, float],
+                default: tuple[float, float]) -> Parsed:
+    """A ``low~high`` range clipped to ``bounds``; ``default`` with a note when it is not two
+    finite numbers with low <= high overlapping ``bounds``."""
+    if raw is None:
+        return Parsed(default)
+    parts = raw.split(PART_SEP) if len(raw) <= 100 else []
+    try:
+        low, high = (float(v) for v in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        low = high = None
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)) \
+            or low > high or high < bounds[0] or low > bounds[1]:
+        return Parsed(default, _fallback_note(param, raw, encode_range(default),
+                                              "is not a range within this store's values"))
+    return Parsed((max(low, bounds[0]), min(high, bounds[1])))
+
+
+def seed_range(key: str, bounds: tuple[float, float], *, param: str | None = None
+               ) -> tuple[float, float]:
+    """``seed`` for a range slider over ``bounds`` (default: all of it)."""
+    param = param or key
+    bounds = (float(bounds[0]), float(bounds[1]))
+    if key in st.session_state:
+        parsed = parse_range(param, encode_range(st.session_state[key]), bounds, bounds)
+    else:
+        parsed = parse_range(param, query_value(st.query_params, param), bounds, bounds)
+        notify(parsed.note)
+    st.session_state[key] = parsed.value
+    if query_value(st.query_params, param) != encode_range(parsed.value):
+        st.query_params[param] = encode_range(parsed.value)
+    return parsed.value
+
+
+def parse_text(param: str, raw: str | None, *, max_chars: int = 200) -> Parsed:
+    """Free text (a search): control characters removed, cut to ``max_chars`` with a note."""
+    if raw is None:
+        return Parsed("")
+    clean = "".join(ch for ch in raw if ch.isprintable())
+    if len(clean) > max_chars:
+        return Parsed(clean[:max_chars], f"The link's `{param}` was cut to {max_chars} characters.")
+    return Parsed(clean)
+
+
+def seed_text(key: str, *, param: str | None = None, max_chars: int = 200) -> str:
+    """``seed`` for a text input (default: empty)."""
+    param = param or key
+    if key in st.session_state:
+        value = parse_text(param, str(st.session_state[key]), max_chars=max_chars).value
+    else:
+        parsed = parse_text(param, query_value(st.query_params, param), max_chars=max_chars)
+        notify(parsed.note)
+        value = parsed.value
+    st.session_state[key] = value
+    write(param, value or None)
+    return value
+
+
 def query_value(query: Mapping[str, Any], param: str) -> str | None:
     """A parameter's raw value from ``st.query_params`` (or a plain mapping); with a repeated
     parameter, its last value. None when absent."""

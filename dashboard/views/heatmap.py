@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from dashboard import downloads, state, url_state
+from dashboard import downloads, item_links, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.heatmap import baseline_summary, heatmap_figure
+from dashboard.charts.languages import language_names, language_order
 
 st.title("Heatmap")
 st.caption("How similar two languages' representations of the same sentences are, at one layer. "
@@ -35,7 +36,11 @@ if sel.view == "residualised":
 figure = heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
                         view=sel.view, layer_label=sel.layer_label, langs=sel.langs,
                         mark_length=mark_length)
-downloads.chart(figure, key="heatmap", width="content")
+cell = downloads.chart(figure, key="heatmap", width="content", on_select="rerun",
+                       selection_mode="points")
+shown = set(rows["lang_a"]) | set(rows["lang_b"])  # the heatmap's rows and columns
+item_links.cell_link(cell, language_order(state.languages(ref), [x for x in sel.langs if x in shown]),
+                     language_names(state.languages(ref)), pairing=sel.pairing, run_id=sel.run_id)
 state.speech_notice(ref, [sel.run_id], sel.langs, pairing=sel.pairing)
 
 st.subheader("Baselines", divider="gray")
