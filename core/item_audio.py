@@ -74,12 +74,16 @@ def expected_samples(duration_s: float, sampling_rate: int = audio.SAMPLING_RATE
 
 
 def item_audio(text: str, voice: str | None, duration_s: float | None, *,
-               recording_path: str | None = None, sha256: str | None = None,
+               recording_path: str | None = None, file_sha256: str | None = None,
+               waveform_sha256: str | None = None,
                cache_dir: Path | str | None = None) -> ItemAudio:
-    """The audio of one speech item (see the module docstring); never raises for a missing file,
+    """The audio of one speech item (see the module docstring): ``recording_path`` and
+    ``file_sha256`` (a recording's file), ``waveform_sha256`` (a synthesis's waveform) as the
+    store's ``item_sources`` has them, None where it has none. Never raises for a missing file,
     a missing synthesiser or a mismatch: the result's ``message`` says what happened."""
     if voice == RECORDING:
-        return _recorded(recording_path, sha256, duration_s)
+        return _recorded(recording_path, file_sha256, duration_s)
+    sha256 = waveform_sha256
     parsed = parse_voice(voice)
     if parsed is None:
         return _refused(voice or "unknown", f"the store does not say how this item's speech was "

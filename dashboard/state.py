@@ -167,16 +167,24 @@ def items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
 def corpus_items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
     """Every item, every voice (the Items page); with ``run_id``, that run's token counts,
     transcripts and CER."""
-    return read_store(ref, lambda s: s.items(run_id=run_id, all_voices=True))
+    items = read_store(ref, lambda s: s.items(run_id=run_id, all_voices=True))
+    sources = read_store(ref, lambda s: s.item_sources())
+    return items.merge(sources, on="item_id", how="left")
 
 
 @st.cache_data(show_spinner="Making the speech…", max_entries=64)
 def item_audio(text: str, voice: str | None, duration_s: float | None,
-               recording_path: str | None = None, sha256: str | None = None) -> ItemAudio:
+               recording_path: str | None = None, file_sha256: str | None = None,
+               waveform_sha256: str | None = None) -> ItemAudio:
     """A speech item's audio (``core.item_audio``: its recording, or its synthesis redone and
     checked against the build's); a result with a message when it cannot be played."""
+    def known(value):  # NaN / None from a left join: nothing stored
+        return value if isinstance(value, str) and value else None
+
     duration = None if duration_s is None or duration_s != duration_s else float(duration_s)
-    return core_item_audio(text, voice, duration, recording_path=recording_path, sha256=sha256)
+    return core_item_audio(text, voice, duration, recording_path=known(recording_path),
+                           file_sha256=known(file_sha256),
+                           waveform_sha256=known(waveform_sha256))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

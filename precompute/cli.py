@@ -1,4 +1,4 @@
-"""``python -m precompute build|merge|metrics|report|info|export|migrate``: the command line over the
+"""``python -m precompute build|merge|metrics|report|info|export|item-sources|migrate``: the command line over the
 build and the store."""
 
 from __future__ import annotations
@@ -281,6 +281,29 @@ def export(ctx: click.Context, store_path: Path, table: str, run_id: str | None,
                                                    pairing=pairing)
             rows = write_batches(batches, schema, out, fmt)
         return f"wrote {rows} rows of {table} to {out} ({fmt})"
+
+    click.echo(_run(ctx, text))
+
+
+@cli.command("item-sources")
+@_store_option
+@click.option("--speech-cache", type=click.Path(path_type=Path, file_okay=False),
+              help="Synthesis cache (default: $CROSSMODAL_LENS_CACHE/speech or ~/.cache/...).")
+@click.pass_context
+def item_sources(ctx: click.Context, store_path: Path, speech_cache: Path | None) -> None:
+    """Record checksums of a store's synthesised speech (stores built before item_sources):
+    synthesised again with the recorded voice, kept only where it matches the stored length.
+    Migrates the store; idempotent."""
+
+    def text() -> str:
+        from precompute.item_sources import backfill_item_sources
+
+        done = backfill_item_sources(store_path, speech_cache=speech_cache)
+        left = [f"{n} {what}" for n, what in ((done.differing, "synthesised differently here"),
+                                              (done.recordings, "recordings (file unknown)"),
+                                              (done.unknown_voice, "of unknown voice")) if n]
+        return (f"{store_path}: {done.added} item sources added ({done.already} already there)"
+                + (f"; left without: {', '.join(left)}" if left else ""))
 
     click.echo(_run(ctx, text))
 

@@ -39,6 +39,7 @@ ORDER = {
     "metric_variants": "run_id, variant, pairing, metric, component_a, component_b, layer_a, "
                        "layer_b, lang_a, lang_b, params",
     "projections": "run_id, component, layer, method, item_id",
+    "item_sources": "item_id",
 }
 
 

@@ -138,6 +138,12 @@ class Store(StoreWrites):
             sql += " WHERE " + " AND ".join(where)
         return self._df(sql + " ORDER BY i.lang, i.modality, i.voice_rank, i.sentence_id", params)
 
+    def item_sources(self) -> pd.DataFrame:
+        """item_id, path, file_sha256, waveform_sha256 of the speech items whose audio source the
+        store records (``core.item_audio`` replays an item against them)."""
+        return self._df("SELECT item_id, path, file_sha256, waveform_sha256 FROM item_sources "
+                        "ORDER BY item_id")
+
     def components(self, run_id: str) -> pd.DataFrame:
         df = self._df("SELECT component, modality, n_layers, dim, description, layer_names, space, "
                       "conditioning FROM components WHERE run_id = ? ORDER BY rowid", [run_id])

@@ -165,8 +165,8 @@ if playing.empty and not speech.empty:
 elif speech.empty:
     st.caption("No speech item passes the filters.")
 for item in playing.head(MAX_PLAYED).itertuples():
-    heard = state.item_audio(item.text, item.voice, item.duration_s,
-                             getattr(item, "source_path", None), getattr(item, "sha256", None))
+    heard = state.item_audio(item.text, item.voice, item.duration_s, item.path,
+                             item.file_sha256, item.waveform_sha256)
     label = f"**{names.get(item.lang, item.lang)}** · {ci.VOICE_RANKS.get(item.voice_rank, '')}" \
             f" · item {item.item_id}"
     with st.container(border=True):
