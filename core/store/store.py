@@ -269,7 +269,7 @@ class Store(StoreWrites):
             self.run(run_id)
         sql, params = export_query(table, self.table_columns(table), run_id=run_id, metric=metric,
                                    pairing=pairing)
-        reader = self._connection().execute(sql, params).to_arrow_reader(batch_rows)
+        reader = self._connection().sql(sql, params=params).to_arrow_reader(batch_rows)
         return reader.schema, iter(reader)
 
     def counts(self) -> dict[str, int]:
