@@ -48,9 +48,6 @@ def test_recordings_that_cannot_be_played_say_why(recording, tmp_path):
     changed = ia.item_audio(TEXT, "recording", duration, recording_path=str(path),
                             file_sha256="0" * 64)
     assert changed.waveform is None and "checksum differs" in changed.message
-    path.write_bytes(b"not audio at all")
-    broken = ia.item_audio(TEXT, "recording", duration, recording_path=str(path))
-    assert broken.waveform is None and "cannot be decoded" in broken.message
 
 
 @needs_espeak

@@ -14,7 +14,7 @@ LANGS = ["eng_Latn", "deu_Latn", "swh_Latn", "zho_Hans"]
 PAIRS = [("speech_encoder", "text_decoder"), ("llm_text", "llm_speech")]
 LAYERS = [0, 1, 2, 6, 12]
 OPTION_SETS = [LANGS, PAIRS, LAYERS, [True, False], [None, 3, 7]]
-FAST = settings(max_examples=150, deadline=None)
+FAST = settings(max_examples=60, deadline=None)
 
 
 def test_encode_is_readable_and_distinct_per_option():
