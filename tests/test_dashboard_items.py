@@ -13,10 +13,11 @@ import soundfile as sf
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
-from core import audio, item_audio
+from core import audio
 from core.store import Store
 from dashboard import state, url_state
-from synthetic_store import RUN_ID, write_synthetic_store
+from items_store import write_items_store
+from synthetic_store import RUN_ID
 
 APP = str(state.APP_PATH)
 TIMEOUT_S = 60
@@ -25,28 +26,8 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="esp
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory) -> str:
-    """The synthetic store, Yoruba speech marked as recordings (one with a file that is gone), and
-    English sentences 0-1 given their true espeak-ng lengths and checksums, so they can play."""
     folder = tmp_path_factory.mktemp("items")
-    path = write_synthetic_store(folder / "store.duckdb", recorded=("yor_Latn",))
-    with Store.open(path, read_only=False) as store:
-        speech = store.items("speech")
-        yoruba = speech[speech["lang"] == "yor_Latn"].iloc[0]
-        store.set_item_sources(pd.DataFrame({
-            "item_id": [int(yoruba.item_id)], "path": [str(folder / "gone.wav")],
-            "file_sha256": ["0" * 64], "waveform_sha256": ["0" * 64]}))
-        if shutil.which("espeak-ng"):
-            english = speech[(speech["lang"] == "eng_Latn") & (speech["sentence_id"] < 2)]
-            waves = {int(r.item_id): audio.synthesize(r.text, "en", cache_dir=folder / "cache")
-                     for r in english.itertuples()}
-            voice = f"espeak-ng {audio.espeak_version()} en"
-            store.update_items(pd.DataFrame({
-                "item_id": list(waves), "voice": voice,
-                "duration_s": [audio.duration_s(w) for w in waves.values()]}))
-            store.set_item_sources(pd.DataFrame({
-                "item_id": list(waves), "path": None, "file_sha256": None,
-                "waveform_sha256": [item_audio.waveform_sha256(w) for w in waves.values()]}))
-    return str(path)
+    return str(write_items_store(folder / "store.duckdb", folder / "cache"))
 
 
 @pytest.fixture
