@@ -9,8 +9,7 @@ opened view is a link too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import streamlit as st
 
@@ -49,35 +48,18 @@ def open_items(item_ids: Sequence[int] = (), *, langs: Sequence[str] = (),
                                                         cell=cell))
 
 
-def clicked_cell(event: Any, order: Sequence[str]) -> tuple[str, str] | None:
-    """(lang_a, lang_b) of a heatmap point selection (``st.plotly_chart(on_select=...)``'s
-    event; x and y are positions in ``order``), or None when nothing usable is selected."""
-    try:
-        points = event["selection"]["points"]
-    except (KeyError, TypeError):
-        return None
-    for point in points or []:
-        x, y = point.get("x"), point.get("y")
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
-            col, row = int(x), int(y)
-            if 0 <= row < len(order) and 0 <= col < len(order):
-                return order[row], order[col]
-    return None
+def cell_link(order: Sequence[str], names: dict[str, str], *, pairing: str, run_id: str) -> None:
+    """Under a heatmap: "the sentences behind a cell": pick its row and column, open its items.
 
-
-def cell_link(event: Any, order: Sequence[str], names: dict[str, str], *, pairing: str,
-              run_id: str) -> None:
-    """Under a heatmap: "the sentences behind a cell": pick (or click) a cell, open its items."""
+    (Plotly sends no selection event for a click on a heatmap trace, checked in Chromium with
+    Streamlit 1.67, so the cell is picked here rather than clicked.)"""
     if not order:
         return
     side_a, side_b = pairing.split("-")
-    clicked = clicked_cell(event, order)
-    if clicked is not None:
-        st.session_state["cell_a"], st.session_state["cell_b"] = clicked
     url_state.seed("cell_a", list(order), order[0])
     url_state.seed("cell_b", list(order), order[min(1, len(order) - 1)])
     with st.container(border=True):
-        st.markdown("**The sentences behind a cell**: click a cell, or pick its row and column.")
+        st.markdown("**The sentences behind a cell**: pick its row and column.")
         row, column, go = st.columns([2, 2, 1], vertical_alignment="bottom")
         lang_a = row.selectbox(f"Row ({side_a})", list(order), key="cell_a",
                                format_func=lambda lang: names.get(lang, lang))
@@ -88,7 +70,3 @@ def cell_link(event: Any, order: Sequence[str], names: dict[str, str], *, pairin
             open_items(langs=list(dict.fromkeys([lang_a, lang_b])), run_id=run_id,
                        cell=(pairing, lang_a, lang_b))
 
-
-def page_path() -> Path:
-    """The Items page's file (for tests and the browser server)."""
-    return Path(__file__).resolve().parent / ITEMS_PAGE

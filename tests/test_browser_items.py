@@ -67,7 +67,9 @@ def test_a_sentence_plays_in_the_browser_with_its_stored_duration(server_url, st
                                                                   tmp_path_factory):
     lang, sentences = PLAYABLE
     page = browser.new_page(viewport={"width": VIEWPORT_WIDTH, "height": 1000})
-    page.goto(f"{server_url}/items?hear_sentence={sentences[0]}&hear_langs={lang},deu_Latn",
+    latin = "eng_Latn,deu_Latn,spa_Latn,swh_Latn"  # scripts every Chromium font has
+    page.goto(f"{server_url}/items?hear_sentence={sentences[0]}&hear_langs={lang},deu_Latn"
+              f"&item_langs={latin}&item_voices=0",
               wait_until="domcontentloaded")
     _wait_for_app(page, 1)
     player = page.locator('[data-testid="stAudio"] audio, audio').first

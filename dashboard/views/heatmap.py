@@ -36,10 +36,9 @@ if sel.view == "residualised":
 figure = heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
                         view=sel.view, layer_label=sel.layer_label, langs=sel.langs,
                         mark_length=mark_length)
-cell = downloads.chart(figure, key="heatmap", width="content", on_select="rerun",
-                       selection_mode="points")
+downloads.chart(figure, key="heatmap", width="content")
 shown = set(rows["lang_a"]) | set(rows["lang_b"])  # the heatmap's rows and columns
-item_links.cell_link(cell, language_order(state.languages(ref), [x for x in sel.langs if x in shown]),
+item_links.cell_link(language_order(state.languages(ref), [x for x in sel.langs if x in shown]),
                      language_names(state.languages(ref)), pairing=sel.pairing, run_id=sel.run_id)
 state.speech_notice(ref, [sel.run_id], sel.langs, pairing=sel.pairing)
 
