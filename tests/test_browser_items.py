@@ -18,15 +18,12 @@ import pytest
 from core.store import Store
 from devtools.dashboard_server import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
 from items_store import PLAYABLE, write_items_store
-from test_browser import PAGE_TIMEOUT_MS, VIEWPORT_WIDTH, _fit_viewport_to_content, _save_png
-from test_browser import _wait_for_app, artifacts_dir
+
+# skips this module too where test_browser skips (no Chromium, no playwright)
+from test_browser import (PAGE_TIMEOUT_MS, VIEWPORT_WIDTH, _fit_viewport_to_content, _save_png,
+                          _wait_for_app, artifacts_dir, playwright_api)
 
 pytestmark = pytest.mark.slow
-
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="playwright is not installed (pip install playwright)")
 
 
 @pytest.fixture(scope="module")

@@ -85,16 +85,17 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
                            placeholder="a word, in any script")
     sliders = st.columns(3)
     ranges = {}
-    for column, (key, label, values, step) in zip(sliders, [
-            ("item_characters", "Length (characters)", items["characters"], 1.0),
-            ("item_duration", "Speech duration (s)", items["duration_s"], 0.1),
-            ("item_cer", "CER (speech, where stored)", items["cer"], 0.01)], strict=True):
+    for column, (key, label, values, step, shown) in zip(sliders, [
+            ("item_characters", "Length (characters)", items["characters"], 1.0, "%.0f"),
+            ("item_duration", "Speech duration (s)", items["duration_s"], 0.1, "%.1f"),
+            ("item_cer", "CER (speech, where stored; 1 = 100%)", items["cer"], 0.01, "%.2f")],
+            strict=True):
         bounds = ci.value_range(values, step=step)
         if bounds is None:
             column.caption(f"{label}: nothing stored to filter by.")
             continue
         url_state.seed_range(key, bounds)
-        chosen = column.slider(label, bounds[0], bounds[1], key=key, step=step)
+        chosen = column.slider(label, bounds[0], bounds[1], key=key, step=step, format=shown)
         ranges[key] = None if tuple(chosen) == tuple(bounds) else tuple(chosen)
 
 filters = ci.ItemFilters(langs=tuple(langs), levels=tuple(chosen_levels),
