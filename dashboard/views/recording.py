@@ -12,7 +12,7 @@ from core.audio import MAX_ANALYSED_S, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB, AudioErr
 from core.languages import known_languages, language
 from core.models.base import UnsupportedLanguageError
 from core.recording import DEFAULT_K, MEASURE_LABEL, neighbour_table
-from dashboard import availability, downloads, live, state
+from dashboard import availability, downloads, live, state, url_state
 from dashboard.charts import recording as rc
 
 AUTO = "auto"
@@ -59,11 +59,14 @@ def _lang_label(code: str) -> str:
 
 
 left, middle, right = st.columns([2, 2, 1])
+url_state.seed("recording_source", [UPLOAD, RECORD], UPLOAD)
 source = left.radio("Clip", [UPLOAD, RECORD], horizontal=True, key="recording_source")
+url_state.seed("recording_lang", lang_options, AUTO)
 chosen_lang = middle.selectbox("Language", lang_options, format_func=_lang_label,
                                key="recording_lang",
                                help="The language spoken; 'identify it' lets the model decide.")
-k = right.number_input("Neighbours (k)", min_value=1, max_value=20, value=DEFAULT_K,
+url_state.seed("recording_k", list(range(1, 21)), DEFAULT_K)
+k = right.number_input("Neighbours (k)", min_value=1, max_value=20,
                        key="recording_k", help="Stored items listed per layer, and used to place "
                        "the clip in the maps.")
 if source == UPLOAD:
