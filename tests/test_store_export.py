@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from core import audio, item_audio
+from core.languages import languages_frame
 from core.store import Store, StoreError
 from core.store.export import export_query
 from core.store.tables import TABLES
@@ -92,24 +93,24 @@ def test_item_sources_round_trip_and_refuse_rows_without_a_checksum(tmp_path):
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 def test_backfill_records_matching_syntheses_once(tmp_path, monkeypatch):
-    """Two languages' items given their true synthesis lengths get checksums; the rest of the
-    synthetic store (made-up durations) is counted as differing; a second run adds nothing."""
+    """Of four speech items: two at their true synthesis length get checksums, one with another
+    length and one recording are counted and left without; a second run adds nothing."""
     monkeypatch.setenv(audio.CACHE_ENV, str(tmp_path / "cache"))
-    path = write_synthetic_store(tmp_path / "s.duckdb", recorded=("yor_Latn",))
-    with Store.open(path, read_only=False) as store:
-        speech = store.items("speech", all_voices=True)
-        real = speech[speech["lang"].isin(["eng_Latn", "deu_Latn"])].head(3)
-        waves = {row.item_id: audio.synthesize(row.text, item_audio.parse_voice(row.voice).voice)
-                 for row in real.itertuples()}
-        store.update_items(pd.DataFrame({"item_id": list(waves),
-                                         "duration_s": [audio.duration_s(w)
-                                                        for w in waves.values()]}))
+    texts = ["The river was quiet.", "A bridge over the water.", "Snow fell all night."]
+    waves = [audio.synthesize(text, "en") for text in texts[:2]]
+    voice = f"espeak-ng {audio.espeak_version()} en"
+    path = tmp_path / "s.duckdb"
+    with Store.create(path) as store:
+        store.add_languages(languages_frame(["eng_Latn"]))
+        ids = store.add_items(pd.DataFrame({
+            "sentence_id": [0, 1, 2, 3], "lang": "eng_Latn", "modality": "speech",
+            "text": [*texts, "Recorded."], "voice": [voice, voice, voice, "recording"],
+            "duration_s": [audio.duration_s(waves[0]), audio.duration_s(waves[1]), 9.0, 1.0]}))
     done = backfill_item_sources(path, progress=False)
-    assert done.added == 3 and done.recordings == 8
-    assert done.differing == len(speech) - 3 - 8
+    assert (done.added, done.differing, done.recordings) == (2, 1, 1)
     with Store.open(path) as store:
-        sources = store.item_sources().set_index("item_id")
-    assert {i: sources.loc[i, "waveform_sha256"] for i in waves} == \
-        {i: item_audio.waveform_sha256(w) for i, w in waves.items()}
+        sources = store.item_sources()
+    assert sources["item_id"].tolist() == ids[:2]
+    assert sources["waveform_sha256"].tolist() == [item_audio.waveform_sha256(w) for w in waves]
     again = backfill_item_sources(path, progress=False)
-    assert again.added == 0 and again.already == 3
+    assert again.added == 0 and again.already == 2
