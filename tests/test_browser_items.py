@@ -65,7 +65,7 @@ def test_a_sentence_plays_in_the_browser_with_its_stored_duration(server_url, st
     lang, sentences = PLAYABLE
     page = browser.new_page(viewport={"width": VIEWPORT_WIDTH, "height": 1000})
     latin = "eng_Latn,deu_Latn,spa_Latn,swh_Latn"  # scripts every Chromium font has
-    page.goto(f"{server_url}/items?hear_sentence={sentences[0]}&hear_langs={lang},deu_Latn"
+    page.goto(f"{server_url}/items?hear_sentence={sentences[0]}&hear_langs={lang}"
               f"&item_langs={latin}&item_voices=0",
               wait_until="domcontentloaded")
     _wait_for_app(page, 1)
@@ -85,7 +85,8 @@ def test_a_sentence_plays_in_the_browser_with_its_stored_duration(server_url, st
 
 def test_a_copied_url_opens_the_same_view_in_a_new_session(server_url, browser, tmp_path_factory):
     first = browser.new_context(viewport={"width": VIEWPORT_WIDTH, "height": 1000}).new_page()
-    first.goto(f"{server_url}/heatmap?pairing=speech-speech&view=minus_baseline",
+    first.goto(f"{server_url}/heatmap?pairing=speech-speech&view=minus_baseline"
+               "&langs=eng_Latn,deu_Latn,swh_Latn",
                wait_until="domcontentloaded")
     _wait_for_app(first, 1)
     first.wait_for_function("() => location.search.includes('layer=')",
