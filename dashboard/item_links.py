@@ -19,6 +19,8 @@ from dashboard import url_state
 ITEMS_PAGE = "views/items.py"
 #: the Items page's URL parameters
 IDS_PARAM, LANGS_PARAM, CELL_PARAM, RUN_PARAM = "items", "item_langs", "cell", "run_id"
+#: the Items page's session state that a link replaces
+PAGE_KEYS = ("item_langs", "item_ids_shown", "item_cell", "hear_sentence", "hear_langs")
 
 
 def items_query(item_ids: Sequence[int] = (), *, langs: Sequence[str] = (),
@@ -41,8 +43,10 @@ def items_query(item_ids: Sequence[int] = (), *, langs: Sequence[str] = (),
 
 def open_items(item_ids: Sequence[int] = (), *, langs: Sequence[str] = (),
                run_id: str | None = None, cell: tuple[str, str, str] | None = None) -> NoReturn:
-    """Switch to the Items page showing ``item_ids`` (all items when empty) in ``langs``."""
-    for key in ("item_langs", "item_ids_shown"):  # the link's values win over the page's last
+    """Switch to the Items page showing ``item_ids`` (all items when empty) in ``langs``. Call
+    it in the page's body (``if st.button(...): open_items(...)``), not in a widget callback,
+    where Streamlit does not switch pages."""
+    for key in PAGE_KEYS:  # the link's values win over what the page showed last
         st.session_state.pop(key, None)
     st.switch_page(ITEMS_PAGE, query_params=items_query(item_ids, langs=langs, run_id=run_id,
                                                         cell=cell))

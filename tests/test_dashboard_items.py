@@ -171,6 +171,14 @@ def test_a_heatmap_cell_opens_its_sentences(app):
     assert at.query_params["cell"] == "text-speech~swh_Latn~deu_Latn"
     assert any("Swahili text" in i.value and "German speech" in i.value for i in at.info)
     assert list(at.dataframe[0].value.columns[1:3]) == ["German", "Swahili"]
+    assert at.multiselect(key="hear_langs").value == ["swh_Latn", "deu_Latn"]
+    at.switch_page("views/heatmap.py").run()  # a second cell replaces the first
+    at.selectbox(key="cell_a").set_value("hin_Deva")
+    at.selectbox(key="cell_b").set_value("hin_Deva")
+    at.button(key="open_cell").click().run()
+    assert at.query_params["cell"] == "text-speech~hin_Deva~hin_Deva"
+    assert at.multiselect(key="item_langs").value == ["hin_Deva"]
+    assert at.multiselect(key="hear_langs").value == ["hin_Deva"]
 
 
 # ------------------------------------------------------------------------------------ downloads
