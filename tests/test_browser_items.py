@@ -107,6 +107,12 @@ def test_a_copied_url_opens_the_same_view_in_a_new_session(server_url, browser, 
     assert any("speech-speech" in text for text in checked)
     assert any("minus shuffled baseline" in text for text in checked)
     assert second.locator('[data-testid="stException"]').count() == 0
+    # the chart's toolbar camera saves SVG, drawn by the browser (no kaleido on the server)
+    second.locator(".js-plotly-plot").first.hover()
+    with second.expect_download(timeout=PAGE_TIMEOUT_MS) as saved:
+        second.locator('.js-plotly-plot .modebar-btn[data-title^="Download plot"]').first.click()
+    assert saved.value.suggested_filename == "heatmap.svg"
+    assert "<svg" in Path(saved.value.path()).read_text(encoding="utf-8")[:2000]
     _fit_viewport_to_content(second)
     _save_png(second.screenshot(), artifacts_dir(tmp_path_factory) / "heatmap_from_link.png")
     first.context.close()

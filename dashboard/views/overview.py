@@ -98,5 +98,6 @@ st.markdown("""
 - **Pages**: *Heatmap* compares every language pair at one layer; *Layer curves* follow the
   similarity through the layers; *Compare models* overlays several runs on the relative depth along
   each model's path; *Projection* shows a 2-D map of the items; *Findings* checks the reference
-  study's four findings on this run.
+  study's four findings on this run; *Items* lists the sentences behind them and plays their speech.
+  Every table and chart downloads, and the URL keeps the view: copy it to share exactly this.
 """)
