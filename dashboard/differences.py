@@ -187,8 +187,8 @@ def nearest_layer(layers: pd.DataFrame, depth: float) -> int | None:
     ties go to the lower layer. None when there are no layers."""
     if layers.empty:
         return None
-    frame = layers.assign(distance=(pd.to_numeric(layers["depth"], errors="coerce")
-                                    - depth).abs()).sort_values(["distance", "layer_a"])
+    distance = (pd.to_numeric(layers["depth"], errors="coerce") - depth).abs().round(9)
+    frame = layers.assign(distance=distance).sort_values(["distance", "layer_a"])
     return int(frame["layer_a"].iloc[0])
 
 

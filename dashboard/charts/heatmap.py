@@ -221,7 +221,8 @@ def difference_figure(cells: pd.DataFrame, languages: pd.DataFrame, *, rows: Seq
                                                                                     "lang_b"])
     z = frame["difference"].to_numpy(float).reshape(n_rows, n_cols)
     full_names, levels = language_names(languages, short=False), language_levels(languages)
-    unit = {"minus_baseline": " − baseline", "residualised": " (residualised)"}.get(view, "")
+    unit = {"minus_baseline": " (each minus its shuffled baseline)",
+            "residualised": " (length-residualised)"}.get(view, "")
     hover = np.array([
         f"{side_a} language: {lang_label(r.lang_a, full_names, levels)}<br>"
         f"{side_b} language: {lang_label(r.lang_b, full_names, levels)}<br>"
@@ -239,7 +240,7 @@ def difference_figure(cells: pd.DataFrame, languages: pd.DataFrame, *, rows: Seq
         z=z, x=list(range(n_cols)), y=list(range(n_rows)), hovertext=hover,
         hovertemplate="%{hovertext}<extra></extra>", hoverongaps=False,
         colorscale="RdBu_r", zmid=None, zmin=-bound, zmax=bound, zauto=False,
-        colorbar=dict(title=dict(text=f"A − B ({metric}{unit})", side="right")),
+        colorbar=dict(title=dict(text=f"A − B, {metric}", side="right")),
         xgap=1, ygap=1, name=title,
     )
     if max(n_rows, n_cols) <= 14:
