@@ -178,6 +178,7 @@ def draw_difference() -> None:
         cells_a = differences.grid_cells(rows_a[rows_a["lang_a"] != rows_a["lang_b"]], rows_order,
                                          order, symmetric=True)
         cells_b = differences.voice_reference_cells(rows_a, rows_order, order)
+        rows_b = rows_a[rows_a["lang_a"] == rows_a["lang_b"]]
         label_a = f"{sel.layer_label}: another language (first voices)"
         label_b = f"{sel.layer_label}: the same language in its second voice"
         no_interval = ""
@@ -238,9 +239,9 @@ def draw_difference() -> None:
     state.speech_notice(ref, list(dict.fromkeys([sel.run_id, run_b])), sel.langs,
                         pairing=sel.pairing if "speech" in sel.pairing else pairing_b)
     st.subheader("Baselines of A and B", divider="gray")
-    st.dataframe(pd.concat([baseline_summary(rows_a).assign(side="A"),
-                            baseline_summary(rows_b).assign(side="B")], ignore_index=True),
-                 hide_index=True)
+    sides = pd.concat([baseline_summary(rows_a).assign(side="A"),
+                       baseline_summary(rows_b).assign(side="B")], ignore_index=True)
+    st.dataframe(sides[["side", *[c for c in sides.columns if c != "side"]]], hide_index=True)
 
 
 if mode == "layer":
