@@ -195,13 +195,14 @@ def _title(metrics: pd.DataFrame, metric: str, what: str) -> str:
             + (f" · {pair_label(pairs[0])}" if len(pairs) > 1 else ""))
 
 
-def _layout(fig: go.Figure, *, title: str, metric: str, view: str, height: int) -> None:
+def _layout(fig: go.Figure, *, title: str, metric: str, view: str, height: int,
+            legend_y: float = -0.16) -> None:
     """Title, size, the horizontal legend under the plot (wraps, never scrolls), the value axis."""
     fig.update_layout(title=dict(text=title), template=TEMPLATE, font=FONT, height=height,
                       hovermode="closest",
-                      legend=dict(orientation="h", yanchor="top", y=-0.16, x=0,
+                      legend=dict(orientation="h", yanchor="top", y=legend_y, x=0,
                                   groupclick="toggleitem", tracegroupgap=4),
-                      margin=dict(l=10, r=10, t=70, b=10),
+                      margin=dict(l=10, r=10, t=100, b=10),
                       yaxis=dict(title=dict(text=value_axis_title(metric, view))))
 
 
@@ -212,7 +213,8 @@ def level_panels_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
                         show_length: bool = False) -> go.Figure:
     """Small multiples: one panel per resource level (its languages thin, its mean thick with a
     band, the shuffled baseline dashed), one y axis shared by all panels so levels compare by
-    eye. ``show_ci`` draws the mean's band and each language's whiskers."""
+    eye. ``show_ci`` draws the mean's band (each language's CI is in its hover: seven lines'
+    whiskers would hide each other)."""
     title = _title(metrics, metric, "by resource level")
     rows = same_language_rows(metrics, view, x_axis, langs)
     if rows.empty:
@@ -230,8 +232,8 @@ def level_panels_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
         traces += _baseline_traces(own, axis=axis, show_length=show_length, legend=axis == 1)
         traces += _mean_traces(own, level, axis=axis, show_ci=show_ci)
         traces += [_language_trace(by_lang[lang], names.get(lang, lang), colours[lang],
-                                   layer_names, axis=axis, level=level, show_ci=show_ci)
-                   for lang in members]
+                                   layer_names, axis=axis, level=level, show_ci=False)
+                   for lang in members]  # whiskers of seven lines hide them: CIs in the hover
     gap = 0.04
     width = (1 - gap * (len(levels) - 1)) / len(levels)
     layout: dict = {}
@@ -243,14 +245,15 @@ def level_panels_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
                                         showticklabels=i == 0)
         count = sum(levels_of.get(lang, "unknown") == level for lang in order)
         layout.setdefault("annotations", []).append(dict(
-            text=f"<b>{level} resource</b> ({count} language{'s' if count != 1 else ''})",
+            text=f"<b>{level} resource</b><br>{count} language{'s' if count != 1 else ''}",
             x=start + width / 2, xref="paper", y=1.0, yref="paper", yanchor="bottom",
             showarrow=False, font=dict(color=level_colour(level), size=13)))
     fig = go.Figure(data=traces, layout=layout)
     for i in range(len(levels)):
         layer_axis(fig, x_axis, layer_names, rows["layer_a"].tolist(), xaxis=i + 1,
                    title=i == len(levels) // 2)
-    _layout(fig, title=title, metric=metric, view=view, height=560)
+    fig.update_xaxes(tickangle=-45, tickfont=dict(size=11))
+    _layout(fig, title=title, metric=metric, view=view, height=620, legend_y=-0.3)
     return fig
 
 
