@@ -180,7 +180,7 @@ def test_layer_curves_draw_the_length_only_baseline_and_residualised_says_it_has
     at = _open(app, "views/layer_curves.py")
     assert all(_has_length_baseline(f) for f in _figures(at))
     captions = " ".join(c.value for c in at.main.caption)
-    assert "length-only baseline" in captions and "whiskers" in captions
+    assert "length-only baseline" in captions and "95% band" in captions  # by resource level
     at.toggle(key="show_length").set_value(False).run()
     _assert_clean(at, "layer curves without the length-only baseline")
     assert not any(_has_length_baseline(f) for f in _figures(at))

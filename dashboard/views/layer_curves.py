@@ -68,7 +68,8 @@ if text_speech.drawable:
     st.caption(grouped
                + ("; whiskers are each language's 95% bootstrap CI" if show_ci
                   and grouping == "all" else "")
-               + ("; each language's own 95% CI is in its hover" if grouping != "all" else "")
+               + ("; each language's own 95% CI is in its hover" if controls
+                  and grouping != "all" else "")
                + (". Dashed grey: the shuffled-pairs baseline (mean ± 1.96 sd)" if controls else "")
                + (". Black dash-dot: the length-only baseline (what sentence length alone "
                   "predicts), mean over languages" if show_length else "")
