@@ -72,29 +72,40 @@ def level_series(rows: pd.DataFrame, languages: pd.DataFrame, view: str) -> pd.D
     if rows.empty:
         return pd.DataFrame(columns=LEVEL_SERIES_COLUMNS)
     levels = language_levels(languages)
-    frame = rows.assign(level=rows["lang_a"].map(lambda lang: levels.get(lang, "unknown")))
+    level = np.array([levels.get(lang, "unknown") for lang in rows["lang_a"].astype(object)],
+                     dtype=object)
+    x = rows["x"].to_numpy(float)
+    shown = rows["shown"].to_numpy(float)
+    columns = {name: rows[name].to_numpy(float) for name in (
+        "layer_a", "baseline_mean", "shown_baseline", "shown_baseline_sd", "shown_length_baseline")}
+    boot = bootstrap_matrix(rows) if view != "residualised" else None  # one decode for all rows
+    level_order = list(dict.fromkeys(levels.get(lang, "unknown")
+                                     for lang in language_order(languages, rows["lang_a"])))
     records = []
-    for (level, x), at in frame.groupby(["level", "x"], sort=False):
-        at = at[at["shown"].notna()]
-        if at.empty:
-            continue
-        boot = bootstrap_matrix(at) if view != "residualised" else None
-        offsets = at["baseline_mean"].to_numpy(float) if view == "minus_baseline" else None
-        mean, low, high, method = mean_interval(at["shown"].to_numpy(float), boot, offsets)
-        if view == "residualised":
-            low = high = np.nan
-            method = "none (no bootstrap of residualised values is stored)"
-        records.append({"level": level, "x": x, "layer_a": at["layer_a"].iloc[0], "mean": mean,
-                        "ci_low": low, "ci_high": high, "ci_method": method,
-                        "languages": len(at), "baseline": at["shown_baseline"].mean(),
-                        "baseline_sd": at["shown_baseline_sd"].mean(),
-                        "length_baseline": at["shown_length_baseline"].mean()})
-    series = pd.DataFrame(records, columns=LEVEL_SERIES_COLUMNS)
-    order = {level: i for i, level in enumerate(
-        dict.fromkeys(levels.get(lang, "unknown") for lang in language_order(languages,
-                                                                              rows["lang_a"])))}
-    return series.sort_values(["level", "x"], key=lambda c: c.map(order) if c.name == "level"
-                              else c, kind="stable").reset_index(drop=True)
+    for name in level_order:
+        for value in np.unique(x[level == name]):
+            at = np.flatnonzero((level == name) & (x == value) & np.isfinite(shown))
+            if not at.size:
+                continue
+            offsets = columns["baseline_mean"][at] if view == "minus_baseline" else None
+            mean, low, high, method = mean_interval(shown[at], None if boot is None else boot[at],
+                                                    offsets)
+            if view == "residualised":
+                low = high = np.nan
+                method = "none (no bootstrap of residualised values is stored)"
+            records.append({"level": name, "x": value, "layer_a": columns["layer_a"][at[0]],
+                            "mean": mean, "ci_low": low, "ci_high": high, "ci_method": method,
+                            "languages": int(at.size),
+                            "baseline": _nanmean(columns["shown_baseline"][at]),
+                            "baseline_sd": _nanmean(columns["shown_baseline_sd"][at]),
+                            "length_baseline": _nanmean(columns["shown_length_baseline"][at])})
+    return pd.DataFrame(records, columns=LEVEL_SERIES_COLUMNS)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """The mean of the finite values (NaN when there are none), without a warning."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def _hover(rows: pd.DataFrame, label: str, layer_names: Sequence[str] | None) -> list[str]:
@@ -161,8 +172,13 @@ def _baseline_traces(series: pd.DataFrame, *, axis: int, show_length: bool,
     """The shuffled baseline (dashed grey, ±1.96 sd band) and, with ``show_length``, the
     length-only baseline (black dash-dot), each the mean over ``series``' levels per x."""
     ref = dict(xaxis=f"x{axis if axis > 1 else ''}", yaxis=f"y{axis if axis > 1 else ''}")
-    per_x = series.groupby("x", sort=True).agg(base=("baseline", "mean"), sd=("baseline_sd", "mean"),
-                                               length=("length_baseline", "mean")).reset_index()
+    xs = np.unique(series["x"].to_numpy(float))
+    at = [series["x"].to_numpy(float) == x for x in xs]
+    per_x = pd.DataFrame({"x": xs, **{name: [_nanmean(series[column].to_numpy(float)[m])
+                                             for m in at]
+                                      for name, column in (("base", "baseline"),
+                                                           ("sd", "baseline_sd"),
+                                                           ("length", "length_baseline"))}})
     traces: list[dict] = []
     if per_x["base"].notna().any():
         x = per_x["x"].to_numpy(float)
