@@ -9,10 +9,12 @@ of two runs and the voice difference are drawn too). Skips without /usr/bin/chro
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from synthetic_store import write_synthetic_store
 
@@ -68,8 +70,15 @@ def _settled(page, charts: int, text: str | None = None) -> None:
 
 
 def _shoot(page, path: Path) -> None:
+    """The page to its content's height, as a PNG (256 colours when over 300 KB: docs/screenshots
+    stay small)."""
     fit_viewport_to_content(page, max_height=3000)
-    page.screenshot(path=str(path))
+    png = page.screenshot()
+    if len(png) > 300_000:
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        image.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+    else:
+        path.write_bytes(png)
     page.set_viewport_size(VIEWPORT)
 
 

@@ -269,7 +269,7 @@ def level_panels_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
         layer_axis(fig, x_axis, layer_names, rows["layer_a"].tolist(), xaxis=i + 1,
                    title=i == len(levels) // 2)
     fig.update_xaxes(tickangle=-45, tickfont=dict(size=11))
-    _layout(fig, title=title, metric=metric, view=view, height=620, legend_y=-0.3)
+    _layout(fig, title=title, metric=metric, view=view, height=640, legend_y=-0.36)
     return fig
 
 

@@ -214,6 +214,10 @@ def draw_difference() -> None:
                     key="heatmap_difference", width="content")
     summary = differences.difference_summary(cells)
     notes = [f"{summary['cells']} cells; mean A − B {fmt(summary['mean'])}."]
+    if summary["with_interval"] and run_b != sel.run_id:
+        notes.append("The two runs drew the same sentence resamples (the same seed and number of "
+                     "resamples over the same corpus sentences), so resample b is the same "
+                     "sentences in both and their difference is bootstrapped jointly.")
     if summary["with_interval"]:
         notes.append(f"95% intervals from the shared sentence resamples: {summary['above']} of "
                      f"{summary['with_interval']} cells lie above 0 (A higher), {summary['below']} "
