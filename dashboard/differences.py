@@ -62,21 +62,6 @@ def shared_resamples(config_a: Mapping, config_b: Mapping) -> str:
     return ""
 
 
-def grid_cells(rows: pd.DataFrame, langs_a: Sequence[str], langs_b: Sequence[str], *,
-               symmetric: bool) -> pd.DataFrame:
-    """One row per (lang_a, lang_b) of ``langs_a`` x ``langs_b``, with its metrics row (NaN where
-    absent). Same-modality pairings are stored once per language pair: ``symmetric`` mirrors it."""
-    cells = dedupe_cells(rows, ["lang_a", "lang_b"])
-    if symmetric and not cells.empty:
-        mirrored = cells.rename(columns={"lang_a": "lang_b", "lang_b": "lang_a"})
-        cells = pd.concat([cells, mirrored], ignore_index=True).drop_duplicates(
-            ["lang_a", "lang_b"], keep="first")
-    grid = pd.MultiIndex.from_product([list(langs_a), list(langs_b)], names=["lang_a", "lang_b"])
-    if cells.empty:
-        return pd.DataFrame(index=grid).reset_index()
-    return cells.set_index(["lang_a", "lang_b"]).reindex(grid).reset_index()
-
-
 def voice_reference_cells(rows: pd.DataFrame, langs_a: Sequence[str],
                           langs_b: Sequence[str]) -> pd.DataFrame:
     """B of the voice difference: for each (lang_a, lang_b), lang_a's voice-change row (speech-
@@ -102,7 +87,8 @@ def voice_languages(rows: pd.DataFrame) -> list[str]:
 
 def difference_cells(cells_a: pd.DataFrame, cells_b: pd.DataFrame, *, view: str,
                      no_interval: str = "", n_permutations: int | None = None) -> pd.DataFrame:
-    """A minus B per cell (``grid_cells`` frames of the same grid, in the same order).
+    """A minus B per cell (``dashboard.charts.transforms.grid_cells`` frames of the same grid, in
+    the same order).
 
     ``interval`` says per cell what its interval is or why it has none: ``no_interval`` (e.g. two
     runs without shared resamples) applies to every cell; otherwise cells with a different number

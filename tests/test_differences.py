@@ -11,6 +11,7 @@ from core.metrics.joint import Z_95, difference_intervals
 from core.metrics.nulls import bootstrap_indices
 from core.store.vectors import encode_resamples
 from dashboard import differences
+from dashboard.charts.transforms import grid_cells
 from chart_fixtures import metric_row
 
 
@@ -100,11 +101,11 @@ LANGS = ["eng_Latn", "deu_Latn"]
 
 def test_grid_cells_mirror_same_modality_pairings_and_leave_absent_cells_empty():
     rows = _rows({("eng_Latn", "deu_Latn"): 0.3}, pairing="text-text")
-    cells = differences.grid_cells(rows, LANGS, LANGS, symmetric=True)
+    cells = grid_cells(rows, LANGS, LANGS, symmetric=True)
     values = cells.set_index(["lang_a", "lang_b"])["value"]
     assert values[("eng_Latn", "deu_Latn")] == values[("deu_Latn", "eng_Latn")] == 0.3
     assert np.isnan(values[("eng_Latn", "eng_Latn")])
-    cells = differences.grid_cells(rows, LANGS, LANGS, symmetric=False)
+    cells = grid_cells(rows, LANGS, LANGS, symmetric=False)
     assert np.isnan(cells.set_index(["lang_a", "lang_b"])["value"][("deu_Latn", "eng_Latn")])
 
 
@@ -113,8 +114,8 @@ def test_difference_cells_subtract_in_the_view_and_give_the_shared_interval():
     grid = {(a, b): 0.5 for a in LANGS for b in LANGS}
     rows_a = _rows(grid, layer=3, resamples=noise)
     rows_b = _rows({k: 0.3 for k in grid}, layer=1, resamples=noise + 0.001, baseline_mean=0.2)
-    cells_a = differences.grid_cells(rows_a, LANGS, LANGS, symmetric=False)
-    cells_b = differences.grid_cells(rows_b, LANGS, LANGS, symmetric=False)
+    cells_a = grid_cells(rows_a, LANGS, LANGS, symmetric=False)
+    cells_b = grid_cells(rows_b, LANGS, LANGS, symmetric=False)
     raw = differences.difference_cells(cells_a, cells_b, view="raw")
     np.testing.assert_allclose(raw["difference"], 0.2)
     assert (raw["interval"] == "joint bootstrap (shared resamples)").all()
@@ -142,15 +143,15 @@ def test_cells_with_different_sentence_counts_or_missing_values_have_no_interval
                    resamples=noise)
     rows_b = _rows({("eng_Latn", "eng_Latn"): 0.3}, n=12, resamples=noise)
     cells = differences.difference_cells(
-        differences.grid_cells(rows_a, ["eng_Latn"], LANGS, symmetric=False),
-        differences.grid_cells(rows_b, ["eng_Latn"], LANGS, symmetric=False), view="raw")
+        grid_cells(rows_a, ["eng_Latn"], LANGS, symmetric=False),
+        grid_cells(rows_b, ["eng_Latn"], LANGS, symmetric=False), view="raw")
     assert cells["low"].isna().all()
     assert list(cells["interval"]) == ["the two sides have different numbers of sentences",
                                        "no value on one side"]
 
 
 def test_cells_of_two_grids_must_match():
-    a = differences.grid_cells(_rows({("eng_Latn", "deu_Latn"): 0.5}), LANGS, LANGS,
+    a = grid_cells(_rows({("eng_Latn", "deu_Latn"): 0.5}), LANGS, LANGS,
                                symmetric=False)
     with pytest.raises(ValueError, match="same grid"):
         differences.difference_cells(a, a.iloc[:2], view="raw")
@@ -164,7 +165,7 @@ def test_voice_reference_repeats_the_row_languages_voice_change_along_the_row():
     assert differences.voice_languages(rows) == ["eng_Latn"]
     reference = differences.voice_reference_cells(rows, ["eng_Latn"], LANGS)
     assert list(reference["lang_b"]) == LANGS and (reference["value"] == 0.8).all()
-    cross = differences.grid_cells(rows[rows.lang_a != rows.lang_b], ["eng_Latn"], LANGS,
+    cross = grid_cells(rows[rows.lang_a != rows.lang_b], ["eng_Latn"], LANGS,
                                    symmetric=True)
     cells = differences.difference_cells(cross, reference, view="raw")
     assert np.isnan(cells["difference"].iloc[0])  # the voice cell itself is not its own reference

@@ -26,7 +26,12 @@ from dashboard.charts.languages import (
     level_colour,
 )
 from dashboard.charts.theme import FONT, TEMPLATE
-from dashboard.charts.transforms import apply_view, component_pairs, dedupe_cells, pair_label
+from dashboard.charts.transforms import (
+    apply_view,
+    component_pairs,
+    grid_cells,
+    pair_label,
+)
 
 
 def heatmap_cells(metrics: pd.DataFrame, order: Sequence[str], *, symmetric: bool) -> pd.DataFrame:
@@ -34,13 +39,7 @@ def heatmap_cells(metrics: pd.DataFrame, order: Sequence[str], *, symmetric: boo
 
     For same-modality pairings a pair stored once is mirrored, since the metrics are symmetric.
     """
-    rows = dedupe_cells(metrics, ["lang_a", "lang_b"])
-    if symmetric and not rows.empty:
-        mirrored = rows.rename(columns={"lang_a": "lang_b", "lang_b": "lang_a"})
-        rows = pd.concat([rows, mirrored], ignore_index=True).drop_duplicates(
-            ["lang_a", "lang_b"], keep="first")
-    grid = pd.MultiIndex.from_product([list(order), list(order)], names=["lang_a", "lang_b"])
-    return rows.set_index(["lang_a", "lang_b"]).reindex(grid).reset_index()
+    return grid_cells(metrics, order, order, symmetric=symmetric)
 
 
 def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: str, metric: str,

@@ -9,7 +9,7 @@ from dashboard import differences, state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE, fmt, layer_name
 from dashboard.charts.heatmap import baseline_summary, difference_figure, heatmap_figure
 from dashboard.charts.languages import language_order
-from dashboard.charts.transforms import PAIRINGS
+from dashboard.charts.transforms import PAIRINGS, grid_cells
 
 st.title("Heatmap")
 st.caption("How similar two languages' representations of the same sentences are, at one layer. "
@@ -175,7 +175,7 @@ def draw_difference() -> None:
     side_b = modalities_a[1] if modalities_a[1] == modalities_b[1] else "side b"
     if b_spec.get("voice"):
         rows_order = [lang for lang in order if lang in set(voice_langs)]
-        cells_a = differences.grid_cells(rows_a[rows_a["lang_a"] != rows_a["lang_b"]], rows_order,
+        cells_a = grid_cells(rows_a[rows_a["lang_a"] != rows_a["lang_b"]], rows_order,
                                          order, symmetric=True)
         cells_b = differences.voice_reference_cells(rows_a, rows_order, order)
         rows_b = rows_a[rows_a["lang_a"] == rows_a["lang_b"]]
@@ -184,9 +184,9 @@ def draw_difference() -> None:
         no_interval = ""
     else:
         rows_order = order
-        cells_a = differences.grid_cells(rows_a, order, order,
+        cells_a = grid_cells(rows_a, order, order,
                                          symmetric=modalities_a[0] == modalities_a[1])
-        cells_b = differences.grid_cells(rows_b, order, order,
+        cells_b = grid_cells(rows_b, order, order,
                                          symmetric=modalities_b[0] == modalities_b[1])
         label_b = layer_name(layer_b, names_b)
         if run_b != sel.run_id:
