@@ -51,7 +51,7 @@ def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: s
     For ``text-speech`` rows are the text language and columns the speech language, so the diagonal
     is same-sentence, same-language, cross-modal similarity. With ``mark_length`` a cell whose
     value is at or below its length-only baseline (sentence length alone predicts as much) gets a
-    cross in its corner. ``zrange`` fixes the colour scale (e.g. ``differences.value_range`` of
+    cross in its corner. ``zrange`` fixes the colour scale (e.g. ``dashboard.differences.value_range`` of
     every layer, so two layers compare by eye); None scales to this layer's values.
     """
     title = f"{metric} · {pairing}" + (f" · {layer_label}" if layer_label else "")
@@ -69,7 +69,7 @@ def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: s
     cells = apply_view(heatmap_cells(rows, order, symmetric=side_a == side_b), view)
     n = len(order)
     z = cells["shown"].to_numpy(dtype=float).reshape(n, n)
-    names, levels = language_names(languages), language_levels(languages)
+    levels = language_levels(languages)
     full_names = language_names(languages, short=False)
     hover = np.array([
         f"{side_a} language: {lang_label(r.lang_a, full_names, levels)}<br>"
