@@ -96,6 +96,11 @@ if mode == "difference":
     voice_langs = differences.voice_languages(speech_rows)
     kinds["voice"] = bool(voice_langs)
     offered = [k for k, ok in kinds.items() if ok]
+    if not offered:
+        st.info("No difference can be drawn here: this component pair has one layer, no other "
+                "run or pairing has this metric, and only a speech-speech heatmap of a run with "
+                "a second voice has a voice difference.", icon=":material/info:")
+        st.stop()
     left, right = st.columns([2, 3])
     kind = left.radio("B differs from A in", offered, key="difference_kind",
                       format_func=differences.KINDS.get)
