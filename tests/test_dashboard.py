@@ -345,7 +345,8 @@ def test_shared_space_run_draws_cosine_between_text_and_speech(app):
     assert at.sidebar.select_slider(key="layer").options == ["llm 2", "llm 3", "llm 4"]
     at.switch_page("views/layer_curves.py").run()
     per_language, families = _figures(at)
-    assert len(_mean_lines(per_language)) == 6
+    languages = [t for t in _mean_lines(per_language) if not t["name"].endswith("-resource mean")]
+    assert len(languages) == 6  # a line per language beside each resource level's mean
     assert "text-speech (same language)" in [t["name"] for t in _mean_lines(families)]
 
 
