@@ -180,7 +180,7 @@ def test_layer_curves_draw_the_length_only_baseline_and_residualised_says_it_has
     at = _open(app, "views/layer_curves.py")
     assert all(_has_length_baseline(f) for f in _figures(at))
     captions = " ".join(c.value for c in at.main.caption)
-    assert "length-only baseline" in captions and "whiskers" in captions
+    assert "length-only baseline" in captions and "95% band" in captions  # by resource level
     at.toggle(key="show_length").set_value(False).run()
     _assert_clean(at, "layer curves without the length-only baseline")
     assert not any(_has_length_baseline(f) for f in _figures(at))
@@ -345,7 +345,8 @@ def test_shared_space_run_draws_cosine_between_text_and_speech(app):
     assert at.sidebar.select_slider(key="layer").options == ["llm 2", "llm 3", "llm 4"]
     at.switch_page("views/layer_curves.py").run()
     per_language, families = _figures(at)
-    assert len(_mean_lines(per_language)) == 6
+    languages = [t for t in _mean_lines(per_language) if not t["name"].endswith("-resource mean")]
+    assert len(languages) == 6  # a line per language beside each resource level's mean
     assert "text-speech (same language)" in [t["name"] for t in _mean_lines(families)]
 
 
