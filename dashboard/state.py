@@ -28,6 +28,7 @@ from core.store import Store
 from dashboard import availability as availability_
 from dashboard import speech_source
 from dashboard.charts import projection as projection_charts
+from dashboard.charts import projection_layers
 from dashboard.charts.common import layer_name
 from dashboard.charts.languages import language_levels, language_names, language_order
 from dashboard.charts.transforms import PAIRINGS, VIEWS
@@ -499,3 +500,32 @@ def _language_picker(ref: StoreRef) -> tuple[str, ...]:
         st.info("Pick at least one language in the sidebar.")
         st.stop()
     return chosen
+
+
+# ---------------------------------------------------------- Projection page: aligned maps (#22)
+
+@st.cache_data(show_spinner="Aligning the layers' maps…", max_entries=32)
+def aligned_projection(ref: StoreRef, run_id: str, components_label: str,
+                       method: str = "umap") -> pd.DataFrame:
+    """Every map of one component set of a run (``projection_maps``' ``components``), in layer
+    order (``position``), each moved rigidly onto the one before (Procrustes, see
+    ``core.map_alignment``), with the items' language name and level. All languages: the
+    alignment does not change with the sidebar's language choice."""
+    maps = projection_maps(ref, run_id)
+    chosen = maps[(maps["components"] == components_label) & (maps["method"] == method)]
+    frames = [projection(ref, run_id, tuple(members), method) for members in chosen["members"]]
+    return projection_charts.projection_points(projection_charts.aligned_map_frames(frames),
+                                               languages(ref))
+
+
+@st.cache_data(show_spinner="Drawing every layer's map…", max_entries=32)
+def projection_layer_images(ref: StoreRef, run_id: str, components_label: str, colour_by: str,
+                            langs: tuple[str, ...]) -> tuple[tuple[str, ...], Any]:
+    """The small multiples' images of one component set (one PNG per map, the points of
+    ``langs``) and the extent they cover (all languages' points: the frame stays put when
+    languages change)."""
+    points = aligned_projection(ref, run_id, components_label)
+    bounds = projection_layers.row_bounds(points)
+    shown = points[points["lang"].isin(langs)]
+    return projection_layers.layer_images(shown, languages(ref), colour_by, bounds,
+                                          n_maps=int(points["position"].max()) + 1), bounds

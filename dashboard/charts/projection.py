@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.map_alignment import align_chain
 from dashboard.charts.common import empty_figure, fmt_int, layer_name, wrap
 from dashboard.charts.languages import (
     language_names,
@@ -30,6 +32,10 @@ from dashboard.charts.theme import (
 
 PROJECTION_COLOURINGS: dict[str, str] = {"language": "lang", "modality": "modality",
                                          "resource level": "resource_level"}
+#: opacity of the points outside a selection (they stay visible as context)
+FADED_OPACITY = 0.18
+#: the ring around selected points
+SELECTED_RING = "#111111"
 
 
 def projection_maps(rows: pd.DataFrame, components: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -94,12 +100,106 @@ def sentence_previews(points: pd.DataFrame, prefer: str = "eng_Latn") -> dict[in
     return {int(r.sentence_id): str(r.text) for r in firsts.itertuples() if pd.notna(r.sentence_id)}
 
 
+def map_views(maps: pd.DataFrame, components: pd.DataFrame | None = None) -> dict[str, tuple[str, ...]]:
+    """The page's map choices: label -> the component labels drawn side by side.
+
+    Every stored component set (``maps["components"]``) is a view of its own. Where text and
+    speech were mapped separately because they live in different representation spaces (no joint
+    map in the run, as for Whisper), each text and speech component pair is also offered side by
+    side, first: one map per space, linked by selection, instead of one map coloured by a
+    modality it cannot show. Pairs keep the components' order in ``components``.
+    """
+    labels = list(dict.fromkeys(maps["components"])) if not maps.empty else []
+    views: dict[str, tuple[str, ...]] = {}
+    joint = any(" + " in label for label in labels)
+    if components is not None and not components.empty and not joint:
+        by_modality = {m: [c for c in group["component"] if c in labels]
+                       for m, group in components.groupby("modality", sort=False)}
+        space = dict(zip(components["component"], components.get("space", components["component"]),
+                         strict=True))
+        for text in by_modality.get("text", []):
+            for speech in by_modality.get("speech", []):
+                if space.get(text) != space.get(speech):
+                    views[f"{text} | {speech} (side by side)"] = (text, speech)
+    views.update({label: (label,) for label in labels})
+    return views
+
+
+def partner_positions(depths_a: Sequence[float], depths_b: Sequence[float]) -> list[int]:
+    """For each map of side a (by relative depth), the position of side b's map at the nearest
+    relative depth (the earlier one on a tie): the layer shown beside it in a side-by-side view."""
+    if not len(depths_b):
+        raise ValueError("side b has no maps")
+    return [min(range(len(depths_b)), key=lambda j, d=float(d): (abs(float(depths_b[j]) - d), j))
+            for d in depths_a]
+
+
+def aligned_map_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The maps of one component set in layer order (each a frame with ``item_id``, ``x``,
+    ``y``), concatenated with their ``position`` and each map moved rigidly onto the one before
+    (``core.map_alignment.align_chain``): the stored UMAP maps, turned, mirrored or shifted so
+    that a layer change moves points only where the layers differ."""
+    if not frames:
+        return pd.DataFrame(columns=["position", "item_id", "x", "y"])
+    aligned = align_chain([(f["item_id"].to_numpy(), f[["x", "y"]].to_numpy(dtype=float))
+                           for f in frames])
+    out = [f.assign(position=i, x=xy[:, 0], y=xy[:, 1])
+           for i, (f, xy) in enumerate(zip(frames, aligned, strict=True))]
+    return pd.concat(out, ignore_index=True)
+
+
+def map_ranges(points: pd.DataFrame, pad_fraction: float = 0.04
+               ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """x and y axis ranges holding every point of ``points`` (all layers of an aligned map, so
+    the axes stay put while the layer changes), with a margin."""
+    xy = points[["x", "y"]].to_numpy(dtype=float)
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if not len(xy):
+        return (-1.0, 1.0), (-1.0, 1.0)
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    pad = pad_fraction * float(max(high - low)) or 1.0
+    return (float(low[0] - pad), float(high[0] + pad)), (float(low[1] - pad), float(high[1] + pad))
+
+
+def point_hover(points: pd.DataFrame) -> list[str]:
+    """Hover label per point: language name, modality, sentence id and the text (escaped)."""
+    names = points["name"].astype(str).map(html.escape)
+    ids = points["sentence_id"].map(fmt_int)
+    texts = points["text"].map(wrap)
+    return [f"<b>{n}</b> · {m} · sentence {i}<br>{t}"
+            for n, m, i, t in zip(names, points["modality"], ids, texts, strict=True)]
+
+
+def colour_groups(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str
+                  ) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """The groups a colouring splits ``points`` into (in legend order), their colours and their
+    legend labels."""
+    if colour_by not in PROJECTION_COLOURINGS:
+        raise ValueError(f"colour_by must be one of {', '.join(PROJECTION_COLOURINGS)}")
+    if colour_by == "language":
+        order = language_order(languages, points["lang"].dropna().unique())
+        return order, language_palette(languages, order), language_names(languages)
+    if colour_by == "modality":
+        groups = [m for m in ("text", "speech") if m in set(points["modality"])] + sorted(
+            set(points["modality"].dropna()) - {"text", "speech"})
+        return groups, dict(MODALITY_COLOURS), {}
+    groups = sorted(points["resource_level"].unique(), key=level_rank)
+    return (groups, {lvl: level_colour(lvl) for lvl in groups},
+            {lvl: f"{lvl} resource" for lvl in groups})
+
+
 def projection_figure(points: pd.DataFrame, languages: pd.DataFrame, *, colour_by: str = "language",
-                      sentence_id: int | None = None, title: str = "UMAP projection") -> go.Figure:
+                      sentence_id: int | None = None, title: str = "UMAP projection",
+                      selected: Collection[int] = (),
+                      ranges: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                      height: int = 600) -> go.Figure:
     """2-D scatter of pooled states: colour by language/modality/resource level, symbol by modality.
 
-    With ``sentence_id`` the chosen sentence is linked across languages (one path per modality) and
-    across modalities (a dotted segment per language).
+    Each point carries its item id as ``customdata`` (what a box or lasso selection returns).
+    With ``selected`` item ids the other points fade and the selected ones are drawn on top,
+    ringed. ``ranges`` fixes the axes (the extent of every layer's aligned map, so the frame does
+    not move with the layer). With ``sentence_id`` the chosen sentence is linked across languages
+    (one path per modality) and across modalities (a dotted segment per language).
     """
     if colour_by not in PROJECTION_COLOURINGS:
         raise ValueError(f"colour_by must be one of {', '.join(PROJECTION_COLOURINGS)}")
@@ -108,34 +208,35 @@ def projection_figure(points: pd.DataFrame, languages: pd.DataFrame, *, colour_b
         return empty_figure(title, "No projection stored for this component and layer.")
     column = PROJECTION_COLOURINGS[colour_by]
     order = language_order(languages, points["lang"].dropna().unique())
-    if colour_by == "language":
-        groups = order
-        palette = language_palette(languages, order)
-        label = language_names(languages)
-    elif colour_by == "modality":
-        groups = [m for m in ("text", "speech") if m in set(points["modality"])] + sorted(
-            set(points["modality"].dropna()) - {"text", "speech"})
-        palette, label = MODALITY_COLOURS, {}
-    else:
-        groups = sorted(points["resource_level"].unique(), key=level_rank)
-        palette = {lvl: level_colour(lvl) for lvl in groups}
-        label = {lvl: f"{lvl} resource" for lvl in groups}
+    groups, palette, label = colour_groups(points, languages, colour_by)
+    picked = points["item_id"].isin(list(selected)) if len(selected) else None
+    hover = pd.Series(point_hover(points), index=points.index)
     fig = go.Figure()
     for group in groups:
         subset = points[points[column] == group]
         if subset.empty:
             continue
-        hover = [f"<b>{html.escape(str(r['name']))}</b> · {r['modality']} · sentence "
-                 f"{fmt_int(r.get('sentence_id'))}<br>{wrap(r.get('text'))}"
-                 for _, r in subset.iterrows()]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(go.Scattergl(
             x=subset["x"], y=subset["y"], mode="markers", name=label.get(group, str(group)),
-            marker=dict(color=palette.get(group, BASELINE_COLOUR), size=10, opacity=0.85,
-                        symbol=[MODALITY_SYMBOLS.get(m, "circle") for m in subset["modality"]],
+            marker=dict(color=palette.get(group, BASELINE_COLOUR), size=8,
+                        opacity=0.85 if picked is None else FADED_OPACITY,
+                        symbol=subset["modality"].map(MODALITY_SYMBOLS).fillna("circle").tolist(),
                         line=dict(width=0.5, color="white")),
-            hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", legendgroup="colour",
-            legendgrouptitle=dict(text=f"colour = {colour_by}"),
+            customdata=subset["item_id"].astype(int).tolist(),
+            hovertext=hover[subset.index].tolist(), hovertemplate="%{hovertext}<extra></extra>",
+            legendgroup="colour", legendgrouptitle=dict(text=f"colour = {colour_by}"),
         ))
+    if picked is not None and picked.any():
+        chosen = points[picked]
+        fig.add_trace(go.Scattergl(
+            x=chosen["x"], y=chosen["y"], mode="markers", name=f"selected ({len(chosen)})",
+            marker=dict(color=chosen[column].map(palette).fillna(BASELINE_COLOUR).tolist(),
+                        size=11, opacity=1.0,
+                        symbol=chosen["modality"].map(MODALITY_SYMBOLS).fillna("circle").tolist(),
+                        line=dict(width=1.5, color=SELECTED_RING)),
+            customdata=chosen["item_id"].astype(int).tolist(),
+            hovertext=hover[chosen.index].tolist(), hovertemplate="%{hovertext}<extra></extra>",
+            legendgroup="selection"))
     for modality in ("text", "speech"):
         if modality in set(points["modality"]):
             fig.add_trace(go.Scatter(
@@ -146,11 +247,13 @@ def projection_figure(points: pd.DataFrame, languages: pd.DataFrame, *, colour_b
             ))
     if sentence_id is not None:
         _add_sentence_links(fig, points, order, int(sentence_id))
-    fig.update_xaxes(title=dict(text="UMAP 1 (arbitrary units)"), zeroline=False)
-    fig.update_yaxes(title=dict(text="UMAP 2 (arbitrary units)"), zeroline=False)
-    fig.update_layout(title=dict(text=title), template=TEMPLATE, font=FONT, height=600,
+    fig.update_xaxes(title=dict(text="UMAP 1 (arbitrary units)"), zeroline=False,
+                     range=list(ranges[0]) if ranges else None)
+    fig.update_yaxes(title=dict(text="UMAP 2 (arbitrary units)"), zeroline=False,
+                     range=list(ranges[1]) if ranges else None)
+    fig.update_layout(title=dict(text=title), template=TEMPLATE, font=FONT, height=height,
                       hovermode="closest", legend=dict(groupclick="toggleitem"),
-                      margin=dict(l=10, r=10, t=60, b=10))
+                      dragmode="lasso", margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
 
