@@ -503,14 +503,18 @@ def _language_picker(ref: StoreRef) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------- Projection page: aligned maps (#22)
+# The page reruns on every widget change and selection; its heavy parts are cached here whole (a
+# map's traces, the small multiples) so a rerun only assembles them. The st.cache_resource
+# entries are shared by every session and never changed after they are made: chart builders copy
+# what they change, and st.plotly_chart serialises a copy of the figure.
 
-@st.cache_data(show_spinner="Aligning the layers' maps…", max_entries=32)
+@st.cache_resource(show_spinner="Aligning the layers' maps…", max_entries=16)
 def aligned_projection(ref: StoreRef, run_id: str, components_label: str,
                        method: str = "umap") -> pd.DataFrame:
     """Every map of one component set of a run (``projection_maps``' ``components``), in layer
     order (``position``), each moved rigidly onto the one before (Procrustes, see
     ``core.map_alignment``), with the items' language name and level. All languages: the
-    alignment does not change with the sidebar's language choice."""
+    alignment does not change with the sidebar's language choice. Shared: do not modify."""
     maps = projection_maps(ref, run_id)
     chosen = maps[(maps["components"] == components_label) & (maps["method"] == method)]
     frames = [projection(ref, run_id, tuple(members), method) for members in chosen["members"]]
@@ -518,14 +522,51 @@ def aligned_projection(ref: StoreRef, run_id: str, components_label: str,
                                                languages(ref))
 
 
-@st.cache_data(show_spinner="Drawing every layer's map…", max_entries=32)
+def aligned_bounds(ref: StoreRef, run_id: str, components_label: str) -> Any:
+    """The extent of all the component set's aligned maps (``point_raster.Bounds``): the axes of
+    its big map and of its small multiples, the same for every layer."""
+    return projection_layer_images(ref, run_id, components_label, "language", ())[1]
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def projection_map_base(ref: StoreRef, run_id: str, components_label: str, position: int,
+                        colour_by: str, langs: tuple[str, ...]) -> dict:
+    """The selection-independent traces of one aligned map (``projection_charts.map_base``) over
+    ``langs``. Shared: do not modify."""
+    points = aligned_projection(ref, run_id, components_label)
+    shown = points[(points["position"] == position) & points["lang"].isin(langs)]
+    return projection_charts.map_base(shown, languages(ref), colour_by)
+
+
+@st.cache_resource(show_spinner="Drawing every layer's map…", max_entries=32)
 def projection_layer_images(ref: StoreRef, run_id: str, components_label: str, colour_by: str,
                             langs: tuple[str, ...]) -> tuple[tuple[str, ...], Any]:
     """The small multiples' images of one component set (one PNG per map, the points of
-    ``langs``) and the extent they cover (all languages' points: the frame stays put when
-    languages change)."""
+    ``langs``; none for no language) and the extent they cover (all languages' points: the
+    frame stays put when languages change)."""
     points = aligned_projection(ref, run_id, components_label)
     bounds = projection_layers.row_bounds(points)
+    if not langs:
+        return (), bounds
     shown = points[points["lang"].isin(langs)]
     return projection_layers.layer_images(shown, languages(ref), colour_by, bounds,
                                           n_maps=int(points["position"].max()) + 1), bounds
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def projection_layers_figure(ref: StoreRef, run_id: str, components_labels: tuple[str, ...],
+                             colour_by: str, langs: tuple[str, ...],
+                             selected: tuple[int, ...]) -> Any:
+    """The small multiples of ``selected`` in every map of each component set (a plotly
+    Figure, see ``projection_layers.layers_figure``). Shared: do not modify."""
+    maps = projection_maps(ref, run_id)
+    rows = []
+    for label in components_labels:
+        images, bounds = projection_layer_images(ref, run_id, label, colour_by, langs)
+        points = aligned_projection(ref, run_id, label)
+        rows.append(projection_layers.LayerRow(
+            label, points[points["lang"].isin(langs) & points["item_id"].isin(selected)],
+            tuple(maps[maps["components"] == label]["label"]), images, bounds))
+    return projection_layers.layers_figure(rows, languages(ref), colour_by=colour_by,
+                                           selected=selected,
+                                           title="The selection in every layer (aligned maps)")

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from dashboard.charts import point_raster
 from dashboard.charts.common import empty_figure
@@ -38,7 +37,7 @@ MAX_COLUMNS = 7
 class LayerRow:
     """One component's maps for the small multiples: the aligned points of every map
     (``position`` numbers the maps), each map's label, the images of its points, the extent
-    they cover, and the position of the map the page shows large (framed; None: none)."""
+    they cover, and the position of a map to frame (None: none)."""
     title: str
     points: pd.DataFrame
     labels: tuple[str, ...]
@@ -72,60 +71,77 @@ def layer_images(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str,
     return tuple(images)
 
 
+def grid_domains(n_lines: int, cols: int, *, h_gap: float = 0.01, v_gap: float = 0.06
+                 ) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """(x domain, y domain) of every cell of an ``n_lines`` x ``cols`` grid, row by row from the
+    top (what ``make_subplots`` computes, without building its figure)."""
+    width = (1 - h_gap * (cols - 1)) / cols
+    height = (1 - v_gap * (n_lines - 1)) / n_lines
+    cells = []
+    for line in range(n_lines):
+        top = 1 - line * (height + v_gap)
+        for col in range(cols):
+            left = col * (width + h_gap)
+            cells.append(((left, left + width), (max(0.0, top - height), top)))
+    return cells
+
+
 def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_by: str,
-                  selected: Collection[int], title: str = "The selection in every layer") -> go.Figure:
+                  selected: Collection[int], title: str = "The selection in every layer"
+                  ) -> go.Figure:
     """One panel per map of each row (its label above), the map's points as a faded image, the
     ``selected`` items as ringed markers coloured by ``colour_by``; each row's ``current`` map
-    is framed."""
+    is framed. Built as plain dicts (plotly objects validate every value: most of a rerun's
+    time); the tests check that plotly accepts them."""
     rows = [r for r in rows if len(r.labels)]
     if not rows:
         return empty_figure(title, "No maps to show.")
     cols = min(MAX_COLUMNS, max(len(r.labels) for r in rows))
     lines = [-(-len(r.labels) // cols) for r in rows]  # figure rows each component takes
-    titles: list[str] = []
-    for row, n_lines in zip(rows, lines, strict=True):
-        padded = list(row.labels) + [""] * (n_lines * cols - len(row.labels))
-        titles += [f"{row.title} · {label}" if label else "" for label in padded]
-    fig = make_subplots(rows=sum(lines), cols=cols, subplot_titles=titles,
-                        horizontal_spacing=0.01, vertical_spacing=0.06)
+    cells = grid_domains(sum(lines), cols)
     column = PROJECTION_COLOURINGS[colour_by]
     wanted = list(selected)
-    images, axes, first_line = [], {}, 0
+    traces, images, annotations, axes, first_line = [], [], [], {}, 0
     for row, n_lines in zip(rows, lines, strict=True):
         _, palette, _ = colour_groups(row.points, languages, colour_by)
         b = row.bounds
-        for position, image in enumerate(row.images):
-            r, c = first_line + position // cols + 1, position % cols + 1
-            subplot = fig.get_subplot(r, c)
-            x_name, y_name = subplot.xaxis.plotly_name, subplot.yaxis.plotly_name
-            x_ref, y_ref = x_name.replace("axis", ""), y_name.replace("axis", "")
+        picked = row.points[row.points["item_id"].isin(wanted)]
+        for position, (image, label) in enumerate(zip(row.images, row.labels, strict=True)):
+            cell = first_line * cols + position
+            (x0, x1), (y0, y1) = cells[cell]
+            n = "" if cell == 0 else str(cell + 1)
+            x_ref, y_ref = f"x{n}", f"y{n}"
+            frame = dict(showline=position == row.current, mirror=True, linewidth=2,
+                         linecolor="#111111", showticklabels=False, zeroline=False,
+                         showgrid=False, constrain="domain")
+            axes[f"xaxis{n}"] = dict(frame, domain=[x0, x1], anchor=y_ref, range=[b.x0, b.x1])
+            axes[f"yaxis{n}"] = dict(frame, domain=[y0, y1], anchor=x_ref, range=[b.y0, b.y1],
+                                     scaleanchor=x_ref, scaleratio=1)
+            if position % cols == 0:  # the component's name at the start of each of its lines
+                axes[f"yaxis{n}"]["title"] = dict(text=html.escape(row.title),
+                                                  font=dict(size=11))
+            annotations.append(dict(text=html.escape(label), x=(x0 + x1) / 2, y=y1,
+                                    xref="paper", yref="paper", xanchor="center",
+                                    yanchor="bottom", showarrow=False, font=dict(size=11)))
             images.append(dict(source=image, xref=x_ref, yref=y_ref, x=b.x0, y=b.y1,
                                sizex=b.width, sizey=b.height, xanchor="left", yanchor="top",
                                sizing="stretch", layer="below"))
-            axes[x_name] = dict(range=[b.x0, b.x1], constrain="domain",
-                                showline=position == row.current, mirror=True, linewidth=2,
-                                linecolor="#111111")
-            axes[y_name] = dict(range=[b.y0, b.y1], constrain="domain", scaleanchor=x_ref,
-                                scaleratio=1, showline=position == row.current, mirror=True,
-                                linewidth=2, linecolor="#111111")
-            here = row.points[(row.points["position"] == position)
-                              & row.points["item_id"].isin(wanted)]
+            here = picked[picked["position"] == position]
             if here.empty:
                 continue
-            fig.add_trace(go.Scatter(
-                x=here["x"], y=here["y"], mode="markers", showlegend=False,
-                marker=dict(color=here[column].map(palette).fillna(BASELINE_COLOUR).tolist(),
+            traces.append(dict(
+                type="scatter", x=here["x"].round(3).to_numpy(), y=here["y"].round(3).to_numpy(),
+                xaxis=x_ref, yaxis=y_ref, mode="markers", showlegend=False,
+                marker=dict(color=here[column].map(palette).fillna(BASELINE_COLOUR).to_numpy(
+                                dtype=object),
                             size=7, line=dict(width=1, color="#111111"),
                             symbol=here["modality"].map(MODALITY_SYMBOLS).fillna("circle")
-                            .tolist()),
-                hovertext=point_hover(here), hovertemplate="%{hovertext}<extra></extra>"),
-                row=r, col=c)
+                            .to_numpy(dtype=object)),
+                hovertext=np.asarray(point_hover(here), dtype=object),
+                hovertemplate="%{hovertext}<extra></extra>"))
         first_line += n_lines
-    fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
-    fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)
-    fig.update_annotations(font=dict(size=11))
-    fig.update_layout(images=images, template=TEMPLATE, font=FONT,
-                      title=dict(text=html.escape(title)), height=90 + 230 * sum(lines),
-                      margin=dict(l=10, r=10, t=70, b=10), showlegend=False,
-                      hovermode="closest", **axes)
-    return fig
+    layout = dict(images=images, annotations=annotations, template=TEMPLATE, font=FONT,
+                  title=dict(text=html.escape(title)), height=80 + 200 * sum(lines),
+                  margin=dict(l=30, r=10, t=70, b=10), showlegend=False, hovermode="closest",
+                  **axes)
+    return go.Figure(dict(data=traces, layout=layout), _validate=False)

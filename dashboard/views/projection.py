@@ -15,7 +15,6 @@ from dashboard.charts.projection import (
     projection_figure,
     sentence_previews,
 )
-from dashboard.charts.projection_layers import LayerRow, layers_figure
 from dashboard.speech_source import SYNTHESISED, source_of
 
 #: the page's own record of the selected item ids (a chart's selection is lost when it redraws)
@@ -93,11 +92,15 @@ columns = st.columns(len(labels)) if len(labels) > 1 else [st.container()]
 for i, (label, column) in enumerate(zip(labels, columns, strict=True)):
     frame_maps = maps[maps["components"] == label].reset_index(drop=True)
     title = f"UMAP of {label} · {frame_maps.loc[positions[label], 'label']}"
-    _, bounds = state.projection_layer_images(ref, sel.run_id, label, colour_by, sel.langs)
+    bounds = state.aligned_bounds(ref, sel.run_id, label)
     figure = projection_figure(shown[label], languages, colour_by=colour_by,
                                sentence_id=sentence, title=title, selected=chosen_ids,
                                ranges=((bounds.x0, bounds.x1), (bounds.y0, bounds.y1)),
-                               height=600 if len(labels) == 1 else 520)
+                               height=600 if len(labels) == 1 else 520,
+                               legend=i == len(labels) - 1,
+                               base=state.projection_map_base(ref, sel.run_id, label,
+                                                              positions[label], colour_by,
+                                                              sel.langs))
     chart_key = f"projection_map_{i}"
     column.plotly_chart(figure, key=chart_key, on_select=partial(take_selection, chart_key),
                         selection_mode=("box", "lasso"))
@@ -108,14 +111,13 @@ st.caption("Symbols: circle = text, diamond = speech. Drag a box or lasso (toolb
            "(solid/dashed paths) and modalities (dotted segments).")
 
 st.subheader("Selection")
-if not chosen_ids:
-    st.caption("Nothing selected yet: drag a box or lasso over a map to list those sentences, "
-               "hear them, and follow them through every layer.")
-    st.stop()
-
 names = language_names(languages)
 order = language_order(languages)
 table = selection_.selection_table(items, chosen_ids, names, order)
+if table.empty:  # nothing selected, or ids this store does not hold
+    st.caption("Nothing selected yet: drag a box or lasso over a map to list those sentences, "
+               "hear them, and follow them through every layer.")
+    st.stop()
 
 
 def add_other_languages() -> None:
@@ -162,14 +164,6 @@ if not speech.empty:
         st.caption("Recorded speech: its file is not kept in the store, so it cannot be played "
                    "here yet.")
 
-rows = []
-for label in labels:
-    images, bounds = state.projection_layer_images(ref, sel.run_id, label, colour_by, sel.langs)
-    frame_maps = maps[maps["components"] == label].reset_index(drop=True)
-    points = aligned[label][aligned[label]["lang"].isin(sel.langs)]
-    rows.append(LayerRow(label, points, tuple(frame_maps["label"]), images, bounds,
-                         current=positions[label]))
-st.plotly_chart(layers_figure(rows, languages, colour_by=colour_by, selected=chosen_ids,
-                              title="The selection in every layer (aligned maps; framed: the "
-                                    "layer shown above)"),
+st.plotly_chart(state.projection_layers_figure(ref, sel.run_id, tuple(labels), colour_by,
+                                               sel.langs, tuple(chosen_ids)),
                 key="projection_layers")
