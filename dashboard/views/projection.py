@@ -137,10 +137,11 @@ middle.button("These sentences in the other languages", on_click=add_other_langu
                    "the sidebar.")
 right.button("Clear selection", on_click=clear_selection, key="projection_clear",
              icon=":material/deselect:")
-st.dataframe(table.drop(columns=["item_id", "lang"]), hide_index=True, key="projection_table",
-             column_config={"sentence_id": "sentence", "name": "language",
-                            "duration_s": st.column_config.NumberColumn("duration (s)",
-                                                                        format="%.2f")})
+st.dataframe(table.drop(columns=["item_id", "lang"]).rename(
+                 columns={"sentence_id": "sentence", "name": "language",
+                          "duration_s": "duration (s)"}),
+             hide_index=True, key="projection_table",
+             column_config={"duration (s)": st.column_config.NumberColumn(format="%.2f")})
 
 # Play control. TODO(issue 22, Items page): the verified playback (recorded files with their
 # checksum, synthesised speech checked against the build's) replaces this plain synthesis.
