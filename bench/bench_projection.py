@@ -5,7 +5,8 @@ Starts the real server (``streamlit run dashboard/app.py``) on a store and opens
 nothing drawn), then does, in turn, what a user does there: a box selection on the first map (the
 chart's selection event, with the selected points' item ids as the browser sends them), every
 layer of the slider and back, each colouring, "these sentences in the other languages", another
-map, and clearing the selection. A time is from sending the change to the server's
+map, and clearing the selection (a page without these buttons, e.g. an older version, skips
+them). A time is from sending the change to the server's
 ``script_finished`` for the rerun it caused: the server's time to recompute and send the page.
 The first time a layer, colouring or selection is seen its maps are computed (``cold``); later
 visits reuse the page's caches (``warm``).
@@ -140,10 +141,14 @@ async def drive(url: str, item_ids: list[int], rounds: int) -> tuple[dict, list[
             for option in page.widgets[colour][1][1:] + page.widgets[colour][1][:1]:
                 page.values[colour] = ("string_value", option)
                 record("colour", ("colour", option), await page.rerun())
-            other = page.find("button", label="These sentences in the other languages")
-            record("other languages", ("other", round_), await page.rerun(trigger=other))
-            clear = page.find("button", label="Clear selection")
-            record("clear selection", ("clear",), await page.rerun(trigger=clear))
+            for action, label, key in (
+                    ("other languages", "These sentences in the other languages", ("other", round_)),
+                    ("clear selection", "Clear selection", ("clear",))):
+                try:
+                    button = page.find("button", label=label)
+                except LookupError:  # a page without selection (an older version): skipped
+                    continue
+                record(action, key, await page.rerun(trigger=button))
         chooser = page.find("selectbox", "projection_component")
         for option in page.widgets[chooser][1][1:]:
             page.values[chooser] = ("string_value", option)

@@ -513,13 +513,15 @@ def aligned_projection(ref: StoreRef, run_id: str, components_label: str,
                        method: str = "umap") -> pd.DataFrame:
     """Every map of one component set of a run (``projection_maps``' ``components``), in layer
     order (``position``), each moved rigidly onto the one before (Procrustes, see
-    ``core.map_alignment``), with the items' language name and level. All languages: the
+    ``core.map_alignment``), with the items' language name and level and each point's hover
+    label (made once here, not per layer and colouring). All languages: the
     alignment does not change with the sidebar's language choice. Shared: do not modify."""
     maps = projection_maps(ref, run_id)
     chosen = maps[(maps["components"] == components_label) & (maps["method"] == method)]
     frames = [projection(ref, run_id, tuple(members), method) for members in chosen["members"]]
-    return projection_charts.projection_points(projection_charts.aligned_map_frames(frames),
-                                               languages(ref))
+    points = projection_charts.projection_points(projection_charts.aligned_map_frames(frames),
+                                                 languages(ref))
+    return points.assign(hover=projection_charts.point_hover(points))
 
 
 def aligned_bounds(ref: StoreRef, run_id: str, components_label: str) -> Any:

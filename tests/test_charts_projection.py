@@ -227,3 +227,11 @@ def test_a_cached_base_gives_the_same_figure(tables, languages):
     reused = projection_figure(points, languages, colour_by="modality", selected=chosen, base=base)
     assert built.to_json() == reused.to_json()
     assert selection_trace(base, []) is None
+
+
+def test_map_base_uses_precomputed_hover_labels(tables, languages):
+    points = _layer_points(tables, languages)
+    labelled = points.assign(hover=[f"label {i}" for i in points["item_id"]])
+    base = map_base(labelled, languages)
+    for trace in base["traces"]:
+        assert list(trace["hovertext"]) == [f"label {i}" for i in trace["customdata"]]

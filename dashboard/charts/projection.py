@@ -208,7 +208,8 @@ def map_base(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str = "la
     """
     column = PROJECTION_COLOURINGS[colour_by]
     groups, palette, label = colour_groups(points, languages, colour_by)
-    hover = np.asarray(point_hover(points), dtype=object)
+    hover = np.asarray(points["hover"] if "hover" in points else point_hover(points),
+                       dtype=object)
     symbols = points["modality"].map(MODALITY_SYMBOLS).fillna("circle").to_numpy(dtype=object)
     values = points[column].to_numpy(dtype=object)
     xy = np.round(points[["x", "y"]].to_numpy(dtype=np.float64), 3)

@@ -137,7 +137,8 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
                             size=7, line=dict(width=1, color="#111111"),
                             symbol=here["modality"].map(MODALITY_SYMBOLS).fillna("circle")
                             .to_numpy(dtype=object)),
-                hovertext=np.asarray(point_hover(here), dtype=object),
+                hovertext=np.asarray(here["hover"] if "hover" in here else point_hover(here),
+                                     dtype=object),
                 hovertemplate="%{hovertext}<extra></extra>"))
         first_line += n_lines
     layout = dict(images=images, annotations=annotations, template=TEMPLATE, font=FONT,
