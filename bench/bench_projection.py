@@ -13,6 +13,11 @@ visits reuse the page's caches (``warm``).
 
     .venv/bin/python -m bench.bench_projection                  # bundled store, 3 rounds
     .venv/bin/python -m bench.bench_projection --store S --rounds 5 --select-langs 3
+    .venv/bin/python -m bench.bench_projection --displacement   # how far points move per layer
+
+``--displacement`` starts no server: for every run and component of the store it prints the mean
+distance an item moves from one layer's stored map to the next, as stored and after the page's
+Procrustes alignment (``core.map_alignment.align_chain``), next to the maps' mean span.
 """
 
 from __future__ import annotations
@@ -167,6 +172,32 @@ def selected_items(store: Path, n_langs: int) -> list[int]:
     return sorted(int(i) for i in items[items["lang"].isin(langs)]["item_id"])
 
 
+def displacement(store: Path) -> None:
+    """Mean per-layer travel of the items, stored maps vs aligned, per run and component."""
+    import numpy as np
+
+    from core.map_alignment import align_chain, mean_displacement
+    from core.store import Store
+
+    print(f"{'run':<36} {'component':<16} {'span':>6} {'stored':>7} {'aligned':>8}  per layer "
+          "(stored -> aligned)")
+    with Store.open(store, read_only=True) as opened:
+        for run_id in opened.runs()["run_id"]:
+            rows = opened.projections(run_id)
+            for component, own in rows.groupby("component", sort=True):
+                maps = [(layer["item_id"].to_numpy(), layer[["x", "y"]].to_numpy(dtype=float))
+                        for _, layer in own.sort_values("layer").groupby("layer")]
+                aligned = align_chain(maps)
+                stored = [mean_displacement(a[0], a[1], b[0], b[1])
+                          for a, b in zip(maps, maps[1:], strict=False)]
+                moved = [mean_displacement(maps[i][0], aligned[i], maps[i + 1][0], aligned[i + 1])
+                         for i in range(len(maps) - 1)]
+                span = float(np.mean([np.ptp(xy, axis=0).max() for _, xy in maps]))
+                pairs = " ".join(f"{a:.1f}->{b:.1f}" for a, b in zip(stored, moved, strict=True))
+                print(f"{run_id:<36} {component:<16} {span:>6.1f} {np.mean(stored):>7.2f} "
+                      f"{np.mean(moved):>8.2f}  {pairs}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--store", default=str(REPO_ROOT / "data" / "crossmodal_lens.duckdb"))
@@ -174,7 +205,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="how many times the whole sequence runs (a new selection each)")
     parser.add_argument("--select-langs", type=int, default=2,
                         help="a selection holds the text items of this many languages")
+    parser.add_argument("--displacement", action="store_true",
+                        help="print how far items move between layers, stored vs aligned maps, "
+                             "and exit (no server)")
     args = parser.parse_args(argv)
+    if args.displacement:
+        displacement(Path(args.store))
+        return 0
 
     from devtools.dashboard_server import serve_dashboard
 

@@ -1,6 +1,7 @@
 """The Projection page in headless Chromium on the real server: a box selection drawn with the
 mouse on a map lists the selected sentences and draws them in every layer's panel; a layer change
-keeps the selection. Screenshots: projection_selection.png, projection_layer.png in
+keeps the selection. Screenshots: projection.png (as opened), projection_selection.png,
+projection_layer.png in
 $CROSSMODAL_LENS_ARTIFACTS (or a pytest temporary folder).
 
 $CROSSMODAL_LENS_BROWSER_STORE points it at another store (the bundled one, to refresh
@@ -65,6 +66,9 @@ def test_box_selection_is_listed_and_followed_through_layers(server_url, tmp_pat
             page.goto(f"{server_url}/projection", wait_until="domcontentloaded")
             _wait_for_app(page, 1)
             assert "Nothing selected yet" in _main_text(page)
+            fit_viewport_to_content(page, max_height=4000)
+            _save_png(page.screenshot(), artifacts / "projection.png")
+            page.set_viewport_size({"width": VIEWPORT_WIDTH, "height": 1100})
             maps = page.locator(".js-plotly-plot")
             n_maps = maps.count()
             _drag_box(page, maps.first)
@@ -83,19 +87,21 @@ def test_box_selection_is_listed_and_followed_through_layers(server_url, tmp_pat
             _save_png(page.screenshot(), artifacts / "projection_selection.png")
 
             page.set_viewport_size({"width": VIEWPORT_WIDTH, "height": 1100})
+            title = page.locator(".js-plotly-plot .gtitle").first.text_content()
             slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
-            before = slider.get_attribute("value")
             slider.focus()
             slider.press("ArrowLeft")
+            # the big map shows the layer before: its title names it
             page.wait_for_function(
-                """(v) => { const s = document.querySelector(
-                        '[data-testid="stSlider"] input[type="range"]');
-                        return s && s.value !== v; }""",
-                arg=before, timeout=PAGE_TIMEOUT_MS)
+                """(t) => { const g = document.querySelector('.js-plotly-plot .gtitle');
+                            return g && g.textContent !== t; }""",
+                arg=title, timeout=PAGE_TIMEOUT_MS)
             _wait_for_app(page, n_maps + 1)
+            page.wait_for_function(_LAYERS_DRAWN, timeout=PAGE_TIMEOUT_MS)
             assert page.locator('[data-testid="stException"]').count() == 0
             # the selection survives the layer change
             assert page.get_by_text("items:", exact=False).first.inner_text() == summary
+            fit_viewport_to_content(page, max_height=4000)
             _save_png(page.screenshot(), artifacts / "projection_layer.png")
         finally:
             browser.close()
