@@ -19,7 +19,7 @@ from dashboard.charts.projection_layers import (
 from chart_fixtures import languages, tables  # noqa: F401 - fixtures
 
 
-def _row(tables, languages, component, colour_by="language", current=None):
+def _row(tables, languages, component, colour_by="language"):
     rows = tables["projections"]
     own = rows[rows["component"] == component]
     frames = [own[own["layer"] == layer].reset_index(drop=True)
@@ -28,7 +28,7 @@ def _row(tables, languages, component, colour_by="language", current=None):
     bounds = row_bounds(points)
     images = layer_images(points, languages, colour_by, bounds, n_maps=len(frames))
     return LayerRow(component, points, tuple(f"layer {i}" for i in range(len(frames))), images,
-                    bounds, current=current)
+                    bounds)
 
 
 def test_grid_domains_tile_the_figure_from_the_top_left():
@@ -51,7 +51,7 @@ def test_layer_images_are_deterministic_pngs_one_per_map(tables, languages):
 
 
 def test_the_selection_is_drawn_in_every_panel_of_both_components(tables, languages):
-    text = _row(tables, languages, "text_decoder", current=2)
+    text = _row(tables, languages, "text_decoder")
     speech = _row(tables, languages, "speech_encoder")
     items = tables["items"]
     chosen = [int(i) for i in items[(items["sentence_id"] == 1)
@@ -69,7 +69,6 @@ def test_the_selection_is_drawn_in_every_panel_of_both_components(tables, langua
     ranges = {tuple(fig.layout[f"xaxis{'' if i == 0 else i + 1}"].range)
               for i in range(len(text.labels))}
     assert ranges == {(text.bounds.x0, text.bounds.x1)}
-    assert fig.layout.xaxis3.showline and not fig.layout.xaxis.showline  # current = position 2
     labels = [a.text for a in fig.layout.annotations]
     assert labels == list(text.labels) + list(speech.labels)
     go.Figure(fig.to_dict())  # plotly accepts what was built without its validation

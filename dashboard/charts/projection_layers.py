@@ -36,14 +36,13 @@ MAX_COLUMNS = 7
 @dataclass(frozen=True)
 class LayerRow:
     """One component's maps for the small multiples: the aligned points of every map
-    (``position`` numbers the maps), each map's label, the images of its points, the extent
-    they cover, and the position of a map to frame (None: none)."""
+    (``position`` numbers the maps), each map's label, the images of its points and the extent
+    they cover."""
     title: str
     points: pd.DataFrame
     labels: tuple[str, ...]
     images: tuple[str, ...]
     bounds: point_raster.Bounds
-    current: int | None = None
 
 
 def row_bounds(points: pd.DataFrame) -> point_raster.Bounds:
@@ -90,8 +89,7 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
                   selected: Collection[int], title: str = "The selection in every layer"
                   ) -> go.Figure:
     """One panel per map of each row (its label above), the map's points as a faded image, the
-    ``selected`` items as ringed markers coloured by ``colour_by``; each row's ``current`` map
-    is framed. Built as plain dicts (plotly objects validate every value: most of a rerun's
+    ``selected`` items as ringed markers coloured by ``colour_by``. Built as plain dicts (plotly objects validate every value: most of a rerun's
     time); the tests check that plotly accepts them."""
     rows = [r for r in rows if len(r.labels)]
     if not rows:
@@ -111,9 +109,9 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
             (x0, x1), (y0, y1) = cells[cell]
             n = "" if cell == 0 else str(cell + 1)
             x_ref, y_ref = f"x{n}", f"y{n}"
-            frame = dict(showline=position == row.current, mirror=True, linewidth=2,
-                         linecolor="#111111", showticklabels=False, zeroline=False,
-                         showgrid=False, constrain="domain")
+            frame = dict(showline=True, mirror=True, linewidth=1, linecolor="#dddddd",
+                         showticklabels=False, zeroline=False, showgrid=False,
+                         constrain="domain")
             axes[f"xaxis{n}"] = dict(frame, domain=[x0, x1], anchor=y_ref, range=[b.x0, b.x1])
             axes[f"yaxis{n}"] = dict(frame, domain=[y0, y1], anchor=x_ref, range=[b.y0, b.y1],
                                      scaleanchor=x_ref, scaleratio=1)
