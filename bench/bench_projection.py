@@ -36,16 +36,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.bench_load import ProtocolClient, Session  # noqa: E402 - after the path is set
+
 TIMEOUT_S = 180
 
 
-class Page:
-    """One session on one page, in Streamlit's protocol: the widgets the last run drew, the
-    values set so far, and a rerun that returns when the script has finished."""
+class Page(ProtocolClient):
+    """One session on one page, in Streamlit's protocol (``bench_load.ProtocolClient``, whose
+    ``wait_finished`` it reuses): the widgets the last run drew, the values set so far, and a
+    rerun that returns when the script has finished."""
 
     def __init__(self, websocket, path: str):
-        self.ws, self.path = websocket, path
-        self.widgets: dict[str, tuple[str, list[str]]] = {}  # id -> (kind, options)
+        super().__init__(websocket, Session(0, path), TIMEOUT_S)
+        self.path = path
         self.values: dict[str, tuple[str, object]] = {}      # id -> (proto field, value)
         self.charts: list[str] = []                          # plotly chart ids, in page order
         self.exceptions: list[str] = []
@@ -69,24 +72,8 @@ class Page:
         self.widgets, self.charts = {}, []
         start = time.perf_counter()
         await self.ws.send(message.SerializeToString())
-        await self._until_finished(time.monotonic() + TIMEOUT_S)
+        await self.wait_finished(time.monotonic() + TIMEOUT_S)
         return time.perf_counter() - start
-
-    async def _until_finished(self, deadline: float) -> None:
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        while True:
-            data = await asyncio.wait_for(self.ws.recv(), max(0.0, deadline - time.monotonic()))
-            if isinstance(data, str):
-                continue
-            forward = ForwardMsg()
-            forward.ParseFromString(data)
-            kind = forward.WhichOneof("type")
-            if kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-                self._note(forward.delta.new_element)
-            elif kind == "script_finished":
-                if forward.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
-                    return
 
     def _note(self, element) -> None:
         kind = element.WhichOneof("type")

@@ -10,31 +10,24 @@ docs/screenshots) instead of the synthetic one.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+# server_url is test_browser's fixture (the synthetic store, or $CROSSMODAL_LENS_BROWSER_STORE);
+# importing test_browser also skips this module where Chromium or playwright is missing
+from test_browser import (  # noqa: F401 - server_url: a fixture, used by name
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PAGE_TIMEOUT_MS,
+    VIEWPORT_WIDTH,
+    _save_png,
+    _wait_for_app,
+    artifacts_dir,
+    playwright_api,
+    server_url,
+)
 
-from synthetic_store import write_synthetic_store
-from test_browser import PAGE_TIMEOUT_MS, VIEWPORT_WIDTH, _save_png, _wait_for_app, artifacts_dir
-
-from devtools.dashboard_server import CHROMIUM, CHROMIUM_ARGS, fit_viewport_to_content, serve_dashboard
+from devtools.dashboard_server import fit_viewport_to_content
 
 pytestmark = pytest.mark.slow
-
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="playwright is not installed (pip install playwright)")
-
-
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory):
-    chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
-    store = Path(chosen) if chosen else write_synthetic_store(
-        tmp_path_factory.mktemp("browser_projection") / "store.duckdb")
-    with serve_dashboard(store) as url:
-        yield url
 
 
 #: the small multiples figure is drawn (its title is SVG text)
