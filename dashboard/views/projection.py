@@ -63,8 +63,9 @@ positions = {labels[0]: position}
 if len(labels) > 1:
     depth = state.layers(ref, sel.run_id).set_index(["component", "layer"])["depth"]
     side_maps = maps[maps["components"] == labels[1]].reset_index(drop=True)
-    depths = [[float(depth.get(m["members"][0], i)) for i, m in frame.iterrows()]
-              for frame in (options, side_maps)]
+    # a map's relative depth: its first member's (its place in the list when none is stored)
+    depths = [[float(depth.get(m["members"][0], i / max(len(frame) - 1, 1)))
+               for i, m in frame.iterrows()] for frame in (options, side_maps)]
     positions[labels[1]] = partner_positions(*depths)[position]
 shown = {label: frame[(frame["position"] == positions[label]) & frame["lang"].isin(sel.langs)]
          for label, frame in aligned.items()}
