@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from core.metrics import descriptions
@@ -31,6 +32,7 @@ from dashboard.charts import projection as projection_charts
 from dashboard.charts import projection_layers
 from dashboard.charts.common import layer_name
 from dashboard.charts.languages import language_levels, language_names, language_order
+from dashboard.charts.point_raster import Bounds
 from dashboard.charts.transforms import PAIRINGS, VIEWS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -524,10 +526,10 @@ def aligned_projection(ref: StoreRef, run_id: str, components_label: str,
     return points.assign(hover=projection_charts.point_hover(points))
 
 
-def aligned_bounds(ref: StoreRef, run_id: str, components_label: str) -> Any:
-    """The extent of all the component set's aligned maps (``point_raster.Bounds``): the axes of
-    its big map and of its small multiples, the same for every layer."""
-    return projection_layer_images(ref, run_id, components_label, "language", ())[1]
+def aligned_bounds(ref: StoreRef, run_id: str, components_label: str) -> Bounds:
+    """The extent of all the component set's aligned maps: the axes of its big map and of its
+    small multiples, the same for every layer and language choice."""
+    return projection_layers.row_bounds(aligned_projection(ref, run_id, components_label))
 
 
 @st.cache_resource(show_spinner=False, max_entries=128)
@@ -542,14 +544,12 @@ def projection_map_base(ref: StoreRef, run_id: str, components_label: str, posit
 
 @st.cache_resource(show_spinner="Drawing every layer's map…", max_entries=32)
 def projection_layer_images(ref: StoreRef, run_id: str, components_label: str, colour_by: str,
-                            langs: tuple[str, ...]) -> tuple[tuple[str, ...], Any]:
+                            langs: tuple[str, ...]) -> tuple[tuple[str, ...], Bounds]:
     """The small multiples' images of one component set (one PNG per map, the points of
-    ``langs``; none for no language) and the extent they cover (all languages' points: the
+    ``langs``) and the extent they cover (``aligned_bounds``: all languages' points, so the
     frame stays put when languages change)."""
     points = aligned_projection(ref, run_id, components_label)
-    bounds = projection_layers.row_bounds(points)
-    if not langs:
-        return (), bounds
+    bounds = aligned_bounds(ref, run_id, components_label)
     shown = points[points["lang"].isin(langs)]
     return projection_layers.layer_images(shown, languages(ref), colour_by, bounds,
                                           n_maps=int(points["position"].max()) + 1), bounds
@@ -558,7 +558,7 @@ def projection_layer_images(ref: StoreRef, run_id: str, components_label: str, c
 @st.cache_resource(show_spinner=False, max_entries=32)
 def projection_layers_figure(ref: StoreRef, run_id: str, components_labels: tuple[str, ...],
                              colour_by: str, langs: tuple[str, ...],
-                             selected: tuple[int, ...]) -> Any:
+                             selected: tuple[int, ...]) -> go.Figure:
     """The small multiples of ``selected`` in every map of each component set (a plotly
     Figure, see ``projection_layers.layers_figure``). Shared: do not modify."""
     maps = projection_maps(ref, run_id)

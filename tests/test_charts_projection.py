@@ -11,7 +11,6 @@ from dashboard.charts.languages import language_palette
 from dashboard.charts.projection import (
     aligned_map_frames,
     map_base,
-    map_ranges,
     map_views,
     partner_positions,
     projection_figure,
@@ -179,14 +178,6 @@ def test_aligned_map_frames_undo_a_turned_layer_and_keep_its_distances(tables):
     np.testing.assert_array_equal(first[["x", "y"]].to_numpy(),
                                   frames[0].sort_values("item_id")[["x", "y"]].to_numpy())
     assert aligned_map_frames([]).empty
-
-
-def test_map_ranges_hold_every_point(tables):
-    points = aligned_map_frames(_map_frames(tables))
-    (x0, x1), (y0, y1) = map_ranges(points)
-    assert x0 < points["x"].min() and x1 > points["x"].max()
-    assert y0 < points["y"].min() and y1 > points["y"].max()
-    assert map_ranges(points.iloc[0:0]) == ((-1.0, 1.0), (-1.0, 1.0))
 
 
 def test_selected_items_are_drawn_on_top_and_the_rest_fades(tables, languages):

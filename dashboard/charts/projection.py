@@ -148,19 +148,6 @@ def aligned_map_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def map_ranges(points: pd.DataFrame, pad_fraction: float = 0.04
-               ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """x and y axis ranges holding every point of ``points`` (all layers of an aligned map, so
-    the axes stay put while the layer changes), with a margin."""
-    xy = points[["x", "y"]].to_numpy(dtype=float)
-    xy = xy[np.isfinite(xy).all(axis=1)]
-    if not len(xy):
-        return (-1.0, 1.0), (-1.0, 1.0)
-    low, high = xy.min(axis=0), xy.max(axis=0)
-    pad = pad_fraction * float(max(high - low)) or 1.0
-    return (float(low[0] - pad), float(high[0] + pad)), (float(low[1] - pad), float(high[1] + pad))
-
-
 #: characters of a sentence in a point's hover label: the hover text of thousands of points is
 #: most of a map's bytes (the selection list below the maps shows the whole sentence)
 HOVER_TEXT_CHARS = 120
@@ -203,8 +190,8 @@ def map_base(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str = "la
     Why not plotly objects of lists: those validate and deep-copy every value of every point
     (0.5 s for a 4,000-point map, most of a rerun), where arrays are copied whole. The traces are
     checked once by the tests instead (``go.Figure(figure.to_dict())`` accepts them), and the
-    page caches them per map, colouring and language set. Coordinates are rounded to 1e-3 map
-    units (a map spans tens of units): the JSON sent to the browser is a third shorter.
+    page caches them per map, colouring and language set (plotly sends the arrays as typed
+    binary arrays).
     """
     column = PROJECTION_COLOURINGS[colour_by]
     groups, palette, label = colour_groups(points, languages, colour_by)
@@ -212,7 +199,7 @@ def map_base(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str = "la
                        dtype=object)
     symbols = points["modality"].map(MODALITY_SYMBOLS).fillna("circle").to_numpy(dtype=object)
     values = points[column].to_numpy(dtype=object)
-    xy = np.round(points[["x", "y"]].to_numpy(dtype=np.float64), 3)
+    xy = points[["x", "y"]].to_numpy(dtype=np.float64)
     ids = points["item_id"].to_numpy(dtype=np.int64)
     traces = []
     for group in groups:

@@ -128,7 +128,7 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
             if here.empty:
                 continue
             traces.append(dict(
-                type="scatter", x=here["x"].round(3).to_numpy(), y=here["y"].round(3).to_numpy(),
+                type="scatter", x=here["x"].to_numpy(), y=here["y"].to_numpy(),
                 xaxis=x_ref, yaxis=y_ref, mode="markers", showlegend=False,
                 marker=dict(color=here[column].map(palette).fillna(BASELINE_COLOUR).to_numpy(
                                 dtype=object),
