@@ -543,16 +543,15 @@ def projection_map_base(ref: StoreRef, run_id: str, components_label: str, posit
 
 
 @st.cache_resource(show_spinner="Drawing every layer's map…", max_entries=32)
-def projection_layer_images(ref: StoreRef, run_id: str, components_label: str, colour_by: str,
-                            langs: tuple[str, ...]) -> tuple[tuple[str, ...], Bounds]:
-    """The small multiples' images of one component set (one PNG per map, the points of
-    ``langs``) and the extent they cover (``aligned_bounds``: all languages' points, so the
-    frame stays put when languages change)."""
+def projection_layer_images(ref: StoreRef, run_id: str, components_label: str,
+                            langs: tuple[str, ...]) -> tuple[str, ...]:
+    """The small multiples' images of one component set: one grey PNG per map of the points of
+    ``langs``, over ``aligned_bounds`` (all languages' points, so the frame stays put when
+    languages change)."""
     points = aligned_projection(ref, run_id, components_label)
-    bounds = aligned_bounds(ref, run_id, components_label)
-    shown = points[points["lang"].isin(langs)]
-    return projection_layers.layer_images(shown, languages(ref), colour_by, bounds,
-                                          n_maps=int(points["position"].max()) + 1), bounds
+    return projection_layers.layer_images(points[points["lang"].isin(langs)],
+                                          aligned_bounds(ref, run_id, components_label),
+                                          n_maps=int(points["position"].max()) + 1)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -564,11 +563,12 @@ def projection_layers_figure(ref: StoreRef, run_id: str, components_labels: tupl
     maps = projection_maps(ref, run_id)
     rows = []
     for label in components_labels:
-        images, bounds = projection_layer_images(ref, run_id, label, colour_by, langs)
         points = aligned_projection(ref, run_id, label)
         rows.append(projection_layers.LayerRow(
             label, points[points["lang"].isin(langs) & points["item_id"].isin(selected)],
-            tuple(maps[maps["components"] == label]["label"]), images, bounds))
+            tuple(maps[maps["components"] == label]["label"]),
+            projection_layer_images(ref, run_id, label, langs),
+            aligned_bounds(ref, run_id, label)))
     return projection_layers.layers_figure(rows, languages(ref), colour_by=colour_by,
                                            selected=selected,
                                            title="The selection in every layer (aligned maps)")

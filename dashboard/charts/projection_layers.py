@@ -3,9 +3,11 @@ component, with the selected items drawn over each (pure; no streamlit).
 
 Why images: one row is 7 to 13 maps of 4,000 points each on the bundled store; as Plotly traces
 that is 28,000 to 52,000 points for the browser to draw on every rerun, while here they are only
-context for the selection. Each map's points are drawn once per run, component, colouring and
-language set into a PNG placed in data coordinates (``point_raster``, as on the recording page);
-the selected items stay vector markers with hover text. Panels of one row share their axes'
+context for the selection. Each map's points are drawn once per run, component and language set
+into a grey PNG placed in data coordinates (``point_raster``, as on the recording page); the
+selected items stay vector markers, in the page's colouring, with hover text. Grey, not the
+colouring: the selection stands out, and a change of colouring redraws no image (drawing a
+component's images takes about 0.7 s). Panels of one row share their axes'
 ranges, the extent of all its aligned maps, so a point's travel from panel to panel is its
 movement between layers.
 """
@@ -25,8 +27,9 @@ from dashboard.charts.common import empty_figure
 from dashboard.charts.projection import PROJECTION_COLOURINGS, colour_groups, point_hover
 from dashboard.charts.theme import BASELINE_COLOUR, FONT, MODALITY_SYMBOLS, TEMPLATE
 
-#: opacity of the background points in the panels' images
-BACKGROUND_OPACITY = 0.35
+#: colour and opacity of the background points in the panels' images
+BACKGROUND_COLOUR = "#8a8a8a"
+BACKGROUND_OPACITY = 0.3
 #: the images' longer side in pixels (a panel is about 200 px wide on screen)
 PANEL_PX = 320
 #: panels per figure row; a component with more maps wraps
@@ -50,23 +53,17 @@ def row_bounds(points: pd.DataFrame) -> point_raster.Bounds:
     return point_raster.padded_bounds(points[["x", "y"]].to_numpy(dtype=float))
 
 
-def layer_images(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str,
-                 bounds: point_raster.Bounds, *, n_maps: int,
+def layer_images(points: pd.DataFrame, bounds: point_raster.Bounds, *, n_maps: int,
                  long_side: int = PANEL_PX) -> tuple[str, ...]:
-    """Per map (``position`` 0 to ``n_maps - 1``), a PNG data URI of its points coloured by ``colour_by``,
-    faded, covering ``bounds``. Deterministic: the same points give the same bytes."""
-    column = PROJECTION_COLOURINGS[colour_by]
-    groups, palette, _ = colour_groups(points, languages, colour_by)
-    colours = {g: point_raster.hex_rgba(palette.get(g, BASELINE_COLOUR), BACKGROUND_OPACITY)
-               for g in groups}
-    fallback = point_raster.hex_rgba(BASELINE_COLOUR, BACKGROUND_OPACITY)
+    """Per map (``position`` 0 to ``n_maps - 1``), a PNG data URI of its points in faded grey,
+    covering ``bounds``. Deterministic: the same points give the same bytes."""
+    grey = point_raster.hex_rgba(BACKGROUND_COLOUR, BACKGROUND_OPACITY)
     images = []
     for position in range(n_maps):
-        here = points[points["position"] == position]
-        rgba = np.array([colours.get(g, fallback) for g in here[column]], dtype=np.uint8)
+        xy = points.loc[points["position"] == position, ["x", "y"]].to_numpy(dtype=float)
+        rgba = np.tile(np.array(grey, dtype=np.uint8), (len(xy), 1))
         images.append(point_raster.png_data_uri(point_raster.rasterise(
-            here[["x", "y"]].to_numpy(dtype=float), rgba.reshape(-1, 4), bounds,
-            long_side=long_side, disc_fraction=0.02)))
+            xy, rgba, bounds, long_side=long_side, disc_fraction=0.02)))
     return tuple(images)
 
 
@@ -89,8 +86,9 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
                   selected: Collection[int], title: str = "The selection in every layer"
                   ) -> go.Figure:
     """One panel per map of each row (its label above), the map's points as a faded image, the
-    ``selected`` items as ringed markers coloured by ``colour_by``. Built as plain dicts (plotly objects validate every value: most of a rerun's
-    time); the tests check that plotly accepts them."""
+    ``selected`` items as ringed markers coloured by ``colour_by``. Built as plain dicts (plotly
+    objects validate every value: most of a rerun's time); the tests check that plotly accepts
+    them."""
     rows = [r for r in rows if len(r.labels)]
     if not rows:
         return empty_figure(title, "No maps to show.")
