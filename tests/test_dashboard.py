@@ -226,7 +226,8 @@ def test_heatmap_summarises_both_baselines(app):
 def test_projection_colouring_and_sentence_link(app):
     at = _open(app, "views/projection.py")
     # the Whisper-like run's components live in two spaces: one map each, never a joint one
-    assert at.selectbox(key="projection_component").options == ["speech_encoder", "text_decoder"]
+    assert at.selectbox(key="projection_component").options == [
+        "text_decoder | speech_encoder (side by side)", "speech_encoder", "text_decoder"]
     assert "mapped separately" in _infos(at)
     at.sidebar.selectbox(key="run_id").set_value(SHARED_RUN_ID).run()
     at.selectbox(key="projection_component").set_value("llm_text + llm_speech").run()
