@@ -215,7 +215,8 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
 
     def text() -> str:
         with Store.open(store_path) as store:
-            from core import findings, verdicts
+            from core import verdicts
+            from core.api import run_verdicts
 
             run_ids = [run_id] if run_id else _complete_runs(store)
             if not run_ids:
@@ -223,11 +224,7 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
             blocks = []
             for rid in run_ids:
                 store.run(rid)  # clear error for an unknown run id
-                found = verdicts.evaluate(
-                    store.metrics(rid, with_resamples=True),
-                    findings.run_levels(store.languages(), store.run_languages(rid)),
-                    store.components(rid), store.metric_variants(rid), detail_metric=metric,
-                    n_permutations=store.run(rid)["config"].get("n_permutations"))
+                found = run_verdicts(store, rid, metric)
                 blocks.append(f"== {rid} ==\n{verdicts.format_verdicts(found)}")
             return "\n\n".join(blocks)
 
