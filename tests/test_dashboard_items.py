@@ -228,3 +228,13 @@ def test_a_missing_recording_says_so(app):
     _clean(at)
     assert not at.get("audio")
     assert any("not there" in w.value for w in at.warning)
+
+
+def test_a_link_reopens_a_heatmap_difference(app):
+    at = _open(app, "views/heatmap.py", heatmap_mode="difference", difference_kind="layer",
+               b_layer="1", layer="3")
+    _clean(at)
+    assert at.radio(key="heatmap_mode").value == "difference"
+    assert at.select_slider(key="difference_layer").value == 1
+    assert at.sidebar.select_slider(key="layer").value == 3
+    assert at.query_params["b_layer"] == "1"
