@@ -24,10 +24,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.item_audio import ItemAudio
+from core.item_audio import item_audio as core_item_audio
 from core.metrics import descriptions
 from core.store import Store
 from dashboard import availability as availability_
-from dashboard import speech_source
+from dashboard import speech_source, url_state
 from dashboard.charts import projection as projection_charts
 from dashboard.charts import projection_layers
 from dashboard.charts.common import layer_name
@@ -162,6 +164,30 @@ def languages(ref: StoreRef) -> pd.DataFrame:
 def items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
     """Items; with ``run_id``, that run's own token counts, transcripts and CER."""
     return read_store(ref, lambda s: s.items(run_id=run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def corpus_items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
+    """Every item, every voice (the Items page); with ``run_id``, that run's token counts,
+    transcripts and CER."""
+    items = read_store(ref, lambda s: s.items(run_id=run_id, all_voices=True))
+    sources = read_store(ref, lambda s: s.item_sources())
+    return items.merge(sources, on="item_id", how="left")
+
+
+@st.cache_data(show_spinner="Making the speech…", max_entries=64)
+def item_audio(text: str, voice: str | None, duration_s: float | None,
+               recording_path: str | None = None, file_sha256: str | None = None,
+               waveform_sha256: str | None = None) -> ItemAudio:
+    """A speech item's audio (``core.item_audio``: its recording, or its synthesis redone and
+    checked against the build's); a result with a message when it cannot be played."""
+    def known(value):  # NaN / None from a left join: nothing stored
+        return value if isinstance(value, str) and value else None
+
+    duration = None if duration_s is None or duration_s != duration_s else float(duration_s)
+    return core_item_audio(text, voice, duration, recording_path=known(recording_path),
+                           file_sha256=known(file_sha256),
+                           waveform_sha256=known(waveform_sha256))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -357,19 +383,12 @@ _SHADOW = "_kept_"
 
 
 def _prepare(key: str, options: Sequence[Any], default: Any, *, multi: bool = False) -> None:
-    """Seed a widget's state before it is drawn: its current value, else the value it had on the
-    previous page (Streamlit drops the state of widgets a page does not draw), else ``default``;
-    values no longer among ``options`` (another run, other layers) fall back to ``default``."""
-    if key in st.session_state:
-        value = st.session_state[key]
-    else:
-        value = st.session_state.get(_SHADOW + key, default)
-    if multi:
-        kept = [v for v in (value or []) if v in options]
-        value = kept if kept or not value else list(default)
-    elif value not in options:
-        value = default
-    st.session_state[key] = value
+    """Seed a widget's state before it is drawn: its current value, else the link's
+    (``dashboard.url_state``), else the value it had on the previous page (Streamlit drops the
+    state of widgets a page does not draw), else ``default``; values no longer among ``options``
+    (another run, other layers) fall back to ``default``. The value goes into the URL."""
+    kept = st.session_state.get(_SHADOW + key, default)
+    url_state.seed(key, options, default, multi=multi, fallback=kept)
 
 
 def _remember(key: str) -> Any:

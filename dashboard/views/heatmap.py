@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import differences, state
+from dashboard import differences, downloads, item_links, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE, fmt, layer_name
 from dashboard.charts.heatmap import baseline_summary, difference_figure, heatmap_figure
-from dashboard.charts.languages import language_order
+from dashboard.charts.languages import language_names, language_order
 from dashboard.charts.transforms import PAIRINGS, grid_cells
 
 st.title("Heatmap")
@@ -46,14 +46,14 @@ def _layer_picker(container, layers: pd.DataFrame, run_id: str, depth: float, ke
     pairs = list(dict.fromkeys(zip(layers["component_a"], layers["component_b"], strict=True)))
     pair = pairs[0]
     if len(pairs) > 1:
+        url_state.seed(f"{key}_components", pairs, pairs[0], param="b_components")
         pair = container.selectbox(f"{label}: components", pairs, key=f"{key}_components",
                                    format_func=lambda p: f"{p[0]} vs {p[1]}")
     own = layers[(layers["component_a"] == pair[0]) & (layers["component_b"] == pair[1])]
     options = [int(v) for v in own["layer_a"]]
     names = state.component_layer_names(state.components(ref, run_id), pair[0])
     default = differences.nearest_layer(own, depth)
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = default
+    url_state.seed(key, options, default, param="b_layer")
     if len(options) > 1:
         container.select_slider(f"{label}: layer ({pair[0]})", options, key=key,
                                 format_func=lambda v: layer_name(v, names))
@@ -62,15 +62,18 @@ def _layer_picker(container, layers: pd.DataFrame, run_id: str, depth: float, ke
 
 # ---- the page's widgets, in one place
 top_left, top_right = st.columns([2, 3])
+url_state.seed("heatmap_mode", ["layer", "difference"], "layer")
+url_state.seed("heatmap_fixed_scale", [True, False], False)
+url_state.seed("mark_length", [True, False], True)
 mode = top_left.radio("Draw", ["layer", "difference"], horizontal=True, key="heatmap_mode",
                       format_func={"layer": "one layer", "difference": "a difference A − B"}.get)
 fixed_scale = top_right.toggle(
-    "One colour scale for every layer", value=False, key="heatmap_fixed_scale",
+    "One colour scale for every layer", key="heatmap_fixed_scale",
     help="Fix the colours to the range of this pairing's values over all its layers (for a "
          "difference: ± that range's width), so two layers' heatmaps compare by eye. Off: the "
          "colours stretch over this layer's values alone.")
 mark_length = mode == "layer" and sel.view != "residualised" and top_right.toggle(
-    "Mark cells at or below their length-only baseline", value=True, key="mark_length",
+    "Mark cells at or below their length-only baseline", key="mark_length",
     help=f"A white cross in a cell's corner: its value is at or below its {LENGTH_BASELINE_NAME}.")
 layers_a = _layers(sel.run_id, sel.pairing)
 at_a = layers_a[(layers_a["layer_a"] == sel.layer)
@@ -102,6 +105,7 @@ if mode == "difference":
                 "a second voice has a voice difference.", icon=":material/info:")
         st.stop()
     left, right = st.columns([2, 3])
+    url_state.seed("difference_kind", offered, offered[0])
     kind = left.radio("B differs from A in", offered, key="difference_kind",
                       format_func=differences.KINDS.get)
     missing = [k for k, ok in kinds.items() if not ok]
@@ -121,12 +125,14 @@ if mode == "difference":
             max(depth_a - 0.5, 0.0), "difference_layer", "B")
         b_spec = dict(run_id=sel.run_id, pairing=sel.pairing, components=pair, layer=layer_b)
     elif kind == "run":
+        url_state.seed("difference_run", other_runs, other_runs[0])
         run_b = right.selectbox("B: run", other_runs, key="difference_run",
                                 format_func=lambda r: f"{models[r]} · {r}")
         pair, layer_b = _layer_picker(right, _layers(run_b, sel.pairing), run_b, depth_a,
                                       f"difference_run_layer_{run_b}", "B")
         b_spec = dict(run_id=run_b, pairing=sel.pairing, components=pair, layer=layer_b)
     elif kind == "pairing":
+        url_state.seed("difference_pairing", other_pairings, other_pairings[0])
         pairing_b = right.radio("B: pairing", other_pairings, key="difference_pairing",
                                 horizontal=True)
         pair, layer_b = _layer_picker(right, _layers(sel.run_id, pairing_b), sel.run_id, depth_a,
@@ -150,7 +156,11 @@ def draw_layer() -> None:
     figure = heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
                             view=sel.view, layer_label=sel.layer_label, langs=sel.langs,
                             mark_length=mark_length, zrange=zrange)
-    st.plotly_chart(figure, key="heatmap", width="content")
+    downloads.chart(figure, key="heatmap", width="content")
+    shown = set(rows["lang_a"]) | set(rows["lang_b"])  # the heatmap's rows and columns
+    item_links.cell_link(language_order(state.languages(ref), [x for x in sel.langs if x in shown]),
+                         language_names(state.languages(ref)), pairing=sel.pairing,
+                         run_id=sel.run_id)
     state.speech_notice(ref, [sel.run_id], sel.langs, pairing=sel.pairing)
     st.subheader("Baselines", divider="gray")
     st.caption("Shuffled pairs: each cell's metric recomputed after shuffling which sentence is "
@@ -159,7 +169,7 @@ def draw_layer() -> None:
                "predicts. Cells well above both carry sentence-level information beyond length; the "
                "CI in the hover is a bootstrap over sentences. Raw values, whichever view is chosen "
                "above.")
-    st.dataframe(baseline_summary(rows), hide_index=True)
+    downloads.table(baseline_summary(rows), hide_index=True, key="baselines")
 
 
 def draw_difference() -> None:
@@ -213,7 +223,7 @@ def draw_difference() -> None:
                           components=tuple(b_spec["components"]))], ignore_index=True)
         span = differences.value_range(everything, sel.view)
         zbound = span[1] - span[0] if span is not None else None
-    st.plotly_chart(difference_figure(cells, languages_df, rows=rows_order, columns=order,
+    downloads.chart(difference_figure(cells, languages_df, rows=rows_order, columns=order,
                                       metric=sel.metric, view=sel.view, label_a=label_a,
                                       label_b=label_b, side_a=side_a, side_b=side_b, zbound=zbound),
                     key="heatmap_difference", width="content")
@@ -250,7 +260,8 @@ def draw_difference() -> None:
     st.subheader("Baselines of A and B", divider="gray")
     sides = pd.concat([baseline_summary(rows_a).assign(side="A"),
                        baseline_summary(rows_b).assign(side="B")], ignore_index=True)
-    st.dataframe(sides[["side", *[c for c in sides.columns if c != "side"]]], hide_index=True)
+    downloads.table(sides[["side", *[c for c in sides.columns if c != "side"]]], hide_index=True,
+                    key="baselines_difference")
 
 
 if mode == "layer":

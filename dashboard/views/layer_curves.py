@@ -3,7 +3,7 @@ families side by side."""
 
 import streamlit as st
 
-from dashboard import figure_cache, state
+from dashboard import downloads, figure_cache, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.languages import language_names
 from dashboard.charts.transforms import PAIRINGS, component_pairs
@@ -16,9 +16,13 @@ sel = state.sidebar(ref)
 # ---- the page's widgets, in one place
 left, middle, right = st.columns(3)
 controls = sel.view != "residualised"  # the store has no CI and no baselines for residualised values
-show_ci = controls and left.toggle("Show 95% confidence intervals", value=True, key="show_ci")
+url_state.seed("show_ci", [True, False], True)
+url_state.seed("show_length", [True, False], True)
+url_state.seed("x_axis", ["layer", "depth"], "layer")
+url_state.seed("curves_grouping", list(figure_cache.GROUPINGS), list(figure_cache.GROUPINGS)[0])
+show_ci = controls and left.toggle("Show 95% confidence intervals", key="show_ci")
 show_length = controls and middle.toggle(
-    "Show the length-only baseline", value=True, key="show_length",
+    "Show the length-only baseline", key="show_length",
     help=f"Dash-dot: the {LENGTH_BASELINE_NAME}: the metric between features built from each "
          "side's sentence length alone. A value at or below it says no more than length does.")
 if not controls:
@@ -33,6 +37,7 @@ grouping = st.radio("Languages", list(figure_cache.GROUPINGS), horizontal=True,
 shown_langs: list[str] = []
 if grouping == "means":
     language_names_ = language_names(state.languages(ref))
+    url_state.seed("curves_shown_langs", list(sel.langs), [], multi=True)
     shown_langs = st.multiselect("Also draw these languages", list(sel.langs),
                                  key="curves_shown_langs", placeholder="Pick languages",
                                  format_func=lambda lang: language_names_.get(lang, lang))
@@ -43,6 +48,7 @@ text_speech = available["text-speech"]
 pairs = component_pairs(state.metric_layers(ref, sel.run_id, sel.metric, "text-speech"))
 chosen = None
 if len(pairs) > 1:  # e.g. Seamless: encoders, and the text decoder fed text or speech
+    url_state.seed("curves_components", pairs, pairs[0])
     chosen = st.selectbox("Text-speech component pair", pairs, key="curves_components",
                           format_func=lambda p: f"{p[0]} vs {p[1]}")
     names = state.component_layer_names(state.components(ref, sel.run_id), chosen[0])
@@ -50,7 +56,7 @@ else:
     names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech")
 
 if text_speech.drawable:
-    st.plotly_chart(figure_cache.same_language_curves(
+    downloads.chart(figure_cache.same_language_curves(
         ref, sel.run_id, sel.metric, sel.langs, sel.view, grouping,
         tuple(chosen) if chosen else None, tuple(names), show_ci=show_ci,
         show_length=show_length, x_axis=x_axis, shown_langs=tuple(shown_langs)),
@@ -89,7 +95,7 @@ notes = list(dict.fromkeys(a.message for p, a in available.items() if not a.draw
 if drawable:
     family_names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech") or \
         state.pairing_layer_names(ref, sel.run_id, sel.metric, drawable[0])
-    st.plotly_chart(figure_cache.family_curves(
+    downloads.chart(figure_cache.family_curves(
         ref, sel.run_id, sel.metric, sel.langs, sel.view, tuple(drawable), tuple(family_names),
         show_ci=show_ci, show_length=show_length, x_axis=x_axis), key="pairing_curves")
     st.caption("Means over language pairs. Speech-speech below text-text = speech differs more "

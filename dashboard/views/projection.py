@@ -5,7 +5,7 @@ from functools import partial
 
 import streamlit as st
 
-from dashboard import availability, state
+from dashboard import availability, downloads, item_links, state, url_state
 from dashboard import projection_selection as selection_
 from dashboard.charts.languages import language_names, language_order
 from dashboard.charts.projection import (
@@ -15,7 +15,6 @@ from dashboard.charts.projection import (
     projection_figure,
     sentence_previews,
 )
-from dashboard.speech_source import SYNTHESISED, source_of
 
 #: the page's own record of the selected item ids (a chart's selection is lost when it redraws)
 SELECTION_KEY = "projection_selection"
@@ -44,15 +43,19 @@ if note:
                     if any(len(v) > 1 for v in views.values()) else ""), icon=":material/info:")
 
 first, second, third = st.columns(3)
+url_state.seed("projection_component", list(views), list(views)[0])
 view = first.selectbox("Map", list(views), key="projection_component",
                        help="'a + b' = a joint map of both components' items; 'a | b' = the two "
                             "components' maps side by side, linked by selection.")
 labels = views[view]
 options = maps[maps["components"] == labels[0]].reset_index(drop=True)
-position = (second.select_slider("Layer", list(options.index), value=len(options) - 1,
+url_state.seed(f"projection_layer_{view}", list(options.index), len(options) - 1,
+               param="projection_layer")
+position = (second.select_slider("Layer", list(options.index),
                                  key=f"projection_layer_{view}",
                                  format_func=lambda i: options.loc[i, "label"])
             if len(options) > 1 else 0)
+url_state.seed("projection_colour", list(PROJECTION_COLOURINGS), list(PROJECTION_COLOURINGS)[0])
 colour_by = third.radio("Colour by", list(PROJECTION_COLOURINGS), horizontal=True,
                         key="projection_colour")
 
@@ -83,8 +86,14 @@ def take_selection(chart_key: str) -> None:
     st.session_state[SELECTION_KEY] = picked
 
 
+if SELECTION_KEY not in st.session_state:  # a link's selection (ids as ranges)
+    linked = url_state.parse_ids("selection", url_state.query_value(st.query_params, "selection"))
+    url_state.notify(linked.note)
+    st.session_state[SELECTION_KEY] = linked.value
 chosen_ids = [int(i) for i in st.session_state.get(SELECTION_KEY, [])]
+url_state.write("selection", url_state.encode_ids(chosen_ids) if chosen_ids else None)
 previews = sentence_previews(shown[labels[0]])
+url_state.seed("sentence", [None, *sorted(previews)], None)
 sentence = st.selectbox(
     "Connect one sentence across languages and modalities", [None, *sorted(previews)],
     key="sentence", format_func=lambda s: "none" if s is None else f"{s}: {str(previews[s])[:90]}")
@@ -103,8 +112,8 @@ for i, (label, column) in enumerate(zip(labels, columns, strict=True)):
                                                               positions[label], colour_by,
                                                               sel.langs))
     chart_key = f"projection_map_{i}"
-    column.plotly_chart(figure, key=chart_key, on_select=partial(take_selection, chart_key),
-                        selection_mode=("box", "lasso"))
+    downloads.chart(figure, key=chart_key, container=column,
+                    on_select=partial(take_selection, chart_key), selection_mode=("box", "lasso"))
 state.speech_notice(ref, [sel.run_id], sel.langs)
 st.caption("Symbols: circle = text, diamond = speech. Drag a box or lasso (toolbar) to select "
            "points. Clusters by language mean the layer still encodes the language; a connected "
@@ -138,34 +147,34 @@ middle.button("These sentences in the other languages", on_click=add_other_langu
                    "the sidebar.")
 right.button("Clear selection", on_click=clear_selection, key="projection_clear",
              icon=":material/deselect:")
-st.dataframe(table.drop(columns=["item_id", "lang"]).rename(
+if right.button("Open in Items", key="projection_items", icon=":material/format_list_bulleted:",
+                help="The Items page with exactly these items: their text in every language, "
+                     "measurements, playback."):
+    item_links.open_items(chosen_ids, run_id=sel.run_id)
+downloads.table(table.drop(columns=["item_id", "lang"]).rename(
                  columns={"sentence_id": "sentence", "name": "language",
                           "duration_s": "duration (s)"}),
-             hide_index=True, key="projection_table",
-             column_config={"duration (s)": st.column_config.NumberColumn(format="%.2f")})
+                hide_index=True, key="projection_table",
+                column_config={"duration (s)": st.column_config.NumberColumn(format="%.2f")})
 
-# Play control. TODO(issue 22, Items page): the verified playback (recorded files with their
-# checksum, synthesised speech checked against the build's) replaces this plain synthesis.
+# Play control: the Items page's checked playback (a recording from its file, a synthesis redone
+# and checked against the build's)
 speech = table[table["modality"] == "speech"]
 if not speech.empty:
     heard = st.selectbox("Hear a selected speech item", speech.index, key="projection_play",
                          format_func=lambda i: f"{speech.loc[i, 'name']} · sentence "
                                                f"{speech.loc[i, 'sentence_id']}: "
                                                f"{str(speech.loc[i, 'text'])[:80]}")
-    voice = str(speech.loc[heard, "voice"] or "")
-    if source_of(voice) == SYNTHESISED:
-        from core.audio import SAMPLING_RATE, EspeakError, synthesize  # noqa: PLC0415 - librosa: only to play
-
-        try:
-            waveform = synthesize(str(speech.loc[heard, "text"]), voice.rsplit(" ", 1)[-1])
-            st.audio(waveform, sample_rate=SAMPLING_RATE)
-        except (EspeakError, FileNotFoundError, ValueError) as error:
-            st.warning(f"This item's speech cannot be synthesised here: {error}. Install "
-                       "espeak-ng (`apt-get install espeak-ng`) to hear it.")
+    item = state.corpus_items(ref, sel.run_id).set_index("item_id").loc[
+        int(speech.loc[heard, "item_id"])]
+    audio = state.item_audio(item["text"], item["voice"], item["duration_s"], item["path"],
+                             item["file_sha256"], item["waveform_sha256"])
+    if audio.waveform is None:
+        st.warning(audio.message[0].upper() + audio.message[1:], icon=":material/volume_off:")
     else:
-        st.caption("Recorded speech: its file is not kept in the store, so it cannot be played "
-                   "here yet.")
+        st.audio(audio.waveform, sample_rate=audio.sampling_rate)
+        st.caption(("✓ " if audio.verified else "") + audio.message)
 
-st.plotly_chart(state.projection_layers_figure(ref, sel.run_id, tuple(labels), colour_by,
+downloads.chart(state.projection_layers_figure(ref, sel.run_id, tuple(labels), colour_by,
                                                sel.langs, tuple(chosen_ids)),
                 key="projection_layers")
