@@ -29,6 +29,9 @@ from precompute.stagelog import counted
 from precompute.staging import Workspace
 from precompute.transcripts import BatchTranscriber
 
+#: where a speech item's audio came from, in its items part (the store's item_sources)
+SOURCE_COLUMNS = ["source_path", "file_sha256", "waveform_sha256"]
+
 log = logging.getLogger("precompute")
 
 
@@ -212,7 +215,7 @@ def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
     """The items of one language (text, then speech with duration and voice, in up to ``voices``
     voices; none for ``voices=0``), from its part or made now; speech is synthesised or decoded
     one clip at a time and not kept."""
-    from core import audio
+    from core import audio, item_audio
     from core import corpus as corpus_module
 
     if workspace.has(run_id, "items", lang):
@@ -227,14 +230,18 @@ def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
         for position, sentence_id in enumerate(tqdm(corpus.sentence_ids,
                                                     desc=speech_work(corpus, lang, voice_rank))):
             wave = load_waveform(corpus, lang, position, speech_cache, voice_rank)
+            recording = corpus.audio_paths[lang][position] if voice_rank == 0 else None
             rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "speech",
                          "text": corpus.texts[lang][position], "position": position,
                          "duration_s": audio.duration_s(wave),
                          "voice": corpus_module.speech_voice(corpus, lang, position, voice_rank),
-                         "voice_rank": voice_rank})
+                         "voice_rank": voice_rank,
+                         "source_path": str(Path(recording).resolve()) if recording else None,
+                         "file_sha256": item_audio.file_sha256(recording) if recording else None,
+                         "waveform_sha256": item_audio.waveform_sha256(wave)})
             del wave
     items = pd.DataFrame(rows, columns=["sentence_id", "lang", "modality", "text", "position",
-                                        "duration_s", "voice", "voice_rank"])
+                                        "duration_s", "voice", "voice_rank", *SOURCE_COLUMNS])
     items["duration_s"] = items.duration_s.astype("float64")
     items["voice_rank"] = items.voice_rank.fillna(0).astype("int64")
     workspace.write_part(items, run_id, "items", lang)

@@ -36,7 +36,7 @@ from precompute_helpers import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TABLES = ["runs", "languages", "items", "run_items", "run_languages", "components", "layers",
-          "activations", "metrics", "metric_variants", "projections"]
+          "activations", "metrics", "metric_variants", "projections", "item_sources"]
 #: columns that say when, not what
 WHEN = {"runs": ["created_at"]}
 
