@@ -398,6 +398,32 @@ def decode_clip(ref: str) -> np.ndarray:
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
+def resolved(recording: str) -> str:
+    """A recording as an absolute name: a file's resolved path, or the reference with its
+    container's resolved path (what a store records as the item's source)."""
+    if recording.startswith(TAR_PREFIX):
+        archive, member = parse_tar_ref(recording)
+        return tar_ref(archive.resolve(), member)
+    if recording.startswith(TABLE_PREFIX):
+        clip = parse_table_ref(recording)
+        return table_ref(clip.file.resolve(), clip.row, clip.audio_column, clip.rate_column)
+    return str(Path(recording).resolve())
+
+
+def clip_sha256(ref: str) -> str:
+    """Checksum of a referenced clip as stored: its encoded bytes, or for decoded samples their
+    float32 little-endian bytes and sampling rate."""
+    import hashlib
+
+    value = read_clip(ref)
+    if isinstance(value, bytes):
+        return hashlib.sha256(value).hexdigest()
+    samples, rate = value
+    digest = hashlib.sha256(np.ascontiguousarray(samples, dtype="<f4").tobytes())
+    digest.update(str(rate).encode())
+    return digest.hexdigest()
+
+
 def clear_caches() -> None:
     """Close every open archive and drop cached tables (tests, and after a corpus is rewritten)."""
     while _archives:

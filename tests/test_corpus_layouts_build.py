@@ -57,11 +57,22 @@ def _build(tmp_path: Path, monkeypatch, args: list[str], snapshot: Path | None) 
     return out
 
 
+def _replayed(store: Store) -> int:
+    """Speech items the Items page can play again from their recorded source, checksum checked."""
+    from core.item_audio import item_audio
+
+    items = store.items("speech").merge(store.item_sources(), on="item_id")
+    played = [item_audio(row.text, row.voice, row.duration_s, recording_path=row.path,
+                         file_sha256=row.file_sha256).verified for row in items.itertuples()]
+    return sum(played)
+
+
 def _metric_rows(out: Path) -> tuple[pd.DataFrame, dict]:
     with Store.open(out) as store:
         run_id = store.runs().run_id.iloc[0]
         rows = store.metrics(run_id).drop(columns=["run_id"])
         config = store.run(run_id)["config"]
+        assert _replayed(store) == 6  # every clip, whether a file, an archive member or a row
     key = [c for c in ("metric", "pairing", "component_a", "component_b", "layer_a", "layer_b",
                        "lang_a", "lang_b", "modality_a", "modality_b", "params")
            if c in rows.columns]

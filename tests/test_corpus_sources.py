@@ -328,3 +328,25 @@ def test_bad_table_input_stops_the_build_with_one_line_and_writes_nothing(tmp_pa
     assert main([*argv[:6], "id=sentence,lang=locale,text=words", *argv[7:]]) == 1
     assert "has no column words" in capsys.readouterr().err
     assert _files(tmp_path) == before
+
+
+def test_stored_items_replay_from_archive_members_and_table_rows(tmp_path, clips):
+    """What the Items page plays for a recording inside an archive or table: the clip, checked
+    against the checksum the build stored; refused (not raised) when it changed or is gone."""
+    from core.item_audio import file_sha256, item_audio
+
+    hub = load_fleurs(cf.write_fleurs_snapshot(tmp_path / "snap", clips))
+    table = load_table_corpus(cf.write_parquet(tmp_path / "t.parquet", cf.table_rows(clips)), SPEC)
+    for corpus in (hub, table):
+        ref = audio_refs.resolved(corpus.audio_paths["deu_Latn"][1])
+        wave = speech_waveform(corpus, "deu_Latn", 1)
+        played = item_audio("", "recording", len(wave) / 16_000, recording_path=ref,
+                            file_sha256=file_sha256(ref))
+        assert played.verified and np.array_equal(played.waveform, wave)
+        refused = item_audio("", "recording", None, recording_path=ref, file_sha256="0" * 64)
+        assert refused.waveform is None and "checksum differs" in refused.message
+    audio_refs.clear_caches()
+    (tmp_path / "t.parquet").unlink()
+    gone = item_audio("", "recording", None, recording_path=audio_refs.resolved(
+        table.audio_paths["eng_Latn"][0]))
+    assert gone.waveform is None and "the recording is not there" in gone.message
