@@ -124,10 +124,11 @@ def tar_members(archive: Path | str) -> dict[str, str]:
 class _IndexedArchive:
     """One ``.tar.gz`` opened through a checkpointed gzip reader, its members indexed by name."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, stamp: tuple[int, int] | None = None) -> None:
         from core.gzip_index import IndexedGzipReader
 
         self.path = path
+        self.stamp = stamp  # size and mtime when opened: a rewritten archive is opened again
         if not path.is_file():
             raise ClipError(f"audio archive {path} does not exist")
         raw = IndexedGzipReader(path) if _is_gzip(path) else path.open("rb")
@@ -179,13 +180,12 @@ def _archive(path: Path) -> _IndexedArchive:
     key = path.resolve()
     stamp = _stamp(key)
     cached = _archives.get(key)
-    if cached is not None and getattr(cached, "stamp", None) == stamp:
+    if cached is not None and cached.stamp == stamp:
         _archives.move_to_end(key)
         return cached
     if cached is not None:
         _archives.pop(key).close()
-    opened = _IndexedArchive(path)
-    opened.stamp = stamp  # type: ignore[attr-defined]
+    opened = _IndexedArchive(path, stamp)
     _archives[key] = opened
     while len(_archives) > TAR_CACHE_ARCHIVES:
         _archives.popitem(last=False)[1].close()
