@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import audio
+from core import audio, audio_refs
 
 RECORDING = "recording"
 ESPEAK = "espeak-ng"
@@ -61,6 +61,10 @@ def waveform_sha256(waveform: np.ndarray) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
+    """Checksum of a recording: its file, or a clip inside an archive or table
+    (``core.audio_refs``)."""
+    if audio_refs.is_reference(str(path)):
+        return audio_refs.clip_sha256(str(path))
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -100,14 +104,15 @@ def _recorded(path: str | None, sha256: str | None, duration_s: float | None) ->
         return _refused(RECORDING, "the store does not record which file this recording came "
                                    "from (a store built before it did: rebuild it to record "
                                    "the files).")
-    if not Path(path).is_file():
+    inside = audio_refs.is_reference(path)
+    if not (audio_refs.container(path) if inside else Path(path)).is_file():
         return _refused(path, f"the recording is not there: `{path}` (moved, deleted, or on "
                               "another machine). Put the corpus back at that path to hear it.")
-    if sha256 and file_sha256(path) != sha256:
-        return _refused(path, f"`{path}` is not the file the build read (its checksum differs): "
-                              "it was changed since, so it is not played.")
     try:
-        wave = audio.load_audio(path)
+        if sha256 and file_sha256(path) != sha256:
+            return _refused(path, f"`{path}` is not the file the build read (its checksum "
+                                  "differs): it was changed since, so it is not played.")
+        wave = audio_refs.decode_clip(path) if inside else audio.load_audio(path)
     except Exception as error:  # noqa: BLE001 - any decoding failure is shown, not raised
         return _refused(path, f"`{path}` cannot be decoded: {error}")
     checked = "checksum" if sha256 else "no checksum stored"

@@ -55,10 +55,28 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.command()
 @click.option("--corpus", default="bundled", show_default=True,
-              help="'bundled' (data/corpus) or a corpus directory.")
+              help="'bundled' (data/corpus), a corpus directory (or Parquet/Arrow file), or "
+              "hf:google/fleurs (fetches only --langs' --split into the hub cache). See "
+              "docs/corpora.md.")
 @click.option("--corpus-format", type=click.Choice(CORPUS_FORMATS), default="line", show_default=True,
-              help="Layout of a corpus directory: line-aligned FLORES-style files or FLEURS.")
-@click.option("--split", default="test", show_default=True, help="FLEURS split.")
+              help="Layout of a corpus directory: line-aligned FLORES-style files, FLEURS "
+              "(extracted, or as the hub stores it with tar.gz audio), or table (Parquet/Arrow "
+              "files or a datasets save_to_disk folder).")
+@click.option("--split", default="test", show_default=True,
+              help="FLEURS split (test, dev = validation, train), or a table corpus's split.")
+@click.option("--columns",
+              help="Table corpus columns as key=column pairs: id, lang (or @path: from the "
+              "file's folders), text, audio (empty: none, speech synthesised), rate (a column "
+              "or a number, for audio stored as samples). Default id=id,lang=lang,text=text,"
+              "audio=audio.")
+@click.option("--corpus-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Table corpus config (JSON or TOML): a 'columns' table as --columns and a "
+              "'langs' table mapping the corpus's language labels to FLORES-200 codes.")
+@click.option("--bad-audio", type=click.Choice(["refuse", "skip"]), default="refuse",
+              show_default=True,
+              help="A recording that is absent or does not decode: refuse the build (naming the "
+              "file and row), or leave its sentence out in every language (counted in the log "
+              "and the run's config).")
 @click.option("--suffix", default=".dev", show_default=True,
               help="Line-aligned files are <lang><suffix> (FLORES-200: .dev or .devtest).")
 @click.option("--langs", callback=_csv, help="Comma-separated FLORES-200 codes (default: all).")

@@ -112,6 +112,8 @@ def make_plan(job: Job, adapter: ModelAdapter, corpus, config: BuildConfig,
         "command_line": list(command_line) if command_line is not None else None,
         "model": job.model, "model_info": adapter.info(),
         "corpus_name": corpus.name, "corpus_source": corpus.source,
+        "corpus_files": [f.to_json() for f in corpus.files],
+        "corpus_dropped": {reason: list(ids) for reason, ids in corpus.dropped.items()},
         "corpus_langs": list(corpus.langs), "n_sentence_ids": len(corpus.sentence_ids),
         "run_langs": run_langs,
         "skipped_langs": [lang for lang in corpus.langs if lang not in run_langs],
@@ -213,7 +215,7 @@ def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
     """The items of one language (text, then speech with duration and voice, in up to ``voices``
     voices; none for ``voices=0``), from its part or made now; speech is synthesised or decoded
     one clip at a time and not kept."""
-    from core import audio, item_audio
+    from core import audio, audio_refs, item_audio
     from core import corpus as corpus_module
 
     if workspace.has(run_id, "items", lang):
@@ -234,7 +236,7 @@ def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
                          "duration_s": audio.duration_s(wave),
                          "voice": corpus_module.speech_voice(corpus, lang, position, voice_rank),
                          "voice_rank": voice_rank,
-                         "source_path": str(Path(recording).resolve()) if recording else None,
+                         "source_path": audio_refs.resolved(recording) if recording else None,
                          "file_sha256": item_audio.file_sha256(recording) if recording else None,
                          "waveform_sha256": item_audio.waveform_sha256(wave)})
             del wave
