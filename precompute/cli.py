@@ -1,4 +1,4 @@
-"""``python -m precompute build|merge|metrics|report|info|migrate``: the command line over the
+"""``python -m precompute build|merge|metrics|halves|report|info|migrate``: the command line over the
 build and the store."""
 
 from __future__ import annotations
@@ -198,7 +198,34 @@ def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], work
 
 @cli.command()
 @_store_option
-@click.option("--run", "run_id", help="Run id (default: every complete run).")
+@click.option("--run", "run_id", required=True,
+              help="The run to split (complete, with stored activations).")
+@click.option("--parts", "n_parts", type=click.IntRange(min=2), default=2, show_default=True,
+              help="How many disjoint parts of its sentences.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the permutation that assigns sentences to parts.")
+@click.pass_context
+def halves(ctx: click.Context, store_path: Path, run_id: str, n_parts: int, seed: int) -> None:
+    """Add derived runs holding disjoint parts of a run's sentences, measured from its stored
+    activations (no model): the verdict metrics and controls on each part, for the replication
+    tables of `report` and the dashboard. Parts already in the store are kept."""
+    from precompute.halves import split_run
+
+    with _sigterm_as_exit():
+        done = _run(ctx, lambda: split_run(store_path, run_id, n_parts, seed,
+                                           command_line=ctx.obj.get("argv")))
+    for part in done:
+        if part.n_metrics is None:
+            click.echo(f"{part.run_id} is already in {store_path}: kept as it is")
+        else:
+            click.echo(f"added {part.run_id} to {store_path}: {part.n_sentences} sentences, "
+                       f"{part.n_metrics} metric rows, {part.n_variants} length-matched rows")
+
+
+@cli.command()
+@_store_option
+@click.option("--run", "run_id", help="Run id (default: every complete run built from a corpus; "
+              "derived parts appear in the replication tables).")
 @click.option("--metric", default="svcca", show_default=True,
               help="Metric whose single-metric summary is printed under each finding's table; the "
               "headline verdicts always use every stored metric (SVCCA, linear and debiased CKA, "
@@ -227,6 +254,7 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
                     store.components(rid), store.metric_variants(rid), detail_metric=metric,
                     n_permutations=store.run(rid)["config"].get("n_permutations"))
                 blocks.append(f"== {rid} ==\n{verdicts.format_verdicts(found)}")
+            blocks += _replication_blocks(store, [run_id] if run_id else None, metric)
             return "\n\n".join(blocks)
 
     click.echo(_run(ctx, text))
@@ -313,8 +341,36 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _complete_runs(store: Store) -> list[str]:
+    """Complete runs built from a corpus (derived parts are reported in replication tables)."""
+    from core.replication import is_derived
+
     runs = store.runs()
-    return runs[runs.status == "complete"].run_id.tolist()
+    return [r.run_id for r in runs.itertuples() if r.status == "complete"
+            and not is_derived(r.config)]
+
+
+def _replication_blocks(store: Store, only: list[str] | None, metric: str) -> list[str]:
+    """``report``'s replication tables: every group of the store (those holding ``only``'s runs,
+    when given), each run's verdicts on the languages the group shares."""
+    from core import findings, replication
+
+    infos = [replication.run_info(run, store.components(run["run_id"]))
+             for run in store.runs().to_dict("records")]
+    blocks = []
+    for group in replication.replication_groups(infos):
+        if only and not set(only) & (set(group.run_ids) | {group.parent}):
+            continue
+        compared = None
+        if not group.problem:
+            found = {rid: replication.evaluate_on(
+                group.shared_langs, store.metrics(rid, with_resamples=True),
+                store.metric_variants(rid),
+                findings.run_levels(store.languages(), store.run_languages(rid)),
+                store.components(rid), n_permutations=store.run(rid)["config"].get("n_permutations"),
+                detail_metric=metric) for rid in group.run_ids}
+            compared = replication.compare(found, dict(zip(group.run_ids, group.labels)))
+        blocks.append(replication.format_replication(group, compared))
+    return blocks
 
 
 def _run(ctx: click.Context, action):
