@@ -35,6 +35,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import pandas as pd
 
@@ -135,12 +136,18 @@ def corpus_label(config: Mapping | str | None) -> str:
     if derived:
         return (f"part {derived['part']} of {derived['n_parts']} (seed {derived['seed']}"
                 f"{size})")
-    name = config.get("corpus_name") or config.get("corpus") or "corpus"
-    if name not in ("bundled", "stored") and config.get("corpus"):
-        name = str(config["corpus"]).rstrip("/").split("/")[-1] or name
-        fmt = config.get("corpus_format")
-        name = f"{name} ({fmt})" if fmt and fmt != "line" else name
+    name = str(config.get("corpus_name") or config.get("corpus") or "corpus")
+    where = str(config.get("corpus") or "")
+    if where and where != "bundled":  # a directory: its last two parts (e.g. flores200/dev)
+        name = "/".join(PurePath(where).parts[-2:]) or name
     return f"{name}{size}"
+
+
+def corpus_key(config: Mapping) -> str:
+    """What tells two runs' corpora apart: the corpus source the build recorded (its path,
+    format and split), else its name."""
+    return str(config.get("corpus_source") or config.get("corpus_name") or config.get("corpus")
+               or "")
 
 
 def shared_langs(lang_lists: Sequence[Sequence[str]]) -> tuple[str, ...]:
@@ -152,9 +159,10 @@ def shared_langs(lang_lists: Sequence[Sequence[str]]) -> tuple[str, ...]:
 
 
 def replication_groups(runs: Sequence[RunInfo]) -> list[ReplicationGroup]:
-    """The groups a store allows: per parent run with derived parts, its parts (one group per
-    number of parts and seed); per model with several complete runs built from corpora, those
-    runs (matched by model: other models are never compared). Incomplete runs are left out."""
+    """The groups ``runs`` (one store's, or several stores' together) allow: per parent run with
+    derived parts, its parts (one group per number of parts and seed); per model with complete
+    runs on at least two corpora (``corpus_key``), its newest run on each (matched by model: other
+    models are never compared). Incomplete runs are left out."""
     complete = [r for r in runs if r.complete]
     groups: list[ReplicationGroup] = []
     splits: dict[tuple[str, int, int], list[tuple[int, RunInfo]]] = {}
@@ -171,8 +179,11 @@ def replication_groups(runs: Sequence[RunInfo]) -> list[ReplicationGroup]:
         if not is_derived(run.config):
             by_model.setdefault(run.model, []).append(run)
     for model, own in by_model.items():
-        if len(own) > 1:
-            groups.append(_group(model, CORPORA, own))
+        newest: dict[str, RunInfo] = {}  # one run per corpus: the newest (later in ``runs``)
+        for run in own:
+            newest[corpus_key(run.config)] = run
+        if len(newest) > 1:
+            groups.append(_group(model, CORPORA, list(newest.values())))
     return groups
 
 
@@ -199,11 +210,15 @@ def unreplicated(runs: Sequence[RunInfo], groups: Sequence[ReplicationGroup]) ->
     """run id -> why it is in no group (e.g. the only run of its model, without stored activations
     to split): what the replication view says instead of leaving it out silently."""
     grouped = {rid for g in groups for rid in g.run_ids} | {g.parent for g in groups}
+    compared_models = {g.model for g in groups if g.kind == CORPORA}
     out = {}
     for run in runs:
         if run.run_id in grouped or is_derived(run.config):
             continue
-        if not run.complete:
+        if run.model in compared_models and run.complete:
+            out[run.run_id] = ("a newer run of its model on the same corpus is compared instead "
+                               "(one run per corpus)")
+        elif not run.complete:
             out[run.run_id] = "incomplete run"
         elif not run.has_speech:
             out[run.run_id] = ("reads only text: no finding applies, so there is nothing to "

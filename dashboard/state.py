@@ -24,6 +24,8 @@ import pandas as pd
 import streamlit as st
 
 from core.metrics import descriptions
+from core.replication import is_derived, run_info, unreplicated
+from core.replication import replication_groups as replication_groups_of
 from core.store import Store
 from dashboard import availability as availability_
 from dashboard import speech_source
@@ -146,8 +148,14 @@ def read_store(ref: StoreRef, query: Callable[[Store], T]) -> T:
 # ------------------------------------------------------------------------------- cached queries
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def runs(ref: StoreRef) -> pd.DataFrame:
-    return read_store(ref, lambda s: s.runs())
+def runs(ref: StoreRef, *, derived: bool = False) -> pd.DataFrame:
+    """The store's runs; derived runs (``precompute halves``: parts of another run's sentences,
+    verdict metrics only) only with ``derived``: the Replication page reads them, the pages that
+    pick one run (and need its activations, maps or every metric) leave them out."""
+    frame = read_store(ref, lambda s: s.runs())
+    if derived or frame.empty:
+        return frame
+    return frame[[not is_derived(c) for c in frame["config"]]].reset_index(drop=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -300,6 +308,32 @@ def verdicts(ref: StoreRef, run_id: str, metric: str) -> list:
     return evaluate(rows, run_levels(languages(ref), run_languages(ref, run_id)),
                     components(ref, run_id), metric_variants(ref, run_id), detail_metric=metric,
                     n_permutations=run_config(ref, run_id).get("n_permutations"))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def replication_groups(ref: StoreRef) -> tuple[list, dict[str, str]]:
+    """The store's replication groups (``core.replication.replication_groups``: runs of one model
+    on different corpora, a run's disjoint parts) and, for each run in none, why."""
+    infos = [run_info(run, components(ref, run["run_id"]))
+             for run in runs(ref, derived=True).to_dict("records")]
+    groups = replication_groups_of(infos)
+    return groups, unreplicated(infos, groups)
+
+
+@st.cache_data(show_spinner="Evaluating every metric and control on each corpus…", max_entries=32)
+def run_verdicts(ref: StoreRef, run_id: str, langs: tuple[str, ...] | None = None) -> list:
+    """One run's findings under every metric and control (``core.verdicts``), on ``langs`` only
+    when given (the languages a replication group shares): cached per run, so the runs of a group
+    are evaluated once each whichever group shows them."""
+    from core.findings import run_levels  # noqa: PLC0415 - Replication page only
+    from core.replication import evaluate_on  # noqa: PLC0415 - Replication page only
+
+    rows = read_store(ref, lambda s: s.metrics(run_id, with_resamples=True))
+    own = langs if langs is not None else tuple(dict.fromkeys(rows["lang_a"]))
+    return evaluate_on(own, rows, metric_variants(ref, run_id),
+                       run_levels(languages(ref), run_languages(ref, run_id)),
+                       components(ref, run_id),
+                       n_permutations=run_config(ref, run_id).get("n_permutations"))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -230,16 +230,24 @@ def halves(ctx: click.Context, store_path: Path, run_id: str, n_parts: int, seed
               help="Metric whose single-metric summary is printed under each finding's table; the "
               "headline verdicts always use every stored metric (SVCCA, linear and debiased CKA, "
               "mutual kNN) and control.")
+@click.option("--replicate-with", "others", multiple=True, type=click.Path(path_type=Path),
+              help="Another store whose runs join the replication tables (the same model on "
+              "another corpus: a corpus sharing languages with this store's cannot be in the same "
+              "store, whose items are keyed by language and sentence id). Repeatable.")
 @click.pass_context
-def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str) -> None:
+def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str,
+           others: tuple[Path, ...]) -> None:
     """Print the study's findings for a run: per finding a table of metrics x controls (raw,
     length-residualised, length-matched, voice reference) with 95% intervals over sentence
     resamples within this corpus, and a headline: holds / does not hold where every decided cell
     agrees, mixed where they disagree, not enough data, or not applicable (no such stage or
-    modality in the model)."""
+    modality in the model). Then the replication tables: the same model's runs on different
+    corpora (of this store and the --replicate-with ones) and the disjoint parts of a run's
+    sentences (`halves`), finding by finding, on the languages they share."""
 
     def text() -> str:
-        with Store.open(store_path) as store:
+        with Store.open(store_path) as store, ExitStack() as opened:
+            extra = [opened.enter_context(Store.open(path)) for path in others]
             from core import findings, verdicts
 
             run_ids = [run_id] if run_id else _complete_runs(store)
@@ -254,7 +262,7 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
                     store.components(rid), store.metric_variants(rid), detail_metric=metric,
                     n_permutations=store.run(rid)["config"].get("n_permutations"))
                 blocks.append(f"== {rid} ==\n{verdicts.format_verdicts(found)}")
-            blocks += _replication_blocks(store, [run_id] if run_id else None, metric)
+            blocks += _replication_blocks([store, *extra], [run_id] if run_id else None, metric)
             return "\n\n".join(blocks)
 
     click.echo(_run(ctx, text))
@@ -349,26 +357,34 @@ def _complete_runs(store: Store) -> list[str]:
             and not is_derived(r.config)]
 
 
-def _replication_blocks(store: Store, only: list[str] | None, metric: str) -> list[str]:
-    """``report``'s replication tables: every group of the store (those holding ``only``'s runs,
-    when given), each run's verdicts on the languages the group shares."""
+def _replication_blocks(stores: list[Store], only: list[str] | None, metric: str) -> list[str]:
+    """``report``'s replication tables: every group of the stores' runs together (those holding
+    ``only``'s runs, when given), each run's verdicts on the languages its group shares, read from
+    the store that holds it (the first, when two hold one run id)."""
     from core import findings, replication
 
-    infos = [replication.run_info(run, store.components(run["run_id"]))
-             for run in store.runs().to_dict("records")]
+    infos, owner = [], {}
+    for store in stores:
+        for run in store.runs().to_dict("records"):
+            if run["run_id"] not in owner:
+                owner[run["run_id"]] = store
+                infos.append(replication.run_info(run, store.components(run["run_id"])))
+
+    def verdicts(rid: str, langs: tuple[str, ...]) -> list:
+        store = owner[rid]
+        return replication.evaluate_on(
+            langs, store.metrics(rid, with_resamples=True), store.metric_variants(rid),
+            findings.run_levels(store.languages(), store.run_languages(rid)),
+            store.components(rid), n_permutations=store.run(rid)["config"].get("n_permutations"),
+            detail_metric=metric)
+
     blocks = []
     for group in replication.replication_groups(infos):
         if only and not set(only) & (set(group.run_ids) | {group.parent}):
             continue
-        compared = None
-        if not group.problem:
-            found = {rid: replication.evaluate_on(
-                group.shared_langs, store.metrics(rid, with_resamples=True),
-                store.metric_variants(rid),
-                findings.run_levels(store.languages(), store.run_languages(rid)),
-                store.components(rid), n_permutations=store.run(rid)["config"].get("n_permutations"),
-                detail_metric=metric) for rid in group.run_ids}
-            compared = replication.compare(found, dict(zip(group.run_ids, group.labels)))
+        compared = None if group.problem else replication.compare(
+            {rid: verdicts(rid, group.shared_langs) for rid in group.run_ids},
+            dict(zip(group.run_ids, group.labels)))
         blocks.append(replication.format_replication(group, compared))
     return blocks
 
