@@ -147,11 +147,11 @@ def split_run(store_path: str | Path, run_id: str, n_parts: int = 2, seed: int =
     is complete, is not itself derived and stored its activations."""
     store_path = Path(store_path)
     with Store.open(store_path) as original:
-        runs_to_recompute(original, [run_id])  # exists, complete, activations stored
-        recorded = original.run(run_id)
+        recorded = original.run(run_id)  # KeyError listing the known runs
         if derivation(recorded["config"]):
             raise BuildError(f"run {run_id!r} is itself a part of "
                              f"{derivation(recorded['config'])['run_id']!r}; split that run")
+        runs_to_recompute(original, [run_id])  # complete, activations stored
         metrics = part_metrics(original, run_id)
         inputs = inputs_from_store(original, run_id, RecomputeOptions(metrics=metrics, umap=False))
         parts = sentence_parts(inputs.prepared.sentence_ids, n_parts, seed)
