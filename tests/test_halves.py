@@ -156,3 +156,58 @@ def test_report_prints_the_replication_of_the_halves(split_store, capsys):
     assert "sentence resampling within this corpus" in out
     for title in ("1. Text-speech similarity rises", "3. Speech is less similar"):
         assert title in out
+
+
+# ------------------------------------------------------------------ the Replication page (AppTest)
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+
+
+def test_replication_page_shows_the_halves_side_by_side(split_store, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import state
+
+    path, parent = split_store
+    monkeypatch.setenv(state.STORE_ENV, str(path))
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    # pages that pick one run never offer a part (no activations, maps or other metrics)
+    options = at.sidebar.selectbox(key="run_id").options
+    assert len(options) == 1 and options[0].endswith(parent)
+    at.switch_page("views/replication.py").run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert at.selectbox(key="replication_group").value == 0
+    assert [s.value for s in at.subheader] == [f"{i}. {t}" for i, t in
+                                               replication.findings.TITLES.items()]
+    badges = [m.value for m in at.markdown if "-badge[" in m.value]
+    assert ":gray-badge[corpora: not applicable]" in badges  # finding 2 on Whisper
+    assert sum("part 1 of 2 (seed 0, 3 sentences):" in b for b in badges) == 4
+    tables = [d.value for d in at.dataframe if "agreement" in d.value.columns]
+    assert len(tables) == 3  # findings 1, 3 and 4
+    for table in tables:
+        assert {"part 1 of 2 (seed 0, 3 sentences) effect",
+                "part 2 of 2 (seed 0, 3 sentences) low"} <= set(table.columns)
+    figures = at.get("plotly_chart")
+    assert len(figures) == 3
+    spec = json.loads(figures[0].proto.spec)
+    assert {trace["name"] for trace in spec["data"]} == {"part 1 of 2 (seed 0, 3 sentences)",
+                                                         "part 2 of 2 (seed 0, 3 sentences)"}
+    assert "sentence resampling within this corpus" in spec["layout"]["xaxis"]["title"]["text"]
+    captions = " ".join(c.value for c in at.caption)
+    assert "Languages compared (3): eng_Latn, ita_Latn, swh_Latn" in captions
+    assert "Speech here is synthetic" in captions  # said beside the verdicts
+
+
+def test_replication_page_without_groups_says_how_to_make_some(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import state
+    from synthetic_store import write_synthetic_store
+
+    path = write_synthetic_store(tmp_path / "store.duckdb")
+    monkeypatch.setenv(state.STORE_ENV, str(path))
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.switch_page("views/replication.py").run()
+    assert not at.exception
+    assert "precompute halves" in at.warning[0].value
+    assert "Not replicated" in at.info[0].value and "synthetic-e5" in at.info[0].value
