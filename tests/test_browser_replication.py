@@ -13,18 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from test_browser import (  # skips this module too where Chromium or playwright is missing
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT_WIDTH,
+    _fit_viewport_to_content,
+    _save_png,
+    _wait_for_app,
+    artifacts_dir,
+    playwright_api,
+    serve_dashboard,
+)
+
 from core.store import Store
-from devtools.dashboard_server import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
 from precompute.cli import main
-from test_browser import VIEWPORT_WIDTH, _fit_viewport_to_content, _save_png, _wait_for_app, \
-    artifacts_dir
 
 pytestmark = pytest.mark.slow
-
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="playwright is not installed (pip install playwright)")
 
 
 @pytest.fixture(scope="module")
