@@ -197,17 +197,3 @@ def test_replication_page_shows_the_halves_side_by_side(split_store, monkeypatch
     assert "Languages compared (3): eng_Latn, ita_Latn, swh_Latn" in captions
     assert "Speech here is synthetic" in captions  # said beside the verdicts
 
-
-def test_replication_page_without_groups_says_how_to_make_some(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from dashboard import state
-    from synthetic_store import write_synthetic_store
-
-    path = write_synthetic_store(tmp_path / "store.duckdb")
-    monkeypatch.setenv(state.STORE_ENV, str(path))
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
-    at.switch_page("views/replication.py").run()
-    assert not at.exception
-    assert "precompute halves" in at.warning[0].value
-    assert "Not replicated" in at.info[0].value and "synthetic-e5" in at.info[0].value
