@@ -181,7 +181,7 @@ def test_replication_page_shows_the_halves_side_by_side(split_store, monkeypatch
                                                replication.findings.TITLES.items()]
     badges = [m.value for m in at.markdown if "-badge[" in m.value]
     assert ":gray-badge[corpora: not applicable]" in badges  # finding 2 on Whisper
-    assert sum("part 1 of 2 (seed 0, 3 sentences):" in b for b in badges) == 4
+    assert sum("(A) part 1 of 2 (seed 0, 3 sentences):" in b for b in badges) == 4
     tables = [d.value for d in at.dataframe if "agreement" in d.value.columns]
     assert len(tables) == 3  # findings 1, 3 and 4
     for table in tables:
@@ -190,8 +190,8 @@ def test_replication_page_shows_the_halves_side_by_side(split_store, monkeypatch
     figures = at.get("plotly_chart")
     assert len(figures) == 3
     spec = json.loads(figures[0].proto.spec)
-    assert {trace["name"] for trace in spec["data"]} == {"part 1 of 2 (seed 0, 3 sentences)",
-                                                         "part 2 of 2 (seed 0, 3 sentences)"}
+    assert {trace["name"] for trace in spec["data"]} == {"(A) part 1 of 2 (seed 0, 3 sentences)",
+                                                         "(B) part 2 of 2 (seed 0, 3 sentences)"}
     assert "sentence resampling within this corpus" in spec["layout"]["xaxis"]["title"]["text"]
     captions = " ".join(c.value for c in at.caption)
     assert "Languages compared (3): eng_Latn, ita_Latn, swh_Latn" in captions

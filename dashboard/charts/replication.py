@@ -8,7 +8,7 @@ a corpus could not compute are left out of that corpus's trace (the table beside
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -25,9 +25,12 @@ def cell_label(metric: str, control: str) -> str:
 
 
 def replication_figure(long: pd.DataFrame, corpora: Sequence[str], *, title: str = "",
-                       interval_scope: str = "") -> go.Figure:
+                       interval_scope: str = "",
+                       names: Mapping[str, str] | None = None) -> go.Figure:
     """Effects (``core.replication.LONG_COLUMNS`` rows of one finding) per cell and corpus, with
-    their intervals; an explanatory empty figure when no corpus has an effect."""
+    their intervals (``interval_scope`` says what they cover); ``names``: each corpus's legend
+    entry (default: the corpus). An explanatory empty figure when no corpus has an effect."""
+    names = names or {}
     rows = long[pd.to_numeric(long["effect"], errors="coerce").notna()] if not long.empty else long
     if rows.empty:
         return empty_figure(title or "Effects per corpus",
@@ -49,7 +52,8 @@ def replication_figure(long: pd.DataFrame, corpora: Sequence[str], *, title: str
         minus = [e - lo if math.isfinite(lo) else 0.0 for e, lo in zip(effect, low)]
         colour = CATEGORICAL[k % len(CATEGORICAL)]
         fig.add_trace(go.Scatter(
-            x=effect, y=[position[c] + offset for c in labels], mode="markers", name=str(corpus),
+            x=effect, y=[position[c] + offset for c in labels], mode="markers",
+            name=str(names.get(corpus, corpus)),
             marker=dict(color=colour, size=9, symbol=["circle" if v in ("holds", "does not hold")
                                                       else "circle-open" for v in own["verdict"]],
                         line=dict(color=colour, width=2)),
@@ -64,8 +68,8 @@ def replication_figure(long: pd.DataFrame, corpora: Sequence[str], *, title: str
         template=TEMPLATE, font=FONT, title=title or None,
         height=110 + 42 * len(cells), margin=dict(l=10, r=10, t=40 if title else 10, b=60),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
-        xaxis=dict(title=("effect above the shuffled baseline (95% interval"
-                          + (f": {interval_scope}" if interval_scope else "") + ")"),
+        xaxis=dict(title=("effect above the shuffled baseline"
+                          + (f"; whiskers: {interval_scope}" if interval_scope else "")),
                    zeroline=False),
         yaxis=dict(tickmode="array", tickvals=list(range(len(cells))), ticktext=cells,
                    autorange="reversed", range=[len(cells) - 0.5, -0.5], showgrid=False))

@@ -41,7 +41,8 @@ chosen = st.selectbox("Runs to compare", range(len(groups)), format_func=titles.
                       help="Disjoint parts of one run's sentences (`precompute halves`), or one "
                            "model's runs on different corpora; other models are never compared.")
 group = groups[chosen]
-st.dataframe({"corpus": list(group.labels), "run": list(group.run_ids)}, hide_index=True)
+st.dataframe({"": [f"({chr(ord('A') + i)})" for i in range(len(group.run_ids))],
+              "corpus": list(group.labels), "run": list(group.run_ids)}, hide_index=True)
 if group.kind == PARTS:
     st.caption(f"Each part holds different sentences of `{group.parent}` (same languages, speech "
                "and model), measured from its stored activations without running the model: only "
@@ -60,6 +61,8 @@ state.speech_notice(ref, list(group.run_ids), list(group.shared_langs))
 verdicts = {rid: state.run_verdicts(ref, rid, tuple(group.shared_langs)) for rid in group.run_ids}
 labels = dict(zip(group.run_ids, group.labels, strict=True))
 corpora = list(group.labels)
+letters = {corpus: f"({chr(ord('A') + i)})" for i, corpus in enumerate(corpora)}
+names = {corpus: f"{letters[corpus]} {corpus}" for corpus in corpora}
 for found in compare(verdicts, labels):
     with st.container(border=True):
         st.subheader(f"{found.id}. {found.title}")
@@ -67,26 +70,29 @@ for found in compare(verdicts, labels):
         badges[0].badge(f"corpora: {found.agreement}",
                         color=AGREEMENT_COLOURS.get(found.agreement, "orange"))
         for column, (corpus, headline) in zip(badges[1:], found.headlines.items()):
-            column.badge(f"{corpus}: {headline}", color=verdict_colour(headline))
+            column.badge(f"{names[corpus]}: {headline}", color=verdict_colour(headline))
         st.markdown(found.reason)
         if found.agreement == NOT_APPLICABLE or found.wide.empty:
             continue
-        st.plotly_chart(replication_figure(found.long, corpora, interval_scope=INTERVAL_SCOPE),
-                        key=f"replication_figure_{found.id}")
+        st.plotly_chart(replication_figure(found.long, corpora, interval_scope=INTERVAL_SCOPE,
+                                           names=names), key=f"replication_figure_{found.id}")
         config = {"metric": st.column_config.TextColumn("metric"),
                   "agreement": st.column_config.TextColumn(
                       "corpora", help="agree: the same decision everywhere; disagree: opposite "
                                       "decisions; same sign: the direction replicates, not every "
                                       "corpus decides it")}
         for corpus in corpora:
+            letter = letters[corpus]
             config[f"{corpus} effect"] = st.column_config.NumberColumn(
-                f"{corpus}: effect", format="%+.3f", help="above the shuffled baseline")
+                f"{letter} effect", format="%+.3f", help=f"{corpus}: above the shuffled baseline")
             config[f"{corpus} low"] = st.column_config.NumberColumn(
-                "95% low", format="%+.3f", help=INTERVAL_SCOPE)
+                f"{letter} 95% low", format="%+.3f", help=INTERVAL_SCOPE)
             config[f"{corpus} high"] = st.column_config.NumberColumn(
-                "95% high", format="%+.3f", help=INTERVAL_SCOPE)
-            config[f"{corpus} verdict"] = st.column_config.TextColumn("verdict")
-        st.dataframe(found.wide, hide_index=True, column_config=config,
+                f"{letter} 95% high", format="%+.3f", help=INTERVAL_SCOPE)
+            config[f"{corpus} verdict"] = st.column_config.TextColumn(f"{letter} verdict")
+        order = ["metric", "control", "agreement"] + [c for c in found.wide.columns
+                                                      if c not in ("metric", "control", "agreement")]
+        st.dataframe(found.wide, hide_index=True, column_config=config, column_order=order,
                      key=f"replication_table_{found.id}")
 st.caption(f"Intervals: {INTERVAL_SCOPE} (each corpus's own). Filled markers: the cell decides "
            "(its interval excludes 0 with enough sentences); hollow: it does not. Whether two "
