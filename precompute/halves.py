@@ -119,9 +119,9 @@ def part_config(recorded: dict[str, Any], inputs: MeasureInputs, *, parent: str,
     """A derived run's config: the parent's, with what the part changes (sentences, metrics kept,
     no maps or activations) and ``DERIVED_KEY`` saying where it comes from."""
     config = inputs.config
-    kept = {"run_key", "rekeyed", "recomputed", "shard"}
+    dropped = {"run_key", "rekeyed", "recomputed", "shard"}  # the parent's, not the part's
     return {
-        **{k: v for k, v in recorded.items() if k not in kept},
+        **{k: v for k, v in recorded.items() if k not in dropped},
         "metrics": list(config.metrics or ()), "n_permutations": config.n_permutations,
         "n_bootstrap": config.n_bootstrap, "seed": config.seed, "umap": False,
         "store_activations": False, "n_sentence_ids": len(sentence_ids),
