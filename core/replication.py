@@ -220,17 +220,24 @@ def unreplicated(runs: Sequence[RunInfo], groups: Sequence[ReplicationGroup]) ->
                                "(one run per corpus)")
         elif not run.complete:
             out[run.run_id] = "incomplete run"
-        elif not run.has_speech:
-            out[run.run_id] = ("reads only text: no finding applies, so there is nothing to "
-                               "replicate")
-        elif run.config.get("store_activations", True) is False:
-            out[run.run_id] = ("the only run of its model, built without stored activations "
-                               "(--no-store-activations), so its sentences cannot be split into "
-                               "parts without running the model again")
         else:
-            out[run.run_id] = (f"the only run of its model: split it with `python -m precompute "
-                               f"halves --run {run.run_id}`, or build the model on another corpus")
+            out[run.run_id] = _alone(run)
     return out
+
+
+def _alone(run: RunInfo) -> str:
+    """Why a complete run, the only one of its model, is in no group."""
+    stored = run.config.get("store_activations", True) is not False
+    why = []
+    if not run.has_speech:
+        why.append("reads only text, so no finding applies to it")
+    if not stored:
+        why.append("was built without stored activations (--no-store-activations), so its "
+                   "sentences cannot be split into parts without running the model again")
+    if why:
+        return "the only run of its model; it " + " and ".join(why)
+    return (f"the only run of its model: split it with `python -m precompute halves --run "
+            f"{run.run_id}`, or build the model on another corpus")
 
 
 def run_info(run: Mapping, components: pd.DataFrame) -> RunInfo:

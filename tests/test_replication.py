@@ -80,7 +80,8 @@ def test_text_only_and_incomplete_runs():
     assert replication.replication_groups([_run("a"), _run("b", corpus="/x/y",
                                                             complete=False)]) == []
     no_activations = _run("e5", speech=False, store_activations=False)
-    assert "reads only text" in replication.unreplicated([no_activations], [])["e5"]
+    why = replication.unreplicated([no_activations], [])["e5"]
+    assert "reads only text" in why and "--no-store-activations" in why
     speech_without = _run("w", store_activations=False)
     assert "--no-store-activations" in replication.unreplicated([speech_without], [])["w"]
 
