@@ -32,12 +32,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def split_store_path(tiny_store_path, tmp_path_factory) -> Path:
+def split_store_path(request, tmp_path_factory) -> Path:
     chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
     if chosen:
         return Path(chosen)
     path = tmp_path_factory.mktemp("browser_replication") / "tiny.duckdb"
-    shutil.copyfile(tiny_store_path, path)
+    shutil.copyfile(request.getfixturevalue("tiny_store_path"), path)
     with Store.open(path) as store:
         (parent,) = store.runs().run_id
     assert main(["halves", "--store", str(path), "--run", parent]) == 0

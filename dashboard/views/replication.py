@@ -66,11 +66,10 @@ names = {corpus: f"{letters[corpus]} {corpus}" for corpus in corpora}
 for found in compare(verdicts, labels):
     with st.container(border=True):
         st.subheader(f"{found.id}. {found.title}")
-        badges = st.columns(len(corpora) + 1)
-        badges[0].badge(f"corpora: {found.agreement}",
-                        color=AGREEMENT_COLOURS.get(found.agreement, "orange"))
-        for column, (corpus, headline) in zip(badges[1:], found.headlines.items()):
-            column.badge(f"{names[corpus]}: {headline}", color=verdict_colour(headline))
+        badges = [(f"corpora: {found.agreement}", AGREEMENT_COLOURS.get(found.agreement, "orange"))]
+        badges += [(f"{names[corpus]}: {headline}", verdict_colour(headline))
+                   for corpus, headline in found.headlines.items()]
+        st.markdown(" ".join(f":{colour}-badge[{text}]" for text, colour in badges))
         st.markdown(found.reason)
         if found.agreement == NOT_APPLICABLE or found.wide.empty:
             continue
