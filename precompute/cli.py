@@ -1,5 +1,5 @@
-"""``python -m precompute build|merge|metrics|halves|report|info|migrate``: the command line over the
-build and the store."""
+"""``python -m precompute build|merge|metrics|halves|report|info|export|item-sources|migrate``: the
+command line over the build and the store."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 
 from core.store import Store, StoreError
+from core.store.export import FORMATS, write_batches
+from core.store.tables import TABLES
 from precompute.config import CORPUS_FORMATS, DEFAULT_OUT, BuildConfig, BuildError
 
 log = logging.getLogger("precompute")
@@ -248,7 +250,8 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
     def text() -> str:
         with Store.open(store_path) as store, ExitStack() as opened:
             extra = [opened.enter_context(Store.open(path)) for path in others]
-            from core import findings, verdicts
+            from core import verdicts
+            from core.api import run_verdicts
 
             run_ids = [run_id] if run_id else _complete_runs(store)
             if not run_ids:
@@ -256,11 +259,7 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
             blocks = []
             for rid in run_ids:
                 store.run(rid)  # clear error for an unknown run id
-                found = verdicts.evaluate(
-                    store.metrics(rid, with_resamples=True),
-                    findings.run_levels(store.languages(), store.run_languages(rid)),
-                    store.components(rid), store.metric_variants(rid), detail_metric=metric,
-                    n_permutations=store.run(rid)["config"].get("n_permutations"))
+                found = run_verdicts(store, rid, metric)
                 blocks.append(f"== {rid} ==\n{verdicts.format_verdicts(found)}")
             blocks += _replication_blocks([store, *extra], [run_id] if run_id else None, metric)
             return "\n\n".join(blocks)
@@ -288,6 +287,56 @@ def info(ctx: click.Context, store_path: Path) -> None:
             lines.append(f"languages ({len(langs)}): {', '.join(langs)}")
             lines.append("rows: " + ", ".join(f"{t}={n}" for t, n in store.counts().items()))
             return "\n".join(lines)
+
+    click.echo(_run(ctx, text))
+
+
+@cli.command()
+@_store_option
+@click.option("--table", required=True, type=click.Choice(TABLES),
+              help="The table to write (docs/ARCHITECTURE.md, Store, lists their columns).")
+@click.option("--run", "run_id", help="Only this run's rows (items: with its tokens, transcripts "
+              "and CER).")
+@click.option("--metric", help="Only this metric's rows (metrics, metric_variants).")
+@click.option("--pairing", type=click.Choice(["text-text", "speech-speech", "text-speech"]),
+              help="Only this pairing's rows (metrics, metric_variants).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="File to write (replaced whole; CSV holds BLOB columns as hex).")
+@click.pass_context
+def export(ctx: click.Context, store_path: Path, table: str, run_id: str | None,
+           metric: str | None, pairing: str | None, fmt: str, out: Path) -> None:
+    """Write one table of a store (filtered by run, metric, pairing) to Parquet or CSV."""
+
+    def text() -> str:
+        with Store.open(store_path) as store:
+            schema, batches = store.export_batches(table, run_id=run_id, metric=metric,
+                                                   pairing=pairing)
+            rows = write_batches(batches, schema, out, fmt)
+        return f"wrote {rows} rows of {table} to {out} ({fmt})"
+
+    click.echo(_run(ctx, text))
+
+
+@cli.command("item-sources")
+@_store_option
+@click.option("--speech-cache", type=click.Path(path_type=Path, file_okay=False),
+              help="Synthesis cache (default: $CROSSMODAL_LENS_CACHE/speech or ~/.cache/...).")
+@click.pass_context
+def item_sources(ctx: click.Context, store_path: Path, speech_cache: Path | None) -> None:
+    """Record checksums of a store's synthesised speech (stores built before item_sources):
+    synthesised again with the recorded voice, kept only where it matches the stored length.
+    Migrates the store; idempotent."""
+
+    def text() -> str:
+        from precompute.item_sources import backfill_item_sources
+
+        done = backfill_item_sources(store_path, speech_cache=speech_cache)
+        left = [f"{n} {what}" for n, what in ((done.differing, "synthesised differently here"),
+                                              (done.recordings, "recordings (file unknown)"),
+                                              (done.unknown_voice, "of unknown voice")) if n]
+        return (f"{store_path}: {done.added} item sources added ({done.already} already there)"
+                + (f"; left without: {', '.join(left)}" if left else ""))
 
     click.echo(_run(ctx, text))
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from core.models.base import Component
 from core.store import ACTIVATION_DTYPES
-from core.store.tables import json_default
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("data/crossmodal_lens.duckdb")
@@ -189,12 +188,6 @@ def component_from_json(data: dict[str, Any]) -> Component:
                    for p in data["layers"])
     return Component(data["name"], data["modality"], int(data["dim"]), data["space"], layers,
                      data["description"], dict(data["conditioning"] or {}))
-
-
-def json_text(value: Any) -> str:
-    """``value`` as JSON text (sorted keys); a string is taken to be JSON already."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True,
-                                                           default=json_default)
 
 
 def _size(path: str) -> int | None:

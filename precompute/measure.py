@@ -74,6 +74,17 @@ def compute_metric_variants(inputs: MeasureInputs, pairs: list[PairSpec],
                             seed=config.seed, device=config.device, kinds=kinds or VARIANTS)
 
 
+def log_variant_notes(inputs: MeasureInputs, run_id: str) -> None:
+    """Say once per run (not once per metric group) which k the SVCCA k-sensitivity grid leaves
+    out and which it computes above n / 4 (``precompute.variants.k_grid_notes``)."""
+    from precompute.variants import k_grid_notes, variant_pairs
+
+    if not any(variant_pairs(group) for group in inputs.groups):
+        return
+    for level, message in k_grid_notes(len(inputs.prepared.sentence_ids)):
+        log.log(level, "%s: %s", run_id, message)
+
+
 def pair_sides(inputs: MeasureInputs, pairs: list[PairSpec]
                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Each side of ``pairs`` as (n_sentences, dim) rows in sentence order, and its lengths, keyed

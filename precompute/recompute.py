@@ -212,6 +212,7 @@ def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
     config = inputs.config
 
     log.info("%s: recomputing metrics%s", run_id, " and UMAP maps" if config.umap else "")
+    measure.log_variant_notes(inputs, run_id)
     loaded = False
     if workers > 1 and len(inputs.groups) > 1:
         if source is None:

@@ -6,7 +6,10 @@ and no bootstrap (they qualify the main rows, whose intervals the verdicts use):
 
 - ``svcca_k``: SVCCA at each k of ``SVCCA_KS`` that the sentences allow (k < n / 2). SVCCA of
   unrelated data rises towards 1 as k approaches n, so a value is only meaningful beside its
-  baseline at the same k; the curve shows where the two separate and where they meet.
+  baseline at the same k; the curve shows where the two separate and where they meet. The build
+  chooses these k, not the user: ``k_grid_notes`` says once per run which k were left out and
+  which lie above n / 4 (the grid's own per-call warning is silenced here, where it would repeat
+  for every metric group and not say who chose the k).
 - ``length_matched``: the main metric on the sentences whose length lies within
   ``LENGTH_TOLERANCE`` of its median on *both* sides (seconds for speech, the run's text unit for
   text), so length varies little within the subset and cannot carry the similarity. The subset and
@@ -15,9 +18,12 @@ and no bootstrap (they qualify the main rows, whose intervals the verdicts use):
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
+from core.metrics.similarity import SVCCA_WARN_FRACTION
 from core.store.tables import VARIANT_COLUMNS
 from precompute.pairs import PairSpec
 
@@ -27,6 +33,33 @@ VARIANTS = ("svcca_k", "length_matched")
 LENGTH_TOLERANCE = 0.25
 #: fewer sentences than this in a length-matched subset: no value (SVCCA needs a few per direction)
 MIN_MATCHED = 20
+
+
+def svcca_ks(n_samples: int) -> tuple[list[int], list[int]]:
+    """The k of ``SVCCA_KS`` computed for ``n_samples`` sentences (k < n / 2) and those left out."""
+    kept = [k for k in SVCCA_KS if k < n_samples / 2]
+    return kept, [k for k in SVCCA_KS if k not in kept]
+
+
+def k_grid_notes(n_samples: int) -> list[tuple[int, str]]:
+    """(logging level, message) about the k-sensitivity grid at ``n_samples`` sentences: the k left
+    out, and the k above n / 4 where SVCCA of unrelated data is already high (said once per run
+    by the build and by ``precompute metrics``)."""
+    kept, dropped = svcca_ks(n_samples)
+    chooser = (f"the SVCCA k-sensitivity grid (metric variants, stage 2: k = "
+               f"{', '.join(map(str, SVCCA_KS))}, chosen by the build, not by --metrics)")
+    notes = []
+    if dropped:
+        notes.append((logging.INFO,
+                      f"{chooser}: k = {', '.join(map(str, dropped))} left out (the grid takes k < "
+                      f"n_samples/2 = {n_samples / 2:g}; {n_samples} sentences)"))
+    saturated = [k for k in kept if k > SVCCA_WARN_FRACTION * n_samples]
+    if saturated:
+        notes.append((logging.WARNING,
+                      f"{chooser}: k = {', '.join(map(str, saturated))} above n_samples/4 = "
+                      f"{n_samples / 4:g}: SVCCA saturates as k nears n, so read those svcca_k "
+                      "rows only against their own shuffled baseline at the same k and n"))
+    return notes
 
 
 def variant_pairs(pairs: list[PairSpec]) -> list[PairSpec]:
@@ -58,13 +91,13 @@ def compute_variants(sides: dict[str, np.ndarray], side_lengths: dict[str, np.nd
     pairs = variant_pairs(pairs)
     if not pairs:
         return pd.DataFrame(columns=VARIANT_COLUMNS)
-    n = len(next(iter(sides.values())))
-    ks = [k for k in SVCCA_KS if k < n / 2] if "svcca_k" in kinds else []
+    ks, _ = svcca_ks(len(next(iter(sides.values())))) if "svcca_k" in kinds else ([], [])
     frames = []
-    if ks:
+    if ks:  # saturation is said once per run by the caller (k_grid_notes), not per group here
         grid = compute_grid(sides, [(p.a.key, p.b.key) for p in pairs],
                             [MetricSpec("svcca", {"k": k}) for k in ks],
-                            n_permutations=n_permutations, n_bootstrap=0, seed=seed, device=device)
+                            n_permutations=n_permutations, n_bootstrap=0, seed=seed, device=device,
+                            warn_saturated=False)
         frames.append(_described(grid, pairs, "svcca_k"))
     matched_sides: dict[str, np.ndarray] = {}
     matched_pairs, matched_specs = [], []

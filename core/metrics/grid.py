@@ -221,6 +221,7 @@ def compute_grid(
     progress: Callable[[int, int], None] | None = None,
     ci_level: float = nulls.DEFAULT_CI_LEVEL,
     pair_metrics: list[list[MetricSpec]] | None = None,
+    warn_saturated: bool = True,
 ) -> pd.DataFrame:
     """Every metric for every pair, with shuffled baseline, bootstrap CI and length controls.
 
@@ -231,7 +232,9 @@ def compute_grid(
     in the order of ``pairs``, metrics in the order given. ``progress(done, total)`` counts pairs.
     ``pair_metrics[i]`` (a sub-list of ``metrics``) restricts pair i's metrics: one call can then
     cover pairs that take different metrics while every side's SVD, Gram matrix and bootstrap
-    directions are computed once.
+    directions are computed once. An SVCCA k above ``SVCCA_WARN_FRACTION`` of the sentences warns
+    once per call; ``warn_saturated=False`` is for callers that say so themselves (the build says
+    it once per run, naming the stage that chose the k: ``precompute.variants``).
     """
     if pair_metrics is not None and len(pair_metrics) != len(pairs):
         raise ValueError(f"pair_metrics has {len(pair_metrics)} entries for {len(pairs)} pairs")
@@ -307,7 +310,7 @@ def compute_grid(
                 if progress is not None:
                     progress(len(rows_by_pair), len(pairs))
             cache.drop({key for index in group for key in pairs[index]})
-    for k, n in sorted(saturated):
+    for k, n in sorted(saturated) if warn_saturated else ():
         warnings.warn(f"svcca k={k} is above n_samples/4 for n_samples={n}: SVCCA saturates as k nears "
                       f"n, so compare such values only at the same k and n", stacklevel=2)
     rows = [row for index in range(len(pairs)) for row in rows_by_pair[index]]

@@ -30,7 +30,9 @@ METRIC_REQUIRED = ["pairing", "component_a", "component_b", "layer_a", "layer_b"
                    "shared_space"]
 PROJECTION_COLUMNS = ["component", "layer", "item_id", "method", "x", "y", "params"]
 TABLES = ["runs", "languages", "items", "run_items", "run_languages", "components", "layers",
-          "activations", "metrics", "metric_variants", "projections"]
+          "activations", "metrics", "metric_variants", "projections", "item_sources"]
+#: where a speech item's audio came from (core.item_audio checks a replay against it)
+ITEM_SOURCE_COLUMNS = ["path", "file_sha256", "waveform_sha256"]
 RUN_LANGUAGE_COLUMNS = ["lang", "resource_level", "level_source"]
 VARIANT_COLUMNS = ["variant", "pairing", "component_a", "component_b", "layer_a", "layer_b", "depth",
                    "lang_a", "lang_b", "metric", "params", "n_samples", "value", "baseline_mean",
