@@ -44,8 +44,7 @@ def test_the_replication_page_shows_the_bundled_halves(halves, monkeypatch):
     at = AppTest.from_file(str(APP), default_timeout=180).run()
     at.switch_page("views/replication.py").run()
     assert not at.exception and not at.error
-    group = at.selectbox(key="replication_group")
-    assert "whisper-base: 2 disjoint parts" in group.options[group.value]
+    assert "whisper-base: 2 disjoint parts" in at.selectbox(key="replication_group").value
     badges = [m.value for m in at.markdown if "-badge[" in m.value]
     assert sum(b.startswith(":gray-badge[corpora: not applicable]") for b in badges) == 1  # finding 2
     assert sum("(A) part 1 of 2 (seed 0, 100 sentences):" in b for b in badges) == 4

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.replication import AGREE, CORPORA, DISAGREE, PARTS, UNDECIDED, compare
 from core.verdicts import INTERVAL_SCOPE, NOT_APPLICABLE
-from dashboard import state
+from dashboard import downloads, state, url_state
 from dashboard.charts.findings import verdict_colour
 from dashboard.charts.replication import replication_figure
 
@@ -36,11 +36,11 @@ if not groups:
     st.stop()
 
 titles = [g.title for g in groups]
-chosen = st.selectbox("Runs to compare", range(len(groups)), format_func=titles.__getitem__,
-                      key="replication_group",
+url_state.seed("replication_group", titles, titles[0], param="group")
+chosen = st.selectbox("Runs to compare", titles, key="replication_group",
                       help="Disjoint parts of one run's sentences (`precompute halves`), or one "
                            "model's runs on different corpora; other models are never compared.")
-group = groups[chosen]
+group = groups[titles.index(chosen)]
 st.dataframe({"": [f"({chr(ord('A') + i)})" for i in range(len(group.run_ids))],
               "corpus": list(group.labels), "run": list(group.run_ids)}, hide_index=True)
 if group.kind == PARTS:
@@ -73,8 +73,9 @@ for found in compare(verdicts, labels):
         st.markdown(found.reason)
         if found.agreement == NOT_APPLICABLE or found.wide.empty:
             continue
-        st.plotly_chart(replication_figure(found.long, corpora, interval_scope=INTERVAL_SCOPE,
-                                           names=names), key=f"replication_figure_{found.id}")
+        downloads.chart(replication_figure(found.long, corpora, interval_scope=INTERVAL_SCOPE,
+                                           names=names), key=f"replication_figure_{found.id}",
+                        data=found.long)
         config = {"metric": st.column_config.TextColumn("metric"),
                   "agreement": st.column_config.TextColumn(
                       "corpora", help="agree: the same decision everywhere; disagree: opposite "
@@ -91,8 +92,8 @@ for found in compare(verdicts, labels):
             config[f"{corpus} verdict"] = st.column_config.TextColumn(f"{letter} verdict")
         order = ["metric", "control", "agreement"] + [c for c in found.wide.columns
                                                       if c not in ("metric", "control", "agreement")]
-        st.dataframe(found.wide, hide_index=True, column_config=config, column_order=order,
-                     key=f"replication_table_{found.id}")
+        downloads.table(found.wide, hide_index=True, column_config=config, column_order=order,
+                        key=f"replication_table_{found.id}")
 st.caption(f"Intervals: {INTERVAL_SCOPE} (each corpus's own). Filled markers: the cell decides "
            "(its interval excludes 0 with enough sentences); hollow: it does not. Whether two "
            "corpora agree is the only thing on this page that reaches beyond one set of "
