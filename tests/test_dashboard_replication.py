@@ -3,26 +3,10 @@ real halves is tested in tests/test_halves.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
+# ruff: noqa: F811 - app and synthetic_store_path are test_dashboard's fixtures, imported to be requested
 
-import pytest
-from streamlit.testing.v1 import AppTest
-
-from dashboard import state
-from synthetic_store import RUN_ID, write_synthetic_store
-
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-
-
-@pytest.fixture(scope="module")
-def synthetic_store_path(tmp_path_factory) -> Path:
-    return write_synthetic_store(tmp_path_factory.mktemp("replication") / "store.duckdb")
-
-
-@pytest.fixture
-def app(synthetic_store_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv(state.STORE_ENV, str(synthetic_store_path))
-    return AppTest.from_file(str(APP), default_timeout=120)
+from synthetic_store import RUN_ID
+from test_dashboard import app, synthetic_store_path  # noqa: F401 - fixtures
 
 
 def test_replication_page_without_groups_says_how_to_make_some(app):

