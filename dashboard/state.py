@@ -27,6 +27,8 @@ import streamlit as st
 from core.item_audio import ItemAudio
 from core.item_audio import item_audio as core_item_audio
 from core.metrics import descriptions
+from core.replication import is_derived, run_info, unreplicated
+from core.replication import replication_groups as replication_groups_of
 from core.store import Store
 from dashboard import availability as availability_
 from dashboard import speech_source, url_state
@@ -151,8 +153,14 @@ def read_store(ref: StoreRef, query: Callable[[Store], T]) -> T:
 # ------------------------------------------------------------------------------- cached queries
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def runs(ref: StoreRef) -> pd.DataFrame:
-    return read_store(ref, lambda s: s.runs())
+def runs(ref: StoreRef, *, derived: bool = False) -> pd.DataFrame:
+    """The store's runs; derived runs (``precompute halves``: parts of another run's sentences,
+    verdict metrics only) only with ``derived``: the Replication page reads them, the pages that
+    pick one run (and need its activations, maps or every metric) leave them out."""
+    frame = read_store(ref, lambda s: s.runs())
+    if derived or frame.empty:
+        return frame
+    return frame[[not is_derived(c) for c in frame["config"]]].reset_index(drop=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -318,17 +326,53 @@ def projection(ref: StoreRef, run_id: str, members: tuple[tuple[str, int], ...],
     return rows[rows["method"] == method].reset_index(drop=True)
 
 
-@st.cache_data(show_spinner="Evaluating every metric and control…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def verdicts(ref: StoreRef, run_id: str, metric: str) -> list:
     """Each finding under every stored metric and control with its headline verdict
-    (``core.verdicts``); ``metric``'s single-metric finding rides along for the page's figures."""
-    from core.findings import run_levels  # noqa: PLC0415 - Findings page only
-    from core.verdicts import evaluate  # noqa: PLC0415 - Findings page only
+    (``core.verdicts``); ``metric``'s single-metric finding rides along for the page's figures.
+    The tables and headlines are the run's, evaluated once per run (``run_verdicts``); changing the
+    sidebar metric recomputes only its own single-metric findings."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from core.findings import compute_findings, run_levels  # noqa: PLC0415 - Findings page only
+
+    found = run_verdicts(ref, run_id)
+    if all(f.detail_metric == metric for f in found):
+        return found
+    rows = metrics(ref, run_id, metric=metric, resamples=True)
+    details = {f.id: f for f in compute_findings(
+        rows, run_levels(languages(ref), run_languages(ref, run_id)), components(ref, run_id),
+        metric=metric, n_permutations=run_config(ref, run_id).get("n_permutations"))}
+    return [replace(f, detail=details.get(f.id), detail_metric=metric) for f in found]
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def replication_groups(ref: StoreRef) -> tuple[list, dict[str, str]]:
+    """The store's replication groups (``core.replication.replication_groups``: runs of one model
+    on different corpora, a run's disjoint parts) and, for each run in none, why."""
+    infos = [run_info(run, components(ref, run["run_id"]))
+             for run in runs(ref, derived=True).to_dict("records")]
+    groups = replication_groups_of(infos)
+    return groups, unreplicated(infos, groups)
+
+
+@st.cache_data(show_spinner="Evaluating every metric and control…", max_entries=32)
+def run_verdicts(ref: StoreRef, run_id: str, langs: tuple[str, ...] | None = None) -> list:
+    """One run's findings under every metric and control (``core.verdicts``; SVCCA's raw findings
+    as the detail), on ``langs`` only when given (the languages a replication group shares):
+    cached per run, not per sidebar metric, and shared by the Findings and Replication pages."""
+    from core.findings import run_levels  # noqa: PLC0415 - Findings and Replication pages only
+    from core.replication import evaluate_on  # noqa: PLC0415
+    from core.verdicts import evaluate  # noqa: PLC0415
 
     rows = read_store(ref, lambda s: s.metrics(run_id, with_resamples=True))
-    return evaluate(rows, run_levels(languages(ref), run_languages(ref, run_id)),
-                    components(ref, run_id), metric_variants(ref, run_id), detail_metric=metric,
-                    n_permutations=run_config(ref, run_id).get("n_permutations"))
+    levels = run_levels(languages(ref), run_languages(ref, run_id))
+    n_permutations = run_config(ref, run_id).get("n_permutations")
+    if langs is None:
+        return evaluate(rows, levels, components(ref, run_id), metric_variants(ref, run_id),
+                        n_permutations=n_permutations)
+    return evaluate_on(langs, rows, metric_variants(ref, run_id), levels, components(ref, run_id),
+                       n_permutations=n_permutations)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -1,5 +1,5 @@
-"""``python -m precompute build|merge|metrics|report|info|export|item-sources|migrate``: the command line over the
-build and the store."""
+"""``python -m precompute build|merge|metrics|halves|report|info|export|item-sources|migrate``: the
+command line over the build and the store."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -218,21 +218,56 @@ def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], work
 
 @cli.command()
 @_store_option
-@click.option("--run", "run_id", help="Run id (default: every complete run).")
+@click.option("--run", "run_id", required=True,
+              help="The run to split (complete, with stored activations).")
+@click.option("--parts", "n_parts", type=click.IntRange(min=2), default=2, show_default=True,
+              help="How many disjoint parts of its sentences.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the permutation that assigns sentences to parts.")
+@click.pass_context
+def halves(ctx: click.Context, store_path: Path, run_id: str, n_parts: int, seed: int) -> None:
+    """Add derived runs holding disjoint parts of a run's sentences, measured from its stored
+    activations (no model): the verdict metrics and controls on each part, for the replication
+    tables of `report` and the dashboard. Parts already in the store are kept."""
+    from precompute.halves import split_run
+
+    with _sigterm_as_exit():
+        done = _run(ctx, lambda: split_run(store_path, run_id, n_parts, seed,
+                                           command_line=ctx.obj.get("argv")))
+    for part in done:
+        if part.n_metrics is None:
+            click.echo(f"{part.run_id} is already in {store_path}: kept as it is")
+        else:
+            click.echo(f"added {part.run_id} to {store_path}: {part.n_sentences} sentences, "
+                       f"{part.n_metrics} metric rows, {part.n_variants} length-matched rows")
+
+
+@cli.command()
+@_store_option
+@click.option("--run", "run_id", help="Run id (default: every complete run built from a corpus; "
+              "derived parts appear in the replication tables).")
 @click.option("--metric", default="svcca", show_default=True,
               help="Metric whose single-metric summary is printed under each finding's table; the "
               "headline verdicts always use every stored metric (SVCCA, linear and debiased CKA, "
               "mutual kNN) and control.")
+@click.option("--replicate-with", "others", multiple=True, type=click.Path(path_type=Path),
+              help="Another store whose runs join the replication tables (the same model on "
+              "another corpus: a corpus sharing languages with this store's cannot be in the same "
+              "store, whose items are keyed by language and sentence id). Repeatable.")
 @click.pass_context
-def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str) -> None:
+def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str,
+           others: tuple[Path, ...]) -> None:
     """Print the study's findings for a run: per finding a table of metrics x controls (raw,
     length-residualised, length-matched, voice reference) with 95% intervals over sentence
     resamples within this corpus, and a headline: holds / does not hold where every decided cell
     agrees, mixed where they disagree, not enough data, or not applicable (no such stage or
-    modality in the model)."""
+    modality in the model). Then the replication tables: the same model's runs on different
+    corpora (of this store and the --replicate-with ones) and the disjoint parts of a run's
+    sentences (`halves`), finding by finding, on the languages they share."""
 
     def text() -> str:
-        with Store.open(store_path) as store:
+        with Store.open(store_path) as store, ExitStack() as opened:
+            extra = [opened.enter_context(Store.open(path)) for path in others]
             from core import verdicts
             from core.api import run_verdicts
 
@@ -244,6 +279,7 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
                 store.run(rid)  # clear error for an unknown run id
                 found = run_verdicts(store, rid, metric)
                 blocks.append(f"== {rid} ==\n{verdicts.format_verdicts(found)}")
+            blocks += _replication_blocks([store, *extra], [run_id] if run_id else None, metric)
             return "\n\n".join(blocks)
 
     click.echo(_run(ctx, text))
@@ -380,8 +416,44 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _complete_runs(store: Store) -> list[str]:
+    """Complete runs built from a corpus (derived parts are reported in replication tables)."""
+    from core.replication import is_derived
+
     runs = store.runs()
-    return runs[runs.status == "complete"].run_id.tolist()
+    return [r.run_id for r in runs.itertuples() if r.status == "complete"
+            and not is_derived(r.config)]
+
+
+def _replication_blocks(stores: list[Store], only: list[str] | None, metric: str) -> list[str]:
+    """``report``'s replication tables: every group of the stores' runs together (those holding
+    ``only``'s runs, when given), each run's verdicts on the languages its group shares, read from
+    the store that holds it (the first, when two hold one run id)."""
+    from core import findings, replication
+
+    infos, owner = [], {}
+    for store in stores:
+        for run in store.runs().to_dict("records"):
+            if run["run_id"] not in owner:
+                owner[run["run_id"]] = store
+                infos.append(replication.run_info(run, store.components(run["run_id"])))
+
+    def verdicts(rid: str, langs: tuple[str, ...]) -> list:
+        store = owner[rid]
+        return replication.evaluate_on(
+            langs, store.metrics(rid, with_resamples=True), store.metric_variants(rid),
+            findings.run_levels(store.languages(), store.run_languages(rid)),
+            store.components(rid), n_permutations=store.run(rid)["config"].get("n_permutations"),
+            detail_metric=metric)
+
+    blocks = []
+    for group in replication.replication_groups(infos):
+        if only and not set(only) & (set(group.run_ids) | {group.parent}):
+            continue
+        compared = None if group.problem else replication.compare(
+            {rid: verdicts(rid, group.shared_langs) for rid in group.run_ids},
+            dict(zip(group.run_ids, group.labels)))
+        blocks.append(replication.format_replication(group, compared))
+    return blocks
 
 
 def _run(ctx: click.Context, action):

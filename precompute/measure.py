@@ -59,10 +59,11 @@ def compute_metrics(inputs: MeasureInputs, pairs: list[PairSpec] | None = None, 
     return metric_rows(grid, [p for p, _ in chosen], pooling=config.pooling)
 
 
-def compute_metric_variants(inputs: MeasureInputs, pairs: list[PairSpec]) -> pd.DataFrame:
+def compute_metric_variants(inputs: MeasureInputs, pairs: list[PairSpec],
+                            kinds: tuple[str, ...] | None = None) -> pd.DataFrame:
     """SVCCA at other k and length-matched SVCCA for the pairs findings read
-    (``precompute.variants``)."""
-    from precompute.variants import compute_variants, variant_pairs
+    (``precompute.variants``); ``kinds``: some of ``variants.VARIANTS`` (default: all)."""
+    from precompute.variants import VARIANTS, compute_variants, variant_pairs
 
     chosen = variant_pairs(pairs)
     if not chosen:
@@ -70,7 +71,7 @@ def compute_metric_variants(inputs: MeasureInputs, pairs: list[PairSpec]) -> pd.
     config = inputs.config
     sides, side_lengths = pair_sides(inputs, chosen)
     return compute_variants(sides, side_lengths, chosen, n_permutations=config.n_permutations,
-                            seed=config.seed, device=config.device)
+                            seed=config.seed, device=config.device, kinds=kinds or VARIANTS)
 
 
 def log_variant_notes(inputs: MeasureInputs, run_id: str) -> None:

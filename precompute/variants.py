@@ -28,6 +28,8 @@ from core.store.tables import VARIANT_COLUMNS
 from precompute.pairs import PairSpec
 
 SVCCA_KS = (2, 4, 8, 16, 32, 64)
+#: The variants, in the order they are computed.
+VARIANTS = ("svcca_k", "length_matched")
 LENGTH_TOLERANCE = 0.25
 #: fewer sentences than this in a length-matched subset: no value (SVCCA needs a few per direction)
 MIN_MATCHED = 20
@@ -76,15 +78,20 @@ def length_matched_rows(lengths_a: np.ndarray, lengths_b: np.ndarray,
 
 def compute_variants(sides: dict[str, np.ndarray], side_lengths: dict[str, np.ndarray],
                      pairs: list[PairSpec], *, n_permutations: int, seed: int,
-                     device: str | None = None) -> pd.DataFrame:
+                     device: str | None = None,
+                     kinds: tuple[str, ...] = VARIANTS) -> pd.DataFrame:
     """``svcca_k`` and ``length_matched`` rows (SVCCA) for ``pairs``; ``sides``/``side_lengths``
-    keyed by ``Side.key`` as ``compute_metrics`` builds them."""
+    keyed by ``Side.key`` as ``compute_metrics`` builds them. ``kinds``: which of ``VARIANTS``
+    (derived runs keep only what the verdicts read, ``length_matched``)."""
     from core.metrics.grid import MetricSpec, compute_grid
 
+    unknown = sorted(set(kinds) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown metric variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     pairs = variant_pairs(pairs)
     if not pairs:
         return pd.DataFrame(columns=VARIANT_COLUMNS)
-    ks, _ = svcca_ks(len(next(iter(sides.values()))))
+    ks, _ = svcca_ks(len(next(iter(sides.values())))) if "svcca_k" in kinds else ([], [])
     frames = []
     if ks:  # saturation is said once per run by the caller (k_grid_notes), not per group here
         grid = compute_grid(sides, [(p.a.key, p.b.key) for p in pairs],
@@ -94,7 +101,7 @@ def compute_variants(sides: dict[str, np.ndarray], side_lengths: dict[str, np.nd
         frames.append(_described(grid, pairs, "svcca_k"))
     matched_sides: dict[str, np.ndarray] = {}
     matched_pairs, matched_specs = [], []
-    for spec in pairs:
+    for spec in pairs if "length_matched" in kinds else []:
         rows = length_matched_rows(side_lengths[spec.a.key], side_lengths[spec.b.key])
         if len(rows) < MIN_MATCHED:
             continue
