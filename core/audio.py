@@ -150,6 +150,12 @@ def _to_model_format(samples: np.ndarray, sampling_rate: int, target_rate: int) 
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+def to_model_format(samples: np.ndarray, sampling_rate: int) -> np.ndarray:
+    """Decoded samples (mono, or frames x channels) at ``sampling_rate`` as the models' 16 kHz mono
+    float32 (corpora that store samples rather than encoded files)."""
+    return _to_model_format(np.asarray(samples), int(sampling_rate), SAMPLING_RATE)
+
+
 def synthesize(text: str, voice: str, *, cache_dir: Path | str | None = None) -> np.ndarray:
     """Speak ``text`` with espeak-ng ``voice``; returns float32 mono at 16 kHz (cached on disk)."""
     if not text or not text.strip():

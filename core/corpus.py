@@ -1,15 +1,15 @@
 """Parallel corpora: the same sentences in several languages, as text and (optionally) recorded speech.
 
-Three sources share one shape (:class:`ParallelCorpus`): the bundled corpus written for this project
-(``data/corpus``), any line-aligned FLORES-style folder, and FLEURS on disk. Where a corpus has no
-recording (``audio_paths`` entry ``None``) speech is synthesised with espeak-ng, see
-:func:`speech_waveforms`.
+Every source shares one shape (:class:`ParallelCorpus`): the bundled corpus written for this
+project (``data/corpus``) and any line-aligned FLORES-style folder (here), FLEURS on disk or from the
+hub (``core.corpus_fleurs``, ``core.corpus_hub``), Parquet / Arrow speech corpora
+(``core.corpus_table``). Where a corpus has no recording (``audio_paths`` entry ``None``) speech is
+synthesised with espeak-ng, see :func:`speech_waveforms`; a recording is a file path or a reference
+to a clip inside an archive or table (``core.audio_refs``).
 """
 
 from __future__ import annotations
 
-import csv
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from core import audio, languages
+from core import audio, audio_refs, languages
+from core.corpus_files import SourceFile, source_file
 
 BUNDLED_ROOT = Path(__file__).resolve().parents[1] / "data" / "corpus"
 _LEVEL_ORDER = {level: rank for rank, level in enumerate(languages.RESOURCE_LEVELS)}
-_FLEURS_COLUMNS = 7
 
 
 @dataclass
@@ -34,6 +34,11 @@ class ParallelCorpus:
     texts: dict[str, list[str]]
     audio_paths: dict[str, list[str | None]] = field(default_factory=dict)
     source: str = ""
+    #: the files it was read from, with checksums and row counts (recorded in each run's config)
+    files: list[SourceFile] = field(default_factory=list)
+    #: sentence ids left out while reading, by reason (e.g. a clip that does not decode, where the
+    #: user asked for skipping); recorded in each run's config
+    dropped: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(set(self.langs)) != len(self.langs):
@@ -73,18 +78,34 @@ class ParallelCorpus:
                 f"corpus {self.name!r} has no language {', '.join(missing)} "
                 f"(available: {', '.join(self.langs)})"
             )
-        n = _checked_count(n_sentences, len(self), self.name)
+        n = checked_count(n_sentences, len(self), self.name)
         return ParallelCorpus(
             name=self.name,
             langs=chosen,
             sentence_ids=self.sentence_ids[:n],
             texts={lang: self.texts[lang][:n] for lang in chosen},
             audio_paths={lang: self.audio_paths[lang][:n] for lang in chosen},
-            source=self.source,
+            source=self.source, files=list(self.files), dropped=dict(self.dropped),
+        )
+
+    def without_sentences(self, sentence_ids: Sequence[int], reason: str) -> ParallelCorpus:
+        """The corpus less ``sentence_ids`` in every language (alignment kept), noted in
+        ``dropped`` under ``reason``."""
+        gone = set(sentence_ids)
+        keep = [i for i, sid in enumerate(self.sentence_ids) if sid not in gone]
+        dropped = dict(self.dropped)
+        dropped[reason] = sorted({*dropped.get(reason, []), *gone})
+        return ParallelCorpus(
+            name=self.name, langs=list(self.langs),
+            sentence_ids=[self.sentence_ids[i] for i in keep],
+            texts={lang: [self.texts[lang][i] for i in keep] for lang in self.langs},
+            audio_paths={lang: [self.audio_paths[lang][i] for i in keep] for lang in self.langs},
+            source=self.source, files=list(self.files), dropped=dropped,
         )
 
 
-def _checked_count(n_sentences: int | None, available: int, name: str) -> int:
+def checked_count(n_sentences: int | None, available: int, name: str) -> int:
+    """How many sentences to take: ``n_sentences`` (checked against what ``available``), or all."""
     if n_sentences is None:
         return available
     if n_sentences <= 0:
@@ -134,13 +155,14 @@ def _load_files(files: dict[str, Path], name: str, source: str,
     by_file = {path: _read_lines(path) for path in files.values()}
     _check_same_length(by_file)
     available = len(next(iter(by_file.values())))
-    n = _checked_count(n_sentences, available, name)
+    n = checked_count(n_sentences, available, name)
     return ParallelCorpus(
         name=name,
         langs=list(files),
         sentence_ids=list(range(n)),
         texts={lang: by_file[path][:n] for lang, path in files.items()},
         source=source,
+        files=[source_file(path, "text", rows=len(by_file[path])) for path in files.values()],
     )
 
 
@@ -185,98 +207,6 @@ def load_bundled(root: Path | str | None = None, langs: Sequence[str] | None = N
     return corpus
 
 
-# --- FLEURS ---------------------------------------------------------------------------------------
-
-def _fleurs_rows(tsv: Path) -> dict[int, tuple[str, str]]:
-    """FLEURS id -> (raw transcription, audio file name); the first clip of each id wins."""
-    try:
-        return _read_fleurs_rows(tsv)
-    except csv.Error as exc:  # NUL bytes, fields over the csv module's size limit
-        raise ValueError(f"{tsv} is not a readable FLEURS TSV: {exc}") from None
-
-
-def _read_fleurs_rows(tsv: Path) -> dict[int, tuple[str, str]]:
-    rows: dict[int, tuple[str, str]] = {}
-    with tsv.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
-            if not row:
-                continue
-            if len(row) != _FLEURS_COLUMNS:
-                raise ValueError(
-                    f"{tsv}:{number} has {len(row)} columns; FLEURS rows have {_FLEURS_COLUMNS} "
-                    "(id, file name, raw transcription, normalised transcription, characters, "
-                    "number of samples, gender)"
-                )
-            try:
-                sentence_id = int(row[0])
-            except ValueError:
-                raise ValueError(f"{tsv}:{number}: id {row[0]!r} is not an integer") from None
-            rows.setdefault(sentence_id, (row[2].strip(), row[1].strip()))
-    return rows
-
-
-def _fleurs_locales(root: Path, split: str) -> dict[str, str]:
-    """FLORES code -> FLEURS locale folder, for the folders holding ``<split>.tsv``."""
-    found: dict[str, str] = {}
-    for folder in sorted(p for p in root.iterdir() if (p / f"{split}.tsv").is_file()):
-        try:
-            found[languages.from_fleurs_code(folder.name)] = folder.name
-        except KeyError:
-            warnings.warn(f"skipping {folder}: not a FLEURS locale name", stacklevel=3)
-    return found
-
-
-def _to_flores(lang: str) -> str:
-    """Accept FLEURS locale names as well as FLORES codes."""
-    return languages.from_fleurs_code(lang) if lang.lower() in languages.FLEURS_TO_FLORES else lang
-
-
-def load_fleurs(root: Path | str, split: str = "test", langs: Sequence[str] | None = None,
-                n_sentences: int | None = None) -> ParallelCorpus:
-    """FLEURS on disk: ``<locale>/<split>.tsv`` plus ``<locale>/audio/<split>/*.wav``.
-
-    Keeps the FLEURS ids present in every requested language (sorted), one clip per id per language
-    (the first listed); texts are the raw transcriptions.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"FLEURS root {root} is not a directory")
-    locales = _fleurs_locales(root, split)
-    if not locales:
-        raise FileNotFoundError(f"no <locale>/{split}.tsv under {root}")
-    chosen = display_order(list(locales)) if langs is None else [_to_flores(lang) for lang in langs]
-    missing = [lang for lang in chosen if lang not in locales]
-    if missing:
-        raise FileNotFoundError(
-            f"no FLEURS {split} split for {', '.join(missing)} under {root} "
-            f"(available: {', '.join(sorted(locales))})"
-        )
-    rows = {lang: _fleurs_rows(root / locales[lang] / f"{split}.tsv") for lang in chosen}
-    common = sorted(set.intersection(*(set(r) for r in rows.values())))
-    if not common:
-        raise ValueError(f"no FLEURS id is shared by all of {', '.join(chosen)} in split {split!r}")
-    ids = common[: _checked_count(n_sentences, len(common), f"fleurs-{split}")]
-    audio_paths: dict[str, list[str | None]] = {}
-    for lang in chosen:
-        folder = root / locales[lang] / "audio" / split
-        paths = [folder / rows[lang][i][1] for i in ids]
-        absent = [p for p in paths if not p.is_file()]
-        if absent:
-            raise FileNotFoundError(
-                f"{len(absent)} FLEURS audio files listed in {locales[lang]}/{split}.tsv are missing, "
-                f"e.g. {absent[0]}; extract the audio archive into {folder}"
-            )
-        audio_paths[lang] = [str(p) for p in paths]
-    return ParallelCorpus(
-        name=f"fleurs-{split}",
-        langs=chosen,
-        sentence_ids=ids,
-        texts={lang: [rows[lang][i][0] for i in ids] for lang in chosen},
-        audio_paths=audio_paths,
-        source=f"FLEURS (Conneau et al. 2022), split {split}, from {root}",
-    )
-
-
 # --- speech ---------------------------------------------------------------------------------------
 
 def without_recordings(corpus: ParallelCorpus) -> ParallelCorpus:
@@ -288,6 +218,8 @@ def without_recordings(corpus: ParallelCorpus) -> ParallelCorpus:
         texts={lang: list(texts) for lang, texts in corpus.texts.items()},
         audio_paths={lang: [None] * len(corpus) for lang in corpus.langs},
         source=f"{corpus.source}; speech synthesised with espeak-ng",
+        files=[f for f in corpus.files if f.role in ("text", "tsv", "table")],
+        dropped=dict(corpus.dropped),
     )
 
 
@@ -327,6 +259,8 @@ def speech_waveform(corpus: ParallelCorpus, lang: str, position: int, *,
     if path is not None:
         if voice_rank:
             raise ValueError(f"{lang} sentence {position} is a recording: it has one voice")
+        if audio_refs.is_reference(path):
+            return audio_refs.decode_clip(path)
         return audio.load_audio(path)
     return audio.synthesize(corpus.texts[lang][position], _espeak_voice(lang, voice_rank),
                             cache_dir=cache_dir)

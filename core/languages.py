@@ -325,3 +325,49 @@ def languages_frame(langs: Iterable[str]) -> pd.DataFrame:
         },
         columns=list(FRAME_COLUMNS),
     )
+
+
+# ---------------------------------------------------------------------- a corpus's own codes
+#: the code schemes a corpus may label its languages with, tried in this order
+CORPUS_CODE_SCHEMES: tuple[str, ...] = ("FLORES-200", "FLEURS locale", "ISO 639-1")
+
+
+def _iso_639_1() -> dict[str, str]:
+    """ISO 639-1 code -> FLORES-200 code, from the Whisper and XLM-R columns of the code table
+    (both hold ISO 639-1 codes); a code naming two languages (``zh``: Simplified and Traditional)
+    is left out, so it must be mapped explicitly."""
+    seen: dict[str, set[str]] = {}
+    for lang, codes in _codes().items():
+        for family in ("whisper", "xlmr"):
+            if codes[family]:
+                seen.setdefault(codes[family].lower(), set()).add(lang)
+    return {code: next(iter(langs)) for code, langs in seen.items() if len(langs) == 1}
+
+
+def from_corpus_code(code: str, mapping: dict[str, str] | None = None) -> str:
+    """The FLORES-200 code for a corpus's language label: ``mapping`` first (the corpus's own
+    table, e.g. ``{"english": "eng_Latn"}``), then a FLORES-200 code or alias (``deu_Latn``), a
+    FLEURS locale (``de_de``) or an ISO 639-1 code (``de``). KeyError when none applies."""
+    raw = str(code).strip()
+    if mapping and raw in mapping:
+        return canonical_code(mapping[raw])
+    if canonical_code(raw) in _codes() or canonical_code(raw) in _table():
+        return canonical_code(raw)
+    key = raw.lower()
+    if key in FLEURS_TO_FLORES:
+        return FLEURS_TO_FLORES[key]
+    iso = _iso_639_1()
+    if key in iso:
+        return iso[key]
+    raise KeyError(f"unknown language code {raw!r}")
+
+
+def unknown_corpus_codes(codes: Iterable[str], mapping: dict[str, str] | None = None) -> list[str]:
+    """The codes of ``codes`` that ``from_corpus_code`` cannot place, sorted."""
+    unknown = set()
+    for code in codes:
+        try:
+            from_corpus_code(code, mapping)
+        except KeyError:
+            unknown.add(str(code))
+    return sorted(unknown)

@@ -29,6 +29,10 @@ navigation = st.navigation([
             url_path="compare"),
     st.Page(VIEWS / "projection.py", title="Projection (UMAP)", icon=":material/scatter_plot:"),
     st.Page(VIEWS / "findings.py", title="Findings", icon=":material/fact_check:"),
+    st.Page(VIEWS / "replication.py", title="Replication", icon=":material/compare:",
+            url_path="replication"),
+    st.Page(VIEWS / "items.py", title="Items", icon=":material/format_list_bulleted:",
+            url_path="items"),
     st.Page(VIEWS / "recording.py", title="Your recording", icon=":material/mic:",
             url_path="recording"),
 ])

@@ -21,15 +21,22 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from core.item_audio import ItemAudio
+from core.item_audio import item_audio as core_item_audio
 from core.metrics import descriptions
+from core.replication import is_derived, run_info, unreplicated
+from core.replication import replication_groups as replication_groups_of
 from core.store import Store
 from dashboard import availability as availability_
-from dashboard import speech_source
+from dashboard import speech_source, url_state
 from dashboard.charts import projection as projection_charts
+from dashboard.charts import projection_layers
 from dashboard.charts.common import layer_name
 from dashboard.charts.languages import language_levels, language_names, language_order
+from dashboard.charts.point_raster import Bounds
 from dashboard.charts.transforms import PAIRINGS, VIEWS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -146,8 +153,14 @@ def read_store(ref: StoreRef, query: Callable[[Store], T]) -> T:
 # ------------------------------------------------------------------------------- cached queries
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def runs(ref: StoreRef) -> pd.DataFrame:
-    return read_store(ref, lambda s: s.runs())
+def runs(ref: StoreRef, *, derived: bool = False) -> pd.DataFrame:
+    """The store's runs; derived runs (``precompute halves``: parts of another run's sentences,
+    verdict metrics only) only with ``derived``: the Replication page reads them, the pages that
+    pick one run (and need its activations, maps or every metric) leave them out."""
+    frame = read_store(ref, lambda s: s.runs())
+    if derived or frame.empty:
+        return frame
+    return frame[[not is_derived(c) for c in frame["config"]]].reset_index(drop=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -159,6 +172,30 @@ def languages(ref: StoreRef) -> pd.DataFrame:
 def items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
     """Items; with ``run_id``, that run's own token counts, transcripts and CER."""
     return read_store(ref, lambda s: s.items(run_id=run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def corpus_items(ref: StoreRef, run_id: str | None = None) -> pd.DataFrame:
+    """Every item, every voice (the Items page); with ``run_id``, that run's token counts,
+    transcripts and CER."""
+    items = read_store(ref, lambda s: s.items(run_id=run_id, all_voices=True))
+    sources = read_store(ref, lambda s: s.item_sources())
+    return items.merge(sources, on="item_id", how="left")
+
+
+@st.cache_data(show_spinner="Making the speech…", max_entries=64)
+def item_audio(text: str, voice: str | None, duration_s: float | None,
+               recording_path: str | None = None, file_sha256: str | None = None,
+               waveform_sha256: str | None = None) -> ItemAudio:
+    """A speech item's audio (``core.item_audio``: its recording, or its synthesis redone and
+    checked against the build's); a result with a message when it cannot be played."""
+    def known(value):  # NaN / None from a left join: nothing stored
+        return value if isinstance(value, str) and value else None
+
+    duration = None if duration_s is None or duration_s != duration_s else float(duration_s)
+    return core_item_audio(text, voice, duration, recording_path=known(recording_path),
+                           file_sha256=known(file_sha256),
+                           waveform_sha256=known(waveform_sha256))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -289,17 +326,53 @@ def projection(ref: StoreRef, run_id: str, members: tuple[tuple[str, int], ...],
     return rows[rows["method"] == method].reset_index(drop=True)
 
 
-@st.cache_data(show_spinner="Evaluating every metric and control…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def verdicts(ref: StoreRef, run_id: str, metric: str) -> list:
     """Each finding under every stored metric and control with its headline verdict
-    (``core.verdicts``); ``metric``'s single-metric finding rides along for the page's figures."""
-    from core.findings import run_levels  # noqa: PLC0415 - Findings page only
-    from core.verdicts import evaluate  # noqa: PLC0415 - Findings page only
+    (``core.verdicts``); ``metric``'s single-metric finding rides along for the page's figures.
+    The tables and headlines are the run's, evaluated once per run (``run_verdicts``); changing the
+    sidebar metric recomputes only its own single-metric findings."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from core.findings import compute_findings, run_levels  # noqa: PLC0415 - Findings page only
+
+    found = run_verdicts(ref, run_id)
+    if all(f.detail_metric == metric for f in found):
+        return found
+    rows = metrics(ref, run_id, metric=metric, resamples=True)
+    details = {f.id: f for f in compute_findings(
+        rows, run_levels(languages(ref), run_languages(ref, run_id)), components(ref, run_id),
+        metric=metric, n_permutations=run_config(ref, run_id).get("n_permutations"))}
+    return [replace(f, detail=details.get(f.id), detail_metric=metric) for f in found]
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def replication_groups(ref: StoreRef) -> tuple[list, dict[str, str]]:
+    """The store's replication groups (``core.replication.replication_groups``: runs of one model
+    on different corpora, a run's disjoint parts) and, for each run in none, why."""
+    infos = [run_info(run, components(ref, run["run_id"]))
+             for run in runs(ref, derived=True).to_dict("records")]
+    groups = replication_groups_of(infos)
+    return groups, unreplicated(infos, groups)
+
+
+@st.cache_data(show_spinner="Evaluating every metric and control…", max_entries=32)
+def run_verdicts(ref: StoreRef, run_id: str, langs: tuple[str, ...] | None = None) -> list:
+    """One run's findings under every metric and control (``core.verdicts``; SVCCA's raw findings
+    as the detail), on ``langs`` only when given (the languages a replication group shares):
+    cached per run, not per sidebar metric, and shared by the Findings and Replication pages."""
+    from core.findings import run_levels  # noqa: PLC0415 - Findings and Replication pages only
+    from core.replication import evaluate_on  # noqa: PLC0415
+    from core.verdicts import evaluate  # noqa: PLC0415
 
     rows = read_store(ref, lambda s: s.metrics(run_id, with_resamples=True))
-    return evaluate(rows, run_levels(languages(ref), run_languages(ref, run_id)),
-                    components(ref, run_id), metric_variants(ref, run_id), detail_metric=metric,
-                    n_permutations=run_config(ref, run_id).get("n_permutations"))
+    levels = run_levels(languages(ref), run_languages(ref, run_id))
+    n_permutations = run_config(ref, run_id).get("n_permutations")
+    if langs is None:
+        return evaluate(rows, levels, components(ref, run_id), metric_variants(ref, run_id),
+                        n_permutations=n_permutations)
+    return evaluate_on(langs, rows, metric_variants(ref, run_id), levels, components(ref, run_id),
+                       n_permutations=n_permutations)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -370,19 +443,12 @@ _SHADOW = "_kept_"
 
 
 def _prepare(key: str, options: Sequence[Any], default: Any, *, multi: bool = False) -> None:
-    """Seed a widget's state before it is drawn: its current value, else the value it had on the
-    previous page (Streamlit drops the state of widgets a page does not draw), else ``default``;
-    values no longer among ``options`` (another run, other layers) fall back to ``default``."""
-    if key in st.session_state:
-        value = st.session_state[key]
-    else:
-        value = st.session_state.get(_SHADOW + key, default)
-    if multi:
-        kept = [v for v in (value or []) if v in options]
-        value = kept if kept or not value else list(default)
-    elif value not in options:
-        value = default
-    st.session_state[key] = value
+    """Seed a widget's state before it is drawn: its current value, else the link's
+    (``dashboard.url_state``), else the value it had on the previous page (Streamlit drops the
+    state of widgets a page does not draw), else ``default``; values no longer among ``options``
+    (another run, other layers) fall back to ``default``. The value goes into the URL."""
+    kept = st.session_state.get(_SHADOW + key, default)
+    url_state.seed(key, options, default, multi=multi, fallback=kept)
 
 
 def _remember(key: str) -> Any:
@@ -515,3 +581,73 @@ def _language_picker(ref: StoreRef) -> tuple[str, ...]:
         st.info("Pick at least one language in the sidebar.")
         st.stop()
     return chosen
+
+
+# ---------------------------------------------------------- Projection page: aligned maps (#22)
+# The page reruns on every widget change and selection; its heavy parts are cached here whole (a
+# map's traces, the small multiples) so a rerun only assembles them. The st.cache_resource
+# entries are shared by every session and never changed after they are made: chart builders copy
+# what they change, and st.plotly_chart serialises a copy of the figure.
+
+@st.cache_resource(show_spinner="Aligning the layers' maps…", max_entries=16)
+def aligned_projection(ref: StoreRef, run_id: str, components_label: str,
+                       method: str = "umap") -> pd.DataFrame:
+    """Every map of one component set of a run (``projection_maps``' ``components``), in layer
+    order (``position``), each moved rigidly onto the one before (Procrustes, see
+    ``core.map_alignment``), with the items' language name and level and each point's hover
+    label (made once here, not per layer and colouring). All languages: the
+    alignment does not change with the sidebar's language choice. Shared: do not modify."""
+    maps = projection_maps(ref, run_id)
+    chosen = maps[(maps["components"] == components_label) & (maps["method"] == method)]
+    frames = [projection(ref, run_id, tuple(members), method) for members in chosen["members"]]
+    points = projection_charts.projection_points(projection_charts.aligned_map_frames(frames),
+                                                 languages(ref))
+    return points.assign(hover=projection_charts.point_hover(points))
+
+
+def aligned_bounds(ref: StoreRef, run_id: str, components_label: str) -> Bounds:
+    """The extent of all the component set's aligned maps: the axes of its big map and of its
+    small multiples, the same for every layer and language choice."""
+    return projection_layers.row_bounds(aligned_projection(ref, run_id, components_label))
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def projection_map_base(ref: StoreRef, run_id: str, components_label: str, position: int,
+                        colour_by: str, langs: tuple[str, ...]) -> dict:
+    """The selection-independent traces of one aligned map (``projection_charts.map_base``) over
+    ``langs``. Shared: do not modify."""
+    points = aligned_projection(ref, run_id, components_label)
+    shown = points[(points["position"] == position) & points["lang"].isin(langs)]
+    return projection_charts.map_base(shown, languages(ref), colour_by)
+
+
+@st.cache_resource(show_spinner="Drawing every layer's map…", max_entries=32)
+def projection_layer_images(ref: StoreRef, run_id: str, components_label: str,
+                            langs: tuple[str, ...]) -> tuple[str, ...]:
+    """The small multiples' images of one component set: one grey PNG per map of the points of
+    ``langs``, over ``aligned_bounds`` (all languages' points, so the frame stays put when
+    languages change)."""
+    points = aligned_projection(ref, run_id, components_label)
+    return projection_layers.layer_images(points[points["lang"].isin(langs)],
+                                          aligned_bounds(ref, run_id, components_label),
+                                          n_maps=int(points["position"].max()) + 1)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def projection_layers_figure(ref: StoreRef, run_id: str, components_labels: tuple[str, ...],
+                             colour_by: str, langs: tuple[str, ...],
+                             selected: tuple[int, ...]) -> go.Figure:
+    """The small multiples of ``selected`` in every map of each component set (a plotly
+    Figure, see ``projection_layers.layers_figure``). Shared: do not modify."""
+    maps = projection_maps(ref, run_id)
+    rows = []
+    for label in components_labels:
+        points = aligned_projection(ref, run_id, label)
+        rows.append(projection_layers.LayerRow(
+            label, points[points["lang"].isin(langs) & points["item_id"].isin(selected)],
+            tuple(maps[maps["components"] == label]["label"]),
+            projection_layer_images(ref, run_id, label, langs),
+            aligned_bounds(ref, run_id, label)))
+    return projection_layers.layers_figure(rows, languages(ref), colour_by=colour_by,
+                                           selected=selected,
+                                           title="The selection in every layer (aligned maps)")

@@ -73,7 +73,8 @@ def check_models(models: Sequence[str]) -> None:
 
 
 def check_corpus(corpus, config: BuildConfig) -> None:
-    """Refuse, before anything is written, a corpus the build could not finish."""
+    """Refuse, before anything is written, a corpus the build could not finish (recordings that
+    do not read are refused or left out as the corpus is loaded: ``config.readable_corpus``)."""
     from core import audio, languages
 
     if not corpus.sentence_ids or not corpus.langs:
@@ -99,18 +100,6 @@ def check_corpus(corpus, config: BuildConfig) -> None:
         except audio.EspeakError as exc:
             raise BuildError(f"cannot make speech for {', '.join(synthesised)}: {exc}. Install "
                              "espeak-ng, or use a corpus with recordings") from exc
-    import soundfile
-
-    for lang in corpus.langs:
-        for path in corpus.audio_paths[lang]:
-            if path is None:
-                continue
-            try:
-                soundfile.info(path)
-            except Exception as exc:  # noqa: BLE001 - libsndfile's errors have no common base
-                raise BuildError(f"cannot read audio {path} ({lang}): "
-                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                                 f"; replace the file or drop {lang} with --langs") from None
 
 
 def supported_langs(adapter: ModelAdapter, langs: Sequence[str], policy: str) -> list[str]:

@@ -1,5 +1,5 @@
-"""``python -m precompute build|merge|metrics|matrices|report|info|migrate``: the command line over the
-build and the store."""
+"""``python -m precompute build|merge|metrics|matrices|halves|report|info|export|item-sources|
+migrate``: the command line over the build and the store."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
 
 from core.store import Store, StoreError
+from core.store.export import FORMATS, write_batches
+from core.store.tables import TABLES
 from precompute.config import CORPUS_FORMATS, DEFAULT_OUT, BuildConfig, BuildError
 
 log = logging.getLogger("precompute")
@@ -53,10 +55,28 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.command()
 @click.option("--corpus", default="bundled", show_default=True,
-              help="'bundled' (data/corpus) or a corpus directory.")
+              help="'bundled' (data/corpus), a corpus directory (or Parquet/Arrow file), or "
+              "hf:google/fleurs (fetches only --langs' --split into the hub cache). See "
+              "docs/corpora.md.")
 @click.option("--corpus-format", type=click.Choice(CORPUS_FORMATS), default="line", show_default=True,
-              help="Layout of a corpus directory: line-aligned FLORES-style files or FLEURS.")
-@click.option("--split", default="test", show_default=True, help="FLEURS split.")
+              help="Layout of a corpus directory: line-aligned FLORES-style files, FLEURS "
+              "(extracted, or as the hub stores it with tar.gz audio), or table (Parquet/Arrow "
+              "files or a datasets save_to_disk folder).")
+@click.option("--split", default="test", show_default=True,
+              help="FLEURS split (test, dev = validation, train), or a table corpus's split.")
+@click.option("--columns",
+              help="Table corpus columns as key=column pairs: id, lang (or @path: from the "
+              "file's folders), text, audio (empty: none, speech synthesised), rate (a column "
+              "or a number, for audio stored as samples). Default id=id,lang=lang,text=text,"
+              "audio=audio.")
+@click.option("--corpus-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Table corpus config (JSON or TOML): a 'columns' table as --columns and a "
+              "'langs' table mapping the corpus's language labels to FLORES-200 codes.")
+@click.option("--bad-audio", type=click.Choice(["refuse", "skip"]), default="refuse",
+              show_default=True,
+              help="A recording that is absent or does not decode: refuse the build (naming the "
+              "file and row), or leave its sentence out in every language (counted in the log "
+              "and the run's config).")
 @click.option("--suffix", default=".dev", show_default=True,
               help="Line-aligned files are <lang><suffix> (FLORES-200: .dev or .devtest).")
 @click.option("--langs", callback=_csv, help="Comma-separated FLORES-200 codes (default: all).")
@@ -238,22 +258,58 @@ def matrices(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...],
 
 @cli.command()
 @_store_option
-@click.option("--run", "run_id", help="Run id (default: every complete run).")
+@click.option("--run", "run_id", required=True,
+              help="The run to split (complete, with stored activations).")
+@click.option("--parts", "n_parts", type=click.IntRange(min=2), default=2, show_default=True,
+              help="How many disjoint parts of its sentences.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the permutation that assigns sentences to parts.")
+@click.pass_context
+def halves(ctx: click.Context, store_path: Path, run_id: str, n_parts: int, seed: int) -> None:
+    """Add derived runs holding disjoint parts of a run's sentences, measured from its stored
+    activations (no model): the verdict metrics and controls on each part, for the replication
+    tables of `report` and the dashboard. Parts already in the store are kept."""
+    from precompute.halves import split_run
+
+    with _sigterm_as_exit():
+        done = _run(ctx, lambda: split_run(store_path, run_id, n_parts, seed,
+                                           command_line=ctx.obj.get("argv")))
+    for part in done:
+        if part.n_metrics is None:
+            click.echo(f"{part.run_id} is already in {store_path}: kept as it is")
+        else:
+            click.echo(f"added {part.run_id} to {store_path}: {part.n_sentences} sentences, "
+                       f"{part.n_metrics} metric rows, {part.n_variants} length-matched rows")
+
+
+@cli.command()
+@_store_option
+@click.option("--run", "run_id", help="Run id (default: every complete run built from a corpus; "
+              "derived parts appear in the replication tables).")
 @click.option("--metric", default="svcca", show_default=True,
               help="Metric whose single-metric summary is printed under each finding's table; the "
               "headline verdicts always use every stored metric (SVCCA, linear and debiased CKA, "
               "mutual kNN) and control.")
+@click.option("--replicate-with", "others", multiple=True, type=click.Path(path_type=Path),
+              help="Another store whose runs join the replication tables (the same model on "
+              "another corpus: a corpus sharing languages with this store's cannot be in the same "
+              "store, whose items are keyed by language and sentence id). Repeatable.")
 @click.pass_context
-def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str) -> None:
+def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str,
+           others: tuple[Path, ...]) -> None:
     """Print the study's findings for a run: per finding a table of metrics x controls (raw,
     length-residualised, length-matched, voice reference) with 95% intervals over sentence
     resamples within this corpus, and a headline: holds / does not hold where every decided cell
     agrees, mixed where they disagree, not enough data, or not applicable (no such stage or
-    modality in the model)."""
+    modality in the model). Then the replication tables: the same model's runs on different
+    corpora (of this store and the --replicate-with ones) and the disjoint parts of a run's
+    sentences (`halves`), finding by finding, on the languages they share."""
 
     def text() -> str:
-        with Store.open(store_path) as store:
-            from core import findings, verdicts
+        with Store.open(store_path) as store, ExitStack() as opened:
+            extra = [opened.enter_context(Store.open(path)) for path in others]
+            from core import verdicts
+            from core.api import run_verdicts
 
             run_ids = [run_id] if run_id else _complete_runs(store)
             if not run_ids:
@@ -261,12 +317,9 @@ def report(ctx: click.Context, store_path: Path, run_id: str | None, metric: str
             blocks = []
             for rid in run_ids:
                 store.run(rid)  # clear error for an unknown run id
-                found = verdicts.evaluate(
-                    store.metrics(rid, with_resamples=True),
-                    findings.run_levels(store.languages(), store.run_languages(rid)),
-                    store.components(rid), store.metric_variants(rid), detail_metric=metric,
-                    n_permutations=store.run(rid)["config"].get("n_permutations"))
+                found = run_verdicts(store, rid, metric)
                 blocks.append(f"== {rid} ==\n{verdicts.format_verdicts(found)}")
+            blocks += _replication_blocks([store, *extra], [run_id] if run_id else None, metric)
             return "\n\n".join(blocks)
 
     click.echo(_run(ctx, text))
@@ -292,6 +345,56 @@ def info(ctx: click.Context, store_path: Path) -> None:
             lines.append(f"languages ({len(langs)}): {', '.join(langs)}")
             lines.append("rows: " + ", ".join(f"{t}={n}" for t, n in store.counts().items()))
             return "\n".join(lines)
+
+    click.echo(_run(ctx, text))
+
+
+@cli.command()
+@_store_option
+@click.option("--table", required=True, type=click.Choice(TABLES),
+              help="The table to write (docs/ARCHITECTURE.md, Store, lists their columns).")
+@click.option("--run", "run_id", help="Only this run's rows (items: with its tokens, transcripts "
+              "and CER).")
+@click.option("--metric", help="Only this metric's rows (metrics, metric_variants).")
+@click.option("--pairing", type=click.Choice(["text-text", "speech-speech", "text-speech"]),
+              help="Only this pairing's rows (metrics, metric_variants).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="File to write (replaced whole; CSV holds BLOB columns as hex).")
+@click.pass_context
+def export(ctx: click.Context, store_path: Path, table: str, run_id: str | None,
+           metric: str | None, pairing: str | None, fmt: str, out: Path) -> None:
+    """Write one table of a store (filtered by run, metric, pairing) to Parquet or CSV."""
+
+    def text() -> str:
+        with Store.open(store_path) as store:
+            schema, batches = store.export_batches(table, run_id=run_id, metric=metric,
+                                                   pairing=pairing)
+            rows = write_batches(batches, schema, out, fmt)
+        return f"wrote {rows} rows of {table} to {out} ({fmt})"
+
+    click.echo(_run(ctx, text))
+
+
+@cli.command("item-sources")
+@_store_option
+@click.option("--speech-cache", type=click.Path(path_type=Path, file_okay=False),
+              help="Synthesis cache (default: $CROSSMODAL_LENS_CACHE/speech or ~/.cache/...).")
+@click.pass_context
+def item_sources(ctx: click.Context, store_path: Path, speech_cache: Path | None) -> None:
+    """Record checksums of a store's synthesised speech (stores built before item_sources):
+    synthesised again with the recorded voice, kept only where it matches the stored length.
+    Migrates the store; idempotent."""
+
+    def text() -> str:
+        from precompute.item_sources import backfill_item_sources
+
+        done = backfill_item_sources(store_path, speech_cache=speech_cache)
+        left = [f"{n} {what}" for n, what in ((done.differing, "synthesised differently here"),
+                                              (done.recordings, "recordings (file unknown)"),
+                                              (done.unknown_voice, "of unknown voice")) if n]
+        return (f"{store_path}: {done.added} item sources added ({done.already} already there)"
+                + (f"; left without: {', '.join(left)}" if left else ""))
 
     click.echo(_run(ctx, text))
 
@@ -353,8 +456,44 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _complete_runs(store: Store) -> list[str]:
+    """Complete runs built from a corpus (derived parts are reported in replication tables)."""
+    from core.replication import is_derived
+
     runs = store.runs()
-    return runs[runs.status == "complete"].run_id.tolist()
+    return [r.run_id for r in runs.itertuples() if r.status == "complete"
+            and not is_derived(r.config)]
+
+
+def _replication_blocks(stores: list[Store], only: list[str] | None, metric: str) -> list[str]:
+    """``report``'s replication tables: every group of the stores' runs together (those holding
+    ``only``'s runs, when given), each run's verdicts on the languages its group shares, read from
+    the store that holds it (the first, when two hold one run id)."""
+    from core import findings, replication
+
+    infos, owner = [], {}
+    for store in stores:
+        for run in store.runs().to_dict("records"):
+            if run["run_id"] not in owner:
+                owner[run["run_id"]] = store
+                infos.append(replication.run_info(run, store.components(run["run_id"])))
+
+    def verdicts(rid: str, langs: tuple[str, ...]) -> list:
+        store = owner[rid]
+        return replication.evaluate_on(
+            langs, store.metrics(rid, with_resamples=True), store.metric_variants(rid),
+            findings.run_levels(store.languages(), store.run_languages(rid)),
+            store.components(rid), n_permutations=store.run(rid)["config"].get("n_permutations"),
+            detail_metric=metric)
+
+    blocks = []
+    for group in replication.replication_groups(infos):
+        if only and not set(only) & (set(group.run_ids) | {group.parent}):
+            continue
+        compared = None if group.problem else replication.compare(
+            {rid: verdicts(rid, group.shared_langs) for rid in group.run_ids},
+            dict(zip(group.run_ids, group.labels)))
+        blocks.append(replication.format_replication(group, compared))
+    return blocks
 
 
 def _run(ctx: click.Context, action):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -20,11 +21,13 @@ from typing import Any
 
 from core.models.base import Component
 from core.store import ACTIVATION_DTYPES
-from core.store.tables import json_default
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("data/crossmodal_lens.duckdb")
-CORPUS_FORMATS = ("line", "fleurs")
+CORPUS_FORMATS = ("line", "fleurs", "table")
+BAD_AUDIO = ("refuse", "skip")
+
+log = logging.getLogger("precompute")
 
 
 class BuildError(RuntimeError):
@@ -37,10 +40,13 @@ class BuildConfig:
 
     models: tuple[str, ...]
     out: Path = DEFAULT_OUT
-    corpus: str = "bundled"               # "bundled" or a directory
-    corpus_format: str = "line"           # for a directory: "line" (FLORES-style) or "fleurs"
-    split: str = "test"                   # FLEURS split
+    corpus: str = "bundled"               # "bundled", a directory (or table file), hf:<repo>
+    corpus_format: str = "line"           # "line" (FLORES-style), "fleurs", "table" (Parquet/Arrow)
+    split: str = "test"                   # FLEURS split (or a table corpus's)
     suffix: str = ".dev"                  # line-aligned files are <lang><suffix>
+    columns: str | None = None            # table corpus: "id=...,lang=...,text=...,audio=..."
+    corpus_config: Path | None = None     # table corpus: JSON/TOML with columns and langs tables
+    bad_audio: str = "refuse"             # a recording that is absent or does not read: or "skip"
     langs: tuple[str, ...] | None = None
     n_sentences: int | None = None
     device: str | None = None
@@ -70,6 +76,11 @@ class BuildConfig:
             raise ValueError(f"each --model may be given once, got {list(self.models)}")
         if self.corpus_format not in CORPUS_FORMATS:
             raise ValueError(f"--corpus-format must be one of {CORPUS_FORMATS}, got {self.corpus_format!r}")
+        if (self.columns or self.corpus_config) and self.corpus_format != "table":
+            raise ValueError("--columns and --corpus-config describe a Parquet/Arrow corpus: "
+                             "give --corpus-format table too")
+        if self.bad_audio not in BAD_AUDIO:
+            raise ValueError(f"--bad-audio must be one of {BAD_AUDIO}, got {self.bad_audio!r}")
         if self.activation_dtype not in ACTIVATION_DTYPES:
             raise ValueError(f"activation dtype must be one of {ACTIVATION_DTYPES}")
         if self.batch_size < 1 or self.n_permutations < 0 or self.n_bootstrap < 0:
@@ -100,7 +111,7 @@ def config_from_json(data: dict[str, Any]) -> BuildConfig:
             continue
         if isinstance(value, list):
             value = tuple(value)
-        if name in ("out", "speech_cache") and value is not None:
+        if name in ("out", "speech_cache", "corpus_config") and value is not None:
             value = Path(value)
         kwargs[name] = value
     return BuildConfig(**kwargs)
@@ -110,7 +121,7 @@ def config_from_json(data: dict[str, Any]) -> BuildConfig:
 #: options that change no row of a run: left out of its identity (``run_key``). The corpus options
 #: are replaced by a digest of the corpus they select.
 _KEY_NEUTRAL = ("models", "out", "speech_cache", "corpus", "corpus_format", "split", "suffix",
-                "langs", "n_sentences", "workers")
+                "langs", "n_sentences", "workers", "columns", "corpus_config", "bad_audio")
 
 
 @dataclass(frozen=True)
@@ -123,13 +134,24 @@ class Job:
 
 
 def corpus_digest(corpus) -> str:
-    """sha256 of what a corpus feeds a run: languages, ids, texts and recordings (path + size)."""
+    """sha256 of what a corpus feeds a run: languages, ids, texts and recordings (path + size of a
+    file; reference + the sha256 of its archive or table for a clip inside one)."""
+    from core import audio_refs
+
+    checksums = {f.path: f.sha256 for f in corpus.files}
+
+    def identity(path: str | None):
+        if path is None:
+            return None
+        if audio_refs.is_reference(path):
+            return (path, checksums.get(str(audio_refs.container(path))))
+        return (path, _size(path))
+
     digest = hashlib.sha256()
     digest.update(json.dumps([corpus.name, corpus.langs, corpus.sentence_ids]).encode())
     for lang in corpus.langs:
         digest.update(json.dumps(corpus.texts[lang], ensure_ascii=False).encode())
-        audio = [(p, _size(p)) if p is not None else None for p in corpus.audio_paths[lang]]
-        digest.update(json.dumps(audio).encode())
+        digest.update(json.dumps([identity(p) for p in corpus.audio_paths[lang]]).encode())
     return digest.hexdigest()
 
 
@@ -157,21 +179,72 @@ def plan_jobs(config: BuildConfig, corpus) -> list[Job]:
 
 # ---------------------------------------------------------------------- corpus
 def load_corpus(config: BuildConfig):
-    """The parallel corpus named by ``--corpus``, cut to ``--langs`` / ``--n-sentences``."""
+    """The parallel corpus named by ``--corpus``, cut to ``--langs`` / ``--n-sentences``, every
+    recording checked to read (``--bad-audio``: refuse the build, or leave those sentences out)."""
+    return readable_corpus(read_corpus(config), config.bad_audio)
+
+
+def read_corpus(config: BuildConfig):
+    """The corpus ``--corpus`` / ``--corpus-format`` name (see docs/corpora.md)."""
     from core import corpus as corpus_module
+    from core.corpus_fleurs import load_fleurs, split_file_name
+    from core.corpus_hub import fetch_fleurs, is_hub_corpus
 
     langs = list(config.langs) if config.langs else None
     if config.corpus == "bundled":
         corpus = corpus_module.load_bundled()
         return corpus.subset(langs=langs, n_sentences=config.n_sentences)
-    directory = Path(config.corpus)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"--corpus {config.corpus!r} is neither 'bundled' nor a directory")
+    if is_hub_corpus(config.corpus):
+        if config.corpus_format == "table":
+            raise ValueError(f"--corpus {config.corpus}: hub corpora are read in FLEURS' layout; "
+                             "for a Parquet corpus from the hub, download it and pass its folder")
+        root = fetch_fleurs(config.corpus, langs, split_file_name(config.split))
+        return load_fleurs(root, split=config.split, langs=langs, n_sentences=config.n_sentences,
+                           missing_audio=config.bad_audio)
+    path = Path(config.corpus)
+    if config.corpus_format == "table":
+        from core.corpus_table import TableSpec, load_table_corpus, parse_columns, read_spec
+
+        spec = (read_spec(config.corpus_config, config.columns) if config.corpus_config
+                else TableSpec(parse_columns(config.columns or "")))
+        return load_table_corpus(path, spec, split=config.split, langs=langs,
+                                 n_sentences=config.n_sentences)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--corpus {config.corpus!r} is neither 'bundled' nor a directory "
+                                "nor hf:<repo> (a Parquet/Arrow file needs --corpus-format table)")
     if config.corpus_format == "fleurs":
-        return corpus_module.load_fleurs(directory, split=config.split, langs=langs,
-                                         n_sentences=config.n_sentences)
-    return corpus_module.load_line_aligned(directory, suffix=config.suffix, langs=langs,
+        return load_fleurs(path, split=config.split, langs=langs, n_sentences=config.n_sentences,
+                           missing_audio=config.bad_audio)
+    return corpus_module.load_line_aligned(path, suffix=config.suffix, langs=langs,
                                            n_sentences=config.n_sentences)
+
+
+UNREADABLE_REASON = "audio does not read"
+
+
+def readable_corpus(corpus, bad_audio: str = "refuse"):
+    """``corpus`` once every recording opens: a BuildError naming the first bad clip (its file
+    and member or row, language and sentence id), or with ``bad_audio="skip"`` the corpus less
+    those sentences (in every language, logged and recorded in ``dropped``)."""
+    from core.corpus_files import unreadable_clips
+
+    problems = unreadable_clips(corpus)
+    if not problems:
+        return corpus
+    ids = sorted({corpus.sentence_ids[position] for _, position, _ in problems})
+    if bad_audio != "skip":
+        lang, position, why = problems[0]
+        raise BuildError(f"{why} ({lang}, sentence {corpus.sentence_ids[position]}); "
+                         f"{len(problems)} clips of {len(ids)} sentences do not read. Replace the "
+                         f"file, drop {lang} with --langs, or pass --bad-audio skip to leave those "
+                         "sentences out")
+    kept = corpus.without_sentences(ids, UNREADABLE_REASON)
+    if not kept.sentence_ids:
+        raise BuildError(f"no sentence of corpus {corpus.name!r} has readable audio in every "
+                         f"language (first problem: {problems[0][2]})")
+    log.warning("leaving out %d of %d sentences whose audio does not read (--bad-audio skip), "
+                "e.g. %s", len(ids), len(corpus.sentence_ids), problems[0][2])
+    return kept
 
 
 # ---------------------------------------------------------------------- JSON
@@ -189,12 +262,6 @@ def component_from_json(data: dict[str, Any]) -> Component:
                    for p in data["layers"])
     return Component(data["name"], data["modality"], int(data["dim"]), data["space"], layers,
                      data["description"], dict(data["conditioning"] or {}))
-
-
-def json_text(value: Any) -> str:
-    """``value`` as JSON text (sorted keys); a string is taken to be JSON already."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True,
-                                                           default=json_default)
 
 
 def _size(path: str) -> int | None:

@@ -22,10 +22,15 @@ from tqdm.auto import tqdm
 
 from core.models.base import Component, Extraction, ModelAdapter
 from precompute.checks import supported_langs
-from precompute.config import BuildConfig, BuildError, Job, component_to_json, json_default
+from core.store.tables import json_default
+from precompute.config import BuildConfig, BuildError, Job, component_to_json
 from precompute.provenance import collect_versions
+from precompute.stagelog import counted
 from precompute.staging import Workspace
 from precompute.transcripts import BatchTranscriber
+
+#: where a speech item's audio came from, in its items part (the store's item_sources)
+SOURCE_COLUMNS = ["source_path", "file_sha256", "waveform_sha256"]
 
 log = logging.getLogger("precompute")
 
@@ -68,6 +73,32 @@ def run_shard(config: BuildConfig, corpus, jobs: Sequence[Job], shard: tuple[int
     return done, skipped
 
 
+def extracted(workspace: Workspace, run_ids: Sequence[str], langs: Sequence[str]) -> str:
+    """What stage 1 holds for ``run_ids`` in ``langs`` (every run's items parts there), for the
+    stage's log line; per run e.g. ``whisper-base: 2 languages, 80 texts, 80 clips, 2 components
+    (12 layers)``."""
+    summaries = []
+    for run_id in run_ids:
+        plan = workspace.read_job(run_id)
+        if plan is None:
+            continue
+        own = [lang for lang in plan["run_langs"] if lang in langs
+               and workspace.has(run_id, "items", lang)]
+        items = [workspace.read_part(run_id, "items", lang) for lang in own]
+        texts = sum(int((frame.modality == "text").sum()) for frame in items)
+        speech = [frame[frame.modality == "speech"] for frame in items]
+        clips = sum(len(frame) for frame in speech)
+        voices = max((int(frame.voice_rank.max()) + 1 for frame in speech if len(frame)), default=0)
+        layers = sum(len(c["layers"]) for c in plan["components"])
+        parts = [counted(len(own), "language"), counted(texts, "text")]
+        if clips:
+            parts.append(counted(clips, "clip") + (f" ({voices} voices)" if voices > 1 else ""))
+        parts.append(f"{counted(len(plan['components']), 'component')} "
+                     f"({counted(layers, 'layer')})")
+        summaries.append(f"{plan['model']}: {', '.join(parts)}")
+    return "; ".join(summaries)
+
+
 def make_plan(job: Job, adapter: ModelAdapter, corpus, config: BuildConfig,
               versions: dict[str, Any], command_line: Sequence[str] | None) -> dict[str, Any]:
     """What a run computes (written once to its job.json): its config, components, languages."""
@@ -81,6 +112,8 @@ def make_plan(job: Job, adapter: ModelAdapter, corpus, config: BuildConfig,
         "command_line": list(command_line) if command_line is not None else None,
         "model": job.model, "model_info": adapter.info(),
         "corpus_name": corpus.name, "corpus_source": corpus.source,
+        "corpus_files": [f.to_json() for f in corpus.files],
+        "corpus_dropped": {reason: list(ids) for reason, ids in corpus.dropped.items()},
         "corpus_langs": list(corpus.langs), "n_sentence_ids": len(corpus.sentence_ids),
         "run_langs": run_langs,
         "skipped_langs": [lang for lang in corpus.langs if lang not in run_langs],
@@ -182,7 +215,7 @@ def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
     """The items of one language (text, then speech with duration and voice, in up to ``voices``
     voices; none for ``voices=0``), from its part or made now; speech is synthesised or decoded
     one clip at a time and not kept."""
-    from core import audio
+    from core import audio, audio_refs, item_audio
     from core import corpus as corpus_module
 
     if workspace.has(run_id, "items", lang):
@@ -194,21 +227,37 @@ def language_items(workspace: Workspace, run_id: str, corpus, lang: str,
                      "duration_s": None, "voice": None})
     n_voices = corpus_module.voice_count(corpus, lang, voices) if voices > 0 else 0
     for voice_rank in range(n_voices):
-        for position, sentence_id in enumerate(tqdm(corpus.sentence_ids, leave=False,
-                                                    desc=f"speech {lang} voice {voice_rank + 1}")):
+        for position, sentence_id in enumerate(tqdm(corpus.sentence_ids,
+                                                    desc=speech_work(corpus, lang, voice_rank))):
             wave = load_waveform(corpus, lang, position, speech_cache, voice_rank)
+            recording = corpus.audio_paths[lang][position] if voice_rank == 0 else None
             rows.append({"sentence_id": sentence_id, "lang": lang, "modality": "speech",
                          "text": corpus.texts[lang][position], "position": position,
                          "duration_s": audio.duration_s(wave),
                          "voice": corpus_module.speech_voice(corpus, lang, position, voice_rank),
-                         "voice_rank": voice_rank})
+                         "voice_rank": voice_rank,
+                         "source_path": audio_refs.resolved(recording) if recording else None,
+                         "file_sha256": item_audio.file_sha256(recording) if recording else None,
+                         "waveform_sha256": item_audio.waveform_sha256(wave)})
             del wave
     items = pd.DataFrame(rows, columns=["sentence_id", "lang", "modality", "text", "position",
-                                        "duration_s", "voice", "voice_rank"])
+                                        "duration_s", "voice", "voice_rank", *SOURCE_COLUMNS])
     items["duration_s"] = items.duration_s.astype("float64")
     items["voice_rank"] = items.voice_rank.fillna(0).astype("int64")
     workspace.write_part(items, run_id, "items", lang)
     return items
+
+
+def speech_work(corpus, lang: str, voice_rank: int) -> str:
+    """What making a language's speech items does, as its progress bar says it: decoding the
+    corpus's recordings, or synthesising with espeak-ng (a bar that said "voice 1" over
+    recordings suggested synthesis that never happens)."""
+    paths = corpus.audio_paths[lang]
+    recorded = sum(path is not None for path in paths)
+    if recorded == len(paths):
+        return f"read {lang} recordings"
+    synthesis = f"synthesise {lang} speech, espeak-ng voice {voice_rank + 1}"
+    return synthesis if not recorded else f"{synthesis} ({recorded} recordings read)"
 
 
 def load_waveform(corpus, lang: str, position: int, speech_cache: Path | None,

@@ -59,10 +59,11 @@ def compute_metrics(inputs: MeasureInputs, pairs: list[PairSpec] | None = None, 
     return metric_rows(grid, [p for p, _ in chosen], pooling=config.pooling)
 
 
-def compute_metric_variants(inputs: MeasureInputs, pairs: list[PairSpec]) -> pd.DataFrame:
+def compute_metric_variants(inputs: MeasureInputs, pairs: list[PairSpec],
+                            kinds: tuple[str, ...] | None = None) -> pd.DataFrame:
     """SVCCA at other k and length-matched SVCCA for the pairs findings read
-    (``precompute.variants``)."""
-    from precompute.variants import compute_variants, variant_pairs
+    (``precompute.variants``); ``kinds``: some of ``variants.VARIANTS`` (default: all)."""
+    from precompute.variants import VARIANTS, compute_variants, variant_pairs
 
     chosen = variant_pairs(pairs)
     if not chosen:
@@ -70,7 +71,18 @@ def compute_metric_variants(inputs: MeasureInputs, pairs: list[PairSpec]) -> pd.
     config = inputs.config
     sides, side_lengths = pair_sides(inputs, chosen)
     return compute_variants(sides, side_lengths, chosen, n_permutations=config.n_permutations,
-                            seed=config.seed, device=config.device)
+                            seed=config.seed, device=config.device, kinds=kinds or VARIANTS)
+
+
+def log_variant_notes(inputs: MeasureInputs, run_id: str) -> None:
+    """Say once per run (not once per metric group) which k the SVCCA k-sensitivity grid leaves
+    out and which it computes above n / 4 (``precompute.variants.k_grid_notes``)."""
+    from precompute.variants import k_grid_notes, variant_pairs
+
+    if not any(variant_pairs(group) for group in inputs.groups):
+        return
+    for level, message in k_grid_notes(len(inputs.prepared.sentence_ids)):
+        log.log(level, "%s: %s", run_id, message)
 
 
 def pair_sides(inputs: MeasureInputs, pairs: list[PairSpec]

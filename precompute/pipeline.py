@@ -17,6 +17,8 @@ this one only says in which order they run:
 3. **Publish** (``precompute.publish``): the run added from its parts to a copy of the store, which
    replaces ``<out>`` atomically; then the run's parts are removed.
 
+Each stage ends with one log line, its wall time and what it produced (``precompute.stagelog``).
+
 Items are shared by all runs of a store; a run whose corpus holds other sentences under the same
 ids is refused. What depends on the model is stored per run (``run_items``): the transcript and
 CER of each clip by every model that can transcribe, the token count of each text by the run's own
@@ -37,9 +39,10 @@ from precompute.checks import check_corpus, check_items_fit, check_models, check
     complete_runs
 from precompute.config import BuildConfig, BuildError, load_corpus, plan_jobs
 from precompute.executors import run_ray_shards
-from precompute.extract import missing_parts, run_shard
+from precompute.extract import extracted, missing_parts, run_shard
 from precompute.measure_parts import measure_into_parts
 from precompute.publish import publish_job
+from precompute.stagelog import Stage, counted
 from precompute.staging import Workspace
 
 log = logging.getLogger("precompute")
@@ -73,34 +76,42 @@ def build(config: BuildConfig, *, load_model: Callable[..., ModelAdapter] | None
     ``n_shards`` shards as Ray tasks and then publishes.
     """
     out = Path(config.out)
-    check_out_store(out)
-    corpus = load_corpus(config)
-    check_corpus(corpus, config)
-    if load_model is None:
-        check_models(config.models)
-    jobs = plan_jobs(config, corpus)
     result = BuildResult(shard=shard)
-    complete = complete_runs(out)
-    if any(job.run_id not in complete for job in jobs):
-        check_items_fit(out, corpus)
-    pending = []
-    for job in jobs:
-        if job.run_id in complete:
-            log.info("run %s (%s) is already complete in %s: nothing to do", job.run_id,
-                     job.model, out)
-            result.complete.append(job.run_id)
-            Workspace(out).remove_job(job.run_id)  # a publish killed before cleaning up
-        else:
-            pending.append(job)
+    with Stage("0 plan and check") as stage:
+        check_out_store(out)
+        corpus = load_corpus(config)
+        check_corpus(corpus, config)
+        if load_model is None:
+            check_models(config.models)
+        jobs = plan_jobs(config, corpus)
+        complete = complete_runs(out)
+        if any(job.run_id not in complete for job in jobs):
+            check_items_fit(out, corpus)
+        pending = []
+        for job in jobs:
+            if job.run_id in complete:
+                log.info("run %s (%s) is already complete in %s: nothing to do", job.run_id,
+                         job.model, out)
+                result.complete.append(job.run_id)
+                Workspace(out).remove_job(job.run_id)  # a publish killed before cleaning up
+            else:
+                pending.append(job)
+        stage.produced = (f"corpus {corpus.name}: {counted(len(corpus.langs), 'language')} x "
+                          f"{counted(len(corpus.sentence_ids), 'sentence')} ({corpus.source}); "
+                          f"{counted(len(pending), 'run')} to build, "
+                          f"{len(result.complete)} already complete")
     if not pending:
         return result
-    log.info("corpus %s: %d languages x %d sentences (%s)", corpus.name, len(corpus.langs),
-             len(corpus.sentence_ids), corpus.source)
-    if executor == "ray":
-        done, skipped = run_ray_shards(config, pending, n_shards, command_line=command_line)
-    else:
-        done, skipped = run_shard(config, corpus, pending, shard or (0, 1),
-                                  load_model=load_model, command_line=command_line)
+    shard_langs = [lang for i, lang in enumerate(corpus.langs)
+                   if shard is None or i % shard[1] == shard[0]]
+    with Stage("1 extract" + (f" (shard {shard[0]}/{shard[1]})" if shard else "")) as stage:
+        if executor == "ray":
+            done, skipped = run_ray_shards(config, pending, n_shards, command_line=command_line)
+        else:
+            done, skipped = run_shard(config, corpus, pending, shard or (0, 1),
+                                      load_model=load_model, command_line=command_line)
+        made = extracted(Workspace(out), [job.run_id for job in pending], shard_langs)
+        stage.produced = f"{made} ({done} parts computed, {skipped} already done)"
     result.units_done, result.units_skipped = done, skipped
     if shard is not None:
         result.pending = [job.run_id for job in pending]
@@ -150,5 +161,10 @@ def finish_job(out: Path, run_id: str, *, workers: int = 1) -> str:
     if missing:
         raise BuildError(f"run {run_id}: {len(missing)} parts are missing (e.g. {missing[0]}); "
                          "run every shard of the build, then `python -m precompute merge`")
-    measure_into_parts(out, workspace, plan, workers=workers)
-    return publish_job(out, workspace, plan)
+    with Stage(f"2 measure {run_id}") as stage:
+        stage.produced = measure_into_parts(out, workspace, plan, workers=workers).summary()
+    with Stage(f"3 publish {run_id}") as stage:
+        outcome = publish_job(out, workspace, plan)
+        stage.produced = (f"{out} ({out.stat().st_size / 2**20:.1f} MiB)" if outcome == "added"
+                          else f"nothing: {out} already held the run")
+    return outcome

@@ -51,6 +51,17 @@ def publish_job(out: Path, workspace: Workspace, plan: dict[str, Any]) -> str:
     return "added"
 
 
+def item_sources(items: pd.DataFrame, ids: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """The speech items' sources (``item_sources``) from the items parts; none from parts
+    written before they carried them (a resumed older build)."""
+    if "waveform_sha256" not in items.columns:
+        return pd.DataFrame(columns=["item_id", "path", "file_sha256", "waveform_sha256"])
+    speech = items[(items["modality"] == "speech") & items["waveform_sha256"].notna()]
+    frame = speech.merge(ids, on=key, validate="one_to_one")
+    return frame.rename(columns={"source_path": "path"})[
+        ["item_id", "path", "file_sha256", "waveform_sha256"]]
+
+
 def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any]) -> None:
     """The run, its items (those the store lacks), components, languages, token counts,
     transcripts, activations, metrics, variants and maps, from its parts into ``store``."""
@@ -84,6 +95,7 @@ def add_run_from_parts(store: Store, workspace: Workspace, plan: dict[str, Any])
         store.add_items(fresh[["sentence_id", "lang", "modality", "text", "duration_s", "voice",
                                "voice_rank"]])
     ids = store.items(all_voices=True)[[*key, "item_id"]]
+    store.set_item_sources(item_sources(items, ids, key))
 
     store.add_run(run_id, plan["model"], plan["run_config"], plan["versions"])
     store.add_components(run_id, components)

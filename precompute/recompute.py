@@ -29,6 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from core.models.base import Component, LayerPoint
+from core.replication import derivation, is_derived
 from core.store import Store, copy_store_file
 from precompute import measure
 from precompute.config import BuildConfig, BuildError
@@ -93,16 +94,23 @@ def recompute(store_path: str | Path, run_ids: Sequence[str] | None = None,
 
 
 def runs_to_recompute(store: Store, run_ids: Sequence[str] | None) -> list[str]:
-    """The runs asked for (checked to exist, be complete and hold activations), else every complete run."""
+    """The runs asked for (checked to exist, be complete and hold activations), else every complete
+    run built from a corpus (derived runs, ``precompute halves``, hold no activations of their own)."""
     runs = store.runs()
     if not run_ids:
-        run_ids = runs[runs.status == "complete"].run_id.tolist()
+        run_ids = [r for r, config in zip(runs.run_id, runs.config)
+                   if not is_derived(config) and r in set(runs[runs.status == "complete"].run_id)]
         if not run_ids:
             raise BuildError(f"{store.path} has no complete run to recompute; build one with "
                              "`python -m precompute build`")
     run_ids = list(dict.fromkeys(run_ids))
     for run_id in run_ids:
         run = store.run(run_id)  # KeyError listing the known runs
+        derived = derivation(run["config"])
+        if derived:
+            raise BuildError(f"run {run_id!r} is part {derived['part']} of {derived['n_parts']} of "
+                             f"{derived['run_id']!r} (`python -m precompute halves`) and holds no "
+                             "activations of its own: recompute the parent run instead")
         if run["status"] != "complete":
             raise BuildError(f"run {run_id!r} in {store.path} is {run['status']!r}, not complete; "
                              "rebuild it with `python -m precompute build`")
@@ -204,6 +212,7 @@ def recompute_run(store: Store, run_id: str, options: RecomputeOptions, *,
     config = inputs.config
 
     log.info("%s: recomputing metrics%s", run_id, " and UMAP maps" if config.umap else "")
+    measure.log_variant_notes(inputs, run_id)
     loaded = False
     if workers > 1 and len(inputs.groups) > 1:
         if source is None:

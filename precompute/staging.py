@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +108,7 @@ class Workspace:
         """Delete half-written parts (``*.tmp-<pid>``) of processes that were killed."""
         if not self.root.is_dir():
             return
-        for path in self.root.rglob("*.tmp-*"):
-            pid_text = path.name.rsplit(".tmp-", 1)[1]
-            if pid_text.isdigit() and not _alive(int(pid_text)):
-                path.unlink(missing_ok=True)
+        _remove_if_writer_gone(self.root.rglob("*.tmp-*"))
 
     def remove_job(self, run_id: str) -> None:
         shutil.rmtree(self.job_dir(run_id), ignore_errors=True)
@@ -169,8 +166,14 @@ def store_lock(out: Path, *, wait: bool = True) -> Iterator[None]:
 
 def remove_stale_temp_files(out: Path) -> None:
     """Delete ``<out>.tmp-<pid>`` files of writers that are gone (call with the lock held)."""
-    for path in out.parent.glob(f"{out.name}.tmp-*"):
-        pid_text = path.name[len(out.name) + len(".tmp-"):].split(".")[0]
+    _remove_if_writer_gone(out.parent.glob(f"{out.name}.tmp-*"))
+
+
+def _remove_if_writer_gone(paths: Iterable[Path]) -> None:
+    """Unlink each ``<name>.tmp-<pid>[.<suffix>]`` whose writer process no longer exists (never
+    this process's own)."""
+    for path in paths:
+        pid_text = path.name.rsplit(".tmp-", 1)[1].split(".")[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
             log.info("removing %s, left by a writer that was killed", path)
             path.unlink(missing_ok=True)

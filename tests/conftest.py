@@ -126,3 +126,12 @@ def one_thread():
     with threadpool_limits(1):
         yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def corpus_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], bytes]:
+    """WAV bytes of the sentences in tests/corpus_fixtures.py (espeak-ng speech), made once per
+    session for the corpus-layout tests: (FLEURS locale, sentence id) -> bytes."""
+    from tests.corpus_fixtures import all_clips
+
+    return all_clips(tmp_path_factory.mktemp("corpus_clips"))

@@ -36,7 +36,7 @@ from precompute_helpers import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TABLES = ["runs", "languages", "items", "run_items", "run_languages", "components", "layers",
-          "activations", "metrics", "metric_variants", "projections"]
+          "activations", "metrics", "metric_variants", "projections", "item_sources"]
 #: columns that say when, not what
 WHEN = {"runs": ["created_at"]}
 
@@ -547,3 +547,30 @@ def test_parts_are_read_in_threads_and_in_a_forked_child(tmp_path):
 
 def _read_in_child(workspace, queue) -> None:
     queue.put(workspace.read_part("run", "items", "l2").value.tolist())
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temp_files_of_dead_writers_go_and_those_of_live_ones_stay(tmp_path):
+    """Both clean-ups (a store's ``<out>.tmp-<pid>`` files and a build's half-written parts) remove
+    only what a writer that no longer exists left behind."""
+    dead, live = _dead_pid(), os.getppid()
+    out = tmp_path / "lens.duckdb"
+    store_temps = {pid: tmp_path / f"lens.duckdb.tmp-{pid}" for pid in (dead, live)}
+    store_temps["wal"] = tmp_path / f"lens.duckdb.tmp-{dead}.wal"
+    workspace = staging.Workspace(out)
+    part_dir = workspace.job_dir("run") / "activations"
+    part_dir.mkdir(parents=True)
+    part_temps = {pid: part_dir / f"layer=0.parquet.tmp-{pid}" for pid in (dead, live)}
+    for path in [*store_temps.values(), *part_temps.values()]:
+        path.write_bytes(b"half")
+
+    staging.remove_stale_temp_files(out)
+    workspace.remove_stale_temp_parts()
+
+    assert {k for k, p in store_temps.items() if p.exists()} == {live}
+    assert {k for k, p in part_temps.items() if p.exists()} == {live}

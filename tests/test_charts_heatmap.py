@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dashboard.charts.common import LENGTH_BASELINE_NAME
-from dashboard.charts.heatmap import baseline_summary, heatmap_figure
+from dashboard.charts.heatmap import baseline_summary, difference_figure, heatmap_figure
 from dashboard.charts.theme import LEVEL_COLOURS
 from chart_fixtures import LEVEL_ORDER, languages, metric_row, metric_rows, tables, traces_of
 from synthetic_store import NAN_CELL
@@ -134,3 +134,75 @@ def test_heatmap_marks_cells_at_or_below_their_length_only_baseline_when_asked(t
     assert summary.loc[0, "cells at or below length-only"] == 2
     assert summary.loc[0, "length-only baseline mean"] == pytest.approx(
         rows["length_baseline"].mean(), abs=1e-4)
+
+
+def test_fixed_colour_range_is_kept_and_stays_symmetric_when_diverging(tables, languages):
+    rows = metric_rows(tables, pairing="text-speech", layer=2)
+    (heat,) = traces_of(heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                                       zrange=(0.1, 0.9)), "heatmap")
+    assert (heat.zmin, heat.zmax, heat.zauto) == (0.1, 0.9, False)
+    (signed,) = traces_of(heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
+                                         view="minus_baseline", zrange=(-0.2, 0.6)), "heatmap")
+    assert (signed.zmin, signed.zmax) == (-0.6, 0.6)
+    (free,) = traces_of(heatmap_figure(rows, languages, pairing="text-speech", metric="svcca"),
+                        "heatmap")
+    assert free.zmin is None and free.zmax is None
+
+
+def _difference_cells(rows, columns, values, low=None, high=None) -> pd.DataFrame:
+    keys = [(a, b) for a in rows for b in columns]
+    n = len(keys)
+    low = np.full(n, np.nan) if low is None else np.asarray(low, dtype=float)
+    high = np.full(n, np.nan) if high is None else np.asarray(high, dtype=float)
+    return pd.DataFrame({
+        "lang_a": [a for a, _ in keys], "lang_b": [b for _, b in keys],
+        "shown_a": np.asarray(values) + 0.5, "shown_b": np.full(n, 0.5),
+        "difference": values, "low": low, "high": high, "baseline_a": 0.1, "baseline_b": 0.1,
+        "n_a": 200.0, "n_b": 200.0,
+        "interval": np.where(np.isfinite(low), "joint bootstrap (shared resamples)",
+                             "the two runs drew their sentence resamples differently")})
+
+
+def test_difference_figure_is_diverging_at_zero_marks_intervals_and_takes_rectangles(languages):
+    rows, columns = ["yor_Latn", "eng_Latn"], ["hin_Deva", "eng_Latn", "swh_Latn"]
+    values = np.array([0.1, -0.3, 0.0, 0.2, np.nan, -0.05])
+    low = values - np.array([0.05, 0.05, 0.05, 0.3, np.nan, 0.01])
+    cells = _difference_cells(rows, columns, values, low, values + (values - low))
+    fig = difference_figure(cells, languages, rows=rows, columns=columns, metric="svcca",
+                            view="raw", label_a="block 4", label_b="block 1", side_a="text",
+                            side_b="speech")
+    (heat,) = traces_of(fig, "heatmap")
+    z = np.asarray(heat.z, dtype=float)
+    assert z.shape == (2, 3)
+    np.testing.assert_allclose(z.ravel(), values)
+    assert heat.colorscale[0][1] != heat.colorscale[-1][1]  # a two-sided scale
+    assert (heat.zmin, heat.zmax) == (-0.3, 0.3)  # symmetric about 0: white is 0
+    assert "A = block 4" in fig.layout.title.text and "B = block 1" in fig.layout.title.text
+    # dots at cells whose interval excludes 0: (yor, hin) 0.1 ± 0.05 and (yor, eng) -0.3 ± 0.05
+    # and (eng, swh) -0.05 ± 0.01; not (eng, hin) 0.2 ± 0.3 nor the zero cell
+    (dots,) = [t for t in traces_of(fig) if t.name == "95% interval excludes 0"]
+    assert sorted(zip(np.round(np.asarray(dots.x) + 0.3).astype(int),
+                      np.round(np.asarray(dots.y) + 0.3).astype(int))) == [(0, 0), (1, 0), (2, 1)]
+    hover = heat.hovertext[0][1]
+    assert "A − B: -0.300" in hover and "95% interval: [-0.350, -0.250]" in hover
+    assert "Yoruba" in hover and "English" in hover
+    fixed = difference_figure(cells, languages, rows=rows, columns=columns, metric="svcca",
+                              view="raw", label_a="a", label_b="b", side_a="text",
+                              side_b="speech", zbound=0.8)
+    assert (fixed.data[0].zmin, fixed.data[0].zmax) == (-0.8, 0.8)
+    json.loads(fig.to_json())
+
+
+def test_difference_figure_says_why_a_cell_has_no_interval_and_explains_an_empty_grid(languages):
+    cells = _difference_cells(["eng_Latn"], ["deu_Latn"], np.array([0.2]))
+    fig = difference_figure(cells, languages, rows=["eng_Latn"], columns=["deu_Latn"],
+                            metric="linear_cka", view="minus_baseline", label_a="run A",
+                            label_b="run B", side_a="text", side_b="text")
+    hover = fig.data[0].hovertext[0][0]
+    assert "no interval: the two runs drew their sentence resamples differently" in hover
+    assert "A − B (each minus its shuffled baseline)" in hover
+    assert not [t for t in traces_of(fig) if t.name == "95% interval excludes 0"]
+    empty = difference_figure(cells.assign(difference=np.nan), languages, rows=["eng_Latn"],
+                              columns=["deu_Latn"], metric="svcca", view="raw", label_a="a",
+                              label_b="b", side_a="text", side_b="text")
+    assert "No cell has a value on both sides" in empty.layout.annotations[0].text

@@ -11,6 +11,9 @@ import pytest
 
 from dashboard.charts.common import LENGTH_BASELINE_NAME
 from dashboard.charts.layer_curves import layer_curves_figure, pairing_curves_figure, pairing_series
+from dashboard.charts.level_curves import (
+    level_means_figure, level_panels_figure, level_series, same_language_rows,
+)
 from dashboard.charts.theme import FAMILY_COLOURS
 from chart_fixtures import data_lines, languages, metric_row, metric_rows, tables, traces_of
 from synthetic_store import LAYER_NAMES, NAN_CELL
@@ -184,3 +187,69 @@ def test_pairing_curves_draw_each_family_length_only_baseline_only_when_asked(ta
     np.testing.assert_allclose(got.y, expected.to_numpy())
     assert not [t for t in pairing_curves_figure(rows, metric="svcca").data
                 if t.legendgroup == "length_baseline"]
+
+
+# ------------------------------------------------------ grouped by resource level (level_curves)
+
+def _mean_lines(fig) -> dict[str, object]:
+    return {t.name: t for t in fig.data if t.name and t.name.endswith("-resource mean")}
+
+
+def test_level_series_is_the_mean_over_a_levels_languages_with_a_joint_interval(tables,
+                                                                                languages):
+    rows = same_language_rows(metric_rows(tables), "raw", "layer")
+    series = level_series(rows, languages, "raw")
+    assert list(dict.fromkeys(series["level"])) == ["high", "medium", "low"]
+    high = rows[rows["lang_a"].isin(["eng_Latn", "deu_Latn", "spa_Latn"])]
+    for x, at in high.groupby("x"):
+        row = series[(series["level"] == "high") & (series["x"] == x)].iloc[0]
+        assert row["mean"] == pytest.approx(at["value"].mean())
+        assert row["languages"] == 3 and row["ci_method"] == "joint bootstrap"
+        assert row["ci_low"] < row["mean"] < row["ci_high"]
+    residualised = level_series(same_language_rows(metric_rows(tables), "residualised", "layer"),
+                                languages, "residualised")
+    assert residualised["ci_low"].isna().all()
+    assert residualised["ci_method"].str.contains("no bootstrap").all()
+
+
+def test_level_panels_one_panel_per_level_sharing_the_value_axis(tables, languages):
+    fig = level_panels_figure(metric_rows(tables), languages, metric="svcca",
+                              layer_names=LAYER_NAMES, show_length=True)
+    panels = {t.xaxis for t in fig.data}
+    assert panels == {"x", "x2", "x3"}
+    assert fig.layout.yaxis2.matches == "y" and fig.layout.yaxis3.matches == "y"
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0].startswith("<b>high resource</b>") and "3 languages" in titles[0]
+    assert "1 language" in titles[1] and "2 languages" in titles[2]
+    by_panel = {axis: [t.name for t in fig.data if t.xaxis == axis and t.legendgroup in
+                       ("high", "medium", "low")] for axis in ("x", "x2", "x3")}
+    assert by_panel == {"x": ["English", "German", "Spanish"], "x2": ["Hindi"],
+                        "x3": ["Swahili", "Yoruba"]}
+    means = _mean_lines(fig)
+    assert list(means) == ["high-resource mean", "medium-resource mean", "low-resource mean"]
+    assert [t.xaxis for t in means.values()] == ["x", "x2", "x3"]
+    # the level mean's band, and the baselines in every panel (one legend entry each)
+    assert sum(t.fill == "toself" and "mean" in t.name for t in fig.data) == 3
+    assert sum(t.name == LENGTH_BASELINE_NAME for t in fig.data) == 3
+    assert sum(t.name == LENGTH_BASELINE_NAME and t.showlegend for t in fig.data) == 1
+    assert fig.layout.legend.orientation == "h"  # under the plot: wraps, never scrolls
+    json.loads(fig.to_json())
+
+
+def test_level_means_draw_languages_only_on_demand(tables, languages):
+    rows = metric_rows(tables)
+    fig = level_means_figure(rows, languages, metric="svcca", layer_names=LAYER_NAMES)
+    assert len(_mean_lines(fig)) == 3
+    assert not [t for t in fig.data if t.legendgroup in ("high", "medium", "low")]
+    fig = level_means_figure(rows, languages, metric="svcca", shown_langs=["yor_Latn"],
+                             show_ci=False)
+    (yoruba,) = [t for t in fig.data if t.legendgroup == "low"]
+    assert yoruba.name == "Yoruba"
+    assert not [t for t in fig.data if t.fill == "toself" and "mean" in (t.name or "")]
+    empty = level_means_figure(rows.iloc[0:0], languages, metric="svcca")
+    assert "No same-language" in empty.layout.annotations[0].text
+
+
+def test_every_language_on_one_chart_has_a_legend_that_wraps(tables, languages):
+    fig = layer_curves_figure(metric_rows(tables), languages, metric="svcca")
+    assert fig.layout.legend.orientation == "h"

@@ -15,12 +15,12 @@ from core.audio import SAMPLING_RATE
 from core.corpus import (
     ParallelCorpus,
     load_bundled,
-    load_fleurs,
     load_line_aligned,
     speech_voice,
     speech_waveforms,
     without_recordings,
 )
+from core.corpus_fleurs import load_fleurs
 from core.languages import espeak_voice, language, resource_level, whisper_code
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")

@@ -180,7 +180,7 @@ def test_layer_curves_draw_the_length_only_baseline_and_residualised_says_it_has
     at = _open(app, "views/layer_curves.py")
     assert all(_has_length_baseline(f) for f in _figures(at))
     captions = " ".join(c.value for c in at.main.caption)
-    assert "length-only baseline" in captions and "whiskers" in captions
+    assert "length-only baseline" in captions and "95% band" in captions  # by resource level
     at.toggle(key="show_length").set_value(False).run()
     _assert_clean(at, "layer curves without the length-only baseline")
     assert not any(_has_length_baseline(f) for f in _figures(at))
@@ -226,7 +226,8 @@ def test_heatmap_summarises_both_baselines(app):
 def test_projection_colouring_and_sentence_link(app):
     at = _open(app, "views/projection.py")
     # the Whisper-like run's components live in two spaces: one map each, never a joint one
-    assert at.selectbox(key="projection_component").options == ["speech_encoder", "text_decoder"]
+    assert at.selectbox(key="projection_component").options == [
+        "text_decoder | speech_encoder (side by side)", "speech_encoder", "text_decoder"]
     assert "mapped separately" in _infos(at)
     at.sidebar.selectbox(key="run_id").set_value(SHARED_RUN_ID).run()
     at.selectbox(key="projection_component").set_value("llm_text + llm_speech").run()
@@ -345,7 +346,8 @@ def test_shared_space_run_draws_cosine_between_text_and_speech(app):
     assert at.sidebar.select_slider(key="layer").options == ["llm 2", "llm 3", "llm 4"]
     at.switch_page("views/layer_curves.py").run()
     per_language, families = _figures(at)
-    assert len(_mean_lines(per_language)) == 6
+    languages = [t for t in _mean_lines(per_language) if not t["name"].endswith("-resource mean")]
+    assert len(languages) == 6  # a line per language beside each resource level's mean
     assert "text-speech (same language)" in [t["name"] for t in _mean_lines(families)]
 
 

@@ -465,3 +465,16 @@ def test_the_whole_pipeline_runs(study_store_path):
         q = lengths[lengths.component == QFORMER].pivot(index="item_id", columns="layer",
                                                         values="n_positions")
         assert (q[1] < q[0]).all()
+
+
+def test_a_pickle_with_objects_loads_when_trusted(official_folder, tmp_path):
+    """The opt-in SONAR has reaches SALMONN too: the refused file above loads with
+    ``trust_checkpoint=True`` (the extra object is ignored, the weights are the same)."""
+    folder = _rewrite(official_folder, tmp_path, lambda s: None)
+    state = torch.load(f"{folder}/salmonn_tiny.pth", weights_only=True)
+    torch.save({**state, "trainer": _NotATensor()}, f"{folder}/salmonn_tiny.pth")
+    trusted = load_salmonn(name="trusted", source=folder, device="cpu", trust_checkpoint=True)
+    plain = load_salmonn(name="plain", source=str(official_folder), device="cpu")
+    for (name, a), (_, b) in zip(trusted.model.state_dict().items(),
+                                 plain.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

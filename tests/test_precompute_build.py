@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.item_audio import file_sha256, waveform_sha256
 from core.models import registry
 from core.store import Store
 from precompute import measure
@@ -27,6 +28,7 @@ from precompute_helpers import (
     fake_argv,
     fake_registry,
     fake_setup,  # noqa: F401 - a fixture
+    fake_speech,
 )
 from tests.conftest import (
     STUDY_STORE_MODELS,
@@ -107,6 +109,12 @@ def test_build_with_fake_model_stores_what_the_model_said(fake_setup, tmp_path):
         assert len(second) == 3 * 6
         assert second.voice.str.endswith("+f3").all()
         assert not store.items("speech").voice_rank.any()
+        # where each speech item's audio came from: the checksum of the waveform the model heard
+        sources = store.item_sources().merge(with_voices, on="item_id")
+        assert len(sources) == len(with_voices) and sources.path.isna().all()
+        assert sources.waveform_sha256.tolist() == [
+            waveform_sha256(fake_speech(None, r.lang, r.sentence_id, voice_rank=r.voice_rank))
+            for r in sources.itertuples()]
         # the fake family publishes no per-language amounts: Whisper's levels, labelled a proxy
         levels = store.run_languages(run_id)
         assert levels.lang.tolist() == sorted(FAKE_LANGS)
@@ -300,3 +308,25 @@ def test_every_family_runs_the_whole_pipeline(model, study_store_path):
         assert store.projections(run_id).groupby(["component", "layer"]).ngroups >= \
             len(layers) - metrics[metrics.shared_space & (metrics.pairing == "text-speech")] \
             .groupby(["component_a", "layer_a"]).ngroups
+
+
+def test_a_recorded_item_keeps_its_file_and_checksum(tmp_path):
+    """A corpus recording's items part names the file the build read and both checksums (the
+    file's bytes, the 16 kHz waveform's), so the dashboard can play it later and tell if it moved
+    or changed; a synthesised item has only the waveform's."""
+    import soundfile as sf
+
+    from core.audio import load_audio
+    from core.corpus import ParallelCorpus
+    from precompute.extract import language_items
+    from precompute.staging import Workspace
+
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, np.linspace(-0.2, 0.2, 8_000, dtype=np.float32), 16_000)
+    corpus = ParallelCorpus("one", ["eng_Latn"], [0], {"eng_Latn": ["A short clip."]},
+                            {"eng_Latn": [str(clip)]}, "a test")
+    items = language_items(Workspace(tmp_path / "s.duckdb"), "run", corpus, "eng_Latn", None)
+    speech = items[items.modality == "speech"].iloc[0]
+    assert speech.voice == "recording" and speech.source_path == str(clip.resolve())
+    assert speech.file_sha256 == file_sha256(clip)
+    assert speech.waveform_sha256 == waveform_sha256(load_audio(clip))

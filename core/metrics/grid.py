@@ -221,6 +221,7 @@ def compute_grid(
     progress: Callable[[int, int], None] | None = None,
     ci_level: float = nulls.DEFAULT_CI_LEVEL,
     pair_metrics: list[list[MetricSpec]] | None = None,
+    warn_saturated: bool = True,
     keep_null: bool = False,
 ) -> pd.DataFrame:
     """Every metric for every pair, with shuffled baseline, bootstrap CI and length controls.
@@ -232,7 +233,10 @@ def compute_grid(
     in the order of ``pairs``, metrics in the order given. ``progress(done, total)`` counts pairs.
     ``pair_metrics[i]`` (a sub-list of ``metrics``) restricts pair i's metrics: one call can then
     cover pairs that take different metrics while every side's SVD, Gram matrix and bootstrap
-    directions are computed once. ``keep_null`` adds a ``null`` column: the row's value under each
+    directions are computed once. An SVCCA k above ``SVCCA_WARN_FRACTION`` of the sentences warns
+    once per call; ``warn_saturated=False`` is for callers that say so themselves (the build says
+    it once per run, naming the stage that chose the k: ``precompute.variants``).
+    ``keep_null`` adds a ``null`` column: the row's value under each
     shuffle, in the order of ``nulls.permutation_indices`` (the same shuffles for every pair of one
     n_samples, so a layer x layer matrix's row maximum has a null of its own: ``core.metrics.best_match``).
     """
@@ -311,7 +315,7 @@ def compute_grid(
                 if progress is not None:
                     progress(len(rows_by_pair), len(pairs))
             cache.drop({key for index in group for key in pairs[index]})
-    for k, n in sorted(saturated):
+    for k, n in sorted(saturated) if warn_saturated else ():
         warnings.warn(f"svcca k={k} is above n_samples/4 for n_samples={n}: SVCCA saturates as k nears "
                       f"n, so compare such values only at the same k and n", stacklevel=2)
     rows = [row for index in range(len(pairs)) for row in rows_by_pair[index]]

@@ -32,6 +32,7 @@ retrieval, where every resample gives 1.0): then its verdict is "not enough data
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -224,3 +225,41 @@ def mean_interval(values: np.ndarray, boot: np.ndarray | None,
         return mean, math.nan, math.nan, "none"
     half = Z_95 * float(values.std(ddof=1)) / math.sqrt(values.size)
     return mean, mean - half, mean + half, "independent rows (no bootstrap values)"
+
+
+def difference_intervals(values_a: np.ndarray, values_b: np.ndarray, boot_a: np.ndarray | None,
+                         boot_b: np.ndarray | None, *, extra_se: np.ndarray | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(difference, low, high) per cell of ``values_a - values_b``, each side's rows in cell order.
+
+    ``boot_a`` and ``boot_b`` (cells x B) must be bootstrap values over the *same* sentence
+    resamples (resample b of both sides = the same sentences; the caller checks that), so the
+    per-resample difference ``boot_a[:, b] - boot_b[:, b]`` is the difference's bootstrap
+    distribution, with whatever the two sides share cancelled. The interval is the difference
+    +/- 1.96 SDs of those per-resample differences (the store's ``bootstrap_se`` method), not
+    their percentiles: resamples repeat sentences and shift SVCCA and CKA by different amounts at
+    different layers, so percentile intervals of a difference can miss the estimate itself
+    (docs/differences.md measures how often on the bundled store). ``extra_se`` (per cell) adds an
+    independent error, e.g. the baselines' permutation noise of a minus-baseline view. Without
+    shared resamples (None), or with fewer than two usable ones in a cell, low and high are NaN.
+    """
+    values_a = np.asarray(values_a, dtype=np.float64)
+    values_b = np.asarray(values_b, dtype=np.float64)
+    difference = values_a - values_b
+    low = np.full(difference.shape, np.nan)
+    high = np.full(difference.shape, np.nan)
+    if boot_a is None or boot_b is None:
+        return difference, low, high
+    boot_a = np.asarray(boot_a, dtype=np.float64).reshape(len(values_a), -1)
+    boot_b = np.asarray(boot_b, dtype=np.float64).reshape(len(values_b), -1)
+    if boot_a.shape != boot_b.shape or boot_a.shape[1] < 2:
+        return difference, low, high
+    per_resample = boot_a - boot_b
+    usable = np.isfinite(per_resample).sum(axis=1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cells without two usable resamples
+        se = np.nanstd(per_resample, axis=1, ddof=1)
+    se = np.where(usable >= 2, se, np.nan)
+    if extra_se is not None:
+        se = np.hypot(se, np.nan_to_num(np.asarray(extra_se, dtype=np.float64)))
+    return difference, difference - Z_95 * se, difference + Z_95 * se

@@ -12,7 +12,21 @@ from typing import Any
 
 import torch
 
-from core.models.common import check_fits
+from core.device import pick_device
+from core.models.common import check_fits, pick_dtype
+
+
+def load_target(source: str | None, random: bool, device: str | None,
+                dtype: str | torch.dtype | None, source_hint: str, *,
+                default_cuda: torch.dtype = torch.bfloat16) -> tuple[str, torch.dtype]:
+    """(device, dtype) of a load: ``default_cuda`` on CUDA unless ``dtype`` says otherwise
+    (bfloat16 for released weights; float32 suits the tiny random models), float32 on CPU.
+    Refuses a call that gives both or neither of ``source`` (``source_hint`` says what it is) and
+    ``random=True``."""
+    if random == (source is not None):
+        raise ValueError(f"give exactly one of source=<{source_hint}> or random=True")
+    device = pick_device(device)
+    return device, pick_dtype(dtype, device, default_cuda=default_cuda)
 
 
 def read_config(source: str, offline_hint: str):

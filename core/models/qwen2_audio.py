@@ -82,8 +82,9 @@ from core.models.base import Component, TokenStates, path_points
 from core.models.common import DTYPE_BYTES, check_fits, quiet_transformers, reduce_layer_states
 from core.models.hub import fit_and_place, read_config
 # LLM_SPEECH: unused here, but one of this family's component names, which importers read here
+from core.models.hub import load_target
 from core.models.speech_llm import (LLM_SPEECH, LLM_TEXT, SAMPLING_RATE, SpeechLLMAdapter,
-                                    first_item_slicer, leading_pool, llm_point_names, load_target)
+                                    first_item_slicer, leading_pool, llm_point_names)
 
 HUB_ID = "Qwen/Qwen2-Audio-7B-Instruct"
 

@@ -32,10 +32,9 @@ from torch import nn
 from core.languages import known_language_codes
 from core.models.base import (Component, Extraction, LayerPoint, ModelAdapter, Pooling,
                               TokenStates, UnsupportedLanguageError, path_points)
-from core.device import pick_device
 from core.pooling import lengths_to_mask, pool
 from core.models.common import (
-    check_inputs, count_parameters, extract_in_batches, package_versions, pick_dtype,
+    check_inputs, count_parameters, extract_in_batches, package_versions,
     prepare_waveform, quiet_transformers, reduce_layer_states,
 )
 
@@ -81,16 +80,6 @@ def llm_point_names(n_layers: int) -> list[str]:
 def project_languages() -> set[str]:
     """Every language code of the project's table, with the aliases of its languages."""
     return set(known_language_codes())
-
-
-def load_target(source: str | None, random: bool, device: str | None,
-                dtype: str | torch.dtype | None, source_hint: str) -> tuple[str, torch.dtype]:
-    """(device, dtype) of a load: bf16 on CUDA by default, float32 on CPU. Refuses a call that
-    gives both or neither of ``source`` (``source_hint`` says what it is) and ``random=True``."""
-    if random == (source is not None):
-        raise ValueError(f"give exactly one of source=<{source_hint}> or random=True")
-    device = pick_device(device)
-    return device, pick_dtype(dtype, device, default_cuda=torch.bfloat16)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -257,6 +257,20 @@ CREATE TABLE metric_variants (
 );
 """
 
+# Hear the items again (issue 22). A store keeps no audio, so it records where each speech item's
+# audio came from: the recording file the build read (its path and the file's checksum), or, for
+# synthesised speech, nothing but the checksum of the 16 kHz float32 waveform the model heard (the
+# synthesis is redone from items.voice and checked against it). Stores built before it get rows
+# from `python -m precompute item-sources` (synthesised items only; a recording's file is unknown).
+_ITEM_SOURCES = """
+CREATE TABLE item_sources (
+    item_id         INTEGER PRIMARY KEY,
+    path            VARCHAR,           -- the recording the build read; NULL: synthesised
+    file_sha256     VARCHAR,           -- sha256 of that file's bytes; NULL: synthesised
+    waveform_sha256 VARCHAR NOT NULL   -- sha256 of the 16 kHz float32 little-endian waveform
+);
+"""
+
 # Layer x layer matrices (core/metrics/layer_matrix.py, `python -m precompute matrices`): every
 # layer of component_a (run_a) against every layer of component_b (run_b, the same run or another
 # on the same sentences); lang_a = lang_b = 'mean' for the mean over the languages or language
@@ -305,7 +319,9 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "interface v2: spaces, stages, pooling, per-run item measurements", _INTERFACE_V2),
     Migration(4, "voices, int8 activations, bootstrap values, per-run resource levels",
               _REVIEWED_FINDINGS),
-    Migration(5, "layer x layer matrices", _LAYER_MATRICES),
+    Migration(5, "item sources: each speech item's recording file or waveform checksum",
+              _ITEM_SOURCES),
+    Migration(6, "layer x layer matrices", _LAYER_MATRICES),
 ]
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].id

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from core.store import migrations
 from core.store.errors import StoreError
+from core.store.export import export_query
 from core.store.matrices import LayerMatrixTables
 from core.store.schema import Migration
 from core.store.tables import LANGUAGE_COLUMNS, METRIC_COLUMNS, TABLES, VARIANT_COLUMNS, check_modality
@@ -137,6 +139,12 @@ class Store(StoreWrites, LayerMatrixTables):
             sql += " WHERE " + " AND ".join(where)
         return self._df(sql + " ORDER BY i.lang, i.modality, i.voice_rank, i.sentence_id", params)
 
+    def item_sources(self) -> pd.DataFrame:
+        """item_id, path, file_sha256, waveform_sha256 of the speech items whose audio source the
+        store records (``core.item_audio`` replays an item against them)."""
+        return self._df("SELECT item_id, path, file_sha256, waveform_sha256 FROM item_sources "
+                        "ORDER BY item_id")
+
     def components(self, run_id: str) -> pd.DataFrame:
         df = self._df("SELECT component, modality, n_layers, dim, description, layer_names, space, "
                       "conditioning FROM components WHERE run_id = ? ORDER BY rowid", [run_id])
@@ -243,6 +251,27 @@ class Store(StoreWrites, LayerMatrixTables):
             "i.lang, i.sentence_id, i.modality, i.text FROM projections p "
             f"JOIN items i ON i.item_id = p.item_id WHERE {' AND '.join(where)} "
             "ORDER BY p.component, p.layer, i.lang, i.modality, i.sentence_id", params)
+
+    def table_columns(self, table: str) -> list[str]:
+        """The columns of one of the store's tables (``TABLES``), in table order."""
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+        return [str(r[0]) for r in self._connection().execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position", [table]).fetchall()]
+
+    def export_batches(self, table: str, *, run_id: str | None = None, metric: str | None = None,
+                       pairing: str | None = None, batch_rows: int = 65_536
+                       ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """A table's rows under the filters as Arrow batches of up to ``batch_rows`` (one in
+        memory at a time), with their schema (``core.store.export``); KeyError for an unknown
+        run."""
+        if run_id is not None:
+            self.run(run_id)
+        sql, params = export_query(table, self.table_columns(table), run_id=run_id, metric=metric,
+                                   pairing=pairing)
+        reader = self._connection().sql(sql, params=params).to_arrow_reader(batch_rows)
+        return reader.schema, iter(reader)
 
     def counts(self) -> dict[str, int]:
         """Row count per table (for ``precompute info``)."""

@@ -17,8 +17,8 @@ from core.metrics.similarity import NEEDS_SHARED_SPACE
 from core.models.base import Component
 from core.store.connection import StoreConnection
 from core.store.errors import StoreError
-from core.store.tables import (ITEM_COLUMNS, ITEM_UPDATABLE, LANGUAGE_COLUMNS, METRIC_COLUMNS,
-                               METRIC_REQUIRED, PROJECTION_COLUMNS, RUN_ITEM_COLUMNS,
+from core.store.tables import (ITEM_COLUMNS, ITEM_SOURCE_COLUMNS, ITEM_UPDATABLE,
+                               LANGUAGE_COLUMNS, METRIC_COLUMNS, METRIC_REQUIRED, PROJECTION_COLUMNS, RUN_ITEM_COLUMNS,
                                RUN_LANGUAGE_COLUMNS, VARIANT_COLUMNS, check_modality,
                                params_as_json, per_item_columns, table_frame, to_json,
                                utc_now)
@@ -101,6 +101,22 @@ class StoreWrites(StoreConnection):
             self._execute_with_incoming(frame, f"INSERT INTO run_items ({names}) SELECT {names} "
                                                "FROM _incoming ON CONFLICT (run_id, item_id) "
                                                f"DO UPDATE SET {updates}")
+
+    def set_item_sources(self, df: pd.DataFrame) -> None:
+        """Insert or replace where speech items' audio came from: item_id + waveform_sha256 and,
+        for recordings, path and file_sha256 (``item_sources``)."""
+        columns = per_item_columns(df, ITEM_SOURCE_COLUMNS, writer="set_item_sources",
+                                   kind="item sources")
+        if df.empty:
+            return
+        if "waveform_sha256" not in columns or df["waveform_sha256"].isna().any():
+            raise StoreError("set_item_sources needs a waveform_sha256 for every item")
+        frame = table_frame(df, ["item_id", *ITEM_SOURCE_COLUMNS], required=["item_id"])
+        with self.transaction():
+            self._execute_with_incoming(frame, "INSERT OR REPLACE INTO item_sources (item_id, "
+                                               "path, file_sha256, waveform_sha256) SELECT "
+                                               "item_id, path, file_sha256, waveform_sha256 "
+                                               "FROM _incoming")
 
     def add_activations(self, run_id: str, component: str, layer: int, item_ids: Sequence[int],
                         array: np.ndarray, dtype: str = "float16",

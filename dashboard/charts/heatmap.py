@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 from dashboard.charts.common import (
     LENGTH_BASELINE_NAME,
     empty_figure,
+    fmt,
+    fmt_int,
     value_axis_title,
     value_hover,
 )
@@ -24,7 +26,12 @@ from dashboard.charts.languages import (
     level_colour,
 )
 from dashboard.charts.theme import FONT, TEMPLATE
-from dashboard.charts.transforms import apply_view, component_pairs, dedupe_cells, pair_label
+from dashboard.charts.transforms import (
+    apply_view,
+    component_pairs,
+    grid_cells,
+    pair_label,
+)
 
 
 def heatmap_cells(metrics: pd.DataFrame, order: Sequence[str], *, symmetric: bool) -> pd.DataFrame:
@@ -32,24 +39,20 @@ def heatmap_cells(metrics: pd.DataFrame, order: Sequence[str], *, symmetric: boo
 
     For same-modality pairings a pair stored once is mirrored, since the metrics are symmetric.
     """
-    rows = dedupe_cells(metrics, ["lang_a", "lang_b"])
-    if symmetric and not rows.empty:
-        mirrored = rows.rename(columns={"lang_a": "lang_b", "lang_b": "lang_a"})
-        rows = pd.concat([rows, mirrored], ignore_index=True).drop_duplicates(
-            ["lang_a", "lang_b"], keep="first")
-    grid = pd.MultiIndex.from_product([list(order), list(order)], names=["lang_a", "lang_b"])
-    return rows.set_index(["lang_a", "lang_b"]).reindex(grid).reset_index()
+    return grid_cells(metrics, order, order, symmetric=symmetric)
 
 
 def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: str, metric: str,
                    view: str = "raw", layer_label: str = "", langs: Sequence[str] | None = None,
-                   mark_length: bool = False) -> go.Figure:
+                   mark_length: bool = False,
+                   zrange: tuple[float, float] | None = None) -> go.Figure:
     """Language x language heatmap of one pairing/metric/layer, languages ordered by resource level.
 
     For ``text-speech`` rows are the text language and columns the speech language, so the diagonal
     is same-sentence, same-language, cross-modal similarity. With ``mark_length`` a cell whose
     value is at or below its length-only baseline (sentence length alone predicts as much) gets a
-    cross in its corner.
+    cross in its corner. ``zrange`` fixes the colour scale (e.g. ``dashboard.differences.value_range`` of
+    every layer, so two layers compare by eye); None scales to this layer's values.
     """
     title = f"{metric} · {pairing}" + (f" · {layer_label}" if layer_label else "")
     rows = metrics[metrics["pairing"] == pairing] if "pairing" in metrics else metrics.iloc[0:0]
@@ -66,7 +69,7 @@ def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: s
     cells = apply_view(heatmap_cells(rows, order, symmetric=side_a == side_b), view)
     n = len(order)
     z = cells["shown"].to_numpy(dtype=float).reshape(n, n)
-    names, levels = language_names(languages), language_levels(languages)
+    levels = language_levels(languages)
     full_names = language_names(languages, short=False)
     hover = np.array([
         f"{side_a} language: {lang_label(r.lang_a, full_names, levels)}<br>"
@@ -75,10 +78,10 @@ def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: s
     ], dtype=object).reshape(n, n)
     finite = z[np.isfinite(z)]
     diverging = view == "minus_baseline"
+    scale = _colour_scale(diverging, zrange)
     heat = go.Heatmap(
         z=z, x=list(range(n)), y=list(range(n)), hovertext=hover,
-        hovertemplate="%{hovertext}<extra></extra>", hoverongaps=False,
-        colorscale="RdBu_r" if diverging else "Viridis", zmid=0.0 if diverging else None,
+        hovertemplate="%{hovertext}<extra></extra>", hoverongaps=False, **scale,
         colorbar=dict(title=dict(text=value_axis_title(metric, view).split(" (")[0], side="right")),
         xgap=1, ygap=1, name=title,
     )
@@ -87,32 +90,62 @@ def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: s
     fig = go.Figure(heat)
     if mark_length:
         _mark_length_cells(fig, cells, n)
-    ticks = [f"<span style='color:{level_colour(levels.get(lang))}'>"
-             f"{html.escape(names.get(lang, lang))}</span>" for lang in order]
-    rotate = n > 8
+    _grid_layout(fig, languages, order, order, side_a, side_b, title)
+    return fig
+
+
+def _colour_scale(diverging: bool, zrange: tuple[float, float] | None) -> dict:
+    """Heatmap colour settings: Viridis, or RdBu centred at 0 for signed values; ``zrange`` fixes
+    the ends (a diverging scale stays symmetric about 0, so 0 keeps its white)."""
+    scale: dict = dict(colorscale="RdBu_r" if diverging else "Viridis",
+                       zmid=0.0 if diverging else None)
+    if zrange is not None and all(np.isfinite(zrange)):
+        low, high = float(zrange[0]), float(zrange[1])
+        if diverging:
+            bound = max(abs(low), abs(high)) or 1.0
+            low, high = -bound, bound
+        scale.update(zmin=low, zmax=high, zauto=False, zmid=None)
+    return scale
+
+
+def _grid_layout(fig: go.Figure, languages: pd.DataFrame, rows: Sequence[str],
+                 columns: Sequence[str], side_a: str, side_b: str, title: str) -> None:
+    """Axes, level separators and size of a language grid (``rows`` x ``columns``, resource
+    order): coloured language names, a white line and a level label where the level changes,
+    square cells of 30 to 64 px."""
+    names, levels = language_names(languages), language_levels(languages)
+    n_rows, n_cols = len(rows), len(columns)
+    rotate = n_cols > 8
     margin = dict(l=140, r=110, t=90, b=130 if rotate else 70)
-    side = int(round(n * float(np.clip(720 / n, 30, 64))))  # square cells, 30 to 64 px each
-    axis = dict(tickmode="array", tickvals=list(range(n)), ticktext=ticks, showgrid=False,
-                zeroline=False, automargin=False)  # fixed margins keep the plot area square
+    cell = float(np.clip(720 / max(n_rows, n_cols), 30, 64))
+    width, height = int(round(n_cols * cell)), int(round(n_rows * cell))
+
+    def ticks(order: Sequence[str]) -> list[str]:
+        return [f"<span style='color:{level_colour(levels.get(lang))}'>"
+                f"{html.escape(names.get(lang, lang))}</span>" for lang in order]
+
+    axis = dict(tickmode="array", showgrid=False, zeroline=False,
+                automargin=False)  # fixed margins keep the cells square
     fig.update_xaxes(title=dict(text=f"{side_b} language (side b)"), tickangle=-45 if rotate else 0,
-                     **axis)
-    fig.update_yaxes(title=dict(text=f"{side_a} language (side a)"), autorange="reversed", **axis)
-    for boundary, level, start, stop in _level_groups(order, levels):
+                     tickvals=list(range(n_cols)), ticktext=ticks(columns), **axis)
+    fig.update_yaxes(title=dict(text=f"{side_a} language (side a)"), autorange="reversed",
+                     tickvals=list(range(n_rows)), ticktext=ticks(rows), **axis)
+    for boundary, level, start, stop in _level_groups(columns, levels):
         if boundary:
-            for kind in ("x", "y"):
-                coords = dict(x0=start - 0.5, x1=start - 0.5, y0=-0.5, y1=n - 0.5) if kind == "x" else \
-                    dict(y0=start - 0.5, y1=start - 0.5, x0=-0.5, x1=n - 0.5)
-                fig.add_shape(type="line", xref="x", yref="y", line=dict(color="white", width=4),
-                              **coords)
+            fig.add_shape(type="line", xref="x", yref="y", line=dict(color="white", width=4),
+                          x0=start - 0.5, x1=start - 0.5, y0=-0.5, y1=n_rows - 0.5)
         fig.add_annotation(x=(start + stop - 1) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom",
                            text=f"<b>{level}</b>", showarrow=False,
                            font=dict(color=level_colour(level), size=12))
+    for boundary, _, start, _ in _level_groups(rows, levels):
+        if boundary:
+            fig.add_shape(type="line", xref="x", yref="y", line=dict(color="white", width=4),
+                          y0=start - 0.5, y1=start - 0.5, x0=-0.5, x1=n_cols - 0.5)
     fig.update_layout(
         title=dict(text=title, y=0.98, yref="container"), template=TEMPLATE, font=FONT,
-        width=side + margin["l"] + margin["r"], height=side + margin["t"] + margin["b"],
+        width=width + margin["l"] + margin["r"], height=height + margin["t"] + margin["b"],
         margin=margin,
     )
-    return fig
 
 
 def _mark_length_cells(fig: go.Figure, cells: pd.DataFrame, n: int) -> None:
@@ -166,3 +199,60 @@ def baseline_summary(metrics: pd.DataFrame) -> pd.DataFrame:
         "sentences per cell": grouped["n_samples"].median() if "n_samples" in frame else np.nan,
     }).reset_index()
     return summary[columns].round(4)
+
+
+def difference_figure(cells: pd.DataFrame, languages: pd.DataFrame, *, rows: Sequence[str],
+                      columns: Sequence[str], metric: str, view: str, label_a: str, label_b: str,
+                      side_a: str, side_b: str, zbound: float | None = None) -> go.Figure:
+    """A minus B per language cell (``dashboard.differences.difference_cells``) on a diverging
+    scale centred at 0 (red: A higher, blue: B higher), ``rows`` x ``columns`` in resource order.
+
+    A black dot marks a cell whose 95% interval lies wholly above or below 0; the hover gives both
+    values, the difference with its interval, or why it has none. ``zbound`` fixes the scale to
+    +/- zbound (one scale across layers); None: +/- the largest |difference| drawn.
+    """
+    title = f"{metric} · A − B · A = {label_a} · B = {label_b}"
+    if cells.empty or not np.isfinite(cells["difference"].to_numpy(float)).any():
+        return empty_figure(title, "No cell has a value on both sides for this selection.")
+    n_rows, n_cols = len(rows), len(columns)
+    frame = cells.set_index(["lang_a", "lang_b"]).reindex(
+        pd.MultiIndex.from_product([list(rows), list(columns)])).reset_index(names=["lang_a",
+                                                                                    "lang_b"])
+    z = frame["difference"].to_numpy(float).reshape(n_rows, n_cols)
+    full_names, levels = language_names(languages, short=False), language_levels(languages)
+    unit = {"minus_baseline": " (each minus its shuffled baseline)",
+            "residualised": " (length-residualised)"}.get(view, "")
+    hover = np.array([
+        f"{side_a} language: {lang_label(r.lang_a, full_names, levels)}<br>"
+        f"{side_b} language: {lang_label(r.lang_b, full_names, levels)}<br>"
+        f"A ({html.escape(label_a)}): {fmt(r.shown_a)}<br>B ({html.escape(label_b)}): "
+        f"{fmt(r.shown_b)}<br><b>A − B{unit}: {fmt(r.difference)}</b><br>"
+        + (f"95% interval: [{fmt(r.low)}, {fmt(r.high)}] ({r.interval})"
+           if np.isfinite(r.low) else f"no interval: {html.escape(str(r.interval))}")
+        + f"<br>shuffled baselines: A {fmt(r.baseline_a)}, B {fmt(r.baseline_b)}"
+        f"<br>n = {fmt_int(r.n_a)} / {fmt_int(r.n_b)} sentences"
+        for r in frame.itertuples()], dtype=object).reshape(n_rows, n_cols)
+    finite = np.abs(z[np.isfinite(z)])
+    bound = float(zbound) if zbound is not None and np.isfinite(zbound) and zbound > 0 else \
+        (float(finite.max()) or 1.0)
+    heat = go.Heatmap(
+        z=z, x=list(range(n_cols)), y=list(range(n_rows)), hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>", hoverongaps=False,
+        colorscale="RdBu_r", zmid=None, zmin=-bound, zmax=bound, zauto=False,
+        colorbar=dict(title=dict(text=f"A − B, {metric}", side="right")),
+        xgap=1, ygap=1, name=title,
+    )
+    if max(n_rows, n_cols) <= 14:
+        heat.update(texttemplate="%{z:+.2f}", textfont=dict(size=11))
+    fig = go.Figure(heat)
+    low, high = frame["low"].to_numpy(float), frame["high"].to_numpy(float)
+    apart = np.flatnonzero(np.isfinite(low) & ((low > 0) | (high < 0)))
+    if apart.size:
+        fig.add_trace(go.Scatter(
+            x=apart % n_cols - 0.3, y=apart // n_cols - 0.3, mode="markers", hoverinfo="skip",
+            name="95% interval excludes 0", showlegend=True,
+            marker=dict(symbol="circle", size=6, color="black", line=dict(color="white", width=1))))
+        fig.update_layout(legend=dict(orientation="h", x=0, y=0, yref="container",
+                                      yanchor="bottom"))
+    _grid_layout(fig, languages, rows, columns, side_a, side_b, title)
+    return fig

@@ -44,7 +44,8 @@ from dashboard.charts.theme import (
 from dashboard.charts.transforms import apply_view, component_pairs, dedupe_cells, pair_label
 
 
-def _x_values(rows: pd.DataFrame, x_axis: str) -> pd.Series:
+def x_values(rows: pd.DataFrame, x_axis: str) -> pd.Series:
+    """The x of each row: its layer index, or its relative depth (``x_axis`` "depth")."""
     if x_axis == "depth":
         if "depth" in rows and rows["depth"].notna().any():
             return pd.to_numeric(rows["depth"], errors="coerce")
@@ -53,15 +54,18 @@ def _x_values(rows: pd.DataFrame, x_axis: str) -> pd.Series:
     return rows["layer_a"].astype(float)
 
 
-def _layer_axis(fig: go.Figure, x_axis: str, layer_names: Sequence[str] | None,
-                layers: Sequence[float]) -> None:
+def layer_axis(fig: go.Figure, x_axis: str, layer_names: Sequence[str] | None,
+               layers: Sequence[float], *, xaxis: int = 1, title: bool = True) -> None:
+    """Ticks and title of x axis number ``xaxis``: layer names, or relative depth in [0, 1]."""
+    name = f"xaxis{xaxis if xaxis > 1 else ''}"
     if x_axis == "depth":
-        fig.update_xaxes(title=dict(text="relative depth (0 = input embedding, 1 = last layer)"),
-                         range=[-0.03, 1.03], tickformat=".1f")
+        fig.layout[name].update(
+            title=dict(text="relative depth (0 = input embedding, 1 = last layer)" if title
+                       else ""), range=[-0.03, 1.03], tickformat=".1f")
         return
     ticks = sorted({int(layer) for layer in layers if pd.notna(layer)})
-    fig.update_xaxes(title=dict(text="layer"), tickmode="array", tickvals=ticks,
-                     ticktext=[layer_name(i, layer_names) for i in ticks])
+    fig.layout[name].update(title=dict(text="layer" if title else ""), tickmode="array",
+                            tickvals=ticks, ticktext=[layer_name(i, layer_names) for i in ticks])
 
 
 def layer_curves_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metric: str,
@@ -84,7 +88,7 @@ def layer_curves_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
     if rows.empty:
         return empty_figure(title, "No same-language text-speech values for this selection.")
     rows = apply_view(dedupe_cells(rows, ["lang_a", "layer_a", "layer_b"]), view)
-    rows = rows.assign(x=_x_values(rows, x_axis)).sort_values("x")
+    rows = rows.assign(x=x_values(rows, x_axis)).sort_values("x")
     pairs = component_pairs(rows) or [("", "")]
     order = language_order(languages, rows["lang_a"].unique())
     colours, names, levels = language_colours(languages, order), language_names(languages), \
@@ -122,10 +126,12 @@ def layer_curves_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
             connectgaps=False,
             legendgroup=level, legendgrouptitle=dict(text=f"{level} resource"),
         ))
-    _layer_axis(fig, x_axis, layer_names, rows["layer_a"].tolist())
+    layer_axis(fig, x_axis, layer_names, rows["layer_a"].tolist())
     fig.update_yaxes(title=dict(text=value_axis_title(metric, view)))
-    fig.update_layout(title=dict(text=title), template=TEMPLATE, font=FONT, height=520,
-                      hovermode="closest", legend=dict(groupclick="toggleitem"),
+    fig.update_layout(title=dict(text=title), template=TEMPLATE, font=FONT, height=620,
+                      hovermode="closest",
+                      legend=dict(groupclick="toggleitem", orientation="h", yanchor="top", y=-0.14,
+                                  x=0),  # under the plot: wraps instead of scrolling
                       margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
@@ -283,7 +289,7 @@ def pairing_curves_figure(metrics: pd.DataFrame, *, metric: str, view: str = "ra
             legendgroup="length_baseline",
             line=dict(color=LENGTH_BASELINE_COLOUR, width=1.5, dash=LENGTH_BASELINE_DASH)))
     if x_axis == "depth":
-        _layer_axis(fig, "depth", layer_names, [])
+        layer_axis(fig, "depth", layer_names, [])
     else:  # name the depths with the layers of the same-language text-speech family's side a
         anchor = series[series["family"] == "text-speech (same language)"]
         anchor = (anchor if not anchor.empty else series).drop_duplicates("depth")

@@ -6,6 +6,8 @@ Frames in, frames out; no figures here, so the comparison page's aggregation use
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -73,6 +75,21 @@ def dedupe_cells(metrics: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     sort_cols = [c for c in ("params",) if c in metrics.columns]
     frame = metrics.sort_values(sort_cols, kind="stable") if sort_cols else metrics
     return frame.drop_duplicates(keys, keep="first")
+
+
+def grid_cells(rows: pd.DataFrame, langs_a: Sequence[str], langs_b: Sequence[str], *,
+               symmetric: bool) -> pd.DataFrame:
+    """One row per (lang_a, lang_b) of ``langs_a`` x ``langs_b``, with its metrics row (NaN where
+    absent). Same-modality pairings are stored once per language pair: ``symmetric`` mirrors it."""
+    cells = dedupe_cells(rows, ["lang_a", "lang_b"])
+    if symmetric and not cells.empty:
+        mirrored = cells.rename(columns={"lang_a": "lang_b", "lang_b": "lang_a"})
+        cells = pd.concat([cells, mirrored], ignore_index=True).drop_duplicates(
+            ["lang_a", "lang_b"], keep="first")
+    grid = pd.MultiIndex.from_product([list(langs_a), list(langs_b)], names=["lang_a", "lang_b"])
+    if cells.empty:
+        return pd.DataFrame(index=grid).reset_index()
+    return cells.set_index(["lang_a", "lang_b"]).reindex(grid).reset_index()
 
 
 def component_pairs(metrics: pd.DataFrame) -> list[tuple[str, str]]:

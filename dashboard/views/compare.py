@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import comparison, state
+from dashboard import comparison, downloads, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.compare import compare_figure, run_colours
 from dashboard.charts.transforms import component_pairs
@@ -21,7 +21,8 @@ sel = state.sidebar(ref, run=False)
 complete = runs_df[runs_df["status"] == "complete"]
 options = list((complete if not complete.empty else runs_df)["run_id"])
 models = runs_df.set_index("run_id")["model"].astype(str).to_dict()
-run_ids = st.multiselect("Runs (models)", options, default=options, key="compare_runs",
+url_state.seed("compare_runs", options, options, multi=True)
+run_ids = st.multiselect("Runs (models)", options, key="compare_runs",
                          format_func=lambda r: models[r] if models[r] == r
                          else f"{models[r]} · {r}")
 if not run_ids:
@@ -38,6 +39,7 @@ for run_id in run_ids:  # every chosen run's k and n of each metric, for the sel
     for name, used in state.metric_settings(ref, run_id).items():
         settings.setdefault(name, []).extend(used)
 metric = state.metric_picker(left, metrics, settings, key="compare_metric")
+url_state.seed("compare_family", list(comparison.FAMILIES), list(comparison.FAMILIES)[0])
 family = right.radio("Comparison", list(comparison.FAMILIES), key="compare_family",
                      format_func=comparison.FAMILIES.get, horizontal=True)
 pairing = family
@@ -46,9 +48,11 @@ depth_note = ("x = depth along the speech side's path (side b): where on its way
               else "x = depth along side a's path (both sides are the same component)")
 controls = sel.view != "residualised"  # the store has no CI and no baselines for residualised values
 left, right = st.columns(2)
-show_ci = controls and left.toggle("Show 95% confidence intervals", value=True, key="compare_ci")
+url_state.seed("compare_ci", [True, False], True)
+url_state.seed("compare_length", [True, False], True)
+show_ci = controls and left.toggle("Show 95% confidence intervals", key="compare_ci")
 show_length = controls and right.toggle(
-    "Show the length-only baseline", value=True, key="compare_length",
+    "Show the length-only baseline", key="compare_length",
     help=f"Dash-dot, in each run's colour: the {LENGTH_BASELINE_NAME}.")
 if not controls:
     st.caption(RESIDUALISED_NOTE)
@@ -72,6 +76,7 @@ for run_id in run_ids:
         continue
     chosen = pairs[0]
     if len(pairs) > 1:
+        url_state.seed(f"compare_{run_id}", pairs, pairs[0])
         chosen = pair_choice.selectbox(f"Component pair of {label}", pairs, key=f"compare_{run_id}",
                                        format_func=lambda p: f"{p[0]} vs {p[1]}")
     curve = comparison.family_curve(rows, family, view=sel.view, components=chosen)
@@ -87,7 +92,7 @@ curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
     columns=[*comparison.CURVE_COLUMNS, "run"])
 spans_df = pd.concat(spans, ignore_index=True) if spans else pd.DataFrame()
 if curves:
-    st.plotly_chart(compare_figure(
+    downloads.chart(compare_figure(
         curves_df, spans_df, metric=metric, family=family, view=sel.view, show_ci=show_ci,
         colours=run_colours([labels[r] for r in run_ids]),
         depth_note=depth_note, show_length=show_length), key="compare")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import findings as findings_core
 from core.verdicts import CONTROLS, INTERVAL_SCOPE, NOT_APPLICABLE
-from dashboard import availability, state
+from dashboard import availability, downloads, state
 from dashboard.charts.findings import finding_figure, k_sensitivity_figure, verdict_colour
 
 st.title("Findings")
@@ -40,7 +40,7 @@ for found in state.verdicts(ref, sel.run_id, sel.metric):
         st.badge(found.headline, color=verdict_colour(found.headline))
         st.markdown(found.reason)
         if not found.cells.empty:
-            st.dataframe(found.cells, hide_index=True, key=f"verdicts_{found.id}", column_config={
+            downloads.table(found.cells, hide_index=True, key=f"verdicts_{found.id}", column_config={
                 "effect": st.column_config.NumberColumn("effect (above baseline)", format="%+.3f"),
                 "ci_low": st.column_config.NumberColumn("95% low", format="%+.3f",
                                                         help=INTERVAL_SCOPE),
@@ -60,10 +60,10 @@ for found in state.verdicts(ref, sel.run_id, sel.metric):
         st.markdown(finding.summary)
         figure = finding_figure(finding.details, metric=f"{sel.metric} − shuffled baseline")
         if figure is not None:
-            st.plotly_chart(figure, key=f"finding_{finding.id}")
+            downloads.chart(figure, key=f"finding_{finding.id}")
         if finding.details is not None and not finding.details.empty:
             with st.expander("Numbers behind it (value: corrected; raw and baseline beside it)"):
-                st.dataframe(finding.details, hide_index=True)
+                downloads.table(finding.details, hide_index=True, key=f"finding_{finding.id}_numbers")
 
 variants = state.metric_variants(ref, sel.run_id)
 st.subheader("How SVCCA's value and chance level move with k", divider="gray")
@@ -73,7 +73,7 @@ if sensitivity.empty:
             "computed): rebuild it, or run `python -m precompute metrics` on it.",
             icon=":material/info:")
 else:
-    st.plotly_chart(k_sensitivity_figure(sensitivity), key="k_sensitivity")
+    downloads.chart(k_sensitivity_figure(sensitivity), key="k_sensitivity")
 warned = sensitivity[sensitivity["warn"]] if not sensitivity.empty else sensitivity
 if not warned.empty:
     st.warning("The shuffled baseline reaches 80% of the value for "
@@ -92,7 +92,7 @@ if matched.empty:
     st.info("No length-matched rows in this run (too few sentences near the median length, or a "
             "store built before they existed).", icon=":material/info:")
 else:
-    st.dataframe(matched, hide_index=True, column_config={
+    downloads.table(matched, hide_index=True, key="length_matched", column_config={
         "all_sentences": st.column_config.NumberColumn("SVCCA − baseline, all sentences",
                                                        format="%.3f"),
         "length_matched": st.column_config.NumberColumn("SVCCA − baseline, length-matched",

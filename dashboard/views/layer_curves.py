@@ -1,10 +1,11 @@
-"""Similarity over layers: per-language text-vs-speech, and the comparison families side by side."""
+"""Similarity over layers: same-language text-vs-speech by resource level, and the comparison
+families side by side."""
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import downloads, figure_cache, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
-from dashboard.charts.layer_curves import layer_curves_figure, pairing_curves_figure
+from dashboard.charts.languages import language_names
 from dashboard.charts.transforms import PAIRINGS, component_pairs
 
 st.title("Layer curves")
@@ -12,47 +13,73 @@ st.caption("Does the model bring the text and the speech of a sentence together 
 
 ref = state.store_ref()
 sel = state.sidebar(ref)
+# ---- the page's widgets, in one place
 left, middle, right = st.columns(3)
 controls = sel.view != "residualised"  # the store has no CI and no baselines for residualised values
-show_ci = controls and left.toggle("Show 95% confidence intervals", value=True, key="show_ci")
+url_state.seed("show_ci", [True, False], True)
+url_state.seed("show_length", [True, False], True)
+url_state.seed("x_axis", ["layer", "depth"], "layer")
+url_state.seed("curves_grouping", list(figure_cache.GROUPINGS), list(figure_cache.GROUPINGS)[0])
+show_ci = controls and left.toggle("Show 95% confidence intervals", key="show_ci")
 show_length = controls and middle.toggle(
-    "Show the length-only baseline", value=True, key="show_length",
+    "Show the length-only baseline", key="show_length",
     help=f"Dash-dot: the {LENGTH_BASELINE_NAME}: the metric between features built from each "
          "side's sentence length alone. A value at or below it says no more than length does.")
 if not controls:
     left.caption(RESIDUALISED_NOTE)
 x_axis = right.radio("x axis", ["layer", "depth"], horizontal=True, key="x_axis",
                      format_func={"layer": "layer names", "depth": "relative depth"}.get)
+grouping = st.radio("Languages", list(figure_cache.GROUPINGS), horizontal=True,
+                    key="curves_grouping", format_func=figure_cache.GROUPINGS.get,
+                    help="Twenty language lines on one chart hide each other: read them by "
+                         "resource level (one panel each), or as level means with the "
+                         "languages you pick.")
+shown_langs: list[str] = []
+if grouping == "means":
+    language_names_ = language_names(state.languages(ref))
+    url_state.seed("curves_shown_langs", list(sel.langs), [], multi=True)
+    shown_langs = st.multiselect("Also draw these languages", list(sel.langs),
+                                 key="curves_shown_langs", placeholder="Pick languages",
+                                 format_func=lambda lang: language_names_.get(lang, lang))
 
-rows = state.metrics(ref, sel.run_id, metric=sel.metric, langs=sel.langs, resamples=True)
 available = {pairing: state.availability(ref, sel.run_id, sel.model, sel.metric, pairing)
              for pairing in PAIRINGS}
-
 text_speech = available["text-speech"]
-cross_modal = rows[rows["pairing"] == "text-speech"]
-pairs = component_pairs(cross_modal)
+pairs = component_pairs(state.metric_layers(ref, sel.run_id, sel.metric, "text-speech"))
+chosen = None
 if len(pairs) > 1:  # e.g. Seamless: encoders, and the text decoder fed text or speech
+    url_state.seed("curves_components", pairs, pairs[0])
     chosen = st.selectbox("Text-speech component pair", pairs, key="curves_components",
                           format_func=lambda p: f"{p[0]} vs {p[1]}")
-    cross_modal = cross_modal[(cross_modal["component_a"] == chosen[0])
-                              & (cross_modal["component_b"] == chosen[1])]
     names = state.component_layer_names(state.components(ref, sel.run_id), chosen[0])
 else:
     names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech")
 
 if text_speech.drawable:
-    st.plotly_chart(layer_curves_figure(cross_modal, state.languages(ref), metric=sel.metric,
-                                        view=sel.view, show_ci=show_ci, x_axis=x_axis,
-                                        layer_names=names, langs=sel.langs,
-                                        show_length=show_length),
-                    key="layer_curves")
-    st.caption("One line per language, one colour family per resource level (blue: high, orange: "
-               "medium, pink: low)"
-               + ("; whiskers are 95% bootstrap CIs" if show_ci else "")
+    downloads.chart(figure_cache.same_language_curves(
+        ref, sel.run_id, sel.metric, sel.langs, sel.view, grouping,
+        tuple(chosen) if chosen else None, tuple(names), show_ci=show_ci,
+        show_length=show_length, x_axis=x_axis, shown_langs=tuple(shown_langs)),
+        key="layer_curves")
+    grouped = {"levels": "One panel per resource level, on one shared y axis: thin lines are its "
+                         "languages, the thick line their mean"
+                         + (" with its 95% band (bootstrapped jointly over the languages' shared "
+                            "sentence resamples)" if show_ci else ""),
+               "means": "Thick lines: the mean over each resource level's languages"
+                        + (" with its 95% band (bootstrapped jointly over the languages' shared "
+                           "sentence resamples)" if show_ci else "")
+                        + "; thin lines: the languages picked above",
+               "all": "One line per language, one colour family per resource level (blue: high, "
+                      "orange: medium, pink: low)"}[grouping]
+    st.caption(grouped
+               + ("; whiskers are each language's 95% bootstrap CI" if show_ci
+                  and grouping == "all" else "")
+               + ("; each language's own 95% CI is in its hover" if controls
+                  and grouping != "all" else "")
                + (". Dashed grey: the shuffled-pairs baseline (mean ± 1.96 sd)" if controls else "")
                + (". Black dash-dot: the length-only baseline (what sentence length alone "
                   "predicts), mean over languages" if show_length else "")
-               + ". Click a legend entry to hide a language.")
+               + ". Click a legend entry to hide a line.")
     if text_speech.message:
         with st.expander("Component pairs left out of this view", icon=":material/info:"):
             st.markdown(text_speech.message)
@@ -68,11 +95,9 @@ notes = list(dict.fromkeys(a.message for p, a in available.items() if not a.draw
 if drawable:
     family_names = state.pairing_layer_names(ref, sel.run_id, sel.metric, "text-speech") or \
         state.pairing_layer_names(ref, sel.run_id, sel.metric, drawable[0])
-    st.plotly_chart(pairing_curves_figure(rows[rows["pairing"].isin(drawable)],
-                                          metric=sel.metric, view=sel.view, show_ci=show_ci,
-                                          x_axis=x_axis, layer_names=family_names,
-                                          show_length=show_length),
-                    key="pairing_curves")
+    downloads.chart(figure_cache.family_curves(
+        ref, sel.run_id, sel.metric, sel.langs, sel.view, tuple(drawable), tuple(family_names),
+        show_ci=show_ci, show_length=show_length, x_axis=x_axis), key="pairing_curves")
     st.caption("Means over language pairs. Speech-speech below text-text = speech differs more "
                "across languages than text (finding 3). Same-language text-speech below "
                "cross-lingual text-text = the modality gap is larger than the language gap "

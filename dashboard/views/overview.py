@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import availability, state
+from dashboard import availability, downloads, state
 from dashboard.charts.languages import language_names, language_order
 from dashboard.charts.overview import cer_figure, components_table, corpus_counts, language_summary
 from dashboard.speech_source import speech_sources
@@ -33,7 +33,7 @@ for column, (label, count) in zip(st.columns(4), counts.items(), strict=True):
 st.subheader("Runs in this store", divider="gray")
 st.caption(f"Store: `{ref.path}` (schema version {state.schema_version(ref)})")
 runs_df = state.runs(ref)
-st.dataframe(runs_df[["run_id", "model", "created_at", "status"]], hide_index=True)
+downloads.table(runs_df[["run_id", "model", "created_at", "status"]], hide_index=True, key="runs")
 config = state.run_config(ref, sel.run_id)
 components_df = state.components(ref, sel.run_id)
 st.markdown(f"Components of **{sel.model}** (run `{sel.run_id}`):")
@@ -43,8 +43,8 @@ if quantised:
 only = availability.reads_only_message(components_df, sel.model)
 if only:
     st.info(only + " Its pages show the text-text comparisons only.", icon=":material/info:")
-st.dataframe(components_table(components_df, state.layers(ref, sel.run_id)),
-             hide_index=True,
+downloads.table(components_table(components_df, state.layers(ref, sel.run_id)),
+                hide_index=True, key="components",
              column_config={"description": st.column_config.TextColumn(width="large"),
                             "conditioning": st.column_config.TextColumn(width="medium")})
 st.caption("space: the representation space a component's states live in; paired cosine and "
@@ -63,17 +63,18 @@ st.caption("Ordered from high to low resource (hours of Whisper training data). 
            "and voice). Voices: the espeak-ng voices; a second voice (e.g. `de+f3`) speaks every "
            "sentence again, as a voice-change reference for speech-speech similarity (the diagonal "
            "of the speech-speech heatmap).")
-st.dataframe(summary, hide_index=True, height="content", column_config={
+downloads.table(summary, hide_index=True, height="content", key="languages", column_config={
     "whisper hours": st.column_config.NumberColumn(format="%.0f"),
     "median CER (speech)": st.column_config.NumberColumn(format="percent"),
     "mean CER (speech)": st.column_config.NumberColumn(format="percent"),
 })
-st.plotly_chart(cer_figure(summary, unavailable=availability.cer_unavailable_reason(
+downloads.chart(cer_figure(summary, unavailable=availability.cer_unavailable_reason(
     components_df, config, sel.model)), key="cer")
 
 st.markdown("**Where the speech comes from**")
-st.dataframe(speech_sources(state.speech_voices(ref), language_order(languages_df),
-                            language_names(languages_df)), hide_index=True, width="content")
+downloads.table(speech_sources(state.speech_voices(ref), language_order(languages_df),
+                             language_names(languages_df)), hide_index=True, width="content",
+                key="speech_sources")
 st.caption("Speech items per language (every voice): recorded clips of people speaking, or "
            "synthesised by a speech synthesiser (the store's `items.voice` says which, per item). "
            "Results on synthetic speech may differ on recorded speech; every page with speech "
@@ -97,5 +98,6 @@ st.markdown("""
 - **Pages**: *Heatmap* compares every language pair at one layer; *Layer curves* follow the
   similarity through the layers; *Compare models* overlays several runs on the relative depth along
   each model's path; *Projection* shows a 2-D map of the items; *Findings* checks the reference
-  study's four findings on this run.
+  study's four findings on this run; *Items* lists the sentences behind them and plays their speech.
+  Every table and chart downloads, and the URL keeps the view: copy it to share exactly this.
 """)

@@ -12,7 +12,7 @@ from core.audio import MAX_ANALYSED_S, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB, AudioErr
 from core.languages import known_languages, language
 from core.models.base import UnsupportedLanguageError
 from core.recording import DEFAULT_K, MEASURE_LABEL, neighbour_table
-from dashboard import availability, live, state
+from dashboard import availability, downloads, live, state, url_state
 from dashboard.charts import recording as rc
 
 AUTO = "auto"
@@ -59,11 +59,14 @@ def _lang_label(code: str) -> str:
 
 
 left, middle, right = st.columns([2, 2, 1])
+url_state.seed("recording_source", [UPLOAD, RECORD], UPLOAD)
 source = left.radio("Clip", [UPLOAD, RECORD], horizontal=True, key="recording_source")
+url_state.seed("recording_lang", lang_options, AUTO)
 chosen_lang = middle.selectbox("Language", lang_options, format_func=_lang_label,
                                key="recording_lang",
                                help="The language spoken; 'identify it' lets the model decide.")
-k = right.number_input("Neighbours (k)", min_value=1, max_value=20, value=DEFAULT_K,
+url_state.seed("recording_k", list(range(1, 21)), DEFAULT_K)
+k = right.number_input("Neighbours (k)", min_value=1, max_value=20,
                        key="recording_k", help="Stored items listed per layer, and used to place "
                        "the clip in the maps.")
 if source == UPLOAD:
@@ -84,7 +87,7 @@ if upload is None:
         # script compilation in a browser without a GPU, bench/README.md)
         st.subheader("The stored maps your clip will be placed in", divider="gray")
         for component, stored in waiting_maps.items():
-            st.plotly_chart(rc.stored_map_figure(stored), key=f"recording_waiting_{component}")
+            downloads.chart(rc.stored_map_figure(stored), key=f"recording_waiting_{component}")
     st.stop()
 
 progress = st.progress(0, text="Decoding the audio…")
@@ -110,7 +113,8 @@ play, wave = st.columns([1, 3])
 play.audio(clip.waveform, sample_rate=clip.sampling_rate)
 play.caption(f"{clip.format}, {clip.source_rate} Hz, {clip.channels} channel(s), "
              f"{clip.duration_s:.1f} s; analysed: {clip.analysed_s:.1f} s at 16 kHz mono.")
-wave.plotly_chart(rc.waveform_figure(clip.waveform, clip.sampling_rate), key="recording_wave")
+downloads.chart(rc.waveform_figure(clip.waveform, clip.sampling_rate), key="recording_wave",
+                container=wave)
 
 progress.progress(15, text=f"Loading {sel.model} and listening…")
 try:
@@ -170,12 +174,13 @@ st.caption("Cosine similarity, within one representation space: the recording's 
            "compared with stored speech of the same point, the transcript's with stored text "
            "(Whisper's encoder and decoder are different spaces).")
 for component in dict.fromkeys(near.neighbours["component"]):
-    st.plotly_chart(rc.neighbour_score_figure(near.neighbours, languages_df, component),
+    downloads.chart(rc.neighbour_score_figure(near.neighbours, languages_df, component),
                     key=f"recording_neighbours_{component}")
     with st.expander(f"Layer x rank table · {component}"):
-        st.dataframe(neighbour_table(near.neighbours, component))
+        downloads.table(neighbour_table(near.neighbours, component),
+                        key=f"recording_neighbour_table_{component}")
 if not near.ranks.empty:
-    st.plotly_chart(rc.sentence_rank_figure(near.ranks), key="recording_ranks")
+    downloads.chart(rc.sentence_rank_figure(near.ranks), key="recording_ranks")
 
 progress.progress(78, text="Comparing with the corpus's own text and speech…")
 agreement_rows, summary = live.agreement(*args, near.sentence, states)
@@ -184,9 +189,9 @@ if not agreement_rows.empty:
     measure = agreement_rows["measure"].iloc[0]
     st.caption(f"Measure: {MEASURE_LABEL[measure]}. Boxes: the corpus's own text and speech of "
                "the same sentence (green) and of different sentences (grey).")
-    st.plotly_chart(rc.agreement_figure(agreement_rows), key="recording_agreement")
+    downloads.chart(rc.agreement_figure(agreement_rows), key="recording_agreement")
     table, column_help = rc.agreement_table(summary)
-    st.dataframe(table, hide_index=True,
+    downloads.table(table, hide_index=True, key="recording_agreement_table",
                  column_config={name: st.column_config.Column(help=text)
                                 for name, text in column_help.items()})
     st.caption("Per layer: your clip's agreement beside the corpus's own text and speech of the "
@@ -214,7 +219,7 @@ if not any(stored.panels for _component, stored in maps):
     st.info("This run stored no 2-D maps.")
 else:
     for component, stored in maps:
-        st.plotly_chart(rc.clip_map_figure(stored, placements, component=component),
+        downloads.chart(rc.clip_map_figure(stored, placements, component=component),
                         key=f"recording_map_{component}")
 
 progress.progress(94, text="Following the sentence frame by frame…")
@@ -224,7 +229,7 @@ for view in views:
     st.caption(f"{MEASURE_LABEL[view.measure]}, per 20 ms encoder frame: each frame's state in "
                "place of the pooled recording. Red: the frame relates to the stored sentences as the "
                "transcript's text does; blue: the opposite. '(clip ...)' is the pooled clip's value.")
-    st.plotly_chart(rc.frame_figure(view, clip.waveform, clip.sampling_rate),
+    downloads.chart(rc.frame_figure(view, clip.waveform, clip.sampling_rate),
                     key=f"recording_frames_{view.speech_component}")
 if not views:
     st.info("No frame view: it needs the text path (type what is said).")

@@ -18,6 +18,7 @@ from core.pooling import pool
 from core.models.common import check_fits, quiet_transformers
 from core.models.salmonn.beats import kaldi_fbank
 from core.models.salmonn.checkpoint import load_pretrained
+from core.models.torch_files import trusted_by_environment
 from core.models.salmonn.config import (
     CHUNK_S,
     LORA_ALPHA,
@@ -32,8 +33,9 @@ from core.models.salmonn.config import (
 from core.models.salmonn.modules import SalmonnModel
 from core.models.salmonn.prompt import DEFAULT_INSTRUCTION, prompt_piece_ids, template_pieces
 from core.models.salmonn.tokenizer import build_feature_extractor, build_offline_tokenizer
+from core.models.hub import load_target
 from core.models.speech_llm import (LLM_SPEECH, LLM_TEXT, SAMPLING_RATE, SpeechLLMAdapter,
-                                    first_item_slicer, leading_pool, llm_point_names, load_target)
+                                    first_item_slicer, leading_pool, llm_point_names)
 
 WHISPER_ENCODER = "whisper_encoder"
 BEATS_ENCODER = "beats_encoder"
@@ -364,13 +366,16 @@ def load_salmonn(*, name: str, device: str | None = None, source: str | None = N
                  random: bool = False, dtype: str | torch.dtype | None = None, seed: int = 0,
                  random_config: dict | None = None, whisper: str | None = None,
                  llm: str | None = None, beats: str | None = None, lora_alpha: int = LORA_ALPHA,
-                 instruction: str = DEFAULT_INSTRUCTION, progress: bool = True) -> SalmonnAdapter:
+                 instruction: str = DEFAULT_INSTRUCTION, trust_checkpoint: bool = False,
+                 progress: bool = True) -> SalmonnAdapter:
     """The released SALMONN (``source``: a folder holding ``salmonn*.pth``, the BEATs checkpoint
     and optionally ``whisper*/`` and ``vicuna*/`` folders, or the checkpoint file itself;
     ``whisper``/``llm``/``beats`` override where each part comes from: local folders or hub ids)
     or a tiny random model (``random=True``, seeded, built offline). bf16 + ``device_map="auto"``
-    on CUDA by default, float32 on CPU; refused before loading when it cannot fit. ``progress`` is
-    accepted for the registry's callers."""
+    on CUDA by default, float32 on CPU; refused before loading when it cannot fit. Checkpoints are
+    read as SONAR's are (``core.models.torch_files``): weights and plain values only, unless
+    ``trust_checkpoint=True`` or ``CROSSMODAL_LENS_TRUST_CHECKPOINTS=1``. ``progress`` is accepted
+    for the registry's callers."""
     del progress
     device, resolved = load_target(source, random, device, dtype,
                                    "SALMONN folder or checkpoint")
@@ -380,6 +385,6 @@ def load_salmonn(*, name: str, device: str | None = None, source: str | None = N
                               dtype=resolved, source=info, instruction=instruction)
     model, tokenizer, features, info = load_pretrained(
         str(source), device, resolved, whisper=whisper, llm=llm, beats=beats,
-        lora_alpha=lora_alpha)
+        lora_alpha=lora_alpha, trust=trust_checkpoint or trusted_by_environment())
     return SalmonnAdapter(model, tokenizer, features, name=name, device=device, dtype=resolved,
                           source=info, instruction=instruction, placed=device.startswith("cuda"))

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from core.models.common import quiet_transformers
+from core.models.torch_files import UntrustedCheckpointError, load_checkpoint_file
 from core.models.hub import fit_and_place
 from core.models.salmonn.beats import BEATs, BEATsConfig, load_beats_state, state_problems
 from core.models.salmonn.config import SalmonnConfig, estimate_parameters, qformer_config
@@ -117,18 +118,15 @@ def load_official_state(model: SalmonnModel, state: dict[str, torch.Tensor], wha
     return {"set": len(converted), "ignored_buffers": sorted(ignored)}
 
 
-def load_tensor_file(path: str | Path, what: str) -> dict[str, Any]:
-    """``torch.load(..., weights_only=True)``: tensors, dicts, lists and plain values only; any
-    other pickled object is refused (a checkpoint must never run code)."""
-    import pickle
-
+def load_tensor_file(path: str | Path, what: str, *, trust: bool = False) -> dict[str, Any]:
+    """The file through ``core.models.torch_files`` (memory-mapped, ``weights_only`` plus its short
+    allowlist, the same reader SONAR uses): tensors, dicts, lists and plain values only; any other
+    pickled object is refused, naming the objects, unless ``trust`` (a full unpickle, which can run
+    code: only for files whose source the user trusts)."""
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"refusing {what} {str(path)!r}: it holds objects other than tensors and plain "
-            f"containers, and only weights are read (torch.load weights_only=True): {error}"
-            ) from error
+        return load_checkpoint_file(path, trust=trust)
+    except UntrustedCheckpointError as error:
+        raise CheckpointError(f"refusing {what} {str(path)!r}: {error}") from error
 
 
 def _state_of(obj: Any, what: str, key: str = "model") -> dict[str, torch.Tensor]:
@@ -177,7 +175,7 @@ def resolve_files(source: str | Path, *, whisper: str | None = None, llm: str | 
 
 
 def load_pretrained(source: str, device: str, dtype: torch.dtype, *, whisper: str | None,
-                    llm: str | None, beats: str | None, lora_alpha: int):
+                    llm: str | None, beats: str | None, lora_alpha: int, trust: bool = False):
     """(model, tokenizer, feature extractor, provenance) of a released SALMONN: the configuration
     is read from the checkpoint's shapes and the Whisper and LLM configs, refused before any
     weight is read when it cannot fit ``device``, then every part is loaded and checked."""
@@ -190,9 +188,9 @@ def load_pretrained(source: str, device: str, dtype: torch.dtype, *, whisper: st
     )
 
     files = resolve_files(source, whisper=whisper, llm=llm, beats=beats)
-    state = _state_of(load_tensor_file(files["checkpoint"], "SALMONN checkpoint"),
+    state = _state_of(load_tensor_file(files["checkpoint"], "SALMONN checkpoint", trust=trust),
                       "SALMONN checkpoint")
-    beats_obj = load_tensor_file(files["beats"], "BEATs checkpoint")
+    beats_obj = load_tensor_file(files["beats"], "BEATs checkpoint", trust=trust)
     if not isinstance(beats_obj, dict) or not isinstance(beats_obj.get("cfg"), dict):
         raise CheckpointError(f"BEATs checkpoint {files['beats']!r} has no 'cfg' dict (the official "
                               "files hold {'cfg': ..., 'model': ...})")

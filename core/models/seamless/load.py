@@ -7,9 +7,8 @@ from typing import Any
 
 import torch
 
-from core.device import pick_device
-from core.models.common import check_fits, pick_dtype, quiet_transformers
-from core.models.hub import fit_and_place, read_config
+from core.models.common import check_fits, quiet_transformers
+from core.models.hub import fit_and_place, load_target, read_config
 from core.models.seamless.adapter import SeamlessAdapter
 from core.models.seamless.config import (
     build_feature_extractor,
@@ -78,15 +77,13 @@ def load_seamless(*, name: str, device: str | None = None, source: str | None = 
     """
     if kw:
         raise TypeError(f"load_seamless got unexpected arguments: {', '.join(sorted(kw))}")
-    if random == (source is not None):
-        raise ValueError("give exactly one of source=<HF id or directory> or random=True")
-    device = pick_device(device)
+    # tiny random weights stay float32 on CUDA; released ones default to bfloat16
+    device, resolved = load_target(source, random, device, dtype, "HF id or directory",
+                                   default_cuda=torch.float32 if random else torch.bfloat16)
     if random:
-        resolved = pick_dtype(dtype, device)
         model, tokenizer, features, info, n_parameters = _build_random(
             model_type, seed, device, resolved, real_size)
     else:
-        resolved = pick_dtype(dtype, device, default_cuda=torch.bfloat16)
         model, tokenizer, features, info, n_parameters = _load_pretrained(str(source), device,
                                                                           resolved)
     return SeamlessAdapter(model, tokenizer, features, name=name, device=device, dtype=resolved,

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 from core.models.cache import sha256_file
-from core.device import pick_device
+from core.models.hub import load_target
 from core.models.common import (
-    check_fits, count_parameters, meta_parameter_count, pick_dtype, quiet_transformers,
+    check_fits, count_parameters, meta_parameter_count, quiet_transformers,
 )
 from core.models.sonar.adapter import SonarAdapter, SpeechSource
 from core.models.sonar.checkpoint import (
@@ -133,12 +133,10 @@ def load_sonar(*, name: str, device: str | None = None, source: str | None = Non
     full pickles instead, which can run arbitrary code: only for files whose source you trust."""
     if kw:
         raise TypeError(f"load_sonar got unexpected arguments: {', '.join(sorted(kw))}")
-    if random == (source is not None):
-        raise ValueError("give exactly one of source=<folder of SONAR checkpoints> or random=True")
     if isinstance(langs, str):
         langs = [x for x in langs.split(",") if x]
-    device = pick_device(device)
-    resolved = pick_dtype(dtype, device)
+    device, resolved = load_target(source, random, device, dtype, "folder of SONAR checkpoints",
+                                   default_cuda=torch.float32)
     if random:
         tokenizer = NllbTokenizer.tiny()
         config = real_size_random_config() if real_size else tiny_random_config(tokenizer.vocab_size)
