@@ -23,6 +23,8 @@ navigation = st.navigation([
     st.Page(VIEWS / "overview.py", title="Overview", icon=":material/home:", default=True),
     st.Page(VIEWS / "heatmap.py", title="Heatmap", icon=":material/grid_on:"),
     st.Page(VIEWS / "layer_curves.py", title="Layer curves", icon=":material/show_chart:"),
+    st.Page(VIEWS / "layer_matrix.py", title="Layer x layer", icon=":material/apps:",
+            url_path="layer-matrix"),
     st.Page(VIEWS / "compare.py", title="Compare models", icon=":material/stacked_line_chart:",
             url_path="compare"),
     st.Page(VIEWS / "projection.py", title="Projection (UMAP)", icon=":material/scatter_plot:"),

@@ -387,6 +387,22 @@ def run_languages(ref: StoreRef, run_id: str) -> pd.DataFrame:
     return read_store(ref, lambda s: s.run_languages(run_id))
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def layer_matrix_sets(ref: StoreRef) -> pd.DataFrame:
+    """The layer x layer matrices the store holds, one row per matrix (``Store.layer_matrix_sets``)."""
+    return read_store(ref, lambda s: s.layer_matrix_sets())
+
+
+@st.cache_data(show_spinner="Loading the matrix…", max_entries=256)
+def layer_matrix(ref: StoreRef, run_a: str, run_b: str, component_a: str, component_b: str,
+                 pairing: str, lang_a: str, lang_b: str, metric: str, *,
+                 with_resamples: bool = False) -> pd.DataFrame:
+    """The cells of one matrix and metric; bootstrap values only when a difference needs them."""
+    return read_store(ref, lambda s: s.layer_matrices(
+        run_a, run_b, component_a=component_a, component_b=component_b, pairing=pairing,
+        metric=metric, langs=[lang_a], lang_b=lang_b, with_resamples=with_resamples))
+
+
 # ---------------------------------------------------------------------------------- the sidebar
 
 @dataclass(frozen=True)

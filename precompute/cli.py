@@ -1,5 +1,5 @@
-"""``python -m precompute build|merge|metrics|halves|report|info|export|item-sources|migrate``: the
-command line over the build and the store."""
+"""``python -m precompute build|merge|metrics|matrices|halves|report|info|export|item-sources|
+migrate``: the command line over the build and the store."""
 
 from __future__ import annotations
 
@@ -214,6 +214,46 @@ def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], work
     for run in done:
         maps = "projections kept" if run.n_projections is None else f"{run.n_projections} projections"
         click.echo(f"recomputed {run.run_id} in {store_path}: {run.n_metrics} metric rows, {maps}")
+
+
+@cli.command()
+@_store_option
+@click.option("--run", "run_ids", multiple=True,
+              help="Run id; repeat for several (default: every complete run with stored "
+              "activations; with --against, every complete run).")
+@click.option("--against", "against", multiple=True,
+              help="Another run on the same sentences (repeat, or 'all'): also the matrices between "
+              "the runs' components. A text-only run without stored activations is extracted "
+              "again by its model.")
+@click.option("--pivot", default="eng_Latn", show_default=True,
+              help="Cross-language matrices pair each language with this one; 'all': every pair.")
+@click.option("--langs", callback=_csv, help="Comma-separated languages (default: the runs').")
+@click.option("--n-permutations", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Shared shuffles per cell (the calibrated best match's p-value is >= 1/(N+1)).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="Level of the calibrated best-match threshold.")
+@click.option("--per-language-resamples/--mean-resamples-only", default=True, show_default=True,
+              help="Keep every matrix's bootstrap values (differences with intervals per language), "
+              "or only the language means' (a smaller store).")
+@click.option("--per-language", callback=_csv,
+              help="Comma-separated pairings (e.g. text-speech) whose per-language matrices are "
+              "stored; the others keep only their mean over languages (default: every pairing).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: CUDA when available.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPU threads for torch (small batched eigendecompositions run fastest on one).")
+@click.pass_context
+def matrices(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...],
+             against: tuple[str, ...], pivot: str, langs, **options) -> None:
+    """Layer x layer matrices (every layer against every layer, per language and their mean) with
+    calibrated best matches, from stored activations, into the store."""
+    from precompute.matrices import MatrixOptions, matrices as run_matrices
+
+    settings = MatrixOptions(pivot=None if pivot == "all" else pivot, langs=langs, **options)
+    with _sigterm_as_exit():
+        done = _run(ctx, lambda: run_matrices(store_path, run_ids or None, against or None, settings))
+    for result in done:
+        click.echo(f"{result.run_a} x {result.run_b}: {result.n_matrices} matrices, "
+                   f"{result.n_rows} rows in {store_path}")
 
 
 @cli.command()

@@ -29,8 +29,8 @@ from devtools.dashboard_server import (
 #: url path -> how many Plotly charts the page draws at least; a deep link comes first, on purpose:
 #: a fresh server must route it through app.py's st.navigation too
 PAGES = {"heatmap": 1, "": 1, "layer_curves": 2, "compare": 1, "projection": 1, "findings": 1}
-NAV_TITLES = ["Overview", "Heatmap", "Layer curves", "Compare models", "Projection (UMAP)",
-              "Findings", "Replication", "Items", "Your recording"]
+NAV_TITLES = ["Overview", "Heatmap", "Layer curves", "Layer x layer", "Compare models",
+              "Projection (UMAP)", "Findings", "Replication", "Items", "Your recording"]
 PAGE_TIMEOUT_MS = 20_000
 VIEWPORT_WIDTH = 1400
 VIEWPORT_MAX_HEIGHT = 4000

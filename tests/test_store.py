@@ -162,7 +162,7 @@ def test_round_trip_every_table(tmp_path):
         assert store.counts() == {"runs": 1, "languages": 2, "items": 12, "run_items": 0,
                                   "components": 2, "layers": 6, "activations": 24, "metrics": 3,
                                   "projections": 6, "run_languages": 0, "metric_variants": 0,
-                                  "item_sources": 0}
+                                  "item_sources": 0, "layer_matrices": 0}
 
 
 def test_add_items_continues_ids_and_per_run_measurements(tmp_path):

@@ -222,6 +222,7 @@ def compute_grid(
     ci_level: float = nulls.DEFAULT_CI_LEVEL,
     pair_metrics: list[list[MetricSpec]] | None = None,
     warn_saturated: bool = True,
+    keep_null: bool = False,
 ) -> pd.DataFrame:
     """Every metric for every pair, with shuffled baseline, bootstrap CI and length controls.
 
@@ -235,6 +236,9 @@ def compute_grid(
     directions are computed once. An SVCCA k above ``SVCCA_WARN_FRACTION`` of the sentences warns
     once per call; ``warn_saturated=False`` is for callers that say so themselves (the build says
     it once per run, naming the stage that chose the k: ``precompute.variants``).
+    ``keep_null`` adds a ``null`` column: the row's value under each
+    shuffle, in the order of ``nulls.permutation_indices`` (the same shuffles for every pair of one
+    n_samples, so a layer x layer matrix's row maximum has a null of its own: ``core.metrics.best_match``).
     """
     if pair_metrics is not None and len(pair_metrics) != len(pairs):
         raise ValueError(f"pair_metrics has {len(pair_metrics)} entries for {len(pairs)} pairs")
@@ -295,6 +299,7 @@ def compute_grid(
                 else metric_values(spec.name, params, residual)[0].value,
                 "ci_method": nulls.CI_METHOD,
                 "resamples": np.asarray(values.boot, dtype=np.float64),
+                **({"null": np.asarray(values.null, dtype=np.float64)} if keep_null else {}),
             })
         return rows
 
@@ -314,4 +319,4 @@ def compute_grid(
         warnings.warn(f"svcca k={k} is above n_samples/4 for n_samples={n}: SVCCA saturates as k nears "
                       f"n, so compare such values only at the same k and n", stacklevel=2)
     rows = [row for index in range(len(pairs)) for row in rows_by_pair[index]]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS + (["null"] if keep_null else []))

@@ -271,6 +271,48 @@ CREATE TABLE item_sources (
 );
 """
 
+# Layer x layer matrices (core/metrics/layer_matrix.py, `python -m precompute matrices`): every
+# layer of component_a (run_a) against every layer of component_b (run_b, the same run or another
+# on the same sentences); lang_a = lang_b = 'mean' for the mean over the languages or language
+# pairs (n_langs of them). row_best / col_best mark a row's / column's best match; row_p, col_p
+# and the thresholds are calibrated against the null of that line's maximum (best_match.py).
+_LAYER_MATRICES = """
+CREATE TABLE layer_matrices (
+    run_a         VARCHAR NOT NULL,
+    run_b         VARCHAR NOT NULL,
+    component_a   VARCHAR NOT NULL,
+    component_b   VARCHAR NOT NULL,
+    pairing       VARCHAR NOT NULL,
+    lang_a        VARCHAR NOT NULL,
+    lang_b        VARCHAR NOT NULL,
+    n_langs       INTEGER NOT NULL,
+    layer_a       INTEGER NOT NULL,
+    layer_b       INTEGER NOT NULL,
+    metric        VARCHAR NOT NULL,
+    params        JSON,
+    n_samples     INTEGER NOT NULL,
+    value         DOUBLE,
+    baseline_mean DOUBLE,
+    baseline_std  DOUBLE,
+    ci_low        DOUBLE,
+    ci_high       DOUBLE,
+    ci_method     VARCHAR,
+    row_best      BOOLEAN NOT NULL,
+    row_p         DOUBLE,
+    row_threshold DOUBLE,
+    col_best      BOOLEAN NOT NULL,
+    col_p         DOUBLE,
+    col_threshold DOUBLE,
+    alpha         DOUBLE NOT NULL,
+    n_permutations INTEGER NOT NULL,
+    n_bootstrap   INTEGER NOT NULL,
+    seed          INTEGER NOT NULL,
+    resamples     BLOB,               -- bootstrap values (core.store.vectors); NULL when left out
+    PRIMARY KEY (run_a, run_b, component_a, component_b, pairing, lang_a, lang_b, layer_a, layer_b,
+                 metric)
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core tables", _CORE_TABLES),
     Migration(2, "indexes for dashboard queries", _DASHBOARD_INDEXES),
@@ -279,6 +321,7 @@ MIGRATIONS: list[Migration] = [
               _REVIEWED_FINDINGS),
     Migration(5, "item sources: each speech item's recording file or waveform checksum",
               _ITEM_SOURCES),
+    Migration(6, "layer x layer matrices", _LAYER_MATRICES),
 ]
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].id

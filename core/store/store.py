@@ -25,6 +25,7 @@ import pyarrow as pa
 from core.store import migrations
 from core.store.errors import StoreError
 from core.store.export import export_query
+from core.store.matrices import LayerMatrixTables
 from core.store.schema import Migration
 from core.store.tables import LANGUAGE_COLUMNS, METRIC_COLUMNS, TABLES, VARIANT_COLUMNS, check_modality
 from core.store.vectors import decode_vectors
@@ -36,7 +37,7 @@ _ITEM_SELECT = ("i.item_id, i.sentence_id, i.lang, i.modality, i.text, i.duratio
 _RUN_ITEMS_JOIN = "LEFT JOIN run_items m ON m.item_id = i.item_id AND m.run_id = ?"
 
 
-class Store(StoreWrites):
+class Store(StoreWrites, LayerMatrixTables):
     """An open store file. Use ``Store.create`` / ``Store.open``, not the constructor."""
 
     # ------------------------------------------------------------------ opening

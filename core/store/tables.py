@@ -30,9 +30,19 @@ METRIC_REQUIRED = ["pairing", "component_a", "component_b", "layer_a", "layer_b"
                    "shared_space"]
 PROJECTION_COLUMNS = ["component", "layer", "item_id", "method", "x", "y", "params"]
 TABLES = ["runs", "languages", "items", "run_items", "run_languages", "components", "layers",
-          "activations", "metrics", "metric_variants", "projections", "item_sources"]
+          "activations", "metrics", "metric_variants", "projections", "item_sources",
+          "layer_matrices"]
 #: where a speech item's audio came from (core.item_audio checks a replay against it)
 ITEM_SOURCE_COLUMNS = ["path", "file_sha256", "waveform_sha256"]
+LAYER_MATRIX_KEY = ["run_a", "run_b", "component_a", "component_b", "pairing", "lang_a", "lang_b"]
+LAYER_MATRIX_COLUMNS = LAYER_MATRIX_KEY + [
+    "n_langs", "layer_a", "layer_b", "metric", "params", "n_samples", "value", "baseline_mean",
+    "baseline_std", "ci_low", "ci_high", "ci_method", "row_best", "row_p", "row_threshold",
+    "col_best", "col_p", "col_threshold", "alpha", "n_permutations", "n_bootstrap", "seed",
+    "resamples"]
+LAYER_MATRIX_REQUIRED = LAYER_MATRIX_KEY + ["n_langs", "layer_a", "layer_b", "metric", "n_samples",
+                                            "row_best", "col_best", "alpha", "n_permutations",
+                                            "n_bootstrap", "seed"]
 RUN_LANGUAGE_COLUMNS = ["lang", "resource_level", "level_source"]
 VARIANT_COLUMNS = ["variant", "pairing", "component_a", "component_b", "layer_a", "layer_b", "depth",
                    "lang_a", "lang_b", "metric", "params", "n_samples", "value", "baseline_mean",

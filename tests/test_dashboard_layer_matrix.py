@@ -1,0 +1,136 @@
+"""The Layer x layer page under AppTest: a run's own matrix with calibrated best matches, a matrix
+between two runs, the difference of two matrices (with intervals where the resamples are shared, a
+note where they are not or shapes differ), and a store without matrices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import state
+from matrix_fixtures import write_matrix_store
+from synthetic_store import RUN_ID, TEXT_RUN_ID, write_synthetic_store
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+PAGE = "views/layer_matrix.py"
+
+
+@pytest.fixture(scope="module")
+def matrix_store_path(tmp_path_factory) -> Path:
+    return write_matrix_store(tmp_path_factory.mktemp("layer_matrix") / "store.duckdb")
+
+
+def _open(path: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv(state.STORE_ENV, str(path))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    return at.switch_page(PAGE).run()
+
+
+def _figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_matrix_of_a_run_marks_best_matches(matrix_store_path, monkeypatch):
+    at = _open(matrix_store_path, monkeypatch)
+    _clean(at)
+    assert at.sidebar.selectbox(key="lm_a_runs").value == (RUN_ID, RUN_ID)
+    assert at.sidebar.selectbox(key="lm_a_components").value == (
+        "text_decoder", "speech_encoder", "text-speech")
+    assert at.sidebar.selectbox(key="lm_a_langs").value == ("mean", "mean")
+    (figure,) = _figures(at)
+    heatmap, *marks = figure["data"]
+    assert np.array(heatmap["z"], dtype=float).shape == (5, 5)
+    assert "shuffled baseline" in heatmap["hovertext"][0][0] and "95% CI" in heatmap["hovertext"][0][0]
+    # one mark per row, split into calibrated-significant stars and open circles
+    assert sum(len(mark["x"]) for mark in marks) == 5
+    assert {mark["marker"]["symbol"] for mark in marks} == {"star", "circle-open"}
+    table = at.dataframe[0].value
+    assert len(table) == 5 and set(table["match"]) <= {"significant", "not significant"}
+    # the planted correspondence (text layer i ~ speech layer i at shallow depths) is found
+    assert table["best match"].iloc[0] == table["layer"].iloc[0]
+
+    at.sidebar.radio(key="lm_along").set_value("column").run()
+    _clean(at)
+    assert len(at.dataframe[0].value) == 5
+
+
+def test_matrix_between_two_runs_and_one_language(matrix_store_path, monkeypatch):
+    at = _open(matrix_store_path, monkeypatch)
+    at.sidebar.selectbox(key="lm_a_runs").set_value((RUN_ID, TEXT_RUN_ID)).run()
+    _clean(at)
+    assert at.sidebar.selectbox(key="lm_a_components").value[2] == "speech-text"
+    at.sidebar.selectbox(key="lm_a_langs").set_value(("deu_Latn", "deu_Latn")).run()
+    _clean(at)
+    (figure,) = _figures(at)
+    assert np.array(figure["data"][0]["z"], dtype=float).shape == (5, 7)
+    assert "German" in figure["layout"]["xaxis"]["title"]["text"] + \
+        figure["layout"]["yaxis"]["title"]["text"]
+
+
+def test_difference_of_two_matrices_with_intervals_and_notes(matrix_store_path, monkeypatch):
+    at = _open(matrix_store_path, monkeypatch)
+    at.sidebar.radio(key="lm_mode").set_value("Difference A − B").run()
+    _clean(at)
+    # default B: another component pair of A's shape, in A's language: text-speech - text-text
+    assert at.sidebar.selectbox(key="lm_b_components").value == (
+        "text_decoder", "text_decoder", "text-text")
+    assert at.sidebar.selectbox(key="lm_b_langs").value == ("mean", "mean")
+    (figure,) = _figures(at)
+    heatmap = figure["data"][0]
+    assert heatmap["colorscale"] and heatmap["zmid"] == 0
+    assert heatmap["zmin"] == -heatmap["zmax"]
+    assert "95% interval" in heatmap["hovertext"][0][0]
+    assert any("same sentence resamples" in c.value for c in at.caption)
+
+    # the mean minus one language of the same matrix: same shape, shared resamples
+    at.sidebar.selectbox(key="lm_b_components").set_value(
+        ("text_decoder", "speech_encoder", "text-speech")).run()
+    at.sidebar.selectbox(key="lm_b_langs").set_value(("deu_Latn", "deu_Latn")).run()
+    _clean(at)
+    assert len(_figures(at)) == 1 and "German" in _figures(at)[0]["layout"]["title"]["text"]
+
+    # B between runs (5 x 7) cannot be subtracted from A (5 x 5): a note, no chart
+    at.sidebar.selectbox(key="lm_b_runs").set_value((RUN_ID, TEXT_RUN_ID)).run()
+    _clean(at)
+    assert not _figures(at) and any("same shape" in i.value for i in at.info)
+
+    # A and B both between runs, on different seeds would have no interval: here they share them
+    at.sidebar.selectbox(key="lm_a_runs").set_value((RUN_ID, TEXT_RUN_ID)).run()
+    _clean(at)
+    assert len(_figures(at)) == 1
+
+
+def test_difference_without_shared_resamples_says_so(tmp_path, monkeypatch):
+    from core.store import Store
+    from matrix_fixtures import matrix_tables
+
+    path = write_synthetic_store(tmp_path / "store.duckdb")
+    with Store.open(path, read_only=False) as store:
+        rows = matrix_tables()[(RUN_ID, RUN_ID)]
+        rows.loc[rows.lang_a != "mean", "resamples"] = None  # --mean-resamples-only
+        store.replace_layer_matrices(RUN_ID, RUN_ID, rows)
+    at = _open(path, monkeypatch)
+    at.sidebar.radio(key="lm_mode").set_value("Difference A − B").run()
+    at.sidebar.selectbox(key="lm_b_components").set_value(
+        ("text_decoder", "speech_encoder", "text-speech")).run()
+    at.sidebar.selectbox(key="lm_b_langs").set_value(("deu_Latn", "deu_Latn")).run()
+    _clean(at)
+    assert any("No interval" in i.value for i in at.info)
+    (figure,) = _figures(at)
+    assert "no interval" in figure["data"][0]["hovertext"][0][0]
+
+
+def test_store_without_matrices_says_how_to_compute_them(tmp_path, monkeypatch):
+    at = _open(write_synthetic_store(tmp_path / "store.duckdb"), monkeypatch)
+    _clean(at)
+    assert any("precompute matrices" in i.value for i in at.info)
