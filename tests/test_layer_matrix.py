@@ -14,7 +14,7 @@ from core.metrics import similarity as sim
 from core.metrics.grid import MetricSpec
 from core.metrics.layer_matrix import (BETWEEN_SPACES, WITHIN_SPACE, matrix_cells, mean_cells,
                                        with_best_matches)
-from core.metrics.nulls import difference_interval as cell_difference
+from core.metrics.joint import difference_intervals
 
 N, P, B, SEED = 30, 9, 12, 4
 
@@ -93,6 +93,12 @@ def test_best_matches_mark_one_cell_per_row_and_column(two_languages):
             assert best.value == line.value.max()
             assert line.row_p.nunique() == 1
             assert P * best.row_p + best.row_p >= 1  # add-one p-value: at least 1 / (P + 1)
+
+
+def cell_difference(value_a, boot_a, value_b, boot_b):
+    """One cell through the shared difference function the layer x layer view uses."""
+    return tuple(float(x[0]) for x in difference_intervals(np.array([value_a]),
+                                                            np.array([value_b]), boot_a, boot_b))
 
 
 def test_cell_difference_interval_from_shared_resamples():

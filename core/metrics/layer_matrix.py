@@ -7,7 +7,7 @@ encoder block 5; a model's layers vs another model's), so every (layer a, layer 
 the same shared permutations and resamples (they depend only on seed and n_samples), so
 
 - cells of one matrix, and matrices of one resampling (seed, n_bootstrap, sentences), can be
-  subtracted with an interval: ``nulls.difference_interval`` takes the difference inside each
+  subtracted with an interval: ``joint.difference_intervals`` takes the difference inside each
   resample;
 - the per-cell null values under each shared shuffle give the calibrated best match of a row
   (``core.metrics.best_match``);

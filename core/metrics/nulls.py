@@ -217,20 +217,3 @@ def length_residualised(metric: Metric, x: np.ndarray, y: np.ndarray, lengths_x:
                         lengths_y: np.ndarray) -> float:
     """The metric after ``residualise_length`` on each side with its own lengths."""
     return metric(residualise_length(x, lengths_x), residualise_length(y, lengths_y))
-
-
-def difference_interval(value_a: float, boot_a: np.ndarray, value_b: float, boot_b: np.ndarray, *,
-                        level: float = DEFAULT_CI_LEVEL) -> tuple[float, float, float]:
-    """(a - b, low, high): the interval from the SD of the difference inside each shared resample.
-
-    Only meaningful when resample k of a and of b drew the same sentences (the same seed,
-    n_samples and sentences), which then cancels the noise both share; NaN bounds when either side
-    has no bootstrap values or they differ in number.
-    """
-    difference = value_a - value_b
-    boot_a = np.asarray(boot_a, dtype=np.float64).reshape(-1)
-    boot_b = np.asarray(boot_b, dtype=np.float64).reshape(-1)
-    if not boot_a.size or boot_a.size != boot_b.size:
-        return difference, float("nan"), float("nan")
-    low, high = se_interval(difference, boot_a - boot_b, level)
-    return difference, low, high

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.metrics.nulls import difference_interval
+from core.metrics.joint import difference_intervals
 from core.store.vectors import as_blob, decode_resamples
 from dashboard.charts.common import empty_figure, fmt, layer_name
 from dashboard.charts.theme import FONT, TEMPLATE
@@ -167,9 +167,10 @@ def matrix_difference(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame
     rows = []
     for row in merged.itertuples():
         if shared:
-            difference, low, high = difference_interval(
-                row.value_1, decode_resamples(as_blob(row.resamples_1)),
-                row.value_2, decode_resamples(as_blob(row.resamples_2)))
+            difference, low, high = (float(x[0]) for x in difference_intervals(
+                np.array([row.value_1]), np.array([row.value_2]),
+                decode_resamples(as_blob(row.resamples_1)),
+                decode_resamples(as_blob(row.resamples_2))))
         else:
             difference, low, high = row.value_1 - row.value_2, math.nan, math.nan
         rows.append({"layer_a": row.layer_a, "layer_b": row.layer_b, "value": difference,
