@@ -22,6 +22,7 @@ import pandas as pd
 
 from core import findings as findings_
 from core import verdicts as verdicts_
+from core.replication import is_derived
 from core.store import Store
 
 #: The pairings a metric row can have (side a's modality - side b's).
@@ -56,7 +57,8 @@ def open_lens(path: str | os.PathLike) -> Lens:
 
 
 class Lens:
-    """One store, read-only: runs, languages, items, metrics, findings and pooled activations."""
+    """One store, read-only: runs, languages, items, metrics, findings, layer x layer matrices and
+    pooled activations."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -81,7 +83,9 @@ class Lens:
     # ------------------------------------------------------------------ what the store holds
     def runs(self) -> pd.DataFrame:
         """run_id, created_at, model, status (and config / versions as JSON text), oldest first;
-        ``run(run_id)`` parses a run's config."""
+        ``run(run_id)`` parses a run's config. Runs derived by ``precompute halves`` (parts of
+        another run's sentences, for the Replication page) are here too; a model name given as
+        ``run`` elsewhere means the model's one run that is not derived."""
         return self.store.runs()
 
     def run(self, run: str) -> dict[str, Any]:
@@ -236,9 +240,45 @@ class Lens:
         return self.store.projections(run_id, component, layer)
 
     # ------------------------------------------------------------------ layer x layer matrices
-    # RESERVED for the layer x layer matrices (another change adds them as a store table, probably
-    # `layer_matrices`): `layer_matrices(run, metric, pairing, lang_a, lang_b) -> DataFrame` will
-    # read them through the Store method that change adds, checked like `metrics`. Not here yet.
+    def layer_matrix_sets(self, run: str | None = None) -> pd.DataFrame:
+        """The layer x layer matrices the store holds (written by ``python -m precompute
+        matrices``): one row per matrix key (run_a, run_b, component_a, component_b, pairing,
+        lang_a, lang_b; lang_a 'mean' for the mean over languages) with its metrics and layer
+        counts; ``run`` keeps those with that run on either side."""
+        return self.store.layer_matrix_sets(self._run_id(run) if run is not None else None)
+
+    def layer_matrices(self, run_a: str, run_b: str | None = None, *,
+                       component_a: str | None = None, component_b: str | None = None,
+                       pairing: str | None = None, metric: str | None = None,
+                       lang: str | None = None, resamples: bool = False) -> pd.DataFrame:
+        """Cells of the layer x layer matrices between ``run_a`` and ``run_b`` (default: run_a
+        with itself): per (layer_a, layer_b) the value, shuffled baseline, 95% interval and the
+        calibrated best match of the row and column (``row_best``/``row_p``: is layer_b the best
+        match of layer_a, and its p-value against the permutation null of the row maximum; the
+        same for columns). ``lang`` picks side a's language ('mean': the mean over languages).
+        ``resamples``: the bootstrap values too (blobs: ``core.store.vectors.decode_resamples``),
+        for differences of two matrices of one resampling."""
+        run_a = self._run_id(run_a)
+        run_b = self._run_id(run_b) if run_b is not None else run_a
+        sets = self.store.layer_matrix_sets(run_a)
+        sets = sets[(sets.run_a == run_a) & (sets.run_b == run_b)]
+        if sets.empty:
+            raise LensError(f"no layer x layer matrices between {run_a} and {run_b}; run `python "
+                            f"-m precompute matrices --store {self.path} --run {run_a}` (with "
+                            f"--against {run_b} for two runs). Held: "
+                            f"{_choices(sorted(set(self.store.layer_matrix_sets().run_a)))}")
+        for name, value, held in (
+                ("component_a", component_a, sets.component_a), ("component_b", component_b,
+                                                                  sets.component_b),
+                ("pairing", pairing, sets.pairing), ("lang", lang, sets.lang_a),
+                ("metric", metric, [m for ms in sets.metrics for m in ms])):
+            if value is not None and value not in set(held):
+                raise LensError(f"the matrices between {run_a} and {run_b} have no {name} "
+                                f"{value!r}; {name}: {_choices(sorted(set(held)))}")
+        return self.store.layer_matrices(
+            run_a, run_b, component_a=component_a, component_b=component_b, pairing=pairing,
+            metric=metric, langs=[lang] if lang is not None else None,
+            with_resamples=resamples).reset_index(drop=True)
 
     # ------------------------------------------------------------------ checks
     def _run_id(self, run: str) -> str:
@@ -246,8 +286,11 @@ class Lens:
         if run in run_ids:
             return run
         models = self.store.runs()
-        by_model = list(models[models.model == run].run_id)
-        if len(by_model) == 1:  # a model name that names one run
+        # a model name that names one run; the parts `precompute halves` derives from a run share
+        # its model but are not what the name means
+        by_model = [r.run_id for r in models.itertuples()
+                    if r.model == run and not is_derived(r.config)]
+        if len(by_model) == 1:
             return by_model[0]
         listed = ", ".join(f"{r.run_id} ({r.model})" for r in models.itertuples()) or "none"
         if len(by_model) > 1:

@@ -197,3 +197,17 @@ def test_replication_page_shows_the_halves_side_by_side(split_store, monkeypatch
     assert "Languages compared (3): eng_Latn, ita_Latn, swh_Latn" in captions
     assert "Speech here is synthetic" in captions  # said beside the verdicts
 
+
+
+def test_a_model_name_in_the_python_api_means_the_run_not_its_parts(split_store):
+    """After ``halves`` three runs share the model; the API's model name still names the parent
+    (the docs' example reads ``lens.metrics("whisper-base", ...)`` on the bundled store)."""
+    from core.api import open_lens
+
+    path, parent = split_store
+    with Store.open(path) as store:
+        runs = store.runs()
+    model = runs.set_index("run_id").model[parent]
+    assert (runs.model == model).sum() == 3
+    with open_lens(path) as lens:
+        assert lens.run(model)["run_id"] == parent

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.metrics import similarity as sim
@@ -118,3 +119,22 @@ def test_rerun_replaces_and_errors_are_one_line(matrix_store: Path, tmp_path: Pa
     assert "nope" in capsys.readouterr().err
     assert main(["matrices", "--store", str(copy), "--run", whisper, "--pivot", "fra_Latn"]) == 1
     assert "pivot" in capsys.readouterr().err
+
+
+def test_the_python_api_reads_the_matrices_the_store_holds(matrix_store: Path):
+    """``Lens.layer_matrices`` is the Store's read with names checked: the same cells, a model name
+    for a run, and an unknown metric or a run pair without matrices listed."""
+    from core.api import LensError, open_lens
+
+    with Store.open(matrix_store) as store:
+        whisper, e5 = _runs(store)
+        expected = store.layer_matrices(whisper, e5, metric="linear_cka", langs=["mean"])
+    with open_lens(matrix_store) as lens:
+        cells = lens.layer_matrices("whisper-tiny-random", "e5-tiny-random", metric="linear_cka",
+                                    lang="mean")
+        pd.testing.assert_frame_equal(cells, expected.reset_index(drop=True))
+        assert set(lens.layer_matrix_sets(e5).run_b) == {e5}
+        with pytest.raises(LensError, match="no metric 'nope'; metric: .*linear_cka"):
+            lens.layer_matrices(whisper, e5, metric="nope")
+        with pytest.raises(LensError, match=f"no layer x layer matrices between {e5} and {e5}"):
+            lens.layer_matrices(e5)
