@@ -58,6 +58,8 @@ def test_matrix_of_a_run_marks_best_matches(matrix_store_path, monkeypatch):
     assert len(table) == 5 and set(table["match"]) <= {"significant", "not significant"}
     # the planted correspondence (text layer i ~ speech layer i at shallow depths) is found
     assert table["best match"].iloc[0] == table["layer"].iloc[0]
+    # text-speech of synthesised speech: the page says so under the matrix
+    assert any("Speech here is synthetic" in c.value for c in at.caption)
 
     at.sidebar.radio(key="lm_along").set_value("column").run()
     _clean(at)

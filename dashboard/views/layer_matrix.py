@@ -117,6 +117,14 @@ def _short(choice: dict[str, Any]) -> str:
     return f"{choice['pairing']} {lang}"
 
 
+def _speech_notice(*choices: dict[str, Any]) -> None:
+    """Say when the speech behind the matrices is synthetic (their pairings with speech only)."""
+    for choice in choices:
+        langs = None if choice["lang_a"] == "mean" else [choice["lang_a"], choice["lang_b"]]
+        state.speech_notice(ref, list(dict.fromkeys([choice["run_a"], choice["run_b"]])), langs,
+                            pairing=choice["pairing"])
+
+
 def axis_labels(choice: dict[str, Any]) -> tuple[str, str, list[str], list[str]]:
     """Axis titles and layer names of both sides of a matrix."""
     out = []
@@ -152,6 +160,7 @@ if mode == "Matrix":
                                   label_a=label_a, label_b=label_b,
                                   along="row" if along == "row" else "col"),
                     key="layer_matrix", width="content")
+    _speech_notice(first)
     alpha = float(cells.alpha.iloc[0]) if len(cells) else 0.05
     n_permutations = int(cells.n_permutations.iloc[0]) if len(cells) else 0
     st.subheader("Best match per layer, calibrated", divider="gray")
@@ -186,6 +195,7 @@ else:
                                               f"B {second['component_a']}",
                                       label_b=f"columns: A {label_b}, B {label_b2}"),
                     key="layer_matrix_difference", width="content")
+    _speech_notice(first, second)
     why = resampling_mismatch(cells_a, cells_b)
     if why is None:
         st.caption("Intervals: the two matrices were computed on the same sentence resamples, so "
