@@ -43,6 +43,19 @@ def _csv(_ctx, _param, value: str | None) -> tuple[str, ...] | None:
     return parts or None
 
 
+def _matrix_pairings(ctx, param, value: str | None) -> tuple[str, ...] | None:
+    """``--per-language``: checked pairing names; 'none' keeps only the means (an empty tuple)."""
+    pairings = _csv(ctx, param, value)
+    if pairings is None or pairings == ("none",):
+        return () if pairings else None
+    known = ("text-text", "speech-speech", "text-speech", "speech-text")
+    unknown = [p for p in pairings if p not in known]
+    if unknown:
+        raise click.BadParameter(f"unknown pairing {', '.join(unknown)}; pairings: "
+                                 f"{', '.join(known)}, or 'none'")
+    return pairings
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and full tracebacks.")
 @click.pass_context
@@ -235,9 +248,10 @@ def metrics(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...], work
 @click.option("--per-language-resamples/--mean-resamples-only", default=True, show_default=True,
               help="Keep every matrix's bootstrap values (differences with intervals per language), "
               "or only the language means' (a smaller store).")
-@click.option("--per-language", callback=_csv,
-              help="Comma-separated pairings (e.g. text-speech) whose per-language matrices are "
-              "stored; the others keep only their mean over languages (default: every pairing).")
+@click.option("--per-language", callback=_matrix_pairings,
+              help="Comma-separated pairings (text-text, speech-speech, text-speech, speech-text) "
+              "whose per-language matrices are stored, or 'none'; the others keep only their "
+              "mean over languages (default: every pairing).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: CUDA when available.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="CPU threads for torch (small batched eigendecompositions run fastest on one).")

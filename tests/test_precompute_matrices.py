@@ -115,6 +115,14 @@ def test_rerun_replaces_and_errors_are_one_line(matrix_store: Path, tmp_path: Pa
         # --per-language text-speech: the cross-language sets keep only their mean
         assert set(rows[rows.pairing != "text-speech"].lang_a) == {"mean"}
         assert set(rows[rows.pairing == "text-speech"].lang_a) == {*TINY_STORE_LANGS, "mean"}
+    # --per-language none: every set keeps only its mean; an unknown pairing is refused
+    assert main(["matrices", "--store", str(copy), "--run", whisper, "--n-permutations", "3",
+                 "--per-language", "none", "--device", "cpu"]) == 0
+    with Store.open(copy) as store:
+        assert set(store.layer_matrices(whisper).lang_a) == {"mean"}
+    assert main(["matrices", "--store", str(copy), "--run", whisper,
+                 "--per-language", "text-speach"]) == 2
+    assert "unknown pairing text-speach" in capsys.readouterr().err
     assert main(["matrices", "--store", str(copy), "--run", "nope"]) == 1
     assert "nope" in capsys.readouterr().err
     assert main(["matrices", "--store", str(copy), "--run", whisper, "--pivot", "fra_Latn"]) == 1
