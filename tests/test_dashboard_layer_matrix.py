@@ -136,3 +136,36 @@ def test_store_without_matrices_says_how_to_compute_them(tmp_path, monkeypatch):
     at = _open(write_synthetic_store(tmp_path / "store.duckdb"), monkeypatch)
     _clean(at)
     assert any("precompute matrices" in i.value for i in at.info)
+
+
+def test_a_copied_link_reopens_the_matrix_and_a_bad_one_falls_back(matrix_store_path, monkeypatch):
+    """The page's choices travel in the URL (issue 22): a fresh session given the link shows the
+    same matrix; a parameter naming nothing in the store falls back with a note, not an error.
+    The best-match table downloads as CSV and Parquet."""
+    at = _open(matrix_store_path, monkeypatch)
+    at.sidebar.selectbox(key="lm_a_runs").set_value((RUN_ID, TEXT_RUN_ID)).run()
+    at.sidebar.selectbox(key="lm_a_langs").set_value(("deu_Latn", "deu_Latn")).run()
+    at.sidebar.radio(key="lm_along").set_value("column").run()
+    _clean(at)
+    link = dict(at.query_params)
+    assert link["lm_along"] == "column" and "deu_Latn" in link["lm_a_langs"]
+    assert {b.label for b in at.get("download_button")} >= {"CSV", "Parquet"}
+
+    fresh = AppTest.from_file(str(APP), default_timeout=60)
+    fresh.run()
+    fresh.switch_page(PAGE)
+    fresh.query_params.update(link)
+    fresh.run()
+    _clean(fresh)
+    assert fresh.sidebar.selectbox(key="lm_a_runs").value == (RUN_ID, TEXT_RUN_ID)
+    assert fresh.sidebar.selectbox(key="lm_a_langs").value == ("deu_Latn", "deu_Latn")
+    assert fresh.sidebar.radio(key="lm_along").value == "column"
+
+    bad = AppTest.from_file(str(APP), default_timeout=60)
+    bad.run()
+    bad.switch_page(PAGE)
+    bad.query_params.update({"lm_a_runs": "nope~nope", "lm_metric": "<script>"})
+    bad.run()
+    _clean(bad)
+    assert bad.sidebar.selectbox(key="lm_a_runs").value == (RUN_ID, RUN_ID)
+    assert "lm_a_runs" in " ".join(t.value for t in bad.toast)

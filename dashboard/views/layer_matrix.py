@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.metrics import descriptions
-from dashboard import state
+from dashboard import downloads, state, url_state
 from dashboard.charts.languages import language_names
 from dashboard.charts.layer_matrix import (DIFFERENCE_NOTE, best_match_table, difference_figure,
                                            matrix_difference, matrix_figure, resampling_mismatch)
@@ -40,10 +40,10 @@ names = language_names(state.languages(ref))
 
 def _choose(container: Any, label: str, options: Sequence, key: str,
             format_func: Callable[[Any], str] = str, default: Any = None) -> Any:
-    """A selectbox whose remembered value is reset when the options no longer hold it."""
+    """A selectbox kept in the URL (``?key=...``); a remembered or linked value that the options
+    no longer hold falls back to ``default`` (else the first option)."""
     options = list(options)
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = default if default in options else options[0]
+    url_state.seed(key, options, default if default in options else options[0])
     return container.selectbox(label, options, key=key, format_func=format_func)
 
 
@@ -139,7 +139,9 @@ def axis_labels(choice: dict[str, Any]) -> tuple[str, str, list[str], list[str]]
 
 
 sb = st.sidebar
-mode = sb.radio("Show", ["Matrix", "Difference A − B"], key="lm_mode",
+MODES = ["Matrix", "Difference A − B"]
+url_state.seed("lm_mode", MODES, MODES[0])
+mode = sb.radio("Show", MODES, key="lm_mode",
                 help="Difference: one matrix minus another of the same shape, on a diverging "
                      "scale centred at 0.")
 sb.markdown("**Matrix A**" if mode != "Matrix" else "**Matrix**")
@@ -151,15 +153,16 @@ sb.caption(descriptions.metric_line(metric, ()))
 label_a, label_b, names_a, names_b = axis_labels(first)
 
 if mode == "Matrix":
+    url_state.seed("lm_along", ["row", "column"], "row")
     along = sb.radio("Best match of each", ["row", "column"], key="lm_along", horizontal=True,
                      help="row: for each layer of side a, the most similar layer of side b; "
                           "column: the other way round.")
     cells = state.layer_matrix(ref, *first.values(), metric)
     title = f"{descriptions.display_name(metric)} · {first['pairing']}"
-    st.plotly_chart(matrix_figure(cells, names_a=names_a, names_b=names_b, title=title,
+    downloads.chart(matrix_figure(cells, names_a=names_a, names_b=names_b, title=title,
                                   label_a=label_a, label_b=label_b,
                                   along="row" if along == "row" else "col"),
-                    key="layer_matrix", width="content")
+                    key="layer_matrix", data=cells, width="content")
     _speech_notice(first)
     alpha = float(cells.alpha.iloc[0]) if len(cells) else 0.05
     n_permutations = int(cells.n_permutations.iloc[0]) if len(cells) else 0
@@ -169,8 +172,9 @@ if mode == "Matrix":
                f"comes from the maximum of the line under each of {n_permutations} shared shuffles "
                f"of the sentences (Gröger et al. 2026); 'significant' = p ≤ {alpha:g}. Intervals "
                "and baselines of every cell are in the hover.")
-    st.dataframe(best_match_table(cells, names_a=names_a, names_b=names_b,
-                                  along="row" if along == "row" else "col"), hide_index=True)
+    downloads.table(best_match_table(cells, names_a=names_a, names_b=names_b,
+                                     along="row" if along == "row" else "col"),
+                    key="layer_matrix_best", name="layer_matrix_best_matches", hide_index=True)
 else:
     sb.markdown("**Matrix B**")
     second = pick_matrix(sb, "lm_b_", b_defaults(first))
@@ -190,11 +194,11 @@ else:
     difference = matrix_difference(cells_a, cells_b)
     _, label_b2, _, _ = axis_labels(second)
     title = (f"{descriptions.display_name(metric)} · A: {_short(first)} − B: {_short(second)}")
-    st.plotly_chart(difference_figure(difference, names_a=names_a, names_b=names_b, title=title,
+    downloads.chart(difference_figure(difference, names_a=names_a, names_b=names_b, title=title,
                                       label_a=f"rows: A {first['component_a']}, "
                                               f"B {second['component_a']}",
                                       label_b=f"columns: A {label_b}, B {label_b2}"),
-                    key="layer_matrix_difference", width="content")
+                    key="layer_matrix_difference", data=difference, width="content")
     _speech_notice(first, second)
     why = resampling_mismatch(cells_a, cells_b)
     if why is None:
