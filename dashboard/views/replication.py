@@ -1,6 +1,7 @@
 """Replication: the same model's findings on different corpora (or disjoint parts of one), side by
 side, finding by finding."""
 
+import pandas as pd
 import streamlit as st
 
 from core.replication import AGREE, CORPORA, DISAGREE, PARTS, UNDECIDED, compare
@@ -41,8 +42,9 @@ chosen = st.selectbox("Runs to compare", titles, key="replication_group",
                       help="Disjoint parts of one run's sentences (`precompute halves`), or one "
                            "model's runs on different corpora; other models are never compared.")
 group = groups[titles.index(chosen)]
-st.dataframe({"": [f"({chr(ord('A') + i)})" for i in range(len(group.run_ids))],
-              "corpus": list(group.labels), "run": list(group.run_ids)}, hide_index=True)
+downloads.table(pd.DataFrame({"": [f"({chr(ord('A') + i)})" for i in range(len(group.run_ids))],
+                              "corpus": list(group.labels), "run": list(group.run_ids)}),
+                key="replication_corpora", hide_index=True)
 if group.kind == PARTS:
     st.caption(f"Each part holds different sentences of `{group.parent}` (same languages, speech "
                "and model), measured from its stored activations without running the model: only "
