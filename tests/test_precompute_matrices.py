@@ -146,3 +146,19 @@ def test_the_python_api_reads_the_matrices_the_store_holds(matrix_store: Path):
             lens.layer_matrices(whisper, e5, metric="nope")
         with pytest.raises(LensError, match=f"no layer x layer matrices between {e5} and {e5}"):
             lens.layer_matrices(e5)
+
+
+def test_export_writes_the_matrices_of_a_run_on_either_side(matrix_store: Path, tmp_path: Path):
+    """``precompute export --table layer_matrices --run R`` keeps the rows with R as run_a or
+    run_b (the table has a run on each side, no run_id)."""
+    with Store.open(matrix_store) as store:
+        whisper, e5 = _runs(store)
+        own, between = len(store.layer_matrices(whisper)), len(store.layer_matrices(whisper, e5))
+    out = tmp_path / "matrices.parquet"
+    assert main(["export", "--store", str(matrix_store), "--table", "layer_matrices",
+                 "--run", e5, "--out", str(out)]) == 0
+    written = pd.read_parquet(out)
+    assert len(written) == between and set(written.run_b) == {e5}
+    assert main(["export", "--store", str(matrix_store), "--table", "layer_matrices",
+                 "--run", whisper, "--out", str(out)]) == 0
+    assert len(pd.read_parquet(out)) == own + between

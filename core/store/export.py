@@ -40,7 +40,11 @@ ORDER = {
                        "layer_b, lang_a, lang_b, params",
     "projections": "run_id, component, layer, method, item_id",
     "item_sources": "item_id",
+    "layer_matrices": "run_a, run_b, component_a, component_b, pairing, lang_a, lang_b, metric, "
+                      "layer_a, layer_b",
 }
+#: tables with a run on each side: ``--run`` keeps the rows with that run on either side
+TWO_RUN_TABLES = ("layer_matrices",)
 
 
 def export_query(table: str, columns: Sequence[str], *, run_id: str | None = None,
@@ -58,6 +62,10 @@ def export_query(table: str, columns: Sequence[str], *, run_id: str | None = Non
         order = "i.item_id"
     else:
         sql, params, where = f"SELECT * FROM {table}", [], []
+    if table in TWO_RUN_TABLES and run_id is not None:
+        where.append("(run_a = ? OR run_b = ?)")
+        params += [run_id, run_id]
+        asked["run_id"] = None
     for name, value in asked.items():
         if value is None:
             continue
