@@ -19,11 +19,11 @@ from PIL import Image
 
 from synthetic_store import write_synthetic_store
 
+from browser_support import BROWSER_STORE_ENV, require_browser, served
 from devtools.dashboard_server import (
     CHROMIUM,
     CHROMIUM_ARGS,
     fit_viewport_to_content,
-    serve_dashboard,
 )
 
 #: url path -> how many Plotly charts the page draws at least; a deep link comes first, on purpose:
@@ -38,18 +38,12 @@ MAX_PNG_BYTES = 300_000
 
 pytestmark = pytest.mark.slow
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="playwright is not installed (pip install playwright)")
+playwright_api = require_browser()
 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
-    chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
-    store = Path(chosen) if chosen else write_synthetic_store(
-        tmp_path_factory.mktemp("browser") / "store.duckdb")
-    with serve_dashboard(store) as url:
+    with served(lambda: write_synthetic_store(tmp_path_factory.mktemp("browser") / "store.duckdb")) as url:
         yield url
 
 
@@ -114,7 +108,7 @@ def test_every_page_renders_in_chromium(server_url, artifacts):
                         f"page /{path}: chart {i} is not visible ({box})")
                 _fit_viewport_to_content(page)
                 _save_png(page.screenshot(), artifacts / f"{path or 'overview'}.png")
-            if not os.environ.get("CROSSMODAL_LENS_BROWSER_STORE"):
+            if not os.environ.get(BROWSER_STORE_ENV):
                 _compare_speech_families(page, server_url, artifacts)
         finally:
             browser.close()

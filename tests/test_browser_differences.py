@@ -18,11 +18,11 @@ from PIL import Image
 
 from synthetic_store import write_synthetic_store
 
+from browser_support import BROWSER_STORE_ENV, require_browser, served
 from devtools.dashboard_server import (
     CHROMIUM,
     CHROMIUM_ARGS,
     fit_viewport_to_content,
-    serve_dashboard,
 )
 
 TIMEOUT_MS = 30_000
@@ -30,18 +30,12 @@ VIEWPORT = {"width": 1400, "height": 1000}
 
 pytestmark = pytest.mark.slow
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="playwright is not installed (pip install playwright)")
+playwright_api = require_browser()
 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
-    chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
-    store = Path(chosen) if chosen else write_synthetic_store(
-        tmp_path_factory.mktemp("browser_differences") / "store.duckdb")
-    with serve_dashboard(store) as url:
+    with served(lambda: write_synthetic_store(tmp_path_factory.mktemp("browser_differences") / "store.duckdb")) as url:
         yield url
 
 
@@ -139,7 +133,7 @@ def test_heatmap_differences_and_layer_curves_by_level(server_url, artifacts):
         try:
             page = browser.new_page(viewport=VIEWPORT)
             _heatmap_views(page, server_url, artifacts,
-                           every_view=bool(os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")))
+                           every_view=bool(os.environ.get(BROWSER_STORE_ENV)))
             _layer_curve_views(page, server_url, artifacts)
         finally:
             browser.close()

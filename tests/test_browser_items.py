@@ -8,7 +8,6 @@ first English sentence instead of the synthetic one.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -20,6 +19,7 @@ from devtools.dashboard_server import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
 from items_store import PLAYABLE, write_items_store
 
 # skips this module too where test_browser skips (no Chromium, no playwright)
+from browser_support import chosen_store
 from test_browser import (PAGE_TIMEOUT_MS, VIEWPORT_WIDTH, _fit_viewport_to_content, _save_png,
                           _wait_for_app, artifacts_dir, playwright_api)
 
@@ -28,11 +28,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
-    if chosen:
-        return Path(chosen)
-    folder = tmp_path_factory.mktemp("browser_items")
-    return write_items_store(folder / "store.duckdb", folder / "cache")
+    def build() -> Path:
+        folder = tmp_path_factory.mktemp("browser_items")
+        return write_items_store(folder / "store.duckdb", folder / "cache")
+
+    return chosen_store(build)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ refresh docs/screenshots with CROSSMODAL_LENS_ARTIFACTS=docs/screenshots).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from devtools.dashboard_server import CHROMIUM, CHROMIUM_ARGS, fit_viewport_to_content, \
-    serve_dashboard
+from browser_support import require_browser, served
+from devtools.dashboard_server import CHROMIUM, CHROMIUM_ARGS, fit_viewport_to_content
 from matrix_fixtures import write_matrix_store
 from test_browser import _save_png as save_png  # noqa: the recording browser test does the same
 from test_browser import _wait_for_app as wait_for_app
@@ -22,19 +21,13 @@ from test_browser import artifacts_dir
 
 pytestmark = pytest.mark.slow
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="playwright is not installed (pip install playwright)")
+playwright_api = require_browser()
 TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
-    chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
-    store = Path(chosen) if chosen else write_matrix_store(
-        tmp_path_factory.mktemp("browser_matrix") / "store.duckdb")
-    with serve_dashboard(store) as url:
+    with served(lambda: write_matrix_store(tmp_path_factory.mktemp("browser_matrix") / "store.duckdb")) as url:
         yield url
 
 

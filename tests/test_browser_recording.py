@@ -18,10 +18,9 @@ from test_browser import (
     _save_png,
     artifacts_dir,
     playwright_api,
-    serve_dashboard,
 )
 
-from devtools.dashboard_server import choose_option
+from devtools.dashboard_server import choose_option, serve_dashboard
 
 #: waveform, 2 x neighbours, agreement, 2 x maps, frames
 MIN_CHARTS = 7

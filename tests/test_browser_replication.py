@@ -7,12 +7,12 @@ store after `precompute halves`, to refresh docs/screenshots/replication.png).
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from browser_support import chosen_store
 from test_browser import (  # skips this module too where Chromium or playwright is missing
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -22,10 +22,10 @@ from test_browser import (  # skips this module too where Chromium or playwright
     _wait_for_app,
     artifacts_dir,
     playwright_api,
-    serve_dashboard,
 )
 
 from core.store import Store
+from devtools.dashboard_server import serve_dashboard
 from precompute.cli import main
 
 pytestmark = pytest.mark.slow
@@ -33,15 +33,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def split_store_path(request, tmp_path_factory) -> Path:
-    chosen = os.environ.get("CROSSMODAL_LENS_BROWSER_STORE")
-    if chosen:
-        return Path(chosen)
-    path = tmp_path_factory.mktemp("browser_replication") / "tiny.duckdb"
-    shutil.copyfile(request.getfixturevalue("tiny_store_path"), path)
-    with Store.open(path) as store:
-        (parent,) = store.runs().run_id
-    assert main(["halves", "--store", str(path), "--run", parent]) == 0
-    return path
+    def build() -> Path:
+        path = tmp_path_factory.mktemp("browser_replication") / "tiny.duckdb"
+        shutil.copyfile(request.getfixturevalue("tiny_store_path"), path)
+        with Store.open(path) as store:
+            (parent,) = store.runs().run_id
+        assert main(["halves", "--store", str(path), "--run", parent]) == 0
+        return path
+
+    return chosen_store(build)
 
 
 def test_replication_page_renders_in_chromium(split_store_path, tmp_path_factory):
