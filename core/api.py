@@ -24,9 +24,8 @@ from core import findings as findings_
 from core import verdicts as verdicts_
 from core.replication import is_derived
 from core.store import Store
+from core.store.tables import PAIRINGS
 
-#: The pairings a metric row can have (side a's modality - side b's).
-PAIRINGS: tuple[str, ...] = ("text-text", "speech-speech", "text-speech")
 #: Columns of ``Lens.verdict_table``: the finding, its headline, then one metric x control cell.
 VERDICT_TABLE_COLUMNS = ["finding", "title", "headline", *verdicts_.TABLE_COLUMNS]
 

@@ -30,6 +30,7 @@ from core.metrics import descriptions
 from core.replication import is_derived, run_info, unreplicated
 from core.replication import replication_groups as replication_groups_of
 from core.store import Store
+from core.store.tables import PAIRINGS
 from dashboard import availability as availability_
 from dashboard import speech_source, url_state
 from dashboard.charts import projection as projection_charts
@@ -37,7 +38,7 @@ from dashboard.charts import projection_layers
 from dashboard.charts.common import layer_name
 from dashboard.charts.languages import language_levels, language_names, language_order
 from dashboard.charts.point_raster import Bounds
-from dashboard.charts.transforms import PAIRINGS, VIEWS
+from dashboard.charts.transforms import VIEWS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP_PATH = Path(__file__).resolve().parent / "app.py"

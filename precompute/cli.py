@@ -14,7 +14,7 @@ import click
 
 from core.store import Store, StoreError
 from core.store.export import FORMATS, write_batches
-from core.store.tables import TABLES
+from core.store.tables import MATRIX_PAIRINGS, TABLES
 from precompute.config import CORPUS_FORMATS, DEFAULT_OUT, BuildConfig, BuildError
 
 log = logging.getLogger("precompute")
@@ -48,11 +48,10 @@ def _matrix_pairings(ctx, param, value: str | None) -> tuple[str, ...] | None:
     pairings = _csv(ctx, param, value)
     if pairings is None or pairings == ("none",):
         return () if pairings else None
-    known = ("text-text", "speech-speech", "text-speech", "speech-text")
-    unknown = [p for p in pairings if p not in known]
+    unknown = [p for p in pairings if p not in MATRIX_PAIRINGS]
     if unknown:
         raise click.BadParameter(f"unknown pairing {', '.join(unknown)}; pairings: "
-                                 f"{', '.join(known)}, or 'none'")
+                                 f"{', '.join(MATRIX_PAIRINGS)}, or 'none'")
     return pairings
 
 

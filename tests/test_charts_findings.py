@@ -9,7 +9,7 @@ import pytest
 
 from dashboard.charts.findings import finding_figure, verdict_colour
 from dashboard.charts.heatmap import heatmap_figure
-from dashboard.charts.transforms import PAIRINGS
+from core.store.tables import PAIRINGS
 from chart_fixtures import languages, metric_rows, tables, traces_of
 from synthetic_store import METRICS
 

@@ -16,6 +16,11 @@ import pandas as pd
 
 from core.store.errors import StoreError
 
+#: the pairings of metric rows (side a's modality - side b's; text before speech)
+PAIRINGS: tuple[str, ...] = ("text-text", "speech-speech", "text-speech")
+#: layer x layer matrices pair any two components, so speech can come first too
+MATRIX_PAIRINGS: tuple[str, ...] = (*PAIRINGS, "speech-text")
+
 LANGUAGE_COLUMNS = ["lang", "name", "resource_level", "whisper_hours", "level_source", "espeak_voice"]
 ITEM_COLUMNS = ["sentence_id", "lang", "modality", "text", "duration_s", "voice", "voice_rank"]
 ITEM_UPDATABLE = ["duration_s", "voice"]

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-PAIRINGS: tuple[str, ...] = ("text-text", "speech-speech", "text-speech")
-
 #: view key -> label shown in the sidebar toggle
 VIEWS: dict[str, str] = {
     "raw": "raw",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.store.tables import PAIRINGS
 from dashboard import differences, downloads, item_links, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE, fmt, layer_name
 from dashboard.charts.heatmap import baseline_summary, difference_figure, heatmap_figure
 from dashboard.charts.languages import language_names, language_order
-from dashboard.charts.transforms import PAIRINGS, grid_cells
+from dashboard.charts.transforms import grid_cells
 
 st.title("Heatmap")
 st.caption("How similar two languages' representations of the same sentences are, at one layer. "

@@ -7,11 +7,11 @@ Thin page: tables from ``dashboard.corpus_items``, audio from ``state.item_audio
 
 import streamlit as st
 
+from core.store.tables import PAIRINGS
 from dashboard import corpus_items as ci
 from dashboard import downloads, item_links, state, url_state
 from dashboard.charts.items import item_waveform_figure
 from dashboard.charts.languages import language_names, language_order
-from dashboard.charts.transforms import PAIRINGS
 
 #: speech items played at once (each is synthesised or read, then drawn)
 MAX_PLAYED = 8

@@ -3,10 +3,11 @@ families side by side."""
 
 import streamlit as st
 
+from core.store.tables import PAIRINGS
 from dashboard import downloads, figure_cache, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.languages import language_names
-from dashboard.charts.transforms import PAIRINGS, component_pairs
+from dashboard.charts.transforms import component_pairs
 
 st.title("Layer curves")
 st.caption("Does the model bring the text and the speech of a sentence together as it goes deeper?")
