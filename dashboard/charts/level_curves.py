@@ -222,6 +222,15 @@ def _layout(fig: go.Figure, *, title: str, metric: str, view: str, height: int,
                       yaxis=dict(title=dict(text=value_axis_title(metric, view))))
 
 
+NO_ROWS = "No same-language text-speech values for this selection."
+
+
+def _languages_by_level(rows: pd.DataFrame, languages: pd.DataFrame
+                        ) -> tuple[list[str], dict[str, str]]:
+    """The rows' languages in display order, and each known language's resource level."""
+    return language_order(languages, rows["lang_a"].unique()), language_levels(languages)
+
+
 def level_panels_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metric: str,
                         view: str = "raw", show_ci: bool = True, x_axis: str = "layer",
                         layer_names: Sequence[str] | None = None,
@@ -234,9 +243,8 @@ def level_panels_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metri
     title = _title(metrics, metric, "by resource level")
     rows = same_language_rows(metrics, view, x_axis, langs)
     if rows.empty:
-        return empty_figure(title, "No same-language text-speech values for this selection.")
-    order = language_order(languages, rows["lang_a"].unique())
-    levels_of = language_levels(languages)
+        return empty_figure(title, NO_ROWS)
+    order, levels_of = _languages_by_level(rows, languages)
     levels = list(dict.fromkeys(levels_of.get(lang, "unknown") for lang in order))
     colours, names = language_colours(languages, order), language_names(languages)
     series = level_series(rows, languages, view)
@@ -283,9 +291,8 @@ def level_means_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, metric
     title = _title(metrics, metric, "mean per resource level")
     rows = same_language_rows(metrics, view, x_axis, langs)
     if rows.empty:
-        return empty_figure(title, "No same-language text-speech values for this selection.")
-    order = language_order(languages, rows["lang_a"].unique())
-    levels_of = language_levels(languages)
+        return empty_figure(title, NO_ROWS)
+    order, levels_of = _languages_by_level(rows, languages)
     series = level_series(rows, languages, view)
     traces = _baseline_traces(series, axis=1, show_length=show_length, legend=True)
     for level in dict.fromkeys(levels_of.get(lang, "unknown") for lang in order):
