@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -32,7 +33,7 @@ from core.replication import replication_groups as replication_groups_of
 from core.store import Store
 from core.store.tables import PAIRINGS
 from dashboard import availability as availability_
-from dashboard import speech_source, url_state
+from dashboard import projection_selection, speech_source, url_state
 from dashboard.charts import projection as projection_charts
 from dashboard.charts import projection_layers
 from dashboard.charts.common import layer_name
@@ -636,19 +637,22 @@ def projection_layer_images(ref: StoreRef, run_id: str, components_label: str,
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def projection_layers_figure(ref: StoreRef, run_id: str, components_labels: tuple[str, ...],
-                             colour_by: str, langs: tuple[str, ...],
-                             selected: tuple[int, ...]) -> go.Figure:
-    """The small multiples of ``selected`` in every map of each component set (a plotly
-    Figure, see ``projection_layers.layers_figure``). Shared: do not modify."""
+                             colour_by: str, langs: tuple[str, ...], selected: bytes
+                             ) -> go.Figure:
+    """The small multiples of the selection (``projection_selection.selection_key``) in every
+    map of each component set (a plotly Figure, see ``projection_layers.layers_figure``).
+    Shared: do not modify."""
     maps = projection_maps(ref, run_id)
+    wanted = projection_selection.key_ids(selected)
     rows = []
     for label in components_labels:
         points = aligned_projection(ref, run_id, label)
+        keep = np.isin(points["item_id"].to_numpy(), wanted) & points["lang"].isin(langs).to_numpy()
         rows.append(projection_layers.LayerRow(
-            label, points[points["lang"].isin(langs) & points["item_id"].isin(selected)],
+            label, points.loc[keep, projection_layers.MARK_COLUMNS],
             tuple(maps[maps["components"] == label]["label"]),
             projection_layer_images(ref, run_id, label, langs),
             aligned_bounds(ref, run_id, label)))
     return projection_layers.layers_figure(rows, languages(ref), colour_by=colour_by,
-                                           selected=selected,
+                                           selected=wanted,
                                            title="The selection in every layer (aligned maps)")

@@ -34,6 +34,8 @@ BACKGROUND_OPACITY = 0.3
 PANEL_PX = 320
 #: panels per figure row; a component with more maps wraps
 MAX_COLUMNS = 7
+#: the columns of a row's points the selection's markers read (``selection_marks``)
+MARK_COLUMNS = ["item_id", "position", "x", "y", "lang", "modality", "resource_level", "hover"]
 
 
 @dataclass(frozen=True)
@@ -56,15 +58,32 @@ def row_bounds(points: pd.DataFrame) -> point_raster.Bounds:
 def layer_images(points: pd.DataFrame, bounds: point_raster.Bounds, *, n_maps: int,
                  long_side: int = PANEL_PX) -> tuple[str, ...]:
     """Per map (``position`` 0 to ``n_maps - 1``), a PNG data URI of its points in faded grey,
-    covering ``bounds``. Deterministic: the same points give the same bytes."""
+    covering ``bounds``. Deterministic: the same points give the same bytes.
+
+    Why greyscale PNGs: the points are one grey blended over white, so the image's three
+    channels are equal and a one-channel PNG holds it exactly, with no palette to compute
+    (quantising was a third of each image's time)."""
     grey = point_raster.hex_rgba(BACKGROUND_COLOUR, BACKGROUND_OPACITY)
+    if not grey[0] == grey[1] == grey[2]:
+        raise ValueError(f"the background colour must be a grey: {BACKGROUND_COLOUR}")
+    xy = points[["x", "y"]].to_numpy(dtype=float)
     images = []
-    for position in range(n_maps):
-        xy = points.loc[points["position"] == position, ["x", "y"]].to_numpy(dtype=float)
-        rgba = np.tile(np.array(grey, dtype=np.uint8), (len(xy), 1))
-        images.append(point_raster.png_data_uri(point_raster.rasterise(
-            xy, rgba, bounds, long_side=long_side, disc_fraction=0.02)))
+    for rows in position_slices(points["position"].to_numpy(), n_maps):
+        own = xy[rows]
+        rgba = np.tile(np.array(grey, dtype=np.uint8), (len(own), 1))
+        image = point_raster.rasterise(own, rgba, bounds, long_side=long_side,
+                                       disc_fraction=0.02)
+        images.append(point_raster.png_data_uri(image.convert("L"), colours=None))
     return tuple(images)
+
+
+def position_slices(positions: np.ndarray, n_maps: int) -> list[np.ndarray]:
+    """Row numbers of each map's points (``positions[i]`` is row i's map, 0 to ``n_maps - 1``),
+    in their original order: one stable sort instead of a filter per map."""
+    positions = np.asarray(positions)
+    order = np.argsort(positions, kind="stable")
+    cuts = np.searchsorted(positions[order], np.arange(n_maps + 1), side="left")
+    return [order[cuts[p]:cuts[p + 1]] for p in range(n_maps)]
 
 
 def grid_domains(n_lines: int, cols: int, *, h_gap: float = 0.01, v_gap: float = 0.06
@@ -95,13 +114,12 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
     cols = min(MAX_COLUMNS, max(len(r.labels) for r in rows))
     lines = [-(-len(r.labels) // cols) for r in rows]  # figure rows each component takes
     cells = grid_domains(sum(lines), cols)
-    column = PROJECTION_COLOURINGS[colour_by]
     wanted = list(selected)
     traces, images, annotations, axes, first_line = [], [], [], {}, 0
     for row, n_lines in zip(rows, lines, strict=True):
-        _, palette, _ = colour_groups(row.points, languages, colour_by)
         b = row.bounds
-        picked = row.points[row.points["item_id"].isin(wanted)]
+        marks = selection_marks(row.points, languages, colour_by, wanted)
+        panels = position_slices(marks["position"], len(row.labels))
         for position, (image, label) in enumerate(zip(row.images, row.labels, strict=True)):
             cell = first_line * cols + position
             (x0, x1), (y0, y1) = cells[cell]
@@ -122,23 +140,40 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
             images.append(dict(source=image, xref=x_ref, yref=y_ref, x=b.x0, y=b.y1,
                                sizex=b.width, sizey=b.height, xanchor="left", yanchor="top",
                                sizing="stretch", layer="below"))
-            here = picked[picked["position"] == position]
-            if here.empty:
+            here = panels[position]
+            if not len(here):
                 continue
+            symbols = marks["symbol"][here]
             traces.append(dict(
-                type="scatter", x=here["x"].to_numpy(), y=here["y"].to_numpy(),
+                type="scatter", x=marks["x"][here], y=marks["y"][here],
                 xaxis=x_ref, yaxis=y_ref, mode="markers", showlegend=False,
-                marker=dict(color=here[column].map(palette).fillna(BASELINE_COLOUR).to_numpy(
-                                dtype=object),
-                            size=7, line=dict(width=1, color="#111111"),
-                            symbol=here["modality"].map(MODALITY_SYMBOLS).fillna("circle")
-                            .to_numpy(dtype=object)),
-                hovertext=np.asarray(here["hover"] if "hover" in here else point_hover(here),
-                                     dtype=object),
-                hovertemplate="%{hovertext}<extra></extra>"))
+                marker=dict(color=marks["colour"][here], size=7,
+                            line=dict(width=1, color="#111111"),
+                            symbol=symbols[0] if (symbols == symbols[0]).all() else symbols),
+                hovertext=marks["hover"][here], hovertemplate="%{hovertext}<extra></extra>"))
         first_line += n_lines
     layout = dict(images=images, annotations=annotations, template=TEMPLATE, font=FONT,
                   title=dict(text=html.escape(title)), height=80 + 200 * sum(lines),
                   margin=dict(l=30, r=10, t=70, b=10), showlegend=False, hovermode="closest",
                   **axes)
     return go.Figure(dict(data=traces, layout=layout), _validate=False)
+
+
+def selection_marks(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str,
+                    selected: Collection[int]) -> dict[str, np.ndarray]:
+    """The ``selected`` items among one row's ``points`` (every map's), as arrays: ``position``,
+    ``x``, ``y``, marker ``colour`` (``colour_by``'s palette) and ``symbol`` (the modality's),
+    ``hover`` (the points' ``hover`` column, else ``point_hover``). Computed once per row, not
+    per panel: the panels take slices of them."""
+    picked = points[points["item_id"].isin(list(selected))]
+    _, palette, _ = colour_groups(points, languages, colour_by)
+    column = PROJECTION_COLOURINGS[colour_by]
+    return {
+        "position": picked["position"].to_numpy(dtype=np.int64),
+        "x": picked["x"].to_numpy(dtype=np.float64),
+        "y": picked["y"].to_numpy(dtype=np.float64),
+        "colour": picked[column].map(palette).fillna(BASELINE_COLOUR).to_numpy(dtype=object),
+        "symbol": picked["modality"].map(MODALITY_SYMBOLS).fillna("circle").to_numpy(
+            dtype=object),
+        "hover": np.asarray(picked["hover"] if "hover" in picked else point_hover(picked),
+                            dtype=object)}

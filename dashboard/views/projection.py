@@ -162,9 +162,7 @@ downloads.table(table.drop(columns=["item_id", "lang"]).rename(
 speech = table[table["modality"] == "speech"]
 if not speech.empty:
     heard = st.selectbox("Hear a selected speech item", speech.index, key="projection_play",
-                         format_func=lambda i: f"{speech.loc[i, 'name']} · sentence "
-                                               f"{speech.loc[i, 'sentence_id']}: "
-                                               f"{str(speech.loc[i, 'text'])[:80]}")
+                         format_func=selection_.player_labels(speech).get)
     item = state.corpus_items(ref, sel.run_id).set_index("item_id").loc[
         int(speech.loc[heard, "item_id"])]
     audio = state.item_audio(item["text"], item["voice"], item["duration_s"], item["path"],
@@ -176,5 +174,5 @@ if not speech.empty:
         st.caption(("✓ " if audio.verified else "") + audio.message)
 
 downloads.chart(state.projection_layers_figure(ref, sel.run_id, tuple(labels), colour_by,
-                                               sel.langs, tuple(chosen_ids)),
+                                               sel.langs, selection_.selection_key(chosen_ids)),
                 key="projection_layers")
