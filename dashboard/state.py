@@ -597,16 +597,17 @@ def aligned_projection(ref: StoreRef, run_id: str, components_label: str,
     """Every map of one component set of a run (``projection_maps``' ``components``), in layer
     order (``position``), each moved rigidly onto the one before (Procrustes, see
     ``core.map_alignment``), with the items' language name and level and each point's hover
-    label (made once here, not per layer and colouring). All languages: the
+    label and short label (made once here, not per layer and colouring). All languages: the
     alignment does not change with the sidebar's language choice. Shared: do not modify."""
     maps = projection_maps(ref, run_id)
     chosen = maps[(maps["components"] == components_label) & (maps["method"] == method)]
     frames = [projection(ref, run_id, tuple(members), method) for members in chosen["members"]]
     points = projection_charts.projection_points(projection_charts.aligned_map_frames(frames),
                                                  languages(ref))
-    return points.assign(hover=projection_charts.point_hover(points))
+    return points.join(projection_charts.item_labels(points))
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
 def aligned_bounds(ref: StoreRef, run_id: str, components_label: str) -> Bounds:
     """The extent of all the component set's aligned maps: the axes of its big map and of its
     small multiples, the same for every layer and language choice."""
@@ -614,12 +615,29 @@ def aligned_bounds(ref: StoreRef, run_id: str, components_label: str) -> Bounds:
 
 
 @st.cache_resource(show_spinner=False, max_entries=128)
+def projection_layer_points(ref: StoreRef, run_id: str, components_label: str, position: int,
+                            langs: tuple[str, ...]) -> pd.DataFrame:
+    """The points of one aligned map (``position``) in ``langs``: what the page draws, filtered
+    once per map and language set instead of on every rerun. Shared: do not modify."""
+    points = aligned_projection(ref, run_id, components_label)
+    return points[(points["position"] == position) & points["lang"].isin(langs)]
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def projection_sentence_previews(ref: StoreRef, run_id: str, components_label: str,
+                                 position: int, langs: tuple[str, ...]) -> dict[int, str]:
+    """The sentences of one map for the page's sentence picker
+    (``projection_charts.sentence_previews``). Shared: do not modify."""
+    return projection_charts.sentence_previews(
+        projection_layer_points(ref, run_id, components_label, position, langs))
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
 def projection_map_base(ref: StoreRef, run_id: str, components_label: str, position: int,
                         colour_by: str, langs: tuple[str, ...]) -> dict:
     """The selection-independent traces of one aligned map (``projection_charts.map_base``) over
     ``langs``. Shared: do not modify."""
-    points = aligned_projection(ref, run_id, components_label)
-    shown = points[(points["position"] == position) & points["lang"].isin(langs)]
+    shown = projection_layer_points(ref, run_id, components_label, position, langs)
     return projection_charts.map_base(shown, languages(ref), colour_by)
 
 

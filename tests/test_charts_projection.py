@@ -195,8 +195,16 @@ def test_selected_items_are_drawn_on_top_and_the_rest_fades(tables, languages):
              for i, s in zip(t.customdata, np.broadcast_to(t.marker.symbol, len(t.customdata)),
                              strict=True)}
     for item, colour_, symbol in zip(on_top[0].customdata, on_top[0].marker.color,
-                                     on_top[0].marker.symbol, strict=True):
+                                     np.broadcast_to(on_top[0].marker.symbol,
+                                                     len(on_top[0].customdata)), strict=True):
         assert by_id[int(item)] == (colour_, symbol)
+    # the selection sends no labels of its own: hovering it shows its faded point's, which lies
+    # exactly beneath
+    assert on_top[0].hoverinfo == "skip" and on_top[0].hovertext is None
+    beneath = {(float(x), float(y)): text for t in colour
+               for x, y, text in zip(t.x, t.y, t.hovertext, strict=True)}
+    assert all(beneath.get((float(x), float(y))) for x, y in zip(on_top[0].x, on_top[0].y,
+                                                                 strict=True))
     _valid(fig)
 
 

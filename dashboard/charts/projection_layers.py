@@ -5,7 +5,8 @@ Why images: one row is 7 to 13 maps of 4,000 points each on the bundled store; a
 that is 28,000 to 52,000 points for the browser to draw on every rerun, while here they are only
 context for the selection. Each map's points are drawn once per run, component and language set
 into a grey PNG placed in data coordinates (``point_raster``, as on the recording page); the
-selected items stay vector markers, in the page's colouring, with hover text. Grey, not the
+selected items stay vector markers, in the page's colouring, with hover text (short labels
+for a selection of thousands, ``FULL_HOVER_MARKS``). Grey, not the
 colouring: the selection stands out, and a change of colouring redraws no image (drawing a
 component's images takes about 0.7 s). Panels of one row share their axes'
 ranges, the extent of all its aligned maps, so a point's travel from panel to panel is its
@@ -24,7 +25,12 @@ import plotly.graph_objects as go
 
 from dashboard.charts import point_raster
 from dashboard.charts.common import empty_figure
-from dashboard.charts.projection import PROJECTION_COLOURINGS, colour_groups, point_hover
+from dashboard.charts.projection import (
+    PROJECTION_COLOURINGS,
+    colour_groups,
+    point_hover,
+    point_label,
+)
 from dashboard.charts.theme import BASELINE_COLOUR, FONT, MODALITY_SYMBOLS, TEMPLATE
 
 #: colour and opacity of the background points in the panels' images
@@ -35,7 +41,16 @@ PANEL_PX = 320
 #: panels per figure row; a component with more maps wraps
 MAX_COLUMNS = 7
 #: the columns of a row's points the selection's markers read (``selection_marks``)
-MARK_COLUMNS = ["item_id", "position", "x", "y", "lang", "modality", "resource_level", "hover"]
+MARK_COLUMNS = ["item_id", "position", "x", "y", "lang", "modality", "resource_level", "hover",
+                "label"]
+#: up to this many markers in all panels, each one's hover shows its sentence's text; above it
+#: only its short label (language, modality, sentence), the text being in the list above the
+#: panels. Why: every item is drawn once per layer, so the texts of a large selection were most
+#: of the figure (2.7 of 4.1 MB, and most of the page's rerun, for 2,680 items in 14 panels);
+#: 5,000 markers (a selection of 700 items in 7 layers) keep them under about 0.8 MB
+FULL_HOVER_MARKS = 5_000
+#: the hover of a marker without its text (``FULL_HOVER_MARKS``)
+SHORT_HOVER = "%{hovertext}<br><i>(its text: in the list above)</i><extra></extra>"
 
 
 @dataclass(frozen=True)
@@ -105,9 +120,10 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
                   selected: Collection[int], title: str = "The selection in every layer"
                   ) -> go.Figure:
     """One panel per map of each row (its label above), the map's points as a faded image, the
-    ``selected`` items as ringed markers coloured by ``colour_by``. Built as plain dicts (plotly
-    objects validate every value: most of a rerun's time); the tests check that plotly accepts
-    them."""
+    ``selected`` items as ringed markers coloured by ``colour_by``, their hover labels with the
+    sentence's text up to ``FULL_HOVER_MARKS`` markers (their short labels above). Built as
+    plain dicts (plotly objects validate every value: most of a rerun's time); the tests check
+    that plotly accepts them."""
     rows = [r for r in rows if len(r.labels)]
     if not rows:
         return empty_figure(title, "No maps to show.")
@@ -115,10 +131,14 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
     lines = [-(-len(r.labels) // cols) for r in rows]  # figure rows each component takes
     cells = grid_domains(sum(lines), cols)
     wanted = list(selected)
+    picked = [row.points[row.points["item_id"].isin(wanted)] for row in rows]
+    full = sum(len(p) for p in picked) <= FULL_HOVER_MARKS
+    template = "%{hovertext}<extra></extra>" if full else SHORT_HOVER
     traces, images, annotations, axes, first_line = [], [], [], {}, 0
-    for row, n_lines in zip(rows, lines, strict=True):
+    for row, own, n_lines in zip(rows, picked, lines, strict=True):
         b = row.bounds
-        marks = selection_marks(row.points, languages, colour_by, wanted)
+        marks = selection_marks(own, languages, colour_by, texts=full,
+                                palette_of=row.points)
         panels = position_slices(marks["position"], len(row.labels))
         for position, (image, label) in enumerate(zip(row.images, row.labels, strict=True)):
             cell = first_line * cols + position
@@ -150,7 +170,7 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
                 marker=dict(color=marks["colour"][here], size=7,
                             line=dict(width=1, color="#111111"),
                             symbol=symbols[0] if (symbols == symbols[0]).all() else symbols),
-                hovertext=marks["hover"][here], hovertemplate="%{hovertext}<extra></extra>"))
+                hovertext=marks["hover"][here], hovertemplate=template))
         first_line += n_lines
     layout = dict(images=images, annotations=annotations, template=TEMPLATE, font=FONT,
                   title=dict(text=html.escape(title)), height=80 + 200 * sum(lines),
@@ -159,21 +179,23 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
     return go.Figure(dict(data=traces, layout=layout), _validate=False)
 
 
-def selection_marks(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str,
-                    selected: Collection[int]) -> dict[str, np.ndarray]:
-    """The ``selected`` items among one row's ``points`` (every map's), as arrays: ``position``,
-    ``x``, ``y``, marker ``colour`` (``colour_by``'s palette) and ``symbol`` (the modality's),
-    ``hover`` (the points' ``hover`` column, else ``point_hover``). Computed once per row, not
-    per panel: the panels take slices of them."""
-    picked = points[points["item_id"].isin(list(selected))]
-    _, palette, _ = colour_groups(points, languages, colour_by)
+def selection_marks(picked: pd.DataFrame, languages: pd.DataFrame, colour_by: str, *,
+                    texts: bool = True, palette_of: pd.DataFrame | None = None
+                    ) -> dict[str, np.ndarray]:
+    """One row's selected points (every map's) as arrays: ``position``, ``x``, ``y``, marker
+    ``colour`` (``colour_by``'s palette over ``palette_of``, default ``picked``) and ``symbol``
+    (the modality's), ``hover``: with ``texts`` each point's hover label (its ``hover`` column,
+    else ``point_hover``), without them its short label (``label``, else ``point_label``).
+    Computed once per row, not per panel: the panels take slices of them."""
+    _, palette, _ = colour_groups(picked if palette_of is None else palette_of, languages,
+                                  colour_by)
     column = PROJECTION_COLOURINGS[colour_by]
+    field, make = ("hover", point_hover) if texts else ("label", point_label)
     return {
         "position": picked["position"].to_numpy(dtype=np.int64),
-        "x": picked["x"].to_numpy(dtype=np.float64),
-        "y": picked["y"].to_numpy(dtype=np.float64),
+        "x": picked["x"].to_numpy(dtype=np.float32),  # a panel is 200 px: 4 bytes a value
+        "y": picked["y"].to_numpy(dtype=np.float32),  # are plenty, and half of 8 to send
         "colour": picked[column].map(palette).fillna(BASELINE_COLOUR).to_numpy(dtype=object),
         "symbol": picked["modality"].map(MODALITY_SYMBOLS).fillna("circle").to_numpy(
             dtype=object),
-        "hover": np.asarray(picked["hover"] if "hover" in picked else point_hover(picked),
-                            dtype=object)}
+        "hover": np.asarray(picked[field] if field in picked else make(picked), dtype=object)}
