@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from core.item_audio import ItemAudio
 from core.item_audio import item_audio as core_item_audio
@@ -641,7 +642,7 @@ def projection_map_base(ref: StoreRef, run_id: str, components_label: str, posit
     return projection_charts.map_base(shown, languages(ref), colour_by)
 
 
-@st.cache_resource(show_spinner="Drawing every layer's map…", max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32)  # drawn ahead, in a thread: no spinner
 def projection_layer_images(ref: StoreRef, run_id: str, components_label: str,
                             langs: tuple[str, ...]) -> tuple[str, ...]:
     """The small multiples' images of one component set: one grey PNG per map of the points of
@@ -651,6 +652,28 @@ def projection_layer_images(ref: StoreRef, run_id: str, components_label: str,
     return projection_layers.layer_images(points[points["lang"].isin(langs)],
                                           aligned_bounds(ref, run_id, components_label),
                                           n_maps=int(points["position"].max()) + 1)
+
+
+def projection_layer_images_ahead(ref: StoreRef, run_id: str, components_labels: tuple[str, ...],
+                                  langs: tuple[str, ...]) -> threading.Thread:
+    """Start drawing ``projection_layer_images`` of each component set in a thread of its own
+    (returned, started).
+
+    Why: the page calls this when nothing is selected, so that the small multiples' 14 images
+    (about 0.1 s) are drawn while the user looks for something to select, not in the rerun of
+    the first selection, which finds them cached, or waits for the rest (Streamlit's cache
+    locks each key while it is computed). Failures are left to that rerun, which reports them."""
+    def draw() -> None:
+        try:
+            for label in components_labels:
+                projection_layer_images(ref, run_id, label, langs)
+        except Exception:  # noqa: BLE001 - the rerun that needs the images draws them again
+            return
+
+    ahead = threading.Thread(target=draw, daemon=True, name="projection-images")
+    add_script_run_ctx(ahead, get_script_run_ctx())  # Streamlit's caches read the session
+    ahead.start()
+    return ahead
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
