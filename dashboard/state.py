@@ -310,10 +310,18 @@ def speech_notice(ref: StoreRef, run_ids: Sequence[str], langs: Sequence[str] | 
         st.caption(f":material/record_voice_over: {text}")
 
 
+@st.cache_resource(show_spinner="Loading projections…", max_entries=8)
+def run_projections(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """Every stored 2-D point of a run, with its item's language, sentence, modality and text:
+    one query, which the map list and every map are cut from (one query per map took as long
+    again on opening the Projection page). Shared: do not modify."""
+    return read_store(ref, lambda s: s.projections(run_id))
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def projection_maps(ref: StoreRef, run_id: str) -> pd.DataFrame:
     """The run's stored 2-D maps (see ``projection_charts.projection_maps``)."""
-    rows = read_store(ref, lambda s: s.projections(run_id))
+    rows = run_projections(ref, run_id)
     return projection_charts.projection_maps(rows[["component", "layer", "method", "params"]],
                                              components(ref, run_id))
 
@@ -322,8 +330,8 @@ def projection_maps(ref: StoreRef, run_id: str) -> pd.DataFrame:
 def projection(ref: StoreRef, run_id: str, members: tuple[tuple[str, int], ...],
                method: str) -> pd.DataFrame:
     """The points of one map: every member (component, layer), with item lang/modality/text."""
-    frames = [read_store(ref, lambda s, comp=comp, layer=layer: s.projections(
-                  run_id, component=comp, layer=layer))
+    rows = run_projections(ref, run_id)
+    frames = [rows[(rows["component"] == comp) & (rows["layer"] == layer)]
               for comp, layer in members]
     rows = pd.concat(frames, ignore_index=True)
     return rows[rows["method"] == method].reset_index(drop=True)
