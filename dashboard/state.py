@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -662,26 +661,38 @@ def projection_layer_images(ref: StoreRef, run_id: str, components_label: str,
                                           n_maps=int(points["position"].max()) + 1)
 
 
-def projection_layer_images_ahead(ref: StoreRef, run_id: str, components_labels: tuple[str, ...],
-                                  langs: tuple[str, ...]) -> threading.Thread:
-    """Start drawing ``projection_layer_images`` of each component set in a thread of its own
-    (returned, started).
+def projection_layers_ahead(ref: StoreRef, run_id: str, components_labels: tuple[str, ...],
+                            langs: tuple[str, ...], colour_by: str) -> threading.Thread:
+    """Start preparing the small multiples of each component set, ``projection_layer_images``
+    and ``projection_point_marks``, in a thread of its own (returned, started).
 
-    Why: the page calls this when nothing is selected, so that the small multiples' 14 images
-    (about 0.1 s) are drawn while the user looks for something to select, not in the rerun of
-    the first selection, which finds them cached, or waits for the rest (Streamlit's cache
-    locks each key while it is computed). Failures are left to that rerun, which reports them."""
-    def draw() -> None:
+    Why: the page calls this when nothing is selected, so that the 14 images and the marks'
+    arrays (about 0.15 s) are made while the user looks for something to select, not in the
+    rerun of the first selection, which finds them cached, or waits for the rest (Streamlit's
+    cache locks each key while it is computed). Failures are left to that rerun, which
+    reports them."""
+    def prepare() -> None:
         try:
             for label in components_labels:
                 projection_layer_images(ref, run_id, label, langs)
-        except Exception:  # noqa: BLE001 - the rerun that needs the images draws them again
+                projection_point_marks(ref, run_id, label, langs, colour_by)
+        except Exception:  # noqa: BLE001 - the rerun that needs them makes them again
             return
 
-    ahead = threading.Thread(target=draw, daemon=True, name="projection-images")
+    ahead = threading.Thread(target=prepare, daemon=True, name="projection-layers")
     add_script_run_ctx(ahead, get_script_run_ctx())  # Streamlit's caches read the session
     ahead.start()
     return ahead
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def projection_point_marks(ref: StoreRef, run_id: str, components_label: str,
+                           langs: tuple[str, ...], colour_by: str) -> dict:
+    """The arrays the small multiples' markers are picked from (``projection_layers.point_marks``)
+    for every point of ``langs`` in one component set's maps. Shared: do not modify."""
+    points = aligned_projection(ref, run_id, components_label)
+    return projection_layers.point_marks(points[points["lang"].isin(langs)], languages(ref),
+                                         colour_by)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -692,16 +703,14 @@ def projection_layers_figure(ref: StoreRef, run_id: str, components_labels: tupl
     map of each component set (a plotly Figure, see ``projection_layers.layers_figure``).
     Shared: do not modify."""
     maps = projection_maps(ref, run_id)
-    wanted = projection_selection.key_ids(selected)
-    rows = []
-    for label in components_labels:
-        points = aligned_projection(ref, run_id, label)
-        keep = np.isin(points["item_id"].to_numpy(), wanted) & points["lang"].isin(langs).to_numpy()
-        rows.append(projection_layers.LayerRow(
-            label, points.loc[keep, projection_layers.MARK_COLUMNS],
-            tuple(maps[maps["components"] == label]["label"]),
-            projection_layer_images(ref, run_id, label, langs),
-            aligned_bounds(ref, run_id, label)))
-    return projection_layers.layers_figure(rows, languages(ref), colour_by=colour_by,
-                                           selected=wanted,
-                                           title="The selection in every layer (aligned maps)")
+    rows = [projection_layers.LayerRow(label, aligned_projection(ref, run_id, label),
+                                       tuple(maps[maps["components"] == label]["label"]),
+                                       projection_layer_images(ref, run_id, label, langs),
+                                       aligned_bounds(ref, run_id, label))
+            for label in components_labels]
+    return projection_layers.layers_figure(
+        rows, languages(ref), colour_by=colour_by,
+        selected=projection_selection.key_ids(selected),
+        title="The selection in every layer (aligned maps)",
+        marks=[projection_point_marks(ref, run_id, label, langs, colour_by)
+               for label in components_labels])

@@ -44,9 +44,6 @@ PANEL_PX = 320
 PANEL_SUPERSAMPLE = 2
 #: panels per figure row; a component with more maps wraps
 MAX_COLUMNS = 7
-#: the columns of a row's points the selection's markers read (``selection_marks``)
-MARK_COLUMNS = ["item_id", "position", "x", "y", "lang", "modality", "resource_level", "hover",
-                "label"]
 #: up to this many markers in all panels, each one's hover shows its sentence's text; above it
 #: only its short label (language, modality, sentence), the text being in the list above the
 #: panels. Why: every item is drawn once per layer, so the texts of a large selection were most
@@ -121,29 +118,33 @@ def grid_domains(n_lines: int, cols: int, *, h_gap: float = 0.01, v_gap: float =
 
 
 def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_by: str,
-                  selected: Collection[int], title: str = "The selection in every layer"
-                  ) -> go.Figure:
+                  selected: Collection[int], title: str = "The selection in every layer",
+                  marks: Sequence[dict[str, np.ndarray]] | None = None) -> go.Figure:
     """One panel per map of each row (its label above), the map's points as a faded image, the
     ``selected`` items as ringed markers coloured by ``colour_by``, their hover labels with the
-    sentence's text up to ``FULL_HOVER_MARKS`` markers (their short labels above). Built as
+    sentence's text up to ``FULL_HOVER_MARKS`` markers (their short labels above). ``marks``:
+    each row's ``point_marks`` when the caller has them cached (made here otherwise). Built as
     plain dicts (plotly objects validate every value: most of a rerun's time); the tests check
     that plotly accepts them."""
-    rows = [r for r in rows if len(r.labels)]
-    if not rows:
+    if marks is None:
+        marks = [point_marks(row.points, languages, colour_by) for row in rows]
+    kept = [(row, own) for row, own in zip(rows, marks, strict=True) if len(row.labels)]
+    if not kept:
         return empty_figure(title, "No maps to show.")
+    rows = [row for row, _ in kept]
     cols = min(MAX_COLUMNS, max(len(r.labels) for r in rows))
     lines = [-(-len(r.labels) // cols) for r in rows]  # figure rows each component takes
     cells = grid_domains(sum(lines), cols)
-    wanted = list(selected)
-    picked = [row.points[row.points["item_id"].isin(wanted)] for row in rows]
-    full = sum(len(p) for p in picked) <= FULL_HOVER_MARKS
+    wanted = np.fromiter((int(i) for i in selected), dtype=np.int64)
+    picked = [{key: values[np.isin(own["item_id"], wanted)] for key, values in own.items()}
+              for _, own in kept]
+    full = sum(len(p["item_id"]) for p in picked) <= FULL_HOVER_MARKS
     template = "%{hovertext}<extra></extra>" if full else SHORT_HOVER
     traces, images, annotations, axes, first_line = [], [], [], {}, 0
     for row, own, n_lines in zip(rows, picked, lines, strict=True):
         b = row.bounds
-        marks = selection_marks(own, languages, colour_by, texts=full,
-                                palette_of=row.points)
-        panels = position_slices(marks["position"], len(row.labels))
+        hover = own["hover" if full else "label"]
+        panels = position_slices(own["position"], len(row.labels))
         for position, (image, label) in enumerate(zip(row.images, row.labels, strict=True)):
             cell = first_line * cols + position
             (x0, x1), (y0, y1) = cells[cell]
@@ -167,14 +168,14 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
             here = panels[position]
             if not len(here):
                 continue
-            symbols = marks["symbol"][here]
+            symbols = own["symbol"][here]
             traces.append(dict(
-                type="scatter", x=marks["x"][here], y=marks["y"][here],
+                type="scatter", x=own["x"][here], y=own["y"][here],
                 xaxis=x_ref, yaxis=y_ref, mode="markers", showlegend=False,
-                marker=dict(color=marks["colour"][here], size=7,
+                marker=dict(color=own["colour"][here], size=7,
                             line=dict(width=1, color="#111111"),
                             symbol=symbols[0] if (symbols == symbols[0]).all() else symbols),
-                hovertext=marks["hover"][here], hovertemplate=template))
+                hovertext=hover[here], hovertemplate=template))
         first_line += n_lines
     layout = dict(images=images, annotations=annotations, template=TEMPLATE, font=FONT,
                   title=dict(text=html.escape(title)), height=80 + 200 * sum(lines),
@@ -183,23 +184,24 @@ def layers_figure(rows: Sequence[LayerRow], languages: pd.DataFrame, *, colour_b
     return go.Figure(dict(data=traces, layout=layout), _validate=False)
 
 
-def selection_marks(picked: pd.DataFrame, languages: pd.DataFrame, colour_by: str, *,
-                    texts: bool = True, palette_of: pd.DataFrame | None = None
-                    ) -> dict[str, np.ndarray]:
-    """One row's selected points (every map's) as arrays: ``position``, ``x``, ``y``, marker
-    ``colour`` (``colour_by``'s palette over ``palette_of``, default ``picked``) and ``symbol``
-    (the modality's), ``hover``: with ``texts`` each point's hover label (its ``hover`` column,
-    else ``point_hover``), without them its short label (``label``, else ``point_label``).
-    Computed once per row, not per panel: the panels take slices of them."""
-    _, palette, _ = colour_groups(picked if palette_of is None else palette_of, languages,
-                                  colour_by)
+def point_marks(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str
+                ) -> dict[str, np.ndarray]:
+    """One row's points (every map's) as the arrays its markers read: ``item_id``,
+    ``position``, ``x``, ``y``, marker ``colour`` (``colour_by``'s palette) and ``symbol`` (the
+    modality's), ``hover`` (the points' ``hover`` column, else ``point_hover``) and ``label``
+    (``label``, else ``point_label``). Made once per row, language set and colouring (the page
+    caches them), so a selection only picks rows out of arrays."""
+    _, palette, _ = colour_groups(points, languages, colour_by)
     column = PROJECTION_COLOURINGS[colour_by]
-    field, make = ("hover", point_hover) if texts else ("label", point_label)
     return {
-        "position": picked["position"].to_numpy(dtype=np.int64),
-        "x": picked["x"].to_numpy(dtype=np.float32),  # a panel is 200 px: 4 bytes a value
-        "y": picked["y"].to_numpy(dtype=np.float32),  # are plenty, and half of 8 to send
-        "colour": picked[column].map(palette).fillna(BASELINE_COLOUR).to_numpy(dtype=object),
-        "symbol": picked["modality"].map(MODALITY_SYMBOLS).fillna("circle").to_numpy(
+        "item_id": points["item_id"].to_numpy(dtype=np.int64),
+        "position": points["position"].to_numpy(dtype=np.int64),
+        "x": points["x"].to_numpy(dtype=np.float32),  # a panel is 200 px: 4 bytes a value
+        "y": points["y"].to_numpy(dtype=np.float32),  # are plenty, and half of 8 to send
+        "colour": points[column].map(palette).fillna(BASELINE_COLOUR).to_numpy(dtype=object),
+        "symbol": points["modality"].map(MODALITY_SYMBOLS).fillna("circle").to_numpy(
             dtype=object),
-        "hover": np.asarray(picked[field] if field in picked else make(picked), dtype=object)}
+        "hover": np.asarray(points["hover"] if "hover" in points else point_hover(points),
+                            dtype=object),
+        "label": np.asarray(points["label"] if "label" in points else point_label(points),
+                            dtype=object)}

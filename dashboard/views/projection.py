@@ -126,7 +126,7 @@ table = selection_.selection_table(items, chosen_ids, names, order)
 if table.empty:  # nothing selected, or ids this store does not hold
     st.caption("Nothing selected yet: drag a box or lasso over a map to list those sentences, "
                "hear them, and follow them through every layer.")
-    state.projection_layer_images_ahead(ref, sel.run_id, tuple(labels), sel.langs)
+    state.projection_layers_ahead(ref, sel.run_id, tuple(labels), sel.langs, colour_by)
     st.stop()
 
 
