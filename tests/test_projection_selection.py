@@ -112,7 +112,8 @@ def test_player_labels_name_each_speech_row_by_its_index(tables, languages):
     labels = player_labels(speech, text_chars=10)
     assert list(labels) == list(speech.index)
     for index, row in speech.iterrows():
-        assert labels[index] == f"{row['name']} · sentence {row['sentence_id']}: {row['text'][:10]}"
+        text = row["text"][:10]
+        assert labels[index] == f"{row['name']} · sentence {row['sentence_id']}: {text}"
     assert player_labels(speech.iloc[:0]) == {}
     missing = speech.assign(text=None)
     assert all(label.endswith(": ") for label in player_labels(missing).values())
