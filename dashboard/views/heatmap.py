@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.store.tables import PAIRINGS
-from dashboard import differences, downloads, item_links, state, url_state
+from dashboard import differences, downloads, item_links, sidebar, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE, fmt, layer_name
 from dashboard.charts.heatmap import baseline_summary, difference_figure, heatmap_figure
 from dashboard.charts.languages import language_names, language_order
@@ -23,7 +23,7 @@ st.caption("How similar two languages' representations of the same sentences are
            "reference to read the cross-lingual cells against.")
 
 ref = state.store_ref()
-sel = state.sidebar(ref, pairing=True, layer=True)
+sel = sidebar.sidebar(ref, pairing=True, layer=True)
 available = state.availability(ref, sel.run_id, sel.model, sel.metric, sel.pairing)
 if not available.drawable:
     st.info(available.message, icon=":material/info:")
