@@ -26,6 +26,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.charts.common import CLICK_TARGETS
+
 IMAGE_FORMATS = {"svg": "SVG (vector)", "png": "PNG (2x)"}
 #: columns of a figure's data frame, in order, where its traces have them
 FIGURE_FIELDS = ("x", "y", "z", "text", "customdata", "hovertext")
@@ -78,9 +80,11 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 def figure_frame(figure: go.Figure) -> pd.DataFrame:
     """The numbers a chart draws, one row per point: ``trace`` (its position), ``name``, ``type``,
     and whichever of x, y, z, text, customdata, hovertext it has. A heatmap's z matrix becomes one
-    row per cell, with its x and y labels."""
+    row per cell, with its x and y labels. Traces drawn only to be clicked are left out."""
     frames = []
     for position, trace in enumerate(figure.data):
+        if getattr(trace, "meta", None) == CLICK_TARGETS:  # repeats the cells under it
+            continue
         columns: dict[str, Any] = {}
         z = getattr(trace, "z", None)
         if z is not None and np.ndim(z) == 2:

@@ -117,3 +117,46 @@ def test_a_copied_url_opens_the_same_view_in_a_new_session(server_url, browser, 
     _save_png(second.screenshot(), artifacts_dir(tmp_path_factory) / "heatmap_from_link.png")
     first.context.close()
     second.context.close()
+
+
+def _cell_centre(page, row: int, column: int) -> tuple[float, float]:
+    """Page coordinates of heatmap cell (row, column): Plotly's own axes map a cell's index to
+    pixels, so the click lands on that cell whatever the layout."""
+    return tuple(page.evaluate(
+        """([row, column]) => {
+             const gd = document.querySelector('.js-plotly-plot');
+             const box = gd.getBoundingClientRect(), L = gd._fullLayout;
+             return [box.left + L.xaxis._offset + L.xaxis.l2p(column),
+                     box.top + L.yaxis._offset + L.yaxis.l2p(row)]; }""", [row, column]))
+
+
+def test_a_clicked_heatmap_cell_opens_its_sentences(server_url, browser, tmp_path_factory):
+    page = browser.new_context(viewport={"width": VIEWPORT_WIDTH, "height": 1200}).new_page()
+    page.goto(f"{server_url}/heatmap?pairing=text-speech&langs=eng_Latn,deu_Latn,swh_Latn",
+              wait_until="domcontentloaded")
+    _wait_for_app(page, 1)
+    rows = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullLayout"
+                         ".yaxis.ticktext.map(t => t.replace(/<[^>]*>/g, ''))")
+    assert rows == ["English", "German", "Swahili"]  # resource order, rows = text language
+    page.mouse.click(*_cell_centre(page, 2, 1))  # Swahili text x German speech
+    picked = page.wait_for_function(
+        """() => { const value = label => document.querySelector(
+                     `[data-testid="stSelectbox"] input[aria-label="${label}"]`)?.value;
+                   const row = value('Row (text)'), column = value('Column (speech)');
+                   return row === 'Swahili' ? [row, column] : null; }""",
+        timeout=PAGE_TIMEOUT_MS).json_value()
+    assert picked == ["Swahili", "German"]
+    # the clicked cell is outlined in the redrawn figure
+    page.wait_for_function(
+        """() => (document.querySelector('.js-plotly-plot').layout.shapes || [])
+                 .some(s => s.name === 'picked cell' && s.x0 === 0.5 && s.y0 === 1.5)""",
+        timeout=PAGE_TIMEOUT_MS)
+    _fit_viewport_to_content(page)
+    _save_png(page.screenshot(), artifacts_dir(tmp_path_factory) / "heatmap_cell_clicked.png")
+    page.get_by_role("button", name="Open its sentences").click()
+    page.wait_for_function("() => location.pathname.endsWith('/items')", timeout=PAGE_TIMEOUT_MS)
+    query = parse_qs(urlparse(page.url).query)
+    assert query["item_langs"] == ["swh_Latn,deu_Latn"]
+    assert query["cell"] == ["text-speech~swh_Latn~deu_Latn"]
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.context.close()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.charts.common import LENGTH_BASELINE_NAME
+from dashboard.charts.common import CLICK_TARGETS, LENGTH_BASELINE_NAME
 from dashboard.charts.heatmap import baseline_summary, difference_figure, heatmap_figure
 from dashboard.charts.theme import LEVEL_COLOURS
 from chart_fixtures import LEVEL_ORDER, languages, metric_row, metric_rows, tables, traces_of
@@ -120,16 +120,17 @@ def test_heatmap_marks_cells_at_or_below_their_length_only_baseline_when_asked(t
     for view in ("raw", "minus_baseline"):  # the shift keeps which side of it a value is
         fig = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca", view=view,
                              mark_length=True)
-        marks = [t for t in fig.data if t.type == "scatter"]
+        marks = [t for t in fig.data if t.type == "scatter" and t.meta != CLICK_TARGETS]
         assert len(marks) == 1 and LENGTH_BASELINE_NAME in marks[0].name
         # English is column/row 0, Hindi row 3, Yoruba column 5 (resource-level order)
         assert sorted(zip(np.round(marks[0].x - 0.3), np.round(marks[0].y + 0.3))) == \
             [(0.0, 0.0), (5.0, 3.0)]
     assert not [t for t in heatmap_figure(rows, languages, pairing="text-speech",
-                                          metric="svcca").data if t.type == "scatter"]
+                                          metric="svcca").data
+                if t.type == "scatter" and t.meta != CLICK_TARGETS]
     assert not [t for t in heatmap_figure(rows, languages, pairing="text-speech", metric="svcca",
                                           view="residualised", mark_length=True).data
-                if t.type == "scatter"]
+                if t.type == "scatter" and t.meta != CLICK_TARGETS]
     summary = baseline_summary(rows)
     assert summary.loc[0, "cells at or below length-only"] == 2
     assert summary.loc[0, "length-only baseline mean"] == pytest.approx(
@@ -206,3 +207,50 @@ def test_difference_figure_says_why_a_cell_has_no_interval_and_explains_an_empty
                               columns=["deu_Latn"], metric="svcca", view="raw", label_a="a",
                               label_b="b", side_a="text", side_b="text")
     assert "No cell has a value on both sides" in empty.layout.annotations[0].text
+
+
+def _click_targets(fig):
+    return [t for t in fig.data if t.meta == CLICK_TARGETS]
+
+
+def test_every_cell_with_a_value_is_a_click_target_carrying_its_languages_and_hover(tables,
+                                                                                    languages):
+    pairing, metric, layer, lang_a, lang_b = NAN_CELL
+    rows = metric_rows(tables, metric=metric, pairing=pairing, layer=layer)
+    fig = heatmap_figure(rows, languages, pairing=pairing, metric=metric)
+    heat, (targets,) = fig.data[0], _click_targets(fig)
+    z = np.asarray(heat.z, dtype=float)
+    assert len(targets.x) == np.isfinite(z).sum()  # gaps (NaN cells, the diagonal) are not targets
+    assert heat.hoverinfo == "skip"  # the targets carry the hover, or they would hide it
+    hover = np.asarray(heat.hovertext, dtype=object)
+    for x, y, (row, column), text in zip(targets.x, targets.y, targets.customdata,
+                                         targets.hovertext, strict=True):
+        assert (LEVEL_ORDER[y], LEVEL_ORDER[x]) == (row, column)
+        assert text == hover[y][x] and np.isfinite(z[y, x])
+    i, j = LEVEL_ORDER.index(lang_a), LEVEL_ORDER.index(lang_b)
+    assert [lang_a, lang_b] not in [list(c) for c in targets.customdata]
+    assert (j, i) not in set(zip(targets.x, targets.y))
+
+
+def test_a_picked_cell_is_outlined_where_it_is_drawn_and_nowhere_else(tables, languages):
+    rows = metric_rows(tables, pairing="text-speech", layer=2)
+
+    def outlines(**kwargs):
+        fig = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca", **kwargs)
+        return {(s.x0, s.y0, s.x1, s.y1) for s in fig.layout.shapes if s.name == "picked cell"}
+
+    assert outlines() == set()
+    # Hindi is row 3 (text), Yoruba column 5 (speech), in resource order
+    assert outlines(picked=("hin_Deva", "yor_Latn")) == {(4.5, 2.5, 5.5, 3.5)}
+    assert outlines(picked=("hin_Deva", "yor_Latn"), langs=["eng_Latn", "hin_Deva"]) == set()
+    cells = _difference_cells(["yor_Latn", "eng_Latn"], ["hin_Deva", "eng_Latn"],
+                              np.array([0.1, 0.2, np.nan, 0.3]))
+    fig = difference_figure(cells, languages, rows=["yor_Latn", "eng_Latn"],
+                            columns=["hin_Deva", "eng_Latn"], metric="svcca", view="raw",
+                            label_a="a", label_b="b", side_a="text", side_b="speech",
+                            picked=("eng_Latn", "eng_Latn"))
+    assert {(s.x0, s.y0) for s in fig.layout.shapes if s.name == "picked cell"} == {(0.5, 0.5)}
+    (targets,) = _click_targets(fig)
+    assert [list(c) for c in targets.customdata] == [["yor_Latn", "hin_Deva"],
+                                                     ["yor_Latn", "eng_Latn"],
+                                                     ["eng_Latn", "eng_Latn"]]

@@ -5,17 +5,20 @@ opening its sentences, download buttons holding the right bytes, speech played o
 from __future__ import annotations
 
 import io
+import json
 import shutil
 
 import pandas as pd
 import pytest
 import soundfile as sf
+from streamlit.proto.PlotlyChart_pb2 import PlotlyChart as PlotlyChartProto
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
 from core import audio
 from core.store import Store
 from dashboard import state, url_state
+from dashboard.charts.common import CLICK_TARGETS
 from items_store import write_items_store
 from synthetic_store import RUN_ID
 
@@ -238,3 +241,33 @@ def test_a_link_reopens_a_heatmap_difference(app):
     assert at.select_slider(key="difference_layer").value == 1
     assert at.sidebar.select_slider(key="layer").value == 3
     assert at.query_params["b_layer"] == "1"
+
+
+def _picked_shapes(at: AppTest) -> list[dict]:
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return [s for s in spec["layout"].get("shapes", []) if s.get("name") == "picked cell"]
+
+
+def test_a_picked_cell_is_outlined_and_every_cell_can_be_clicked(app):
+    at = _open(app, "views/heatmap.py", langs="eng_Latn,deu_Latn,swh_Latn")
+    _clean(at)
+    assert not _picked_shapes(at)  # nothing outlined before the reader picks a cell
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    targets = [t for t in spec["data"] if t.get("meta") == CLICK_TARGETS]
+    assert len(targets) == 1 and len(targets[0]["customdata"]) == 9
+    assert ["swh_Latn", "deu_Latn"] in targets[0]["customdata"]
+    assert at.get("plotly_chart")[0].proto.selection_mode == [PlotlyChartProto.SelectionMode.POINTS]
+    at.selectbox(key="cell_a").set_value("swh_Latn").run()
+    shapes = _picked_shapes(at)  # row Swahili (2), column German (the default second, 1)
+    assert shapes and {(s["x0"], s["y0"]) for s in shapes} == {(0.5, 1.5)}
+
+
+def test_a_difference_cell_opens_its_sentences_too(app):
+    at = _open(app, "views/heatmap.py", heatmap_mode="difference")
+    _clean(at)
+    assert at.radio(key="heatmap_mode").value == "difference"
+    at.selectbox(key="cell_a").set_value("swh_Latn")
+    at.button(key="open_cell").click().run()
+    _clean(at)
+    assert at.title[0].value == "Items"
+    assert at.query_params["cell"].startswith("text-speech~swh_Latn~")

@@ -10,7 +10,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from chart_fixtures import languages, metric_rows, tables  # noqa: F401 (fixtures)
 from dashboard import downloads
+from dashboard.charts.common import CLICK_TARGETS
+from dashboard.charts.heatmap import heatmap_figure
 
 
 def _frame() -> pd.DataFrame:
@@ -39,6 +42,15 @@ def test_heatmap_data_has_one_row_per_cell_with_its_labels():
     assert list(zip(frame["y"], frame["x"], frame["z"], strict=True))[:3] == \
         [("r", "a", 1.0), ("r", "b", 2.0), ("s", "a", 3.0)]
     assert frame["name"].eq("cells").all()
+
+
+def test_chart_data_leaves_out_traces_drawn_only_to_be_clicked(tables, languages):
+    rows = metric_rows(tables, pairing="text-speech", layer=2)
+    figure = heatmap_figure(rows, languages, pairing="text-speech", metric="svcca")
+    assert any(t.meta == CLICK_TARGETS for t in figure.data)
+    frame = downloads.figure_frame(figure)
+    assert set(frame["type"]) == {"heatmap"} and len(frame) == 36
+    assert frame["hovertext"].str.contains("95% CI").all()  # the cells' hover, once
 
 
 def test_line_chart_data_keeps_each_trace_and_its_points():

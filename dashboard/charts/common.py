@@ -16,6 +16,9 @@ import plotly.graph_objects as go
 from core.metrics.descriptions import metric_line
 from dashboard.charts.theme import FONT, TEMPLATE
 
+#: the ``meta`` of a trace that is drawn only to be clicked (invisible markers over a heatmap's
+#: cells): the chart's data export leaves it out, since it repeats the cells
+CLICK_TARGETS = "click-targets"
 #: the legend label of the length-only baseline (``core.metrics.nulls.length_baseline``), and its
 #: line style: dash-dot, apart from the shuffled baseline's dashes
 LENGTH_BASELINE_NAME = "length-only baseline (what sentence length alone predicts)"

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.charts.common import (
+    CLICK_TARGETS,
     LENGTH_BASELINE_NAME,
     empty_figure,
     fmt,
@@ -44,15 +45,17 @@ def heatmap_cells(metrics: pd.DataFrame, order: Sequence[str], *, symmetric: boo
 
 def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: str, metric: str,
                    view: str = "raw", layer_label: str = "", langs: Sequence[str] | None = None,
-                   mark_length: bool = False,
-                   zrange: tuple[float, float] | None = None) -> go.Figure:
+                   mark_length: bool = False, zrange: tuple[float, float] | None = None,
+                   picked: tuple[str, str] | None = None) -> go.Figure:
     """Language x language heatmap of one pairing/metric/layer, languages ordered by resource level.
 
     For ``text-speech`` rows are the text language and columns the speech language, so the diagonal
     is same-sentence, same-language, cross-modal similarity. With ``mark_length`` a cell whose
     value is at or below its length-only baseline (sentence length alone predicts as much) gets a
     cross in its corner. ``zrange`` fixes the colour scale (e.g. ``dashboard.differences.value_range`` of
-    every layer, so two layers compare by eye); None scales to this layer's values.
+    every layer, so two layers compare by eye); None scales to this layer's values. Every cell
+    with a value can be clicked (``add_cell_targets``); ``picked`` (row language, column
+    language) is outlined.
     """
     title = f"{metric} · {pairing}" + (f" · {layer_label}" if layer_label else "")
     rows = metrics[metrics["pairing"] == pairing] if "pairing" in metrics else metrics.iloc[0:0]
@@ -91,7 +94,49 @@ def heatmap_figure(metrics: pd.DataFrame, languages: pd.DataFrame, *, pairing: s
     if mark_length:
         _mark_length_cells(fig, cells, n)
     _grid_layout(fig, languages, order, order, side_a, side_b, title)
+    add_cell_targets(fig, order, order, hover, z)
+    outline_cell(fig, order, order, picked)
     return fig
+
+
+def cell_size(n_rows: int, n_cols: int) -> float:
+    """A grid cell's side in pixels: square cells of 30 to 64 px, about 720 px for the longer side."""
+    return float(np.clip(720 / max(n_rows, n_cols, 1), 30, 64))
+
+
+def add_cell_targets(fig: go.Figure, rows: Sequence[str], columns: Sequence[str],
+                     hover: np.ndarray, z: np.ndarray) -> None:
+    """One invisible square marker on every cell with a value, carrying (row language, column
+    language) as ``customdata``, so a click on a cell is a point selection Streamlit reports
+    (Plotly gives no selection event for a heatmap trace, checked in Chromium with Streamlit
+    1.67). The markers take over the cells' hover text (the heatmap's own hover is switched off,
+    or the nearer marker would hide it); a clicked cell is veiled in white until the next redraw.
+    """
+    n_rows, n_cols = len(rows), len(columns)
+    at = np.flatnonzero(np.isfinite(np.asarray(z, dtype=float)).ravel())
+    if not at.size:
+        return
+    fig.data[0].update(hoverinfo="skip", hovertemplate=None)
+    fig.add_trace(go.Scatter(
+        x=at % n_cols, y=at // n_cols, mode="markers", meta=CLICK_TARGETS, showlegend=False,
+        name="cells", customdata=[[rows[i // n_cols], columns[i % n_cols]] for i in at],
+        hovertext=np.asarray(hover, dtype=object).ravel()[at],
+        hovertemplate="%{hovertext}<extra></extra>",
+        marker=dict(symbol="square", size=cell_size(n_rows, n_cols), color="rgba(0,0,0,0)",
+                    line=dict(width=0)),
+        selected=dict(marker=dict(color="rgba(255,255,255,0.45)")),
+        unselected=dict(marker=dict(opacity=1))))
+
+
+def outline_cell(fig: go.Figure, rows: Sequence[str], columns: Sequence[str],
+                 picked: tuple[str, str] | None) -> None:
+    """A black-and-white frame around the cell (row language, column language), if it is drawn."""
+    if picked is None or picked[0] not in rows or picked[1] not in columns:
+        return
+    i, j = list(rows).index(picked[0]), list(columns).index(picked[1])
+    for colour, width in (("white", 5), ("black", 2)):
+        fig.add_shape(type="rect", xref="x", yref="y", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5,
+                      y1=i + 0.5, line=dict(color=colour, width=width), name="picked cell")
 
 
 def _colour_scale(diverging: bool, zrange: tuple[float, float] | None) -> dict:
@@ -115,9 +160,11 @@ def _grid_layout(fig: go.Figure, languages: pd.DataFrame, rows: Sequence[str],
     square cells of 30 to 64 px."""
     names, levels = language_names(languages), language_levels(languages)
     n_rows, n_cols = len(rows), len(columns)
-    rotate = n_cols > 8
+    cell = cell_size(n_rows, n_cols)
+    longest = max((len(names.get(lang, lang)) for lang in columns), default=0)
+    # names wider than their cell run together (the colour bar takes some of the width too)
+    rotate = n_cols > 8 or longest * 7.5 > 0.7 * cell
     margin = dict(l=140, r=110, t=90, b=130 if rotate else 70)
-    cell = float(np.clip(720 / max(n_rows, n_cols), 30, 64))
     width, height = int(round(n_cols * cell)), int(round(n_rows * cell))
 
     def ticks(order: Sequence[str]) -> list[str]:
@@ -203,13 +250,15 @@ def baseline_summary(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def difference_figure(cells: pd.DataFrame, languages: pd.DataFrame, *, rows: Sequence[str],
                       columns: Sequence[str], metric: str, view: str, label_a: str, label_b: str,
-                      side_a: str, side_b: str, zbound: float | None = None) -> go.Figure:
+                      side_a: str, side_b: str, zbound: float | None = None,
+                      picked: tuple[str, str] | None = None) -> go.Figure:
     """A minus B per language cell (``dashboard.differences.difference_cells``) on a diverging
     scale centred at 0 (red: A higher, blue: B higher), ``rows`` x ``columns`` in resource order.
 
     A black dot marks a cell whose 95% interval lies wholly above or below 0; the hover gives both
     values, the difference with its interval, or why it has none. ``zbound`` fixes the scale to
-    +/- zbound (one scale across layers); None: +/- the largest |difference| drawn.
+    +/- zbound (one scale across layers); None: +/- the largest |difference| drawn. Cells can
+    be clicked and ``picked`` is outlined, as in ``heatmap_figure``.
     """
     title = f"{metric} · A − B · A = {label_a} · B = {label_b}"
     if cells.empty or not np.isfinite(cells["difference"].to_numpy(float)).any():
@@ -255,4 +304,6 @@ def difference_figure(cells: pd.DataFrame, languages: pd.DataFrame, *, rows: Seq
         fig.update_layout(legend=dict(orientation="h", x=0, y=0, yref="container",
                                       yanchor="bottom"))
     _grid_layout(fig, languages, rows, columns, side_a, side_b, title)
+    add_cell_targets(fig, rows, columns, hover, z)
+    outline_cell(fig, rows, columns, picked)
     return fig

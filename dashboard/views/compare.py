@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import comparison, downloads, state, url_state
+from dashboard import comparison, downloads, sidebar, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.compare import compare_figure, run_colours
 from dashboard.charts.transforms import component_pairs
@@ -17,7 +17,7 @@ st.caption("One line per run (model): the mean over language pairs of one compar
 
 ref = state.store_ref()
 runs_df = state.runs(ref)
-sel = state.sidebar(ref, run=False)
+sel = sidebar.sidebar(ref, run=False)
 complete = runs_df[runs_df["status"] == "complete"]
 options = list((complete if not complete.empty else runs_df)["run_id"])
 models = runs_df.set_index("run_id")["model"].astype(str).to_dict()
@@ -38,7 +38,7 @@ settings: dict[str, list] = {}
 for run_id in run_ids:  # every chosen run's k and n of each metric, for the selector's help
     for name, used in state.metric_settings(ref, run_id).items():
         settings.setdefault(name, []).extend(used)
-metric = state.metric_picker(left, metrics, settings, key="compare_metric")
+metric = sidebar.metric_picker(left, metrics, settings, key="compare_metric")
 url_state.seed("compare_family", list(comparison.FAMILIES), list(comparison.FAMILIES)[0])
 family = right.radio("Comparison", list(comparison.FAMILIES), key="compare_family",
                      format_func=comparison.FAMILIES.get, horizontal=True)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import findings as findings_core
 from core.verdicts import CONTROLS, INTERVAL_SCOPE, NOT_APPLICABLE
-from dashboard import availability, downloads, state
+from dashboard import availability, downloads, sidebar, state
 from dashboard.charts.findings import finding_figure, k_sensitivity_figure, verdict_colour
 
 st.title("Findings")
@@ -17,7 +17,7 @@ st.caption("The four findings of Lee et al. (2024, arXiv:2411.17666), re-checked
            "nothing.")
 
 ref = state.store_ref()
-sel = state.sidebar(ref, langs=False, view=False)
+sel = sidebar.sidebar(ref, langs=False, view=False)
 only = availability.reads_only_message(state.components(ref, sel.run_id), sel.model)
 if only:
     st.info(only + " All four findings involve speech, so none can be checked on this run.",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
 from core.store.tables import PAIRINGS
-from dashboard import differences, downloads, item_links, state, url_state
+from dashboard import differences, downloads, item_links, sidebar, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE, fmt, layer_name
 from dashboard.charts.heatmap import baseline_summary, difference_figure, heatmap_figure
 from dashboard.charts.languages import language_names, language_order
@@ -21,7 +23,7 @@ st.caption("How similar two languages' representations of the same sentences are
            "reference to read the cross-lingual cells against.")
 
 ref = state.store_ref()
-sel = state.sidebar(ref, pairing=True, layer=True)
+sel = sidebar.sidebar(ref, pairing=True, layer=True)
 available = state.availability(ref, sel.run_id, sel.model, sel.metric, sel.pairing)
 if not available.drawable:
     st.info(available.message, icon=":material/info:")
@@ -156,11 +158,13 @@ def draw_layer() -> None:
                       components=sel.components), sel.view) if fixed_scale else None
     figure = heatmap_figure(rows, state.languages(ref), pairing=sel.pairing, metric=sel.metric,
                             view=sel.view, layer_label=sel.layer_label, langs=sel.langs,
-                            mark_length=mark_length, zrange=zrange)
-    downloads.chart(figure, key="heatmap", width="content")
+                            mark_length=mark_length, zrange=zrange,
+                            picked=item_links.picked_cell())
+    downloads.chart(figure, key="heatmap", width="content", selection_mode="points",
+                    on_select=partial(item_links.take_clicked_cell, "heatmap"))
     shown = set(rows["lang_a"]) | set(rows["lang_b"])  # the heatmap's rows and columns
-    item_links.cell_link(language_order(state.languages(ref), [x for x in sel.langs if x in shown]),
-                         language_names(state.languages(ref)), pairing=sel.pairing,
+    order = language_order(state.languages(ref), [x for x in sel.langs if x in shown])
+    item_links.cell_link(order, order, language_names(state.languages(ref)), pairing=sel.pairing,
                          run_id=sel.run_id)
     state.speech_notice(ref, [sel.run_id], sel.langs, pairing=sel.pairing)
     st.subheader("Baselines", divider="gray")
@@ -226,8 +230,12 @@ def draw_difference() -> None:
         zbound = span[1] - span[0] if span is not None else None
     downloads.chart(difference_figure(cells, languages_df, rows=rows_order, columns=order,
                                       metric=sel.metric, view=sel.view, label_a=label_a,
-                                      label_b=label_b, side_a=side_a, side_b=side_b, zbound=zbound),
-                    key="heatmap_difference", width="content")
+                                      label_b=label_b, side_a=side_a, side_b=side_b, zbound=zbound,
+                                      picked=item_links.picked_cell()),
+                    key="heatmap_difference", width="content", selection_mode="points",
+                    on_select=partial(item_links.take_clicked_cell, "heatmap_difference"))
+    item_links.cell_link(rows_order, order, language_names(languages_df), pairing=sel.pairing,
+                         run_id=sel.run_id)
     summary = differences.difference_summary(cells)
     notes = [f"{summary['cells']} cells; mean A − B {fmt(summary['mean'])}."]
     if summary["with_interval"] and run_b != sel.run_id:

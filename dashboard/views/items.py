@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.store.tables import PAIRINGS
 from dashboard import corpus_items as ci
-from dashboard import downloads, item_links, state, url_state
+from dashboard import downloads, item_links, sidebar, state, url_state
 from dashboard.charts.items import item_waveform_figure
 from dashboard.charts.languages import language_names, language_order
 
@@ -24,7 +24,7 @@ st.caption("The sentences behind every number: each sentence in every language (
            "transcript and its character error rate, where stored). Select a row to hear it.")
 
 ref = state.store_ref()
-sel = state.sidebar(ref, metric=False, langs=False, view=False)
+sel = sidebar.sidebar(ref, metric=False, langs=False, view=False)
 languages_df = state.languages(ref)
 names = language_names(languages_df)
 items = ci.with_context(state.corpus_items(ref, sel.run_id), languages_df)

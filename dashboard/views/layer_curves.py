@@ -4,7 +4,7 @@ families side by side."""
 import streamlit as st
 
 from core.store.tables import PAIRINGS
-from dashboard import downloads, figure_cache, state, url_state
+from dashboard import downloads, figure_cache, sidebar, state, url_state
 from dashboard.charts.common import LENGTH_BASELINE_NAME, RESIDUALISED_NOTE
 from dashboard.charts.languages import language_names
 from dashboard.charts.transforms import component_pairs
@@ -13,7 +13,7 @@ st.title("Layer curves")
 st.caption("Does the model bring the text and the speech of a sentence together as it goes deeper?")
 
 ref = state.store_ref()
-sel = state.sidebar(ref)
+sel = sidebar.sidebar(ref)
 # ---- the page's widgets, in one place
 left, middle, right = st.columns(3)
 controls = sel.view != "residualised"  # the store has no CI and no baselines for residualised values

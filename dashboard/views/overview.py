@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import availability, downloads, state
+from dashboard import availability, downloads, sidebar, state
 from dashboard.charts.languages import language_names, language_order
 from dashboard.charts.overview import cer_figure, components_table, corpus_counts, language_summary
 from dashboard.speech_source import speech_sources
@@ -17,7 +17,7 @@ st.markdown(
     "This dashboard reads those results from the store.")
 
 ref = state.store_ref()
-sel = state.sidebar(ref, metric=False, langs=False, view=False)
+sel = sidebar.sidebar(ref, metric=False, langs=False, view=False)
 languages_df = state.languages(ref)
 items_df = state.items(ref, sel.run_id)
 summary = language_summary(items_df, languages_df, state.voices(ref))

@@ -5,7 +5,7 @@ from functools import partial
 
 import streamlit as st
 
-from dashboard import availability, downloads, item_links, state, url_state
+from dashboard import availability, downloads, item_links, sidebar, state, url_state
 from dashboard import projection_selection as selection_
 from dashboard.charts.languages import language_names, language_order
 from dashboard.charts.projection import (
@@ -25,7 +25,7 @@ st.caption("Each point is one sentence in one language and modality, placed by U
            "slider moves points only where the layers differ.")
 
 ref = state.store_ref()
-sel = state.sidebar(ref, metric=False, view=False)
+sel = sidebar.sidebar(ref, metric=False, view=False)
 maps = state.projection_maps(ref, sel.run_id)
 if maps.empty:
     st.info(f"Run `{sel.run_id}` has no stored projections. Rebuild the store with "

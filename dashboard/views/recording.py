@@ -12,7 +12,7 @@ from core.audio import MAX_ANALYSED_S, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB, AudioErr
 from core.languages import known_languages, language
 from core.models.base import UnsupportedLanguageError
 from core.recording import DEFAULT_K, MEASURE_LABEL, neighbour_table
-from dashboard import availability, downloads, live, state, url_state
+from dashboard import availability, downloads, live, sidebar, state, url_state
 from dashboard.charts import recording as rc
 
 AUTO = "auto"
@@ -27,7 +27,7 @@ st.caption("Upload a clip (or record one) and see, layer by layer, which stored 
            "is processed in memory and never stored.")
 
 ref = state.store_ref()
-sel = state.sidebar(ref, metric=False, langs=False, view=False)
+sel = sidebar.sidebar(ref, metric=False, langs=False, view=False)
 components_df = state.components(ref, sel.run_id)
 
 
