@@ -13,6 +13,7 @@ visits reuse the page's caches (``warm``).
 
     .venv/bin/python -m bench.bench_projection                  # bundled store, 3 rounds
     .venv/bin/python -m bench.bench_projection --store S --rounds 5 --select-langs 3
+    .venv/bin/python -m bench.bench_projection --think 2   # a pause before the first selection
     .venv/bin/python -m bench.bench_projection --displacement   # how far points move per layer
 
 ``--displacement`` starts no server: for every run and component of the store it prints the mean
@@ -105,7 +106,10 @@ def selection_event(item_ids: list[int]) -> str:
                                      "box": [{"x": [0, 1], "y": [0, 1]}], "lasso": []}})
 
 
-async def drive(url: str, item_ids: list[int], rounds: int) -> tuple[dict, list[str]]:
+async def drive(url: str, item_ids: list[int], rounds: int, think: float = 0.0
+                ) -> tuple[dict, list[str]]:
+    """The sequence of changes, ``rounds`` times; ``think``: seconds between opening the page and
+    the first selection (a user looking at the map; the page prepares the small multiples then)."""
     import websockets
 
     times: dict[str, list[float]] = defaultdict(list)
@@ -115,6 +119,7 @@ async def drive(url: str, item_ids: list[int], rounds: int) -> tuple[dict, list[
                                   subprotocols=["streamlit"], max_size=None) as websocket:
         page = Page(websocket, "projection")
         times["open the page"].append(await page.rerun())
+        await asyncio.sleep(think)
 
         def record(action: str, key: tuple, seconds: float) -> None:
             times[f"{action} ({'warm' if key in seen else 'cold'})"].append(seconds)
@@ -192,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="how many times the whole sequence runs (a new selection each)")
     parser.add_argument("--select-langs", type=int, default=2,
                         help="a selection holds the text items of this many languages")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds between opening the page and the first selection (default "
+                             "0: select at once, the worst case)")
     parser.add_argument("--displacement", action="store_true",
                         help="print how far items move between layers, stored vs aligned maps, "
                              "and exit (no server)")
@@ -205,11 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     ids = selected_items(Path(args.store), args.select_langs)
     with serve_dashboard(Path(args.store)) as url:
         started = time.perf_counter()
-        times, exceptions = asyncio.run(drive(url, ids, args.rounds))
+        times, exceptions = asyncio.run(drive(url, ids, args.rounds, args.think))
         wall = time.perf_counter() - started
     print(f"/projection on {args.store}: {args.rounds} rounds, selections of "
           f"{len(ids) // args.rounds} text items, {os.cpu_count()} cores (client and server on "
-          f"the same machine), wall {wall:.0f} s")
+          f"the same machine), {args.think:g} s before the first selection, wall {wall:.0f} s")
     print(f"{'action':<28} {'n':>4} {'median s':>9} {'max s':>7}")
     for action, values in times.items():
         print(f"{action:<28} {len(values):>4} {statistics.median(values):>9.3f} "

@@ -23,6 +23,7 @@ from typing import NamedTuple, TypeVar
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from core.item_audio import ItemAudio
 from core.item_audio import item_audio as core_item_audio
@@ -30,7 +31,7 @@ from core.replication import is_derived, run_info, unreplicated
 from core.replication import replication_groups as replication_groups_of
 from core.store import Store
 from dashboard import availability as availability_
-from dashboard import speech_source
+from dashboard import projection_selection, speech_source
 from dashboard.charts import projection as projection_charts
 from dashboard.charts import projection_layers
 from dashboard.charts.common import layer_name
@@ -304,10 +305,18 @@ def speech_notice(ref: StoreRef, run_ids: Sequence[str], langs: Sequence[str] | 
         st.caption(f":material/record_voice_over: {text}")
 
 
+@st.cache_resource(show_spinner="Loading projections…", max_entries=8)
+def run_projections(ref: StoreRef, run_id: str) -> pd.DataFrame:
+    """Every stored 2-D point of a run, with its item's language, sentence, modality and text:
+    one query, which the map list and every map are cut from (one query per map took as long
+    again on opening the Projection page). Shared: do not modify."""
+    return read_store(ref, lambda s: s.projections(run_id))
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def projection_maps(ref: StoreRef, run_id: str) -> pd.DataFrame:
     """The run's stored 2-D maps (see ``projection_charts.projection_maps``)."""
-    rows = read_store(ref, lambda s: s.projections(run_id))
+    rows = run_projections(ref, run_id)
     return projection_charts.projection_maps(rows[["component", "layer", "method", "params"]],
                                              components(ref, run_id))
 
@@ -316,8 +325,8 @@ def projection_maps(ref: StoreRef, run_id: str) -> pd.DataFrame:
 def projection(ref: StoreRef, run_id: str, members: tuple[tuple[str, int], ...],
                method: str) -> pd.DataFrame:
     """The points of one map: every member (component, layer), with item lang/modality/text."""
-    frames = [read_store(ref, lambda s, comp=comp, layer=layer: s.projections(
-                  run_id, component=comp, layer=layer))
+    rows = run_projections(ref, run_id)
+    frames = [rows[(rows["component"] == comp) & (rows["layer"] == layer)]
               for comp, layer in members]
     rows = pd.concat(frames, ignore_index=True)
     return rows[rows["method"] == method].reset_index(drop=True)
@@ -430,16 +439,17 @@ def aligned_projection(ref: StoreRef, run_id: str, components_label: str,
     """Every map of one component set of a run (``projection_maps``' ``components``), in layer
     order (``position``), each moved rigidly onto the one before (Procrustes, see
     ``core.map_alignment``), with the items' language name and level and each point's hover
-    label (made once here, not per layer and colouring). All languages: the
+    label and short label (made once here, not per layer and colouring). All languages: the
     alignment does not change with the sidebar's language choice. Shared: do not modify."""
     maps = projection_maps(ref, run_id)
     chosen = maps[(maps["components"] == components_label) & (maps["method"] == method)]
     frames = [projection(ref, run_id, tuple(members), method) for members in chosen["members"]]
     points = projection_charts.projection_points(projection_charts.aligned_map_frames(frames),
                                                  languages(ref))
-    return points.assign(hover=projection_charts.point_hover(points))
+    return points.join(projection_charts.item_labels(points))
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
 def aligned_bounds(ref: StoreRef, run_id: str, components_label: str) -> Bounds:
     """The extent of all the component set's aligned maps: the axes of its big map and of its
     small multiples, the same for every layer and language choice."""
@@ -447,16 +457,33 @@ def aligned_bounds(ref: StoreRef, run_id: str, components_label: str) -> Bounds:
 
 
 @st.cache_resource(show_spinner=False, max_entries=128)
+def projection_layer_points(ref: StoreRef, run_id: str, components_label: str, position: int,
+                            langs: tuple[str, ...]) -> pd.DataFrame:
+    """The points of one aligned map (``position``) in ``langs``: what the page draws, filtered
+    once per map and language set instead of on every rerun. Shared: do not modify."""
+    points = aligned_projection(ref, run_id, components_label)
+    return points[(points["position"] == position) & points["lang"].isin(langs)]
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def projection_sentence_previews(ref: StoreRef, run_id: str, components_label: str,
+                                 position: int, langs: tuple[str, ...]) -> dict[int, str]:
+    """The sentences of one map for the page's sentence picker
+    (``projection_charts.sentence_previews``). Shared: do not modify."""
+    return projection_charts.sentence_previews(
+        projection_layer_points(ref, run_id, components_label, position, langs))
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
 def projection_map_base(ref: StoreRef, run_id: str, components_label: str, position: int,
                         colour_by: str, langs: tuple[str, ...]) -> dict:
     """The selection-independent traces of one aligned map (``projection_charts.map_base``) over
     ``langs``. Shared: do not modify."""
-    points = aligned_projection(ref, run_id, components_label)
-    shown = points[(points["position"] == position) & points["lang"].isin(langs)]
+    shown = projection_layer_points(ref, run_id, components_label, position, langs)
     return projection_charts.map_base(shown, languages(ref), colour_by)
 
 
-@st.cache_resource(show_spinner="Drawing every layer's map…", max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32)  # drawn ahead, in a thread: no spinner
 def projection_layer_images(ref: StoreRef, run_id: str, components_label: str,
                             langs: tuple[str, ...]) -> tuple[str, ...]:
     """The small multiples' images of one component set: one grey PNG per map of the points of
@@ -468,21 +495,56 @@ def projection_layer_images(ref: StoreRef, run_id: str, components_label: str,
                                           n_maps=int(points["position"].max()) + 1)
 
 
+def projection_layers_ahead(ref: StoreRef, run_id: str, components_labels: tuple[str, ...],
+                            langs: tuple[str, ...], colour_by: str) -> threading.Thread:
+    """Start preparing the small multiples of each component set, ``projection_layer_images``
+    and ``projection_point_marks``, in a thread of its own (returned, started).
+
+    Why: the page calls this when nothing is selected, so that the 14 images and the marks'
+    arrays (about 0.15 s) are made while the user looks for something to select, not in the
+    rerun of the first selection, which finds them cached, or waits for the rest (Streamlit's
+    cache locks each key while it is computed). Failures are left to that rerun, which
+    reports them."""
+    def prepare() -> None:
+        try:
+            for label in components_labels:
+                projection_layer_images(ref, run_id, label, langs)
+                projection_point_marks(ref, run_id, label, langs, colour_by)
+        except Exception:  # noqa: BLE001 - the rerun that needs them makes them again
+            return
+
+    ahead = threading.Thread(target=prepare, daemon=True, name="projection-layers")
+    add_script_run_ctx(ahead, get_script_run_ctx())  # Streamlit's caches read the session
+    ahead.start()
+    return ahead
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def projection_point_marks(ref: StoreRef, run_id: str, components_label: str,
+                           langs: tuple[str, ...], colour_by: str) -> dict:
+    """The arrays the small multiples' markers are picked from (``projection_layers.point_marks``)
+    for every point of ``langs`` in one component set's maps. Shared: do not modify."""
+    points = aligned_projection(ref, run_id, components_label)
+    return projection_layers.point_marks(points[points["lang"].isin(langs)], languages(ref),
+                                         colour_by)
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
 def projection_layers_figure(ref: StoreRef, run_id: str, components_labels: tuple[str, ...],
-                             colour_by: str, langs: tuple[str, ...],
-                             selected: tuple[int, ...]) -> go.Figure:
-    """The small multiples of ``selected`` in every map of each component set (a plotly
-    Figure, see ``projection_layers.layers_figure``). Shared: do not modify."""
+                             colour_by: str, langs: tuple[str, ...], selected: bytes
+                             ) -> go.Figure:
+    """The small multiples of the selection (``projection_selection.selection_key``) in every
+    map of each component set (a plotly Figure, see ``projection_layers.layers_figure``).
+    Shared: do not modify."""
     maps = projection_maps(ref, run_id)
-    rows = []
-    for label in components_labels:
-        points = aligned_projection(ref, run_id, label)
-        rows.append(projection_layers.LayerRow(
-            label, points[points["lang"].isin(langs) & points["item_id"].isin(selected)],
-            tuple(maps[maps["components"] == label]["label"]),
-            projection_layer_images(ref, run_id, label, langs),
-            aligned_bounds(ref, run_id, label)))
-    return projection_layers.layers_figure(rows, languages(ref), colour_by=colour_by,
-                                           selected=selected,
-                                           title="The selection in every layer (aligned maps)")
+    rows = [projection_layers.LayerRow(label, aligned_projection(ref, run_id, label),
+                                       tuple(maps[maps["components"] == label]["label"]),
+                                       projection_layer_images(ref, run_id, label, langs),
+                                       aligned_bounds(ref, run_id, label))
+            for label in components_labels]
+    return projection_layers.layers_figure(
+        rows, languages(ref), colour_by=colour_by,
+        selected=projection_selection.key_ids(selected),
+        title="The selection in every layer (aligned maps)",
+        marks=[projection_point_marks(ref, run_id, label, langs, colour_by)
+               for label in components_labels])

@@ -10,9 +10,12 @@ import pytest
 from dashboard.charts.languages import language_palette
 from dashboard.charts.projection import (
     aligned_map_frames,
+    item_labels,
     map_base,
     map_views,
     partner_positions,
+    point_hover,
+    point_label,
     projection_figure,
     projection_maps,
     projection_points,
@@ -195,8 +198,16 @@ def test_selected_items_are_drawn_on_top_and_the_rest_fades(tables, languages):
              for i, s in zip(t.customdata, np.broadcast_to(t.marker.symbol, len(t.customdata)),
                              strict=True)}
     for item, colour_, symbol in zip(on_top[0].customdata, on_top[0].marker.color,
-                                     on_top[0].marker.symbol, strict=True):
+                                     np.broadcast_to(on_top[0].marker.symbol,
+                                                     len(on_top[0].customdata)), strict=True):
         assert by_id[int(item)] == (colour_, symbol)
+    # the selection sends no labels of its own: hovering it shows its faded point's, which lies
+    # exactly beneath
+    assert on_top[0].hoverinfo == "skip" and on_top[0].hovertext is None
+    beneath = {(float(x), float(y)): text for t in colour
+               for x, y, text in zip(t.x, t.y, t.hovertext, strict=True)}
+    assert all(beneath.get((float(x), float(y))) for x, y in zip(on_top[0].x, on_top[0].y,
+                                                                 strict=True))
     _valid(fig)
 
 
@@ -226,3 +237,19 @@ def test_map_base_uses_precomputed_hover_labels(tables, languages):
     base = map_base(labelled, languages)
     for trace in base["traces"]:
         assert list(trace["hovertext"]) == [f"label {i}" for i in trace["customdata"]]
+
+
+def test_item_labels_equal_each_rows_own_labels_made_once_per_item(tables, languages):
+    rows = tables["projections"]
+    frames = [rows[rows["layer"] == layer].reset_index(drop=True)
+              for layer in sorted(rows["layer"].unique())]
+    points = projection_points(aligned_map_frames(frames), languages)
+    assert points["item_id"].duplicated().any()  # each item once per layer
+    labels = item_labels(points)
+    assert list(labels.index) == list(points.index)
+    assert list(labels["hover"]) == point_hover(points)
+    assert list(labels["label"]) == point_label(points)
+    # the short label is the hover label's first line
+    assert all(h.split("<br>")[0] == s for h, s in zip(labels["hover"], labels["label"],
+                                                        strict=True))
+    assert item_labels(points.iloc[:0]).empty

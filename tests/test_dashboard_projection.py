@@ -149,3 +149,42 @@ def test_joint_maps_keep_one_map_with_the_selection(page, items):
     selected = [t for t in figures[0]["data"] if t.get("legendgroup") == "selection"]
     assert sorted(_decoded(selected[0]["customdata"])) == sorted(chosen)  # text and speech
     assert page.sidebar.selectbox(key="run_id").value == SHARED_RUN_ID != RUN_ID
+
+
+def test_the_small_multiples_are_prepared_ahead_into_the_pages_cache(store_path, monkeypatch):
+    """What the page starts when nothing is selected: the images (and the marks' arrays) are
+    made in that thread, and the rerun that needs them finds them cached, equal to drawing them
+    there."""
+    import os
+    import threading
+
+    from dashboard.charts import projection_layers
+
+    drawn_in, marked_in = [], []
+    draw, mark = projection_layers.layer_images, projection_layers.point_marks
+
+    def recorded(*args, **kwargs):
+        drawn_in.append(threading.current_thread().name)
+        return draw(*args, **kwargs)
+
+    def marked(*args, **kwargs):
+        marked_in.append(threading.current_thread().name)
+        return mark(*args, **kwargs)
+
+    monkeypatch.setattr(projection_layers, "layer_images", recorded)
+    monkeypatch.setattr(projection_layers, "point_marks", marked)
+    state.projection_layer_images.clear()
+    state.projection_point_marks.clear()
+    ref = state.StoreRef(str(store_path), os.stat(store_path).st_mtime_ns)
+    labels = ("text_decoder", "speech_encoder")
+    langs = tuple(sorted(state.languages(ref)["lang"]))
+    state.projection_layers_ahead(ref, RUN_ID, labels, langs, "language").join(timeout=60)
+    assert drawn_in == marked_in == ["projection-layers"] * len(labels)
+    for label in labels:
+        images = state.projection_layer_images(ref, RUN_ID, label, langs)
+        points = state.aligned_projection(ref, RUN_ID, label)
+        assert images == draw(points[points["lang"].isin(langs)],
+                              state.aligned_bounds(ref, RUN_ID, label),
+                              n_maps=int(points["position"].max()) + 1)
+        state.projection_point_marks(ref, RUN_ID, label, langs, "language")
+    assert len(drawn_in) == len(marked_in) == len(labels)  # the rerun made nothing again

@@ -10,6 +10,9 @@ from dashboard.projection_selection import (
     SELECTION_COLUMNS,
     event_item_ids,
     in_other_languages,
+    key_ids,
+    player_labels,
+    selection_key,
     selection_summary,
     selection_table,
     with_counterparts,
@@ -90,3 +93,27 @@ def test_selection_summary_counts():
                                         "(speech 1, text 2)")
     one = table.iloc[:1]
     assert selection_summary(one) == "1 item: 1 sentence in 1 language (text 1)"
+
+
+def test_selection_key_names_the_set_of_ids_whatever_their_order():
+    key = selection_key([7, 3, 7, 12])
+    assert isinstance(key, bytes)
+    assert key == selection_key([12, 3, 7]) != selection_key([3, 7])
+    assert key_ids(key).tolist() == [3, 7, 12]
+    assert key_ids(selection_key([])).tolist() == []
+
+
+def test_player_labels_name_each_speech_row_by_its_index(tables, languages):
+    items = tables["items"]
+    order = language_order(languages)
+    chosen = _ids(items, sentence_id=[1, 2], lang=order[:2])
+    table = selection_table(items, chosen, language_names(languages), order)
+    speech = table[table["modality"] == "speech"]
+    labels = player_labels(speech, text_chars=10)
+    assert list(labels) == list(speech.index)
+    for index, row in speech.iterrows():
+        text = row["text"][:10]
+        assert labels[index] == f"{row['name']} · sentence {row['sentence_id']}: {text}"
+    assert player_labels(speech.iloc[:0]) == {}
+    missing = speech.assign(text=None)
+    assert all(label.endswith(": ") for label in player_labels(missing).values())

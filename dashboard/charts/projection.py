@@ -153,14 +153,35 @@ def aligned_map_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 HOVER_TEXT_CHARS = 120
 
 
-def point_hover(points: pd.DataFrame) -> list[str]:
-    """Hover label per point: language name, modality, sentence id and the text (escaped, cut
-    at ``HOVER_TEXT_CHARS``)."""
+def point_label(points: pd.DataFrame) -> list[str]:
+    """Short label per point, its hover label's first line: language name, modality, sentence
+    id (escaped)."""
     names = points["name"].astype(str).map(html.escape)
     ids = points["sentence_id"].map(fmt_int)
+    return [f"<b>{n}</b> · {m} · sentence {i}"
+            for n, m, i in zip(names, points["modality"], ids, strict=True)]
+
+
+def point_hover(points: pd.DataFrame) -> list[str]:
+    """Hover label per point: ``point_label`` and the text (escaped, cut at
+    ``HOVER_TEXT_CHARS``)."""
     texts = points["text"].map(lambda text: wrap(text, limit=HOVER_TEXT_CHARS))
-    return [f"<b>{n}</b> · {m} · sentence {i}<br>{t}"
-            for n, m, i, t in zip(names, points["modality"], ids, texts, strict=True)]
+    return [f"{label}<br>{text}" for label, text in zip(point_label(points), texts, strict=True)]
+
+
+def item_labels(points: pd.DataFrame) -> pd.DataFrame:
+    """``point_hover`` (column ``hover``) and ``point_label`` (column ``label``) of each row,
+    made once per item: an item's labels are the same in every layer's map, and the aligned
+    maps of a component hold each item once per layer (7 to 13 times), so labelling each row
+    wrapped the same text that many times (most of opening the page)."""
+    if points.empty:
+        return pd.DataFrame({"hover": pd.Series([], dtype=object),
+                             "label": pd.Series([], dtype=object)}, index=points.index)
+    firsts = points.drop_duplicates("item_id")
+    hover = dict(zip(firsts["item_id"], point_hover(firsts), strict=True))
+    label = dict(zip(firsts["item_id"], point_label(firsts), strict=True))
+    return pd.DataFrame({"hover": points["item_id"].map(hover),
+                         "label": points["item_id"].map(label)}, index=points.index)
 
 
 def colour_groups(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str
@@ -226,7 +247,11 @@ def map_base(points: pd.DataFrame, languages: pd.DataFrame, colour_by: str = "la
 
 def selection_trace(base: dict, selected: Collection[int]) -> dict | None:
     """The selected items of a map (``map_base``) as one trace on top: the same colours and
-    symbols, larger, ringed; None when none of them is on this map."""
+    symbols, larger, ringed; None when none of them is on this map.
+
+    Without hover text of its own (``hoverinfo="skip"``): each selected point lies exactly on its
+    faded point in ``base``, whose label the hover shows, so the labels are not sent twice (a
+    selection of a thousand items made its map half as large again)."""
     wanted = np.fromiter((int(i) for i in selected), dtype=np.int64)
     parts = []
     for trace in base["traces"]:
@@ -236,16 +261,15 @@ def selection_trace(base: dict, selected: Collection[int]) -> dict | None:
             parts.append((trace["x"][here], trace["y"][here], trace["customdata"][here],
                           np.full(int(here.sum()), trace["marker"]["color"], dtype=object),
                           symbol[here] if isinstance(symbol, np.ndarray)
-                          else np.full(int(here.sum()), symbol, dtype=object),
-                          trace["hovertext"][here]))
+                          else np.full(int(here.sum()), symbol, dtype=object)))
     if not parts:
         return None
-    x, y, ids, colours, symbols, hover = (np.concatenate(column) for column in zip(*parts))
+    x, y, ids, colours, symbols = (np.concatenate(column) for column in zip(*parts))
     return dict(type="scattergl", x=x, y=y, mode="markers", name=f"selected ({len(ids)})",
-                marker=dict(color=colours, size=11, opacity=1.0, symbol=symbols,
+                marker=dict(color=colours, size=11, opacity=1.0,
+                            symbol=symbols[0] if (symbols == symbols[0]).all() else symbols,
                             line=dict(width=1.5, color=SELECTED_RING)),
-                customdata=ids, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
-                legendgroup="selection")
+                customdata=ids, hoverinfo="skip", legendgroup="selection")
 
 
 def projection_figure(points: pd.DataFrame, languages: pd.DataFrame, *, colour_by: str = "language",

@@ -13,7 +13,6 @@ from dashboard.charts.projection import (
     map_views,
     partner_positions,
     projection_figure,
-    sentence_previews,
 )
 
 #: the page's own record of the selected item ids (a chart's selection is lost when it redraws)
@@ -61,7 +60,6 @@ colour_by = third.radio("Colour by", list(PROJECTION_COLOURINGS), horizontal=Tru
 
 languages = state.languages(ref)
 items = state.items(ref)
-aligned = {label: state.aligned_projection(ref, sel.run_id, label) for label in labels}
 positions = {labels[0]: position}
 if len(labels) > 1:
     depth = state.layers(ref, sel.run_id).set_index(["component", "layer"])["depth"]
@@ -70,8 +68,8 @@ if len(labels) > 1:
     depths = [[float(depth.get(m["members"][0], i / max(len(frame) - 1, 1)))
                for i, m in frame.iterrows()] for frame in (options, side_maps)]
     positions[labels[1]] = partner_positions(*depths)[position]
-shown = {label: frame[(frame["position"] == positions[label]) & frame["lang"].isin(sel.langs)]
-         for label, frame in aligned.items()}
+shown = {label: state.projection_layer_points(ref, sel.run_id, label, positions[label], sel.langs)
+         for label in labels}
 
 
 def take_selection(chart_key: str) -> None:
@@ -92,7 +90,8 @@ if SELECTION_KEY not in st.session_state:  # a link's selection (ids as ranges)
     st.session_state[SELECTION_KEY] = linked.value
 chosen_ids = [int(i) for i in st.session_state.get(SELECTION_KEY, [])]
 url_state.write("selection", url_state.encode_ids(chosen_ids) if chosen_ids else None)
-previews = sentence_previews(shown[labels[0]])
+previews = state.projection_sentence_previews(ref, sel.run_id, labels[0], positions[labels[0]],
+                                              sel.langs)
 url_state.seed("sentence", [None, *sorted(previews)], None)
 sentence = st.selectbox(
     "Connect one sentence across languages and modalities", [None, *sorted(previews)],
@@ -127,6 +126,7 @@ table = selection_.selection_table(items, chosen_ids, names, order)
 if table.empty:  # nothing selected, or ids this store does not hold
     st.caption("Nothing selected yet: drag a box or lasso over a map to list those sentences, "
                "hear them, and follow them through every layer.")
+    state.projection_layers_ahead(ref, sel.run_id, tuple(labels), sel.langs, colour_by)
     st.stop()
 
 
@@ -162,9 +162,7 @@ downloads.table(table.drop(columns=["item_id", "lang"]).rename(
 speech = table[table["modality"] == "speech"]
 if not speech.empty:
     heard = st.selectbox("Hear a selected speech item", speech.index, key="projection_play",
-                         format_func=lambda i: f"{speech.loc[i, 'name']} · sentence "
-                                               f"{speech.loc[i, 'sentence_id']}: "
-                                               f"{str(speech.loc[i, 'text'])[:80]}")
+                         format_func=selection_.player_labels(speech).get)
     item = state.corpus_items(ref, sel.run_id).set_index("item_id").loc[
         int(speech.loc[heard, "item_id"])]
     audio = state.item_audio(item["text"], item["voice"], item["duration_s"], item["path"],
@@ -176,5 +174,5 @@ if not speech.empty:
         st.caption(("✓ " if audio.verified else "") + audio.message)
 
 downloads.chart(state.projection_layers_figure(ref, sel.run_id, tuple(labels), colour_by,
-                                               sel.langs, tuple(chosen_ids)),
+                                               sel.langs, selection_.selection_key(chosen_ids)),
                 key="projection_layers")
