@@ -95,15 +95,17 @@ def selection_summary(table: pd.DataFrame) -> str:
             f"{'s' * (n_sent != 1)} in {n_lang} language{'s' * (n_lang != 1)} ({parts})")
 
 
-def player_labels(table: pd.DataFrame, text_chars: int = 80) -> dict[Any, str]:
-    """The play control's option labels, by the rows' index: "Swahili · sentence 12: <text>".
-    Built once per list, column-wise: a format function reading the table cell by cell took
-    most of a rerun for a list of a thousand speech items."""
+def player_labels(table: pd.DataFrame, text_chars: int = 80) -> dict[int, str]:
+    """The play control's options: item id -> "Swahili · sentence 12: <text>". Keyed by item id,
+    not by row: when the selection grows (other languages), rows move, and a control keyed by row
+    kept its position and played another item than the one it showed. Built once per list,
+    column-wise: a format function reading the table cell by cell took most of a rerun for a
+    list of a thousand speech items."""
     if table.empty:
         return {}
     labels = (table["name"].astype(str) + " · sentence " + table["sentence_id"].astype(str)
               + ": " + table["text"].fillna("").astype(str).str.slice(0, text_chars))
-    return dict(zip(table.index, labels, strict=True))
+    return dict(zip(table["item_id"].astype(int).tolist(), labels, strict=True))
 
 
 def selection_key(item_ids: Iterable[int]) -> bytes:

@@ -130,6 +130,21 @@ def test_a_speech_selection_offers_its_speech_and_survives_another_map(page, ite
     assert len(_figures(page)) == 2  # one map + the small multiples
 
 
+def test_the_item_chosen_to_hear_stays_the_same_when_the_selection_grows(page, items):
+    chosen = _ids(items, lang=["swh_Latn"], sentence_id=[2], modality=["speech"])
+    page.session_state[SELECTION] = chosen
+    page.run()
+    _clean(page)
+    play = page.selectbox(key="projection_play")
+    (heard,) = chosen
+    assert play.options == [next(o for o in play.options if o.startswith("Swahili · sentence 2"))]
+    assert int(play.value) == heard  # the value is the item id, the label its language and text
+    page.button(key="projection_other_languages").click().run()
+    _clean(page)
+    assert len(page.session_state[SELECTION]) > len(chosen)  # rows moved: others sort first
+    assert int(page.selectbox(key="projection_play").value) == heard  # still Swahili, sentence 2
+
+
 def test_stale_selection_ids_read_as_nothing_selected(page):
     page.session_state[SELECTION] = [10**9]
     page.run()

@@ -103,17 +103,24 @@ def test_selection_key_names_the_set_of_ids_whatever_their_order():
     assert key_ids(selection_key([])).tolist() == []
 
 
-def test_player_labels_name_each_speech_row_by_its_index(tables, languages):
+def test_player_labels_name_each_speech_item_by_its_id(tables, languages):
     items = tables["items"]
     order = language_order(languages)
     chosen = _ids(items, sentence_id=[1, 2], lang=order[:2])
     table = selection_table(items, chosen, language_names(languages), order)
     speech = table[table["modality"] == "speech"]
     labels = player_labels(speech, text_chars=10)
-    assert list(labels) == list(speech.index)
-    for index, row in speech.iterrows():
+    assert list(labels) == speech["item_id"].tolist()
+    for _, row in speech.iterrows():
         text = row["text"][:10]
-        assert labels[index] == f"{row['name']} · sentence {row['sentence_id']}: {text}"
+        assert labels[row["item_id"]] == f"{row['name']} · sentence {row['sentence_id']}: {text}"
+    # a grown selection moves the rows, not what an item id names
+    grown = selection_table(items, _ids(items, sentence_id=[0, 1, 2], lang=order[:3]),
+                            language_names(languages), order)
+    grown_labels = player_labels(grown[grown["modality"] == "speech"], text_chars=10)
+    assert all(grown_labels[item_id] == label for item_id, label in labels.items())
+    first_row = speech.index[0]  # the same row of the grown list is another item
+    assert grown.loc[first_row, "item_id"] != speech.loc[first_row, "item_id"]
     assert player_labels(speech.iloc[:0]) == {}
     missing = speech.assign(text=None)
     assert all(label.endswith(": ") for label in player_labels(missing).values())

@@ -161,10 +161,10 @@ downloads.table(table.drop(columns=["item_id", "lang"]).rename(
 # and checked against the build's)
 speech = table[table["modality"] == "speech"]
 if not speech.empty:
-    heard = st.selectbox("Hear a selected speech item", speech.index, key="projection_play",
-                         format_func=selection_.player_labels(speech).get)
-    item = state.corpus_items(ref, sel.run_id).set_index("item_id").loc[
-        int(speech.loc[heard, "item_id"])]
+    playable = selection_.player_labels(speech)
+    heard = st.selectbox("Hear a selected speech item", list(playable), key="projection_play",
+                         format_func=playable.get)
+    item = state.corpus_items(ref, sel.run_id).set_index("item_id").loc[int(heard)]
     audio = state.item_audio(item["text"], item["voice"], item["duration_s"], item["path"],
                              item["file_sha256"], item["waveform_sha256"])
     if audio.waveform is None:
