@@ -4,7 +4,8 @@ run_id=...)`` frames. No Streamlit here (tests/test_corpus_items.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,3 +140,14 @@ def sentence_previews(items: pd.DataFrame, languages: pd.DataFrame,
     first = text.assign(_r=text["lang"].map(rank)).sort_values(["sentence_id", "_r"]) \
         .drop_duplicates("sentence_id")
     return dict(zip(first["sentence_id"].astype(int), first["text"], strict=True))
+
+
+def rows_key(prefix: str, ids: Iterable[int]) -> str:
+    """A widget key for a selectable table of these rows (``ids`` in row order): ``prefix`` plus
+    a digest of the ids. Why: Streamlit keeps a keyed table's row selection as row positions
+    when its data changes, so after a filter the same positions would name other items (or rows
+    that no longer exist, an IndexError); a table of other rows is a new widget, with no
+    selection."""
+    digest = hashlib.blake2b(np.fromiter((int(i) for i in ids), dtype=np.int64).tobytes(),
+                             digest_size=6).hexdigest()
+    return f"{prefix}_{digest}"

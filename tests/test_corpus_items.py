@@ -64,3 +64,11 @@ def test_value_range_and_previews(items):
     assert ci.value_range(pd.Series([0.12, 0.47]), step=0.1) == (0.1, 0.5)
     assert ci.value_range(pd.Series([np.nan])) is None
     assert ci.sentence_previews(items, languages_frame())[4].startswith("[eng_Latn #4]")
+
+
+def test_rows_key_names_the_rows_not_the_positions():
+    assert ci.rows_key("t", [3, 1, 2]) == ci.rows_key("t", np.array([3, 1, 2]))
+    assert ci.rows_key("t", [3, 1, 2]) != ci.rows_key("t", [1, 2, 3])  # row order matters
+    assert ci.rows_key("t", [3, 1, 2]) != ci.rows_key("t", [3, 1])  # a filtered table
+    assert ci.rows_key("t", [1]) != ci.rows_key("u", [1])
+    assert ci.rows_key("t", []).startswith("t_")

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import app_test as app_test_module
 
 from core import audio
 from core.store import Store
+from dashboard import corpus_items as ci
 from dashboard import state, url_state
 from dashboard.charts.common import CLICK_TARGETS
 from items_store import write_items_store
@@ -271,3 +272,26 @@ def test_a_difference_cell_opens_its_sentences_too(app):
     _clean(at)
     assert at.title[0].value == "Items"
     assert at.query_params["cell"].startswith("text-speech~swh_Latn~")
+
+
+def test_a_row_selection_does_not_outlive_a_filter(app):
+    """Streamlit keeps a keyed table's selection as row positions when its rows change; the
+    table's key names its rows, so a filtered table starts with no selection (no IndexError, no
+    other item played in place of the one picked)."""
+    at = _open(app, "views/items.py", item_view="items")
+    _clean(at)
+    shown = at.dataframe[0].value
+    speech_rows = [i for i in range(len(shown)) if shown.iloc[i]["modality"] == "speech"
+                   and shown.iloc[i]["language"] != "English"]
+    last = speech_rows[-1]  # a row the English-only table will not have
+    picked = shown.iloc[last]
+    at.session_state[ci.rows_key("item_items", shown["item_id"])] = {
+        "selection": {"rows": [last], "columns": [], "cells": []}}
+    at.run()
+    _clean(at)
+    labels = " ".join(m.value for m in at.markdown)
+    assert f"item {picked['item_id']}" in labels  # the selected row is the item heard
+    at.multiselect(key="item_langs").set_value(["eng_Latn"]).run()
+    _clean(at)
+    assert len(at.dataframe[0].value) <= last
+    assert f"item {picked['item_id']}" not in " ".join(m.value for m in at.markdown)

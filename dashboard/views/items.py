@@ -115,7 +115,8 @@ st.caption(f"{chosen['sentence_id'].nunique()} sentence(s), {len(chosen)} item(s
            f"({int((chosen['modality'] == 'speech').sum())} speech) pass the filters.")
 if view == "sentences":
     table = ci.side_by_side(chosen, languages_df, langs)
-    event = downloads.table(table, key="item_sentences", name="sentences", hide_index=True,
+    event = downloads.table(table, key=ci.rows_key("item_sentences", table["sentence_id"]),
+                            name="sentences", hide_index=True,
                             on_select="rerun", selection_mode="single-row",
                             column_config={"sentence_id": st.column_config.NumberColumn(
                                 "sentence", format="%d"),
@@ -124,7 +125,8 @@ if view == "sentences":
     picked = [int(table.iloc[rows[0]]["sentence_id"])] if rows else []
 else:
     table = ci.item_table(chosen, languages_df)
-    event = downloads.table(table, key="item_items", name="items", hide_index=True,
+    event = downloads.table(table, key=ci.rows_key("item_items", table["item_id"]),
+                            name="items", hide_index=True,
                             on_select="rerun", selection_mode="multi-row",
                             column_config={"cer": st.column_config.NumberColumn(
                                 "CER", format="percent"),
