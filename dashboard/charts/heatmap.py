@@ -204,7 +204,8 @@ def _mark_length_cells(fig: go.Figure, cells: pd.DataFrame, n: int) -> None:
         return
     fig.add_trace(go.Scatter(
         x=at_or_below % n + 0.3, y=at_or_below // n - 0.3, mode="markers",
-        name=f"at or below its {LENGTH_BASELINE_NAME}", hoverinfo="skip",
+        # on two lines: a narrow grid (a few languages) cut the one-line legend off
+        name=f"at or below its {LENGTH_BASELINE_NAME}".replace(" (", "<br>("), hoverinfo="skip",
         marker=dict(symbol="x", size=9, color="white", line=dict(color="black", width=1)),
         showlegend=True))
     fig.update_layout(legend=dict(orientation="h", x=0, y=0, yref="container", yanchor="bottom"))
