@@ -6,7 +6,6 @@ The store path reaches the app through $CROSSMODAL_LENS_STORE, as it would for a
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_support import APP, chart_specs
 from core.metrics import descriptions
 from core.metrics.similarity import INVARIANCES
 from dashboard import state
@@ -23,7 +23,6 @@ from synthetic_store import (
     write_synthetic_store,
 )
 
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 PAGES = {"views/overview.py": 1, "views/heatmap.py": 1, "views/layer_curves.py": 2,
          "views/compare.py": 1, "views/projection.py": 1, "views/findings.py": 1}
 TIMEOUT_S = 60
@@ -38,10 +37,6 @@ def synthetic_store_path(tmp_path_factory) -> Path:
 def app(synthetic_store_path, monkeypatch) -> AppTest:
     monkeypatch.setenv(state.STORE_ENV, str(synthetic_store_path))
     return AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
-
-
-def _figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
 def _open(at: AppTest, page: str) -> AppTest:
@@ -60,7 +55,7 @@ def _assert_clean(at: AppTest, where: str) -> None:
 def test_page_renders_with_its_charts(app, page, n_charts):
     at = _open(app, page)
     _assert_clean(at, page)
-    figures = _figures(at)
+    figures = chart_specs(at)
     assert len(figures) >= n_charts
     for figure in figures:
         assert figure["data"], f"{page}: an empty chart"
@@ -78,7 +73,7 @@ def test_overview_lists_languages_runs_and_cer(app):
     assert list(runs["run_id"]) == list(RUN_IDS)
     languages = next(t for t in tables if "mean CER (speech)" in t.columns)
     assert list(languages["resource level"]) == ["high"] * 3 + ["medium"] + ["low"] * 2
-    assert "CER" in _figures(at)[0]["layout"]["title"]["text"]
+    assert "CER" in chart_specs(at)[0]["layout"]["title"]["text"]
 
 
 def test_heatmap_widgets_and_changing_pairing_and_layer(app):
@@ -89,14 +84,14 @@ def test_heatmap_widgets_and_changing_pairing_and_layer(app):
     assert sidebar.radio(key="pairing").value == "text-speech"
     assert sidebar.select_slider(key="layer").value == len(LAYER_NAMES) - 1
     assert sidebar.multiselect(key="langs").value[0] == "eng_Latn"
-    title = _figures(at)[0]["layout"]["title"]["text"]
+    title = chart_specs(at)[0]["layout"]["title"]["text"]
     assert "text-speech" in title and LAYER_NAMES[-1] in title
 
     sidebar.radio(key="pairing").set_value("speech-speech")
     sidebar.select_slider(key="layer").set_value(0)
     at.run()
     _assert_clean(at, "heatmap after change")
-    figure = _figures(at)[0]
+    figure = chart_specs(at)[0]
     assert "speech-speech" in figure["layout"]["title"]["text"]
     assert LAYER_NAMES[0] in figure["layout"]["title"]["text"]
     assert figure["layout"]["xaxis"]["title"]["text"].startswith("speech language")
@@ -111,9 +106,9 @@ def test_heatmap_language_filter_and_view(app):
     at.sidebar.radio(key="view").set_value("minus_baseline")
     at.run()
     _assert_clean(at, "heatmap filtered")
-    heat = _figures(at)[0]["data"][0]
+    heat = chart_specs(at)[0]["data"][0]
     assert len(heat["z"]) == 3 and heat["zmid"] == 0
-    assert [t.split(">")[1].split("<")[0] for t in _figures(at)[0]["layout"]["yaxis"]["ticktext"]] \
+    assert [t.split(">")[1].split("<")[0] for t in chart_specs(at)[0]["layout"]["yaxis"]["ticktext"]] \
         == ["English", "Hindi", "Yoruba"]
 
 
@@ -123,7 +118,7 @@ def test_sidebar_choices_survive_a_page_switch(app):
     at.switch_page("views/layer_curves.py").run()
     _assert_clean(at, "layer curves")
     assert at.sidebar.selectbox(key="metric").value == "linear_cka"
-    assert "linear_cka" in _figures(at)[0]["layout"]["title"]["text"]
+    assert "linear_cka" in chart_specs(at)[0]["layout"]["title"]["text"]
 
 
 def test_metric_selector_shows_display_names_and_says_what_the_number_means(app):
@@ -151,18 +146,18 @@ def test_metric_selector_shows_display_names_and_says_what_the_number_means(app)
 
 def test_layer_curves_toggles(app):
     at = _open(app, "views/layer_curves.py")
-    bands = sum(1 for t in _figures(at)[1]["data"] if t.get("fill") == "toself")
+    bands = sum(1 for t in chart_specs(at)[1]["data"] if t.get("fill") == "toself")
     at.toggle(key="show_ci").set_value(False)
     at.radio(key="x_axis").set_value("depth")
     at.run()
     _assert_clean(at, "layer curves toggled")
-    figure = _figures(at)[1]
+    figure = chart_specs(at)[1]
     assert sum(1 for t in figure["data"] if t.get("fill") == "toself") < bands
     assert "relative depth" in figure["layout"]["xaxis"]["title"]["text"]
-    assert not any(t.get("error_y", {}).get("array") for t in _figures(at)[0]["data"])
+    assert not any(t.get("error_y", {}).get("array") for t in chart_specs(at)[0]["data"])
     at.sidebar.radio(key="view").set_value("residualised").run()
     _assert_clean(at, "layer curves residualised")
-    assert "length-residualised" in _figures(at)[0]["layout"]["yaxis"]["title"]["text"]
+    assert "length-residualised" in chart_specs(at)[0]["layout"]["yaxis"]["title"]["text"]
 
 
 def _has_length_baseline(figure: dict) -> bool:
@@ -178,12 +173,12 @@ def _drawn_intervals(figure: dict) -> int:
 
 def test_layer_curves_draw_the_length_only_baseline_and_residualised_says_it_has_none(app):
     at = _open(app, "views/layer_curves.py")
-    assert all(_has_length_baseline(f) for f in _figures(at))
+    assert all(_has_length_baseline(f) for f in chart_specs(at))
     captions = " ".join(c.value for c in at.main.caption)
     assert "length-only baseline" in captions and "95% band" in captions  # by resource level
     at.toggle(key="show_length").set_value(False).run()
     _assert_clean(at, "layer curves without the length-only baseline")
-    assert not any(_has_length_baseline(f) for f in _figures(at))
+    assert not any(_has_length_baseline(f) for f in chart_specs(at))
     assert "length-only baseline" not in " ".join(c.value for c in at.main.caption)
 
     at.sidebar.radio(key="view").set_value("residualised").run()
@@ -191,7 +186,7 @@ def test_layer_curves_draw_the_length_only_baseline_and_residualised_says_it_has
     assert {t.key for t in at.toggle}.isdisjoint({"show_ci", "show_length"})
     captions = [c.value for c in at.main.caption]
     assert RESIDUALISED_NOTE in captions
-    for figure in _figures(at):
+    for figure in chart_specs(at):
         assert _drawn_intervals(figure) == 0 and not _has_length_baseline(figure)
         assert not any(t.get("line", {}).get("dash") in ("dash", "dashdot") for t in figure["data"])
     described = " ".join(c for c in captions if c != RESIDUALISED_NOTE)
@@ -202,11 +197,11 @@ def test_layer_curves_draw_the_length_only_baseline_and_residualised_says_it_has
 def test_compare_residualised_view_hides_the_ci_toggle(app):
     at = _open(app, "views/compare.py")
     assert {"compare_ci", "compare_length"} <= {t.key for t in at.toggle}
-    assert _has_length_baseline(_figures(at)[0]) and _drawn_intervals(_figures(at)[0])
+    assert _has_length_baseline(chart_specs(at)[0]) and _drawn_intervals(chart_specs(at)[0])
     at.sidebar.radio(key="view").set_value("residualised").run()
     _assert_clean(at, "compare residualised")
     assert {t.key for t in at.toggle}.isdisjoint({"compare_ci", "compare_length"})
-    assert _drawn_intervals(_figures(at)[0]) == 0 and not _has_length_baseline(_figures(at)[0])
+    assert _drawn_intervals(chart_specs(at)[0]) == 0 and not _has_length_baseline(chart_specs(at)[0])
     captions = [c.value for c in at.main.caption]
     assert RESIDUALISED_NOTE in captions
     assert not any(word in c for c in captions for word in ("Bands", "Dashed", "Dash-dot"))
@@ -235,7 +230,7 @@ def test_projection_colouring_and_sentence_link(app):
     at.selectbox(key="sentence").set_value(2)
     at.run()
     _assert_clean(at, "projection")
-    names = [t.get("name", "") for t in _figures(at)[0]["data"]]
+    names = [t.get("name", "") for t in chart_specs(at)[0]["data"]]
     assert "text" in names and "speech" in names
     assert any(name.startswith("sentence 2") for name in names)
 
@@ -307,7 +302,7 @@ TEXT_ONLY_EXPLAINED = ("views/overview.py", "views/heatmap.py", "views/findings.
 def test_every_page_with_every_run(app, run_id, page):
     at = _with_run(app, run_id, page)
     _assert_clean(at, f"{page} ({run_id})")
-    figures = _figures(at)
+    figures = chart_specs(at)
     drawn = [f for f in figures if f["data"]]
     if run_id == TEXT_RUN_ID and page in TEXT_ONLY_EXPLAINED:
         assert not drawn and "This model reads only text" in _infos(at), f"{page} ({run_id})"
@@ -327,12 +322,12 @@ def test_cosine_across_spaces_is_explained_on_heatmap_and_layer_curves(app):
                  "`synthetic-whisper/encoder`", "**svcca**", "**linear_cka**"):
         assert part in info, part
     at.sidebar.radio(key="pairing").set_value("text-text").run()  # within one space: drawn
-    assert _figures(at)[0]["data"] and not at.info
+    assert chart_specs(at)[0]["data"] and not at.info
 
     at.switch_page("views/layer_curves.py").run()
     _assert_clean(at, "layer curves, cosine across spaces")
     assert "undefined" in _infos(at)  # the per-language text-speech chart is replaced
-    (families,) = _figures(at)
+    (families,) = chart_specs(at)
     assert [t["name"] for t in _mean_lines(families)] == ["text-text (cross-lingual)",
                                                          "speech-speech (cross-lingual)"]
     assert any(e.label.startswith("Not drawn: text-speech") for e in at.expander)
@@ -342,10 +337,10 @@ def test_shared_space_run_draws_cosine_between_text_and_speech(app):
     at = _with_run(app, SHARED_RUN_ID, "views/heatmap.py", metric="paired_cosine",
                    pairing="text-speech")
     _assert_clean(at, "heatmap, cosine in one space")
-    assert _figures(at)[0]["data"] and not at.info
+    assert chart_specs(at)[0]["data"] and not at.info
     assert at.sidebar.select_slider(key="layer").options == ["llm 2", "llm 3", "llm 4"]
     at.switch_page("views/layer_curves.py").run()
-    per_language, families = _figures(at)
+    per_language, families = chart_specs(at)
     languages = [t for t in _mean_lines(per_language) if not t["name"].endswith("-resource mean")]
     assert len(languages) == 6  # a line per language beside each resource level's mean
     assert "text-speech (same language)" in [t["name"] for t in _mean_lines(families)]
@@ -358,19 +353,19 @@ def test_text_only_run_says_it_reads_only_text(app):
     at.sidebar.radio(key="pairing").set_value("speech-speech").run()
     assert not at.get("plotly_chart") and "This model reads only text" in _infos(at)
     at.sidebar.radio(key="pairing").set_value("text-text").run()
-    assert _figures(at)[0]["data"] and not at.info
+    assert chart_specs(at)[0]["data"] and not at.info
 
     at.switch_page("views/layer_curves.py").run()
     _assert_clean(at, "e5 layer curves")
     assert "This model reads only text" in _infos(at)
-    (families,) = _figures(at)
+    (families,) = chart_specs(at)
     assert [t["name"] for t in _mean_lines(families)] == ["text-text (cross-lingual)"]
 
     at.switch_page("views/projection.py").run()
     _assert_clean(at, "e5 projection")
     assert "Its maps hold text items only" in _infos(at)
     assert at.selectbox(key="projection_component").options == ["text_encoder"]
-    assert {t["name"] for t in _figures(at)[0]["data"] if t.get("legendgroup") == "symbols"} \
+    assert {t["name"] for t in chart_specs(at)[0]["data"] if t.get("legendgroup") == "symbols"} \
         == {"text"}
 
 
@@ -383,7 +378,7 @@ def test_overview_shows_spaces_stages_quantisation_and_cer_reason(app):
     assert table.set_index("component").loc["text_encoder", "stages"] == "frontend 1 · encoder 6"
     assert table.loc[0, "space"] == "synthetic-e5/encoder"
     assert table.loc[0, "conditioning"] == "prompt: query: {text}"
-    cer = next(f for f in _figures(at) if "CER" in f["layout"]["title"]["text"])
+    cer = next(f for f in chart_specs(at) if "CER" in f["layout"]["title"]["text"])
     assert not cer["data"] and "reads only text" in cer["layout"]["annotations"][0]["text"]
 
     at.sidebar.selectbox(key="run_id").set_value(RUN_ID).run()
@@ -392,7 +387,7 @@ def test_overview_shows_spaces_stages_quantisation_and_cer_reason(app):
     table = table.set_index("component")
     assert table.loc["speech_encoder", "space"] != table.loc["text_decoder", "space"]
     assert table.loc["speech_encoder", "stages"] == "frontend 1 · encoder 4"
-    cer = next(f for f in _figures(at) if "CER" in f["layout"]["title"]["text"])
+    cer = next(f for f in chart_specs(at) if "CER" in f["layout"]["title"]["text"])
     assert cer["data"]  # its own transcripts
 
 
@@ -401,7 +396,7 @@ def test_compare_page_draws_every_comparable_run(app):
     _assert_clean(at, "compare")
     assert at.title[0].value == "Compare models"
     assert at.multiselect(key="compare_runs").value == list(RUN_IDS)
-    (figure,) = _figures(at)
+    (figure,) = chart_specs(at)
     lines = _mean_lines(figure)
     assert [t["name"] for t in lines] == [MODELS[r] for r in RUN_IDS]
     assert len({t["line"]["color"] for t in lines}) == 3
@@ -413,7 +408,7 @@ def test_compare_page_draws_every_comparable_run(app):
 
     at.radio(key="compare_family").set_value("speech-speech").run()
     _assert_clean(at, "compare speech-speech")
-    assert [t["name"] for t in _mean_lines(_figures(at)[0])] == [MODELS[SHARED_RUN_ID],
+    assert [t["name"] for t in _mean_lines(chart_specs(at)[0])] == [MODELS[SHARED_RUN_ID],
                                                                  MODELS[RUN_ID]]
     notes = [m.value for m in at.markdown if "not comparable, because" in m.value]
     assert len(notes) == 1 and MODELS[TEXT_RUN_ID] in notes[0]
@@ -427,7 +422,7 @@ def test_compare_page_says_why_cosine_is_not_comparable(app):
     at.selectbox(key="compare_metric").set_value("paired_cosine")
     at.radio(key="compare_family").set_value("text-speech").run()
     _assert_clean(at, "compare cosine text-speech")
-    (figure,) = _figures(at)
+    (figure,) = chart_specs(at)
     assert [t["name"] for t in _mean_lines(figure)] == [MODELS[SHARED_RUN_ID]]
     assert "speech side" in figure["layout"]["xaxis"]["title"]["text"]
     notes = {m.value.split("**")[1]: m.value for m in at.markdown
@@ -521,7 +516,7 @@ def test_every_page_on_the_tiny_real_store(tiny_store_path, monkeypatch):
     for page in list(PAGES)[1:]:
         at.switch_page(page).run()
         _assert_clean(at, f"{page} (tiny store)")
-        assert [f for f in _figures(at) if f["data"]], f"{page}: no chart drawn on the tiny store"
+        assert [f for f in chart_specs(at) if f["data"]], f"{page}: no chart drawn on the tiny store"
 
 
 # -------------------------------------------- every other family, side by side (study store)
@@ -536,13 +531,13 @@ def test_every_family_side_by_side_on_the_compare_page(study_store_path, monkeyp
     monkeypatch.setenv(state.STORE_ENV, str(study_store_path))
     at = _open(AppTest.from_file(str(APP), default_timeout=TIMEOUT_S), "views/compare.py")
     _assert_clean(at, "compare (study store)")
-    (figure,) = _figures(at)
+    (figure,) = chart_specs(at)
     assert {t["name"] for t in _mean_lines(figure)} == set(STUDY_STORE_MODELS)
     stages = {a["text"] for a in figure["layout"]["annotations"]}
     assert {"frontend", "encoder", "llm", "pooler"} <= stages
     at.radio(key="compare_family").set_value("text-speech").run()
     _assert_clean(at, "compare text-speech (study store)")
-    names = {t["name"] for t in _mean_lines(_figures(at)[0])}
+    names = {t["name"] for t in _mean_lines(chart_specs(at)[0])}
     assert names == set(STUDY_STORE_MODELS) - {"e5-tiny-random"}
     with Store.open(study_store_path) as store:
         runs = store.runs()
@@ -550,7 +545,7 @@ def test_every_family_side_by_side_on_the_compare_page(study_store_path, monkeyp
         for page in ("views/heatmap.py", "views/layer_curves.py"):
             at = _with_run(AppTest.from_file(str(APP), default_timeout=TIMEOUT_S), run_id, page)
             _assert_clean(at, f"{page} ({run_id})")
-            drawn = [f for f in _figures(at) if f["data"]]
+            drawn = [f for f in chart_specs(at) if f["data"]]
             if model == "e5-tiny-random" and page == "views/heatmap.py":  # text-text is not the default
                 assert not drawn and "This model reads only text" in _infos(at), run_id
             else:

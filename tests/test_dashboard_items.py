@@ -15,6 +15,7 @@ from streamlit.proto.PlotlyChart_pb2 import PlotlyChart as PlotlyChartProto
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
+from apptest_support import APP, assert_clean
 from core import audio
 from core.store import Store
 from dashboard import corpus_items as ci
@@ -23,7 +24,6 @@ from dashboard.charts.common import CLICK_TARGETS
 from items_store import write_items_store
 from synthetic_store import RUN_ID
 
-APP = str(state.APP_PATH)
 TIMEOUT_S = 60
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
@@ -61,11 +61,6 @@ def _open(at: AppTest, page: str, **query: str) -> AppTest:
     at.switch_page(page)
     at.query_params.update(query)
     return at.run()
-
-
-def _clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def _file(media: list, url: str) -> bytes:
@@ -106,7 +101,7 @@ def _managers(monkeypatch):
 
 def test_items_page_shows_sentences_side_by_side_and_writes_its_state(app):
     at = _open(app, "views/items.py")
-    _clean(at)
+    assert_clean(at)
     table = at.dataframe[0].value
     assert "English" in table.columns and "Yoruba" in table.columns and len(table) == 8
     for param in ("run_id", "item_langs", "item_view", "item_duration", "item_cer"):
@@ -116,7 +111,7 @@ def test_items_page_shows_sentences_side_by_side_and_writes_its_state(app):
 def test_query_parameters_choose_the_view(app):
     at = _open(app, "views/items.py", item_langs="swh_Latn,hin_Deva", item_view="items",
                item_modalities="speech", item_search="#3]")
-    _clean(at)
+    assert_clean(at)
     table = at.dataframe[0].value
     assert set(table["language"]) == {"Swahili", "Hindi"}
     assert set(table["modality"]) == {"speech"} and set(table["sentence_id"]) == {3}
@@ -127,7 +122,7 @@ def test_a_list_of_item_ids_opens_exactly_those_items(app, store_path):
     with Store.open(store_path) as store:
         ids = store.items("text")["item_id"].head(3).tolist()
     at = _open(app, "views/items.py", items=url_state.encode_ids(ids), item_view="items")
-    _clean(at)
+    assert_clean(at)
     assert sorted(at.dataframe[0].value["item_id"]) == ids
     at.button(key="clear_ids").click().run()
     assert len(at.dataframe[0].value) > 3 and "items" not in at.query_params
@@ -139,7 +134,7 @@ def test_malformed_parameters_fall_back_with_a_note(app, page):
     at = _open(app, page, run_id="no-such-run", metric="<script>", layer="-1", pairing="x",
                langs="eng_Latn,,zzz", view="9", items="9-2", item_cer="nan~1",
                item_langs="\x00", projection_layer="999", compare_runs="a,b", show_ci="maybe")
-    _clean(at)
+    assert_clean(at)
     notes = " ".join(t.value for t in at.toast)
     if page == "views/compare.py":  # picks its runs itself
         assert "compare_runs" in notes and "langs" in notes
@@ -158,7 +153,7 @@ def test_a_copied_url_reopens_the_same_view(app, store_path, monkeypatch):
     link = dict(at.query_params)
     assert link["pairing"] == "speech-speech" and link["layer"] == "2"
     fresh = _open(AppTest.from_file(APP, default_timeout=TIMEOUT_S), "views/heatmap.py", **link)
-    _clean(fresh)
+    assert_clean(fresh)
     assert fresh.sidebar.radio(key="pairing").value == "speech-speech"
     assert fresh.sidebar.select_slider(key="layer").value == 2
     assert fresh.toggle(key="mark_length").value is False
@@ -170,7 +165,7 @@ def test_a_heatmap_cell_opens_its_sentences(app):
     at.selectbox(key="cell_a").set_value("swh_Latn")
     at.selectbox(key="cell_b").set_value("deu_Latn")
     at.button(key="open_cell").click().run()
-    _clean(at)
+    assert_clean(at)
     assert at.title[0].value == "Items"
     assert at.query_params["cell"] == "text-speech~swh_Latn~deu_Latn"
     assert any("Swahili text" in i.value and "German speech" in i.value for i in at.info)
@@ -215,7 +210,7 @@ def test_every_page_offers_its_downloads(app):
 @needs_espeak
 def test_a_matching_synthesis_plays_with_its_duration(app, media, store_path):
     at = _open(app, "views/items.py", hear_sentence="0", hear_langs="eng_Latn,deu_Latn")
-    _clean(at)
+    assert_clean(at)
     players = at.get("audio")
     assert len(players) == 1  # English matches; German's made-up duration does not
     wave, rate = sf.read(io.BytesIO(_file(media, players[0].proto.url)))
@@ -229,7 +224,7 @@ def test_a_matching_synthesis_plays_with_its_duration(app, media, store_path):
 
 def test_a_missing_recording_says_so(app):
     at = _open(app, "views/items.py", hear_sentence="0", hear_langs="yor_Latn")
-    _clean(at)
+    assert_clean(at)
     assert not at.get("audio")
     assert any("not there" in w.value for w in at.warning)
 
@@ -237,7 +232,7 @@ def test_a_missing_recording_says_so(app):
 def test_a_link_reopens_a_heatmap_difference(app):
     at = _open(app, "views/heatmap.py", heatmap_mode="difference", difference_kind="layer",
                b_layer="1", layer="3")
-    _clean(at)
+    assert_clean(at)
     assert at.radio(key="heatmap_mode").value == "difference"
     assert at.select_slider(key="difference_layer").value == 1
     assert at.sidebar.select_slider(key="layer").value == 3
@@ -251,7 +246,7 @@ def _picked_shapes(at: AppTest) -> list[dict]:
 
 def test_a_picked_cell_is_outlined_and_every_cell_can_be_clicked(app):
     at = _open(app, "views/heatmap.py", langs="eng_Latn,deu_Latn,swh_Latn")
-    _clean(at)
+    assert_clean(at)
     assert not _picked_shapes(at)  # nothing outlined before the reader picks a cell
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     targets = [t for t in spec["data"] if t.get("meta") == CLICK_TARGETS]
@@ -265,11 +260,11 @@ def test_a_picked_cell_is_outlined_and_every_cell_can_be_clicked(app):
 
 def test_a_difference_cell_opens_its_sentences_too(app):
     at = _open(app, "views/heatmap.py", heatmap_mode="difference")
-    _clean(at)
+    assert_clean(at)
     assert at.radio(key="heatmap_mode").value == "difference"
     at.selectbox(key="cell_a").set_value("swh_Latn")
     at.button(key="open_cell").click().run()
-    _clean(at)
+    assert_clean(at)
     assert at.title[0].value == "Items"
     assert at.query_params["cell"].startswith("text-speech~swh_Latn~")
 
@@ -279,7 +274,7 @@ def test_a_row_selection_does_not_outlive_a_filter(app):
     table's key names its rows, so a filtered table starts with no selection (no IndexError, no
     other item played in place of the one picked)."""
     at = _open(app, "views/items.py", item_view="items")
-    _clean(at)
+    assert_clean(at)
     shown = at.dataframe[0].value
     speech_rows = [i for i in range(len(shown)) if shown.iloc[i]["modality"] == "speech"
                    and shown.iloc[i]["language"] != "English"]
@@ -288,10 +283,10 @@ def test_a_row_selection_does_not_outlive_a_filter(app):
     at.session_state[ci.rows_key("item_items", shown["item_id"])] = {
         "selection": {"rows": [last], "columns": [], "cells": []}}
     at.run()
-    _clean(at)
+    assert_clean(at)
     labels = " ".join(m.value for m in at.markdown)
     assert f"item {picked['item_id']}" in labels  # the selected row is the item heard
     at.multiselect(key="item_langs").set_value(["eng_Latn"]).run()
-    _clean(at)
+    assert_clean(at)
     assert len(at.dataframe[0].value) <= last
     assert f"item {picked['item_id']}" not in " ".join(m.value for m in at.markdown)

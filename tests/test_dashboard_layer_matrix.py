@@ -4,18 +4,16 @@ note where they are not or shapes differ), and a store without matrices."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import state
+from apptest_support import APP, assert_clean, chart_specs, open_page
 from matrix_fixtures import write_matrix_store
 from synthetic_store import RUN_ID, TEXT_RUN_ID, write_synthetic_store
 
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 PAGE = "views/layer_matrix.py"
 
 
@@ -25,29 +23,17 @@ def matrix_store_path(tmp_path_factory) -> Path:
 
 
 def _open(path: Path, monkeypatch) -> AppTest:
-    monkeypatch.setenv(state.STORE_ENV, str(path))
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    return at.switch_page(PAGE).run()
-
-
-def _figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def _clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    return open_page(path, PAGE, monkeypatch)
 
 
 def test_matrix_of_a_run_marks_best_matches(matrix_store_path, monkeypatch):
     at = _open(matrix_store_path, monkeypatch)
-    _clean(at)
+    assert_clean(at)
     assert at.sidebar.selectbox(key="lm_a_runs").value == (RUN_ID, RUN_ID)
     assert at.sidebar.selectbox(key="lm_a_components").value == (
         "text_decoder", "speech_encoder", "text-speech")
     assert at.sidebar.selectbox(key="lm_a_langs").value == ("mean", "mean")
-    (figure,) = _figures(at)
+    (figure,) = chart_specs(at)
     heatmap, *marks = figure["data"]
     assert np.array(heatmap["z"], dtype=float).shape == (5, 5)
     assert "shuffled baseline" in heatmap["hovertext"][0][0] and "95% CI" in heatmap["hovertext"][0][0]
@@ -62,18 +48,18 @@ def test_matrix_of_a_run_marks_best_matches(matrix_store_path, monkeypatch):
     assert any("Speech here is synthetic" in c.value for c in at.caption)
 
     at.sidebar.radio(key="lm_along").set_value("column").run()
-    _clean(at)
+    assert_clean(at)
     assert len(at.dataframe[0].value) == 5
 
 
 def test_matrix_between_two_runs_and_one_language(matrix_store_path, monkeypatch):
     at = _open(matrix_store_path, monkeypatch)
     at.sidebar.selectbox(key="lm_a_runs").set_value((RUN_ID, TEXT_RUN_ID)).run()
-    _clean(at)
+    assert_clean(at)
     assert at.sidebar.selectbox(key="lm_a_components").value[2] == "speech-text"
     at.sidebar.selectbox(key="lm_a_langs").set_value(("deu_Latn", "deu_Latn")).run()
-    _clean(at)
-    (figure,) = _figures(at)
+    assert_clean(at)
+    (figure,) = chart_specs(at)
     assert np.array(figure["data"][0]["z"], dtype=float).shape == (5, 7)
     assert "German" in figure["layout"]["xaxis"]["title"]["text"] + \
         figure["layout"]["yaxis"]["title"]["text"]
@@ -82,12 +68,12 @@ def test_matrix_between_two_runs_and_one_language(matrix_store_path, monkeypatch
 def test_difference_of_two_matrices_with_intervals_and_notes(matrix_store_path, monkeypatch):
     at = _open(matrix_store_path, monkeypatch)
     at.sidebar.radio(key="lm_mode").set_value("Difference A − B").run()
-    _clean(at)
+    assert_clean(at)
     # default B: another component pair of A's shape, in A's language: text-speech - text-text
     assert at.sidebar.selectbox(key="lm_b_components").value == (
         "text_decoder", "text_decoder", "text-text")
     assert at.sidebar.selectbox(key="lm_b_langs").value == ("mean", "mean")
-    (figure,) = _figures(at)
+    (figure,) = chart_specs(at)
     heatmap = figure["data"][0]
     assert heatmap["colorscale"] and heatmap["zmid"] == 0
     assert heatmap["zmin"] == -heatmap["zmax"]
@@ -98,18 +84,18 @@ def test_difference_of_two_matrices_with_intervals_and_notes(matrix_store_path, 
     at.sidebar.selectbox(key="lm_b_components").set_value(
         ("text_decoder", "speech_encoder", "text-speech")).run()
     at.sidebar.selectbox(key="lm_b_langs").set_value(("deu_Latn", "deu_Latn")).run()
-    _clean(at)
-    assert len(_figures(at)) == 1 and "German" in _figures(at)[0]["layout"]["title"]["text"]
+    assert_clean(at)
+    assert len(chart_specs(at)) == 1 and "German" in chart_specs(at)[0]["layout"]["title"]["text"]
 
     # B between runs (5 x 7) cannot be subtracted from A (5 x 5): a note, no chart
     at.sidebar.selectbox(key="lm_b_runs").set_value((RUN_ID, TEXT_RUN_ID)).run()
-    _clean(at)
-    assert not _figures(at) and any("same shape" in i.value for i in at.info)
+    assert_clean(at)
+    assert not chart_specs(at) and any("same shape" in i.value for i in at.info)
 
     # A and B both between runs, on different seeds would have no interval: here they share them
     at.sidebar.selectbox(key="lm_a_runs").set_value((RUN_ID, TEXT_RUN_ID)).run()
-    _clean(at)
-    assert len(_figures(at)) == 1
+    assert_clean(at)
+    assert len(chart_specs(at)) == 1
 
 
 def test_difference_without_shared_resamples_says_so(tmp_path, monkeypatch):
@@ -126,15 +112,15 @@ def test_difference_without_shared_resamples_says_so(tmp_path, monkeypatch):
     at.sidebar.selectbox(key="lm_b_components").set_value(
         ("text_decoder", "speech_encoder", "text-speech")).run()
     at.sidebar.selectbox(key="lm_b_langs").set_value(("deu_Latn", "deu_Latn")).run()
-    _clean(at)
+    assert_clean(at)
     assert any("No interval" in i.value for i in at.info)
-    (figure,) = _figures(at)
+    (figure,) = chart_specs(at)
     assert "no interval" in figure["data"][0]["hovertext"][0][0]
 
 
 def test_store_without_matrices_says_how_to_compute_them(tmp_path, monkeypatch):
     at = _open(write_synthetic_store(tmp_path / "store.duckdb"), monkeypatch)
-    _clean(at)
+    assert_clean(at)
     assert any("precompute matrices" in i.value for i in at.info)
 
 
@@ -146,7 +132,7 @@ def test_a_copied_link_reopens_the_matrix_and_a_bad_one_falls_back(matrix_store_
     at.sidebar.selectbox(key="lm_a_runs").set_value((RUN_ID, TEXT_RUN_ID)).run()
     at.sidebar.selectbox(key="lm_a_langs").set_value(("deu_Latn", "deu_Latn")).run()
     at.sidebar.radio(key="lm_along").set_value("column").run()
-    _clean(at)
+    assert_clean(at)
     link = dict(at.query_params)
     assert link["lm_along"] == "column" and "deu_Latn" in link["lm_a_langs"]
     assert {b.label for b in at.get("download_button")} >= {"CSV", "Parquet"}
@@ -156,7 +142,7 @@ def test_a_copied_link_reopens_the_matrix_and_a_bad_one_falls_back(matrix_store_
     fresh.switch_page(PAGE)
     fresh.query_params.update(link)
     fresh.run()
-    _clean(fresh)
+    assert_clean(fresh)
     assert fresh.sidebar.selectbox(key="lm_a_runs").value == (RUN_ID, TEXT_RUN_ID)
     assert fresh.sidebar.selectbox(key="lm_a_langs").value == ("deu_Latn", "deu_Latn")
     assert fresh.sidebar.radio(key="lm_along").value == "column"
@@ -166,6 +152,6 @@ def test_a_copied_link_reopens_the_matrix_and_a_bad_one_falls_back(matrix_store_
     bad.switch_page(PAGE)
     bad.query_params.update({"lm_a_runs": "nope~nope", "lm_metric": "<script>"})
     bad.run()
-    _clean(bad)
+    assert_clean(bad)
     assert bad.sidebar.selectbox(key="lm_a_runs").value == (RUN_ID, RUN_ID)
     assert "lm_a_runs" in " ".join(t.value for t in bad.toast)

@@ -6,16 +6,15 @@ test_browser_projection.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_support import assert_clean, chart_specs, open_page
 from dashboard import state
 from synthetic_store import LAYER_NAMES, RUN_ID, SHARED_RUN_ID, write_synthetic_store
 
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 PAGE = "views/projection.py"
 SIDE_BY_SIDE = "text_decoder | speech_encoder (side by side)"
 SELECTION = "projection_selection"
@@ -36,19 +35,7 @@ def items(store_path):
 
 @pytest.fixture
 def page(store_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv(state.STORE_ENV, str(store_path))
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    return at.switch_page(PAGE).run()
-
-
-def _figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def _clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    return open_page(store_path, PAGE, monkeypatch)
 
 
 def _ids(items, **where) -> list[int]:
@@ -59,9 +46,9 @@ def _ids(items, **where) -> list[int]:
 
 
 def test_text_and_speech_of_different_spaces_open_side_by_side(page):
-    _clean(page)
+    assert_clean(page)
     assert page.selectbox(key="projection_component").value == SIDE_BY_SIDE
-    figures = _figures(page)
+    figures = chart_specs(page)
     assert len(figures) == 2  # one map per space, no small multiples before a selection
     titles = [f["layout"]["title"]["text"] for f in figures]
     assert "text_decoder" in titles[0] and "speech_encoder" in titles[1]
@@ -89,11 +76,11 @@ def test_a_selection_is_listed_linked_and_followed_through_layers(page, items):
     chosen = _ids(items, lang=["deu_Latn"], sentence_id=[1, 2], modality=["text"])
     page.session_state[SELECTION] = chosen
     page.run()
-    _clean(page)
+    assert_clean(page)
     table = page.dataframe[0].value
     assert list(table["language"]) == ["German", "German"]
     assert set(table["modality"]) == {"text"} and list(table["sentence"]) == [1, 2]
-    figures = _figures(page)
+    figures = chart_specs(page)
     assert len(figures) == 3  # both maps + the small multiples
     selected = [t for t in figures[0]["data"] if t.get("legendgroup") == "selection"]
     assert sorted(_decoded(selected[0]["customdata"])) == sorted(chosen)
@@ -103,9 +90,9 @@ def test_a_selection_is_listed_linked_and_followed_through_layers(page, items):
     assert sum(len(_decoded(t["x"])) for t in layers["data"]) == len(chosen) * len(LAYER_NAMES)
 
     page.select_slider(key=f"projection_layer_{SIDE_BY_SIDE}").set_value(1).run()
-    _clean(page)
+    assert_clean(page)
     assert page.session_state[SELECTION] == chosen  # kept across a layer change
-    assert "block 1" in _figures(page)[0]["layout"]["title"]["text"]
+    assert "block 1" in chart_specs(page)[0]["layout"]["title"]["text"]
 
     page.button(key="projection_other_languages").click().run()
     grown = page.session_state[SELECTION]
@@ -113,34 +100,34 @@ def test_a_selection_is_listed_linked_and_followed_through_layers(page, items):
     assert len(page.dataframe[0].value) == len(grown)
 
     page.button(key="projection_clear").click().run()
-    _clean(page)
+    assert_clean(page)
     assert page.session_state[SELECTION] == []
-    assert len(_figures(page)) == 2
+    assert len(chart_specs(page)) == 2
 
 
 def test_a_speech_selection_offers_its_speech_and_survives_another_map(page, items):
     chosen = _ids(items, lang=["eng_Latn"], sentence_id=[0], modality=["speech"])
     page.session_state[SELECTION] = chosen
     page.run()
-    _clean(page)
+    assert_clean(page)
     assert page.selectbox(key="projection_play").options  # a play control for its speech
     page.selectbox(key="projection_component").set_value("speech_encoder").run()
-    _clean(page)
+    assert_clean(page)
     assert page.session_state[SELECTION] == chosen
-    assert len(_figures(page)) == 2  # one map + the small multiples
+    assert len(chart_specs(page)) == 2  # one map + the small multiples
 
 
 def test_the_item_chosen_to_hear_stays_the_same_when_the_selection_grows(page, items):
     chosen = _ids(items, lang=["swh_Latn"], sentence_id=[2], modality=["speech"])
     page.session_state[SELECTION] = chosen
     page.run()
-    _clean(page)
+    assert_clean(page)
     play = page.selectbox(key="projection_play")
     (heard,) = chosen
     assert play.options == [next(o for o in play.options if o.startswith("Swahili · sentence 2"))]
     assert int(play.value) == heard  # the value is the item id, the label its language and text
     page.button(key="projection_other_languages").click().run()
-    _clean(page)
+    assert_clean(page)
     assert len(page.session_state[SELECTION]) > len(chosen)  # rows moved: others sort first
     assert int(page.selectbox(key="projection_play").value) == heard  # still Swahili, sentence 2
 
@@ -148,7 +135,7 @@ def test_the_item_chosen_to_hear_stays_the_same_when_the_selection_grows(page, i
 def test_stale_selection_ids_read_as_nothing_selected(page):
     page.session_state[SELECTION] = [10**9]
     page.run()
-    _clean(page)
+    assert_clean(page)
     assert "Nothing selected yet" in " ".join(c.value for c in page.caption)
 
 
@@ -159,8 +146,8 @@ def test_joint_maps_keep_one_map_with_the_selection(page, items):
     chosen = _ids(items, lang=["deu_Latn"], sentence_id=[3])
     page.session_state[SELECTION] = chosen
     page.run()
-    _clean(page)
-    figures = _figures(page)
+    assert_clean(page)
+    figures = chart_specs(page)
     selected = [t for t in figures[0]["data"] if t.get("legendgroup") == "selection"]
     assert sorted(_decoded(selected[0]["customdata"])) == sorted(chosen)  # text and speech
     assert page.sidebar.selectbox(key="run_id").value == SHARED_RUN_ID != RUN_ID

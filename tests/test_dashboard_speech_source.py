@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_support import APP, assert_clean
 from dashboard import state
 from synthetic_store import LANGS, N_SENTENCES, RUN_ID, TEXT_RUN_ID, write_synthetic_store
 
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 TIMEOUT_S = 60
 #: what the synthetic store's speech is: espeak-ng, one voice per language, every item
 ALL_SYNTHETIC = (f"Speech here is synthetic (espeak-ng 1.51, {len(LANGS)} voices): "
@@ -43,19 +43,13 @@ def _notices(at: AppTest) -> list[str]:
     return [c.value for c in at.caption if "Speech here is" in c.value]
 
 
-def _clean(at: AppTest, where: str) -> AppTest:
-    assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
-    assert not at.error, f"{where}: {[e.value for e in at.error]}"
-    return at
-
-
 @pytest.mark.parametrize("page", SPEECH_PAGES)
 def test_pages_with_speech_results_say_the_speech_is_synthetic(synthetic_path, monkeypatch, page):
     at = _app(synthetic_path, monkeypatch).run()
-    _clean(at.switch_page(page).run(), page)
+    assert_clean(at.switch_page(page).run(), page)
     if page == "views/compare.py":  # it opens on text-text: no speech drawn, nothing to say
         assert _notices(at) == []
-        _clean(at.radio(key="compare_family").set_value("text-speech").run(), page)
+        assert_clean(at.radio(key="compare_family").set_value("text-speech").run(), page)
     assert [n.split(" ", 1)[1] for n in _notices(at)] == [ALL_SYNTHETIC]
 
 
@@ -63,7 +57,7 @@ def test_the_notice_follows_the_languages_shown_and_leaves_text_alone(synthetic_
     at = _app(synthetic_path, monkeypatch).run()
     at.switch_page("views/heatmap.py").run()
     at.sidebar.multiselect(key="langs").set_value(["eng_Latn", "hin_Deva"]).run()
-    _clean(at, "heatmap, two languages")
+    assert_clean(at, "heatmap, two languages")
     assert "(espeak-ng 1.51, 2 voices): 16 of 16 speech items" in _notices(at)[0]
     at.sidebar.radio(key="pairing").set_value("text-text").run()  # no speech on the chart
     assert _notices(at) == []
@@ -73,13 +67,13 @@ def test_a_text_only_run_says_nothing_about_speech(synthetic_path, monkeypatch):
     at = _app(synthetic_path, monkeypatch).run()
     at.sidebar.selectbox(key="run_id").set_value(TEXT_RUN_ID).run()
     for page in ("views/findings.py", "views/layer_curves.py", "views/projection.py"):
-        _clean(at.switch_page(page).run(), f"{page} (text-only run)")
+        assert_clean(at.switch_page(page).run(), f"{page} (text-only run)")
         assert at.sidebar.selectbox(key="run_id").value == TEXT_RUN_ID
         assert _notices(at) == [], page
 
 
 def test_overview_counts_synthesised_speech_per_language(synthetic_path, monkeypatch):
-    at = _clean(_app(synthetic_path, monkeypatch).run(), "overview")
+    at = assert_clean(_app(synthetic_path, monkeypatch).run(), "overview")
     table = next(d.value for d in at.dataframe if "synthesised" in d.value.columns)
     assert list(table["lang"])[:3] == ["eng_Latn", "deu_Latn", "spa_Latn"]  # resource order
     assert set(table["recorded"]) == {0} and set(table["synthesised"]) == {N_SENTENCES}
@@ -88,7 +82,7 @@ def test_overview_counts_synthesised_speech_per_language(synthetic_path, monkeyp
 
 
 def test_a_store_with_recordings_says_the_split(mixed_path, monkeypatch):
-    at = _clean(_app(mixed_path, monkeypatch).run(), "overview, mixed store")
+    at = assert_clean(_app(mixed_path, monkeypatch).run(), "overview, mixed store")
     table = next(d.value for d in at.dataframe if "synthesised" in d.value.columns)
     rows = table.set_index("lang")
     for lang in LANGS:
@@ -103,13 +97,13 @@ def test_a_store_with_recordings_says_the_split(mixed_path, monkeypatch):
         in notice
     assert f"the rest: {len(RECORDED) * N_SENTENCES} recorded (deu_Latn, spa_Latn)" in notice
     at.sidebar.multiselect(key="langs").set_value(list(RECORDED)).run()  # recordings only
-    _clean(at, "heatmap, recorded languages")
+    assert_clean(at, "heatmap, recorded languages")
     assert _notices(at) == []
 
 
 def test_the_tiny_real_store_says_its_espeak_speech_is_synthetic(tiny_store_path, monkeypatch):
     at = _app(tiny_store_path, monkeypatch).run()
     for page in ("views/heatmap.py", "views/findings.py", "views/layer_curves.py"):
-        _clean(at.switch_page(page).run(), f"{page} (tiny store)")
+        assert_clean(at.switch_page(page).run(), f"{page} (tiny store)")
         (notice,) = _notices(at)
         assert "Speech here is synthetic (espeak-ng " in notice, page
