@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import state
+from apptest_support import open_page
 from synthetic_store import write_synthetic_store
-
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +21,7 @@ def synthetic_store_path(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def curves(synthetic_store_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv(state.STORE_ENV, str(synthetic_store_path))
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    return at.switch_page("views/layer_curves.py").run()
+    return open_page(synthetic_store_path, "views/layer_curves.py", monkeypatch)
 
 
 def _first_figure(at: AppTest) -> dict:
