@@ -1,6 +1,10 @@
-"""FLEURS from the Hugging Face hub: ``--corpus hf:google/fleurs`` fetches only the chosen
-languages' TSV and audio archive of one split into the usual hub cache (``snapshot_download`` with
-``allow_patterns``) and returns the snapshot folder, which ``core.corpus_fleurs`` reads as it is.
+"""Corpora from the Hugging Face hub, fetched into the usual hub cache (``snapshot_download`` with
+``allow_patterns``): the snapshot folder is returned and read as it is.
+
+- FLEURS' layout (``--corpus hf:google/fleurs``): only the chosen languages' TSV and audio archive
+  of one split (``core.corpus_fleurs`` reads them).
+- A Parquet / Arrow dataset (``--corpus hf:<owner>/<name> --corpus-format table``): the files of
+  one split, in the layouts ``datasets`` and the hub write (``core.corpus_table`` reads them).
 
 Offline (``HF_HUB_OFFLINE=1``, or the hub unreachable) the files must already be in the cache; if
 they are not, the error says at once which files to download and where to put them.
@@ -9,10 +13,11 @@ they are not, the error says at once which files to download and where to put th
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from core import languages
+from core.corpus_table import TABLE_SUFFIXES, split_names
 
 HF_PREFIX = "hf:"
 FLEURS_REPO = "google/fleurs"
@@ -72,29 +77,78 @@ def fetch_fleurs(corpus: str, langs: Sequence[str] | None, split: str,
                  cache_dir: Path | None = None) -> Path:
     """The snapshot folder holding ``langs``' ``split`` of a FLEURS-layout hub repository, fetched
     into the hub cache when missing (nothing else of the repository is downloaded)."""
-    repo, revision = parse_hub_corpus(corpus)
+    parse_hub_corpus(corpus)  # a malformed name fails before anything else
     if not langs:
         raise ValueError(f"--corpus {corpus}: name the languages to fetch with --langs (e.g. "
                          "eng_Latn,deu_Latn); FLEURS has 102 and one split of all of them is "
                          "tens of GB")
     files = fleurs_files(langs, split)
-    offline = hub_offline()
-    try:
-        folder = Path(hub_download(repo, revision=revision, allow_patterns=files,
-                                   local_files_only=offline, cache_dir=cache_dir))
-    except ImportError:
-        raise FileNotFoundError(_fetch_advice(corpus, files, cache_dir, "huggingface_hub is not "
-                                              "installed (pip install huggingface_hub)")) from None
-    except Exception as exc:  # noqa: BLE001 - the hub client's errors (HTTP, offline, cache) vary
-        why = ("HF_HUB_OFFLINE is set and the files are not in the hub cache" if offline else
-               f"the hub could not be reached or refused ({type(exc).__name__}: "
-               f"{str(exc).splitlines()[0] if str(exc) else 'no message'})")
-        raise FileNotFoundError(_fetch_advice(corpus, files, cache_dir, why)) from None
+    folder = _snapshot(corpus, files, cache_dir,
+                       advice=lambda why: _fetch_advice(corpus, files, cache_dir, why))
     absent = [f for f in files if not (folder / f).is_file()]
     if absent:
         raise FileNotFoundError(_fetch_advice(corpus, absent, cache_dir,
                                               f"the snapshot {folder} lacks them"))
     return folder
+
+
+def table_patterns(split: str) -> list[str]:
+    """``allow_patterns`` for one split's Parquet / Arrow files of a dataset repository, in the
+    layouts ``datasets`` and the hub write: ``[<dir>/]<split>-00000-of-00001.parquet``
+    (``push_to_hub``), ``[<config>/]<split>/0000.parquet`` (the hub's Parquet conversion), and
+    ``[<dir>/]<split>.parquet``; ``dev`` is also fetched as ``validation`` and the other way
+    round. (A ``*`` matches ``/`` too, so ``*/`` is any depth of folders.)"""
+    patterns = []
+    for name in split_names(split):
+        for suffix in TABLE_SUFFIXES:
+            for pattern in (f"{name}-*{suffix}", f"{name}/*{suffix}", f"{name}{suffix}"):
+                patterns += [pattern, f"*/{pattern}"]
+    return patterns
+
+
+def fetch_table(corpus: str, split: str, cache_dir: Path | None = None) -> Path:
+    """The snapshot folder holding ``split``'s Parquet / Arrow files of a hub dataset repository
+    (``table_patterns``), fetched into the hub cache when missing; every language of the split
+    comes (a table's languages are rows, not files)."""
+    patterns = table_patterns(split)
+    folder = _snapshot(corpus, patterns, cache_dir,
+                       advice=lambda why: _table_advice(corpus, split, patterns, cache_dir, why))
+    if not any(p.suffix in TABLE_SUFFIXES for p in folder.rglob("*") if p.is_file()):
+        raise FileNotFoundError(_table_advice(
+            corpus, split, patterns, cache_dir,
+            f"the snapshot {folder} holds no Parquet or Arrow file of split {split!r}"))
+    return folder
+
+
+def _snapshot(corpus: str, patterns: list[str], cache_dir: Path | None,
+              advice: Callable[[str], str]) -> Path:
+    """``hub_download`` of ``patterns`` (from the cache only when offline); any failure becomes a
+    FileNotFoundError saying why and what to do (``advice``)."""
+    repo, revision = parse_hub_corpus(corpus)
+    offline = hub_offline()
+    try:
+        return Path(hub_download(repo, revision=revision, allow_patterns=patterns,
+                                 local_files_only=offline, cache_dir=cache_dir))
+    except ImportError:
+        raise FileNotFoundError(advice("huggingface_hub is not installed (pip install "
+                                       "huggingface_hub)")) from None
+    except Exception as exc:  # noqa: BLE001 - the hub client's errors (HTTP, offline, cache) vary
+        why = ("HF_HUB_OFFLINE is set and the files are not in the hub cache" if offline else
+               f"the hub could not be reached or refused ({type(exc).__name__}: "
+               f"{str(exc).splitlines()[0] if str(exc) else 'no message'})")
+        raise FileNotFoundError(advice(why)) from None
+
+
+def _table_advice(corpus: str, split: str, patterns: Sequence[str], cache_dir: Path | None,
+                  why: str) -> str:
+    repo, revision = parse_hub_corpus(corpus)
+    where = cache_dir or os.environ.get("HF_HUB_CACHE") or "~/.cache/huggingface/hub"
+    include = " ".join(f"--include '{p}'" for p in patterns[:2])
+    return (f"cannot get split {split!r} of {repo} as Parquet/Arrow files: {why}. On a machine "
+            f"with network run `hf download {repo} --repo-type dataset {include}"
+            f"{' --revision ' + revision if revision else ''}` (it fills the hub cache, {where}; "
+            "copy that folder here), or download the files any way and pass their folder with "
+            "--corpus <folder> --corpus-format table")
 
 
 def _fetch_advice(corpus: str, files: Sequence[str], cache_dir: Path | None, why: str) -> str:

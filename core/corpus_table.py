@@ -35,7 +35,12 @@ LANG_FROM_PATH = "@path"
 TABLE_SUFFIXES = (".parquet", ".arrow")
 NULL_AUDIO_REASON = "audio cell is empty"
 #: what other tools call a split -> the names ``datasets`` saves them under, tried in turn
-_SPLIT_NAMES = {"dev": ("dev", "validation"), "validation": ("validation", "dev")}
+SPLIT_NAMES = {"dev": ("dev", "validation"), "validation": ("validation", "dev")}
+
+
+def split_names(split: str | None) -> tuple[str | None, ...]:
+    """The names a split may have on disk, the asked one first (``dev`` is ``validation`` too)."""
+    return SPLIT_NAMES.get(split or "", (split,))
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ def table_files(path: Path, split: str | None = None) -> tuple[Path, list[Path]]
         raise FileNotFoundError(f"table corpus {path} is neither a file nor a folder")
     if (path / "dataset_dict.json").is_file():
         splits = _saved_splits(path)
-        for name in _SPLIT_NAMES.get(split or "", (split,)):
+        for name in split_names(split):
             if name in splits:
                 return table_files(path / name, None)
         raise FileNotFoundError(f"{path} is a saved DatasetDict without split {split!r} "

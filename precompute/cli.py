@@ -67,9 +67,10 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.command()
 @click.option("--corpus", default="bundled", show_default=True,
-              help="'bundled' (data/corpus), a corpus directory (or Parquet/Arrow file), or "
-              "hf:google/fleurs (fetches only --langs' --split into the hub cache). See "
-              "docs/corpora.md.")
+              help="'bundled' (data/corpus), a corpus directory (or Parquet/Arrow file), "
+              "hf:google/fleurs (fetches only --langs' --split into the hub cache), or "
+              "hf:<owner>/<name> with --corpus-format table (a Parquet/Arrow dataset's --split). "
+              "See docs/corpora.md.")
 @click.option("--corpus-format", type=click.Choice(CORPUS_FORMATS), default="line", show_default=True,
               help="Layout of a corpus directory: line-aligned FLORES-style files, FLEURS "
               "(extracted, or as the hub stores it with tar.gz audio), or table (Parquet/Arrow "

@@ -188,20 +188,18 @@ def read_corpus(config: BuildConfig):
     """The corpus ``--corpus`` / ``--corpus-format`` name (see docs/corpora.md)."""
     from core import corpus as corpus_module
     from core.corpus_fleurs import load_fleurs, split_file_name
-    from core.corpus_hub import fetch_fleurs, is_hub_corpus
+    from core.corpus_hub import fetch_fleurs, fetch_table, is_hub_corpus
 
     langs = list(config.langs) if config.langs else None
     if config.corpus == "bundled":
         corpus = corpus_module.load_bundled()
         return corpus.subset(langs=langs, n_sentences=config.n_sentences)
-    if is_hub_corpus(config.corpus):
-        if config.corpus_format == "table":
-            raise ValueError(f"--corpus {config.corpus}: hub corpora are read in FLEURS' layout; "
-                             "for a Parquet corpus from the hub, download it and pass its folder")
+    hub = is_hub_corpus(config.corpus)
+    if hub and config.corpus_format != "table":
         root = fetch_fleurs(config.corpus, langs, split_file_name(config.split))
         return load_fleurs(root, split=config.split, langs=langs, n_sentences=config.n_sentences,
                            missing_audio=config.bad_audio)
-    path = Path(config.corpus)
+    path = fetch_table(config.corpus, config.split) if hub else Path(config.corpus)
     if config.corpus_format == "table":
         from core.corpus_table import TableSpec, load_table_corpus, parse_columns, read_spec
 

@@ -160,6 +160,94 @@ def test_hub_snapshot_lacking_files_is_reported(monkeypatch, tmp_path):
         load_corpus(BuildConfig(models=("m",), corpus="hf:google/fleurs", langs=("eng_Latn",)))
 
 
+# ---------------------------------------------------------------------- Parquet from the hub
+def _hub_repo(root, clips):
+    """A dataset repository as ``push_to_hub`` lays it out, with a second split beside the one
+    read and a file that is not a table."""
+    rows = cf.table_rows(clips)
+    cf.write_parquet(root / "data" / "test-00000-of-00001.parquet", rows)
+    cf.write_parquet(root / "data" / "train-00000-of-00001.parquet", rows[:2])
+    (root / "README.md").write_text("a dataset card")
+    return root
+
+
+def _fake_snapshot(repo, into, calls):
+    """``hub_download`` as the hub answers: the repository's files that ``allow_patterns``
+    match (fnmatch, as huggingface_hub filters), copied into a snapshot folder."""
+    import fnmatch
+    import shutil
+
+    def download(repo_id, *, revision, allow_patterns, local_files_only, cache_dir):
+        calls.append((repo_id, revision, local_files_only))
+        for path in repo.rglob("*"):
+            name = path.relative_to(repo).as_posix()
+            if path.is_file() and any(fnmatch.fnmatch(name, p) for p in allow_patterns):
+                (into / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, into / name)
+        return str(into)
+
+    return download
+
+
+def test_a_parquet_dataset_on_the_hub_reads_as_its_local_copy(tmp_path, clips, monkeypatch):
+    repo = _hub_repo(tmp_path / "repo", clips)
+    snapshot, calls = tmp_path / "snapshot", []
+    monkeypatch.setattr(corpus_hub, "hub_download", _fake_snapshot(repo, snapshot, calls))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    config = BuildConfig(models=("m",), corpus="hf:someone/speech@v2", corpus_format="table",
+                         columns=cf.TABLE_COLUMNS, split="test")
+    corpus = load_corpus(config)
+    assert calls == [("someone/speech", "v2", False)]
+    assert sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*.parquet")) == \
+        ["data/test-00000-of-00001.parquet"]  # the other split and the card stay on the hub
+    local = load_table_corpus(repo / "data" / "test-00000-of-00001.parquet", SPEC)
+    assert corpus.langs == local.langs and corpus.sentence_ids == local.sentence_ids
+    assert corpus.texts == local.texts
+    assert np.array_equal(speech_waveform(corpus, corpus.langs[0], 0),
+                          speech_waveform(local, local.langs[0], 0))
+
+
+@pytest.mark.parametrize("split, path, fetched", [
+    ("test", "data/test-00000-of-00002.parquet", True),      # push_to_hub
+    ("test", "test-00000-of-00001.arrow", True),
+    ("test", "en_us/test/0000.parquet", True),               # the hub's Parquet conversion
+    ("test", "default/partial-test/0000.parquet", False),
+    ("test", "test.parquet", True),
+    ("test", "data/train-00000-of-00001.parquet", False),
+    ("test", "data/test-00000-of-00001.csv", False),
+    ("dev", "data/validation-00000-of-00001.parquet", True),  # dev is validation too
+    ("validation", "x/dev/0000.parquet", True),
+    ("dev", "data/test-00000-of-00001.parquet", False),
+])
+def test_table_patterns_fetch_one_split_in_the_hub_layouts(split, path, fetched):
+    import fnmatch
+
+    assert any(fnmatch.fnmatch(path, p) for p in corpus_hub.table_patterns(split)) == fetched
+
+
+def test_a_hub_table_offline_or_without_tables_says_what_to_download(tmp_path, monkeypatch):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline_cache_miss(repo_id, *, revision, allow_patterns, local_files_only, cache_dir):
+        assert local_files_only
+        raise LocalEntryNotFoundError("not in cache")
+
+    monkeypatch.setattr(corpus_hub, "hub_download", offline_cache_miss)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = BuildConfig(models=("m",), corpus="hf:someone/speech", corpus_format="table",
+                         columns=cf.TABLE_COLUMNS, split="dev")
+    with pytest.raises(FileNotFoundError) as error:
+        load_corpus(config)
+    message = str(error.value)
+    assert "split 'dev' of someone/speech" in message and "HF_HUB_OFFLINE is set" in message
+    assert "hf download someone/speech --repo-type dataset --include 'dev-*.parquet'" in message
+    assert "--corpus <folder> --corpus-format table" in message
+    (tmp_path / "README.md").write_text("no tables here")
+    monkeypatch.setattr(corpus_hub, "hub_download", lambda *a, **k: str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="holds no Parquet or Arrow file of split 'dev'"):
+        load_corpus(config)
+
+
 # ---------------------------------------------------------------------- Parquet / Arrow
 def test_parquet_arrow_and_saved_folders_read_alike(tmp_path, clips):
     rows = cf.table_rows(clips)
@@ -310,6 +398,15 @@ def test_hub_offline_with_the_real_client_and_an_empty_cache(tmp_path, monkeypat
                                                 r"data/de_de/test.tsv"):
         corpus_hub.fetch_fleurs("hf:google/fleurs", ["deu_Latn"], "test", cache_dir=tmp_path)
     assert not any(tmp_path.rglob("*.tar.gz"))
+
+
+def test_hub_table_offline_with_the_real_client_and_an_empty_cache(tmp_path, monkeypatch):
+    pytest.importorskip("huggingface_hub")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"HF_HUB_OFFLINE is set.*hf download "
+                                                r"someone/speech --repo-type dataset"):
+        corpus_hub.fetch_table("hf:someone/speech", "test", cache_dir=tmp_path)
+    assert not any(tmp_path.rglob("*.parquet"))
 
 
 def test_bad_table_input_stops_the_build_with_one_line_and_writes_nothing(tmp_path, clips,
