@@ -92,31 +92,38 @@ def fetch_fleurs(corpus: str, langs: Sequence[str] | None, split: str,
     return folder
 
 
-def table_patterns(split: str) -> list[str]:
+def table_patterns(split: str, folders: Sequence[str] = ()) -> list[str]:
     """``allow_patterns`` for one split's Parquet / Arrow files of a dataset repository, in the
     layouts ``datasets`` and the hub write: ``[<dir>/]<split>-00000-of-00001.parquet``
     (``push_to_hub``), ``[<config>/]<split>/0000.parquet`` (the hub's Parquet conversion), and
     ``[<dir>/]<split>.parquet``; ``dev`` is also fetched as ``validation`` and the other way
-    round. (A ``*`` matches ``/`` too, so ``*/`` is any depth of folders.)"""
-    patterns = []
+    round. With ``folders`` (a table whose language is its folder: one per language's label),
+    only files under a folder of those names. (A ``*`` matches ``/`` too, so ``*/`` is any depth
+    of folders.)"""
+    own = []
     for name in split_names(split):
         for suffix in TABLE_SUFFIXES:
-            for pattern in (f"{name}-*{suffix}", f"{name}/*{suffix}", f"{name}{suffix}"):
-                patterns += [pattern, f"*/{pattern}"]
-    return patterns
+            own += [f"{name}-*{suffix}", f"{name}/*{suffix}", f"{name}{suffix}"]
+    if folders:
+        return [f"{outer}{folder}/{inner}{pattern}" for folder in folders for pattern in own
+                for outer in ("", "*/") for inner in ("", "*/")]
+    return [f"{outer}{pattern}" for pattern in own for outer in ("", "*/")]
 
 
-def fetch_table(corpus: str, split: str, cache_dir: Path | None = None) -> Path:
+def fetch_table(corpus: str, split: str, cache_dir: Path | None = None, *,
+                folders: Sequence[str] = ()) -> Path:
     """The snapshot folder holding ``split``'s Parquet / Arrow files of a hub dataset repository
-    (``table_patterns``), fetched into the hub cache when missing; every language of the split
-    comes (a table's languages are rows, not files)."""
-    patterns = table_patterns(split)
+    (``table_patterns``), fetched into the hub cache when missing: every language of the split,
+    unless the table's language is its folder and ``folders`` names the chosen languages'
+    (e.g. FLEURS' Parquet conversion, ``en_us/test/0000.parquet``)."""
+    patterns = table_patterns(split, folders)
     folder = _snapshot(corpus, patterns, cache_dir,
                        advice=lambda why: _table_advice(corpus, split, patterns, cache_dir, why))
     if not any(p.suffix in TABLE_SUFFIXES for p in folder.rglob("*") if p.is_file()):
         raise FileNotFoundError(_table_advice(
             corpus, split, patterns, cache_dir,
-            f"the snapshot {folder} holds no Parquet or Arrow file of split {split!r}"))
+            f"the snapshot {folder} holds no Parquet or Arrow file of split {split!r}"
+            + (f" under a folder named {', '.join(folders)}" if folders else "")))
     return folder
 
 

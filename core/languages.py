@@ -362,6 +362,22 @@ def from_corpus_code(code: str, mapping: dict[str, str] | None = None) -> str:
     raise KeyError(f"unknown language code {raw!r}")
 
 
+def corpus_labels(lang: str, mapping: dict[str, str] | None = None) -> list[str]:
+    """Every label ``from_corpus_code`` reads as ``lang``'s language: the corpus's own
+    (``mapping``), the code itself, its FLEURS locales and ISO 639-1 code; sorted. Why: to name a
+    language's folders in a repository before any of it is read (``core.corpus_hub``). ``lang``
+    may itself be any such label; one no scheme knows is its own only label."""
+    try:
+        code = from_corpus_code(lang, mapping)
+    except KeyError:
+        return [str(lang)]
+    labels = {code, str(lang)}
+    labels |= {label for label, mapped in (mapping or {}).items() if canonical_code(mapped) == code}
+    labels |= {locale for locale, flores in FLEURS_TO_FLORES.items() if flores == code}
+    labels |= {iso for iso, flores in _iso_639_1().items() if flores == code}
+    return sorted(labels)
+
+
 def unknown_corpus_codes(codes: Iterable[str], mapping: dict[str, str] | None = None) -> list[str]:
     """The codes of ``codes`` that ``from_corpus_code`` cannot place, sorted."""
     unknown = set()

@@ -199,14 +199,22 @@ def read_corpus(config: BuildConfig):
         root = fetch_fleurs(config.corpus, langs, split_file_name(config.split))
         return load_fleurs(root, split=config.split, langs=langs, n_sentences=config.n_sentences,
                            missing_audio=config.bad_audio)
-    path = fetch_table(config.corpus, config.split) if hub else Path(config.corpus)
     if config.corpus_format == "table":
-        from core.corpus_table import TableSpec, load_table_corpus, parse_columns, read_spec
+        from core.corpus_table import (LANG_FROM_PATH, TableSpec, load_table_corpus, parse_columns,
+                                       read_spec)
+        from core.languages import corpus_labels
 
         spec = (read_spec(config.corpus_config, config.columns) if config.corpus_config
                 else TableSpec(parse_columns(config.columns or "")))
+        path = Path(config.corpus)
+        if hub:  # a language read from the path: fetch only the chosen languages' folders
+            folders = sorted({label for lang in langs or () for label in
+                              corpus_labels(lang, spec.lang_map)}) \
+                if spec.columns.lang == LANG_FROM_PATH else []
+            path = fetch_table(config.corpus, config.split, folders=folders)
         return load_table_corpus(path, spec, split=config.split, langs=langs,
                                  n_sentences=config.n_sentences)
+    path = Path(config.corpus)
     if not path.is_dir():
         raise FileNotFoundError(f"--corpus {config.corpus!r} is neither 'bundled' nor a directory "
                                 "nor hf:<repo> (a Parquet/Arrow file needs --corpus-format table)")

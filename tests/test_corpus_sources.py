@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from core import audio_refs, corpus_hub
+from core import audio_refs, corpus_hub, languages
 from core.corpus import speech_waveform
 from core.corpus_fleurs import load_fleurs
 from core.corpus_table import TableColumns, TableSpec, load_table_corpus, parse_columns, read_spec
@@ -207,6 +207,35 @@ def test_a_parquet_dataset_on_the_hub_reads_as_its_local_copy(tmp_path, clips, m
                           speech_waveform(local, local.langs[0], 0))
 
 
+def test_a_hub_table_with_a_folder_per_language_fetches_only_the_chosen_ones(tmp_path, clips,
+                                                                           monkeypatch):
+    """FLEURS' Parquet conversion: ``<locale>/<split>/0000.parquet``, the language read from the
+    folder (``lang=@path``): --langs picks the folders fetched."""
+    rows = cf.table_rows(clips)
+    repo = tmp_path / "repo"
+    chosen = sorted({row["locale"] for row in rows})  # en_us, de_de
+    for locale in [*chosen, "sw_ke"]:  # Swahili's folder (English rows) is not asked for
+        for split in ("test", "train"):
+            cf.write_parquet(repo / locale / split / "0000.parquet",
+                             [{k: v for k, v in row.items() if k != "locale"} for row in rows
+                              if row["locale"] == (locale if locale != "sw_ke" else "en_us")])
+    snapshot, calls = tmp_path / "snapshot", []
+    monkeypatch.setattr(corpus_hub, "hub_download", _fake_snapshot(repo, snapshot, calls))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    langs = tuple(languages.from_corpus_code(locale) for locale in chosen)
+    columns = "id=sentence,lang=@path,text=transcription,audio=audio"
+    corpus = load_corpus(BuildConfig(models=("m",), corpus="hf:google/fleurs@refs/convert/parquet",
+                                     corpus_format="table", columns=columns, split="test",
+                                     langs=langs))
+    assert calls == [("google/fleurs", "refs/convert/parquet", False)]
+    assert sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*.parquet")) == \
+        [f"{locale}/test/0000.parquet" for locale in chosen]  # not the third, nor train
+    assert sorted(corpus.langs) == sorted(langs) and len(corpus) == 3
+    local = load_table_corpus(repo, TableSpec(parse_columns(columns)), split="test",
+                              langs=list(langs))
+    assert corpus.texts == local.texts and corpus.sentence_ids == local.sentence_ids
+
+
 @pytest.mark.parametrize("split, path, fetched", [
     ("test", "data/test-00000-of-00002.parquet", True),      # push_to_hub
     ("test", "test-00000-of-00001.arrow", True),
@@ -223,6 +252,23 @@ def test_table_patterns_fetch_one_split_in_the_hub_layouts(split, path, fetched)
     import fnmatch
 
     assert any(fnmatch.fnmatch(path, p) for p in corpus_hub.table_patterns(split)) == fetched
+
+
+@pytest.mark.parametrize("path, fetched", [
+    ("de_de/test/0000.parquet", True),
+    ("de/test-00000-of-00001.parquet", True),
+    ("data/deu_Latn/test.parquet", True),
+    ("de_de/sub/test/0000.parquet", True),
+    ("en_us/test/0000.parquet", False),
+    ("de_de/train/0000.parquet", False),
+    ("test/0000.parquet", False),  # no language folder: not the asked language's
+])
+def test_table_patterns_with_language_folders_fetch_only_those(path, fetched):
+    import fnmatch
+
+    folders = languages.corpus_labels("deu_Latn")
+    assert any(fnmatch.fnmatch(path, p) for p in corpus_hub.table_patterns("test", folders)) \
+        == fetched
 
 
 def test_a_hub_table_offline_or_without_tables_says_what_to_download(tmp_path, monkeypatch):

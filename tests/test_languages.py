@@ -246,3 +246,13 @@ def test_the_code_table_agrees_with_each_checkpoint_layout():
 
 def test_known_language_codes_are_the_corpus_languages_and_their_aliases():
     assert languages.known_language_codes() == [*known_languages(), "cmn_Hans"]
+
+
+def test_corpus_labels_are_every_label_read_as_the_language():
+    labels = languages.corpus_labels("deu_Latn", {"German": "deu_Latn", "English": "eng_Latn"})
+    assert labels == ["German", "de", "de_de", "deu_Latn"]
+    assert all(languages.from_corpus_code(label, {"German": "deu_Latn"}) == "deu_Latn"
+               for label in labels)
+    assert languages.corpus_labels("de_de") == languages.corpus_labels("deu_Latn")
+    assert "zh" not in languages.corpus_labels("zho_Hans")  # zh names two languages
+    assert languages.corpus_labels("xx_unknown") == ["xx_unknown"]
