@@ -278,15 +278,19 @@ def matrices(ctx: click.Context, store_path: Path, run_ids: tuple[str, ...],
               help="How many disjoint parts of its sentences.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the permutation that assigns sentences to parts.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes measuring the parts (each reads the parent's activations from the "
+              "store and gets its share of the CPU threads); the rows are the same.")
 @click.pass_context
-def halves(ctx: click.Context, store_path: Path, run_id: str, n_parts: int, seed: int) -> None:
+def halves(ctx: click.Context, store_path: Path, run_id: str, n_parts: int, seed: int,
+           workers: int) -> None:
     """Add derived runs holding disjoint parts of a run's sentences, measured from its stored
     activations (no model): the verdict metrics and controls on each part, for the replication
     tables of `report` and the dashboard. Parts already in the store are kept."""
     from precompute.halves import split_run
 
     with _sigterm_as_exit():
-        done = _run(ctx, lambda: split_run(store_path, run_id, n_parts, seed,
+        done = _run(ctx, lambda: split_run(store_path, run_id, n_parts, seed, workers=workers,
                                            command_line=ctx.obj.get("argv")))
     for part in done:
         if part.n_metrics is None:

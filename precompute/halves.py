@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from core.replication import DERIVED_KEY, derivation
 from core.store import Store, copy_store_file
@@ -39,6 +40,7 @@ from precompute import measure
 from precompute.config import BuildError
 from precompute.measure_inputs import MeasureInputs, PreparedCorpus, layers_in_memory, \
     modality_lengths
+from precompute.processes import in_processes
 from precompute.provenance import collect_versions
 from precompute.publish import staged_store
 from precompute.recompute import RecomputeOptions, inputs_from_store, runs_to_recompute, \
@@ -141,10 +143,12 @@ def part_config(recorded: dict[str, Any], inputs: MeasureInputs, *, parent: str,
 
 
 def split_run(store_path: str | Path, run_id: str, n_parts: int = 2, seed: int = 0, *,
-              command_line: Sequence[str] | None = None) -> list[PartRun]:
+              workers: int = 1, command_line: Sequence[str] | None = None) -> list[PartRun]:
     """Add the ``n_parts`` derived runs of ``run_id`` (seeded by ``seed``) to the store; parts
     already there are kept (nothing is copied when all are). Checks before any copy: the run exists,
-    is complete, is not itself derived and stored its activations."""
+    is complete, is not itself derived and stored its activations. ``workers`` > 1 measures the
+    parts in that many processes (``precompute.processes``), each reading the parent's activations
+    from the store itself; the rows are the same."""
     store_path = Path(store_path)
     with Store.open(store_path) as original:
         recorded = original.run(run_id)  # KeyError listing the known runs
@@ -162,35 +166,60 @@ def split_run(store_path: str | Path, run_id: str, n_parts: int = 2, seed: int =
             if rid in existing]
     if not todo:
         return done
+    measured: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    if workers > 1 and len(todo) > 1:  # read from the published store, before the copy is made
+        results = in_processes(measure_part_from_store,
+                               [(str(store_path), run_id, metrics, parts[i]) for i in todo],
+                               min(workers, len(todo)), desc=f"parts of {run_id}")
+        measured = dict(zip(todo, results, strict=True))
     with store_lock(store_path), staged_store(store_path, compact=True) as tmp:
         with Store.open(store_path):  # held open while copying: no writer can start
             copy_store_file(store_path, tmp)
         with Store.open(tmp, read_only=False) as store:
             existing = set(store.runs().run_id)  # another writer may have added parts meanwhile
             inputs = inputs_from_store(store, run_id, RecomputeOptions(metrics=metrics, umap=False))
-            states = stored_states(store, run_id, inputs.components, inputs.prepared)
-            inputs = dataclasses.replace(inputs, layer=layers_in_memory(states))
+            if len(measured) < len(todo):  # measured here, one part after the other
+                states = stored_states(store, run_id, inputs.components, inputs.prepared)
+                inputs = dataclasses.replace(inputs, layer=layers_in_memory(states))
             versions = collect_versions()
             for i in todo:
                 if ids[i] in existing:
                     continue
-                done.append(_add_part(store, recorded, inputs, ids[i], i + 1, n_parts, seed,
+                own = part_inputs(inputs, parts[i])
+                rows = measured[i] if i in measured else measure_part(own)
+                done.append(_add_part(store, recorded, own, rows, ids[i], i + 1, n_parts, seed,
                                       parts[i], versions, command_line))
     log.info("published %s (parts of %s: %s)", store_path, run_id,
              ", ".join(p.run_id for p in done if p.n_metrics is not None))
     return sorted(done, key=lambda p: p.part)
 
 
-def _add_part(store: Store, recorded: dict[str, Any], inputs: MeasureInputs, part_id: str,
-              part: int, n_parts: int, seed: int, sentence_ids: list[int],
-              versions: dict[str, Any], command_line: Sequence[str] | None) -> PartRun:
-    """Measure one part and write it as a complete run in one transaction."""
-    parent = str(recorded["run_id"])
-    own = part_inputs(inputs, sentence_ids)
+def measure_part(own: MeasureInputs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One part's metric rows and length-matched rows (``part_inputs``' inputs)."""
     pairs = variant_pairs(own.pairs)
-    log.info("%s: %d sentences, %d pairs", part_id, len(sentence_ids), len(pairs))
-    metrics = measure.compute_metrics(own, pairs)
-    variants = measure.compute_metric_variants(own, pairs, kinds=PART_VARIANTS)
+    log.info("%d sentences, %d pairs", len(own.prepared.sentence_ids), len(pairs))
+    return (measure.compute_metrics(own, pairs),
+            measure.compute_metric_variants(own, pairs, kinds=PART_VARIANTS))
+
+
+def measure_part_from_store(store_path: str, run_id: str, metrics: tuple[str, ...],
+                            sentence_ids: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``measure_part`` in a worker process: the parent's inputs and the part's activations read
+    from the store (read-only), as ``split_run`` reads them."""
+    with Store.open(store_path) as store:
+        inputs = inputs_from_store(store, run_id, RecomputeOptions(metrics=metrics, umap=False))
+        states = stored_states(store, run_id, inputs.components, inputs.prepared)
+    inputs = dataclasses.replace(inputs, layer=layers_in_memory(states))
+    return measure_part(part_inputs(inputs, sentence_ids))
+
+
+def _add_part(store: Store, recorded: dict[str, Any], own: MeasureInputs,
+              rows: tuple[pd.DataFrame, pd.DataFrame], part_id: str, part: int, n_parts: int,
+              seed: int, sentence_ids: list[int], versions: dict[str, Any],
+              command_line: Sequence[str] | None) -> PartRun:
+    """Write one measured part as a complete run in one transaction."""
+    parent = str(recorded["run_id"])
+    metrics, variants = rows
     config = part_config(recorded["config"], own, parent=parent, part=part, n_parts=n_parts,
                          seed=seed, sentence_ids=sentence_ids, command_line=command_line)
     with store.transaction():
@@ -205,4 +234,3 @@ def _add_part(store: Store, recorded: dict[str, Any], inputs: MeasureInputs, par
             store.add_metric_variants(part_id, variants)
         store.finish_run(part_id)
     return PartRun(part_id, part, len(sentence_ids), len(metrics), len(variants))
-
