@@ -157,7 +157,7 @@ def split_run(store_path: str | Path, run_id: str, n_parts: int = 2, seed: int =
                              f"{derivation(recorded['config'])['run_id']!r}; split that run")
         runs_to_recompute(original, [run_id])  # complete, activations stored
         metrics = part_metrics(original, run_id)
-        inputs = inputs_from_store(original, run_id, RecomputeOptions(metrics=metrics, umap=False))
+        inputs = parent_inputs(original, run_id, metrics, in_memory=False)
         parts = sentence_parts(inputs.prepared.sentence_ids, n_parts, seed)
         ids = [part_run_id(run_id, i + 1, n_parts, seed) for i in range(n_parts)]
         existing = set(original.runs().run_id)
@@ -169,7 +169,8 @@ def split_run(store_path: str | Path, run_id: str, n_parts: int = 2, seed: int =
     measured: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}
     if workers > 1 and len(todo) > 1:  # read from the published store, before the copy is made
         results = in_processes(measure_part_from_store,
-                               [(str(store_path), run_id, metrics, parts[i]) for i in todo],
+                               [(str(store_path), run_id, metrics, parts[i], ids[i])
+                                for i in todo],
                                min(workers, len(todo)), desc=f"parts of {run_id}")
         measured = dict(zip(todo, results, strict=True))
     with store_lock(store_path), staged_store(store_path, compact=True) as tmp:
@@ -177,16 +178,14 @@ def split_run(store_path: str | Path, run_id: str, n_parts: int = 2, seed: int =
             copy_store_file(store_path, tmp)
         with Store.open(tmp, read_only=False) as store:
             existing = set(store.runs().run_id)  # another writer may have added parts meanwhile
-            inputs = inputs_from_store(store, run_id, RecomputeOptions(metrics=metrics, umap=False))
-            if len(measured) < len(todo):  # measured here, one part after the other
-                states = stored_states(store, run_id, inputs.components, inputs.prepared)
-                inputs = dataclasses.replace(inputs, layer=layers_in_memory(states))
+            # activations loaded only when the parts are measured here, one after the other
+            inputs = parent_inputs(store, run_id, metrics, in_memory=len(measured) < len(todo))
             versions = collect_versions()
             for i in todo:
                 if ids[i] in existing:
                     continue
                 own = part_inputs(inputs, parts[i])
-                rows = measured[i] if i in measured else measure_part(own)
+                rows = measured[i] if i in measured else measure_part(own, ids[i])
                 done.append(_add_part(store, recorded, own, rows, ids[i], i + 1, n_parts, seed,
                                       parts[i], versions, command_line))
     log.info("published %s (parts of %s: %s)", store_path, run_id,
@@ -194,23 +193,33 @@ def split_run(store_path: str | Path, run_id: str, n_parts: int = 2, seed: int =
     return sorted(done, key=lambda p: p.part)
 
 
-def measure_part(own: MeasureInputs) -> tuple[pd.DataFrame, pd.DataFrame]:
+def parent_inputs(store: Store, run_id: str, metrics: tuple[str, ...], *,
+                  in_memory: bool) -> MeasureInputs:
+    """The parent run's stage-2 inputs from ``store``; with ``in_memory`` its activations read
+    whole at once (every part reads them), else read only if a layer is asked for."""
+    inputs = inputs_from_store(store, run_id, RecomputeOptions(metrics=metrics, umap=False))
+    if not in_memory:
+        return inputs
+    states = stored_states(store, run_id, inputs.components, inputs.prepared)
+    return dataclasses.replace(inputs, layer=layers_in_memory(states))
+
+
+def measure_part(own: MeasureInputs, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One part's metric rows and length-matched rows (``part_inputs``' inputs)."""
     pairs = variant_pairs(own.pairs)
-    log.info("%d sentences, %d pairs", len(own.prepared.sentence_ids), len(pairs))
+    log.info("%s: %d sentences, %d pairs", label, len(own.prepared.sentence_ids), len(pairs))
     return (measure.compute_metrics(own, pairs),
             measure.compute_metric_variants(own, pairs, kinds=PART_VARIANTS))
 
 
 def measure_part_from_store(store_path: str, run_id: str, metrics: tuple[str, ...],
-                            sentence_ids: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``measure_part`` in a worker process: the parent's inputs and the part's activations read
-    from the store (read-only), as ``split_run`` reads them."""
+                            sentence_ids: list[int], label: str
+                            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``measure_part`` in a worker process: the parent's inputs and activations read from the
+    store (read-only), as ``split_run`` reads them."""
     with Store.open(store_path) as store:
-        inputs = inputs_from_store(store, run_id, RecomputeOptions(metrics=metrics, umap=False))
-        states = stored_states(store, run_id, inputs.components, inputs.prepared)
-    inputs = dataclasses.replace(inputs, layer=layers_in_memory(states))
-    return measure_part(part_inputs(inputs, sentence_ids))
+        inputs = parent_inputs(store, run_id, metrics, in_memory=True)
+    return measure_part(part_inputs(inputs, sentence_ids), label)
 
 
 def _add_part(store: Store, recorded: dict[str, Any], own: MeasureInputs,
